@@ -1,1 +1,127 @@
-int main(void){return 0;}
+/* main.c - argv and environment to config, signals, the event loop.
+ *
+ * Startup: load config (config.c), create the data directory, create the
+ * server (server.c) with the router (router.c) as its dispatcher, listen, run.
+ * SIGTERM/SIGINT start a graceful drain: stop accepting, finish in-flight
+ * requests, GOAWAY HTTP/2 sessions, exit 0 once all connections are closed or
+ * the drain timeout has passed. A second signal exits at once. */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+
+struct run {
+    struct event_base *base;
+    struct gw_server *srv;
+    int signals;
+};
+
+static void on_drained(void *arg)
+{
+    struct run *r = arg;
+    gw_log(GW_LOG_INFO, "stopped", "all connections closed");
+    event_base_loopexit(r->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct run *r = arg;
+    if (r->signals++ > 0) {
+        gw_log(GW_LOG_WARN, "stop_now", "second signal %d: exiting without drain", (int)sig);
+        event_base_loopbreak(r->base);
+        return;
+    }
+    gw_log(GW_LOG_INFO, "signal", "signal %d: draining", (int)sig);
+    gw_server_drain(r->srv, on_drained, r);
+}
+
+/* mkdir -p for the data directory. */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
+        return -1;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct gw_config cfg;
+    switch (gw_config_load(&cfg, argc, argv, stdout, stderr)) {
+    case GW_CONFIG_EXIT_OK:
+        gw_config_clear(&cfg);
+        return 0;
+    case GW_CONFIG_ERROR:
+        gw_config_clear(&cfg);
+        return 2;
+    case GW_CONFIG_OK:
+        break;
+    }
+    gw_log_level_parse(cfg.log_level, &gw_log_min);
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads(); /* the store's syncer thread posts back to the loop */
+
+    int rc = 1;
+    struct run r = {0};
+    struct event *sigterm = NULL, *sigint = NULL;
+    struct gw_error err = {0};
+    if (make_dirs(cfg.data_dir) != 0) {
+        gw_log(GW_LOG_ERROR, "data_dir", "cannot create %s: %s", cfg.data_dir, strerror(errno));
+        goto out;
+    }
+    r.base = event_base_new();
+    if (!r.base) {
+        gw_log(GW_LOG_ERROR, "startup", "event_base_new failed");
+        goto out;
+    }
+    struct gw_app app = {.cfg = &cfg, .ops = gw_ops};
+    r.srv = gw_server_new(r.base, &cfg, gw_router_dispatch, &app, &err);
+    if (!r.srv) {
+        gw_log(GW_LOG_ERROR, "startup", "%s", err.message);
+        goto out;
+    }
+    app.srv = r.srv;
+    if (gw_server_listen(r.srv, &err) != 0) {
+        gw_log(GW_LOG_ERROR, "startup", "%s", err.message);
+        goto out;
+    }
+    sigterm = evsignal_new(r.base, SIGTERM, on_signal, &r);
+    sigint = evsignal_new(r.base, SIGINT, on_signal, &r);
+    evsignal_add(sigterm, NULL);
+    evsignal_add(sigint, NULL);
+    gw_log(GW_LOG_INFO, "ready", "sluice %s data_dir=%s", SLUICE_VERSION, cfg.data_dir);
+    event_base_dispatch(r.base);
+    rc = 0;
+out:
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    gw_server_free(r.srv);
+    if (r.base)
+        event_base_free(r.base);
+    gw_config_clear(&cfg);
+    return rc;
+}

@@ -1,0 +1,347 @@
+/* config.c - declarative option table (Redis's static_configs[] in config.c).
+ *
+ * Each option is one row: flag, environment variable, type, bounds, default,
+ * target field and help text. --help is generated from the table, so the table
+ * is the documentation. Adding an option means adding one row. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "mem.h"
+
+enum opt_type { OPT_STRING, OPT_LISTEN, OPT_SIZE, OPT_DURATION, OPT_UINT, OPT_LOGLEVEL };
+
+struct opt {
+    const char *name;   /* --name */
+    const char *env;    /* SLUICE_... */
+    enum opt_type type;
+    size_t offset;      /* into struct gw_config */
+    const char *def;    /* default, parsed like user input; NULL = unset */
+    uint64_t min, max;  /* numeric bounds (inclusive) */
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct gw_config, f)
+#define KiB (UINT64_C(1) << 10)
+#define MiB (UINT64_C(1) << 20)
+#define GiB (UINT64_C(1) << 30)
+
+static const struct opt opts[] = {
+    {"listen", "SLUICE_LISTEN", OPT_LISTEN, OFF(listen), "127.0.0.1:4567", 0, 0,
+     "Address to listen on, host:port or [v6]:port; repeatable (env: comma-separated). "
+     "Port 0 picks a free port; the bound address is logged as event \"listening\"."},
+    {"data-dir", "SLUICE_DATA_DIR", OPT_STRING, OFF(data_dir), "./data", 0, 0,
+     "Directory for the store's segments and manifest."},
+    {"tls-cert", "SLUICE_TLS_CERT", OPT_STRING, OFF(tls_cert), NULL, 0, 0,
+     "PEM certificate (chain) for TLS; with --tls-key enables h2 and http/1.1 over TLS on the same port."},
+    {"tls-key", "SLUICE_TLS_KEY", OPT_STRING, OFF(tls_key), NULL, 0, 0,
+     "PEM private key for --tls-cert."},
+    {"log-level", "SLUICE_LOG_LEVEL", OPT_LOGLEVEL, OFF(log_level), "info", 0, 0,
+     "debug, info, warn or error."},
+    {"max-header-bytes", "SLUICE_MAX_HEADER_BYTES", OPT_SIZE, OFF(max_header_bytes), "64KiB",
+     1 * KiB, 16 * MiB, "Largest request line plus headers (431 above it)."},
+    {"max-body-bytes", "SLUICE_MAX_BODY_BYTES", OPT_SIZE, OFF(max_body_bytes), "10MiB",
+     1 * KiB, 1 * GiB, "Largest request body (413 above it); must admit a 5 MiB PutRecords in base64."},
+    {"header-timeout", "SLUICE_HEADER_TIMEOUT", OPT_DURATION, OFF(header_timeout_ms), "10s",
+     10, 3600 * 1000, "Time allowed from a request's first byte to the end of its headers."},
+    {"idle-timeout", "SLUICE_IDLE_TIMEOUT", OPT_DURATION, OFF(idle_timeout_ms), "120s",
+     10, 24 * 3600 * 1000, "Close a connection that has no request in progress, or makes no progress, for this long."},
+    {"drain-timeout", "SLUICE_DRAIN_TIMEOUT", OPT_DURATION, OFF(drain_timeout_ms), "10s",
+     0, 3600 * 1000, "On SIGTERM/SIGINT, longest wait for in-flight requests before closing."},
+    {"max-streams", "SLUICE_MAX_STREAMS", OPT_UINT, OFF(max_streams), "1000",
+     1, 1u << 20, "Concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS)."},
+    {"max-connections", "SLUICE_MAX_CONNECTIONS", OPT_UINT, OFF(max_connections), "10000",
+     1, 1u << 20, "Connections held at once; further ones are closed at accept."},
+    {"h2-window", "SLUICE_H2_WINDOW", OPT_SIZE, OFF(h2_window), "16MiB",
+     65535, (1u << 31) - 1, "HTTP/2 receive window advertised per stream and per connection."},
+    {"conn-buffer-bytes", "SLUICE_CONN_BUFFER_BYTES", OPT_SIZE, OFF(conn_buffer_bytes), "256KiB",
+     16 * KiB, 64 * MiB, "Output buffered per connection before it stops producing (back-pressure)."},
+    {"conn-body-bytes", "SLUICE_CONN_BODY_BYTES", OPT_SIZE, OFF(conn_body_bytes), "64MiB",
+     1 * KiB, 16 * GiB, "Request body bytes buffered at once per connection across its HTTP/2 streams (503 above it)."},
+};
+
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+static bool is_size_field(const struct opt *o)
+{
+    return o->offset == OFF(max_header_bytes) || o->offset == OFF(max_body_bytes) ||
+           o->offset == OFF(conn_buffer_bytes) || o->offset == OFF(conn_body_bytes);
+}
+
+/* Parses a number with an optional unit; "units" maps suffix to multiplier. */
+struct unit {
+    const char *suffix;
+    uint64_t mult;
+};
+
+static const struct unit size_units[] = {
+    {"", 1}, {"b", 1}, {"k", KiB}, {"kb", KiB}, {"kib", KiB}, {"m", MiB}, {"mb", MiB},
+    {"mib", MiB}, {"g", GiB}, {"gb", GiB}, {"gib", GiB}, {NULL, 0}};
+static const struct unit time_units[] = {
+    {"ms", 1}, {"s", 1000}, {"", 1000}, {"m", 60000}, {"min", 60000}, {"h", 3600000}, {NULL, 0}};
+
+static int parse_num(const char *s, const struct unit *units, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (*s < '0' || *s > '9')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -1;
+    for (const struct unit *u = units; u->suffix; u++) {
+        if (strcasecmp(end, u->suffix) == 0) {
+            if (u->mult && v > UINT64_MAX / u->mult)
+                return -1;
+            *out = v * u->mult;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int gw_config_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hl;
+    if (*s == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':')
+            return -1;
+        h = s + 1;
+        hl = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        hl = (size_t)(colon - s);
+    }
+    if (hl == 0 || hl >= hostlen)
+        return -1;
+    uint64_t p;
+    if (parse_num(colon + 1, (const struct unit[]){{"", 1}, {NULL, 0}}, &p) != 0 || p > 65535)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+/* Applies one value; "from" names its source for error messages. */
+static int apply(struct gw_config *cfg, const struct opt *o, const char *val, const char *from,
+                 FILE *err)
+{
+    void *field = (char *)cfg + o->offset;
+    uint64_t n;
+    switch (o->type) {
+    case OPT_STRING: {
+        char **p = field;
+        free(*p);
+        *p = xstrdup(val);
+        return 0;
+    }
+    case OPT_LOGLEVEL: {
+        enum gw_log_level l;
+        if (gw_log_level_parse(val, &l) != 0) {
+            fprintf(err, "sluice: %s: bad log level '%s' (debug, info, warn, error)\n", from, val);
+            return -1;
+        }
+        char **p = field;
+        free(*p);
+        *p = xstrdup(val);
+        return 0;
+    }
+    case OPT_LISTEN: {
+        char host[256];
+        uint16_t port;
+        if (gw_config_split_hostport(val, host, sizeof host, &port) != 0) {
+            fprintf(err, "sluice: %s: bad listen address '%s' (host:port or [v6]:port)\n", from, val);
+            return -1;
+        }
+        if (cfg->nlisten == GW_MAX_LISTEN) {
+            fprintf(err, "sluice: %s: at most %d listen addresses\n", from, GW_MAX_LISTEN);
+            return -1;
+        }
+        cfg->listen[cfg->nlisten++] = xstrdup(val);
+        return 0;
+    }
+    case OPT_SIZE:
+    case OPT_DURATION:
+    case OPT_UINT:
+        if (parse_num(val, o->type == OPT_DURATION ? time_units
+                           : o->type == OPT_SIZE   ? size_units
+                                                   : (const struct unit[]){{"", 1}, {NULL, 0}},
+                      &n) != 0) {
+            fprintf(err, "sluice: %s: bad value '%s' for --%s\n", from, val, o->name);
+            return -1;
+        }
+        if (n < o->min || n > o->max) {
+            fprintf(err, "sluice: %s: --%s must be between %" PRIu64 " and %" PRIu64 ", got '%s'\n",
+                    from, o->name, o->min, o->max, val);
+            return -1;
+        }
+        if (o->type == OPT_DURATION)
+            *(uint64_t *)field = n;
+        else if (is_size_field(o))
+            *(size_t *)field = (size_t)n;
+        else
+            *(uint32_t *)field = (uint32_t)n;
+        return 0;
+    }
+    return -1;
+}
+
+static void clear_listen(struct gw_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        free(cfg->listen[i]);
+    cfg->nlisten = 0;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: sluice [options]\n"
+            "Sluice %s: a streaming gateway that speaks the Kinesis Data Streams API over\n"
+            "HTTP/1.1, h2c and h2 (TLS) on one port.\n\n"
+            "Options (each also read from its environment variable; flags win):\n",
+            SLUICE_VERSION);
+    for (size_t i = 0; i < NOPTS; i++) {
+        const struct opt *o = &opts[i];
+        fprintf(out, "  --%-20s %s\n", o->name, o->help);
+        fprintf(out, "  %-22s env %s%s%s\n", "", o->env, o->def ? ", default " : "",
+                o->def ? o->def : "");
+    }
+    fprintf(out, "  --%-20s %s\n", "print-config", "Print the resolved configuration and exit.");
+    fprintf(out, "  --%-20s %s\n", "help", "Show this help and exit.");
+}
+
+static void print_config(const struct gw_config *cfg, FILE *out)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        const struct opt *o = &opts[i];
+        const void *field = (const char *)cfg + o->offset;
+        fprintf(out, "%s = ", o->name);
+        switch (o->type) {
+        case OPT_STRING:
+        case OPT_LOGLEVEL: {
+            const char *s = *(char *const *)field;
+            fprintf(out, "%s\n", s ? s : "(unset)");
+            break;
+        }
+        case OPT_LISTEN:
+            for (size_t j = 0; j < cfg->nlisten; j++)
+                fprintf(out, "%s%s", j ? "," : "", cfg->listen[j]);
+            fputc('\n', out);
+            break;
+        case OPT_DURATION:
+            fprintf(out, "%" PRIu64 "ms\n", *(const uint64_t *)field);
+            break;
+        case OPT_SIZE:
+            if (is_size_field(o))
+                fprintf(out, "%zu\n", *(const size_t *)field);
+            else
+                fprintf(out, "%" PRIu32 "\n", *(const uint32_t *)field);
+            break;
+        case OPT_UINT:
+            fprintf(out, "%" PRIu32 "\n", *(const uint32_t *)field);
+            break;
+        }
+    }
+}
+
+enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **argv,
+                                     FILE *out, FILE *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NOPTS; i++)
+        if (opts[i].def && apply(cfg, &opts[i], opts[i].def, "default", err) != 0)
+            return GW_CONFIG_ERROR;
+
+    for (size_t i = 0; i < NOPTS; i++) {
+        const char *v = getenv(opts[i].env);
+        if (!v || !*v)
+            continue;
+        if (opts[i].type == OPT_LISTEN) {
+            clear_listen(cfg);
+            char *copy = xstrdup(v), *save = NULL;
+            int rc = 0;
+            for (char *t = strtok_r(copy, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save))
+                rc = apply(cfg, &opts[i], t, opts[i].env, err);
+            free(copy);
+            if (rc != 0)
+                return GW_CONFIG_ERROR;
+        } else if (apply(cfg, &opts[i], v, opts[i].env, err) != 0) {
+            return GW_CONFIG_ERROR;
+        }
+    }
+
+    bool listen_from_flags = false, want_print = false;
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            usage(out);
+            return GW_CONFIG_EXIT_OK;
+        }
+        if (strcmp(arg, "--print-config") == 0) {
+            want_print = true;
+            continue;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(err, "sluice: unexpected argument '%s' (see --help)\n", arg);
+            return GW_CONFIG_ERROR;
+        }
+        const char *name = arg + 2, *val = NULL;
+        size_t namelen = strcspn(name, "=");
+        if (name[namelen] == '=')
+            val = name + namelen + 1;
+        const struct opt *o = NULL;
+        for (size_t i = 0; i < NOPTS; i++)
+            if (strlen(opts[i].name) == namelen && strncmp(opts[i].name, name, namelen) == 0)
+                o = &opts[i];
+        if (!o) {
+            fprintf(err, "sluice: unknown option '%s' (see --help)\n", arg);
+            return GW_CONFIG_ERROR;
+        }
+        if (!val) {
+            if (a + 1 >= argc) {
+                fprintf(err, "sluice: --%s needs a value\n", o->name);
+                return GW_CONFIG_ERROR;
+            }
+            val = argv[++a];
+        }
+        if (o->type == OPT_LISTEN && !listen_from_flags) {
+            /* The first --listen replaces the default/env list; more append. */
+            clear_listen(cfg);
+            listen_from_flags = true;
+        }
+        if (apply(cfg, o, val, "command line", err) != 0)
+            return GW_CONFIG_ERROR;
+    }
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+        fprintf(err, "sluice: --tls-cert and --tls-key go together\n");
+        return GW_CONFIG_ERROR;
+    }
+    if (want_print) {
+        print_config(cfg, out);
+        return GW_CONFIG_EXIT_OK;
+    }
+    return GW_CONFIG_OK;
+}
+
+void gw_config_clear(struct gw_config *cfg)
+{
+    clear_listen(cfg);
+    free(cfg->data_dir);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    free(cfg->log_level);
+    memset(cfg, 0, sizeof *cfg);
+}

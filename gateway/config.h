@@ -1,0 +1,51 @@
+/* config.h - the resolved server configuration.
+ *
+ * Options live in one table in config.c (name, environment variable, type,
+ * bounds, default, help). Precedence: defaults, then SLUICE_* environment
+ * variables, then command-line flags. The result is frozen after startup and
+ * passed around as `const struct gw_config *`. */
+#ifndef SLUICE_GW_CONFIG_H
+#define SLUICE_GW_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define GW_MAX_LISTEN 16
+
+struct gw_config {
+    char *listen[GW_MAX_LISTEN]; /* "host:port" or "[v6]:port" */
+    size_t nlisten;
+    char *data_dir;
+    char *tls_cert;
+    char *tls_key;
+    char *log_level;
+
+    size_t max_header_bytes;     /* request line + headers, per request */
+    size_t max_body_bytes;       /* one request body */
+    uint64_t header_timeout_ms;  /* first byte to end of headers */
+    uint64_t idle_timeout_ms;    /* no request in progress, or no progress at all */
+    uint64_t drain_timeout_ms;   /* SIGTERM: longest wait for in-flight work */
+    uint32_t max_streams;        /* concurrent HTTP/2 streams per connection */
+    uint32_t max_connections;    /* accepted connections at once */
+    uint32_t h2_window;          /* HTTP/2 stream and connection receive window */
+    size_t conn_buffer_bytes;    /* per-connection output high watermark */
+    size_t conn_body_bytes;      /* request bodies buffered at once per connection */
+};
+
+/* Outcome of gw_config_load(). */
+enum gw_config_result { GW_CONFIG_OK, GW_CONFIG_EXIT_OK, GW_CONFIG_ERROR };
+
+/* Fills "cfg" from defaults, the environment and argv. On --help or
+ * --print-config prints to "out" and returns GW_CONFIG_EXIT_OK; on a bad value
+ * writes a message to "err" and returns GW_CONFIG_ERROR. "cfg" owns its
+ * strings afterwards: release with gw_config_clear(). */
+enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **argv,
+                                     FILE *out, FILE *err);
+void gw_config_clear(struct gw_config *cfg);
+
+/* Parses "host:port" / "[v6]:port" into its parts; returns 0 or -1. "host"
+ * receives at most "hostlen" bytes including the NUL. */
+int gw_config_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
+
+#endif

@@ -1,0 +1,84 @@
+/* conn.h - one accepted connection, shared by server.c, http1.c and h2.c.
+ *
+ * server.c owns the connection: it accepts, sniffs the protocol, owns the
+ * bufferevent (plain or TLS) and frees everything. The protocol attached to
+ * it (http1 or h2) gets the callbacks below and never frees the connection
+ * itself: it calls gw_conn_close() and the free happens on a later loop pass,
+ * so no callback ever runs on a freed connection. */
+#ifndef SLUICE_GW_CONN_H
+#define SLUICE_GW_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "config.h"
+#include "request.h"
+
+struct bufferevent;
+struct event;
+struct gw_server;
+struct gw_conn;
+
+struct gw_conn_proto {
+    const char *name;
+    /* Input is waiting in the bufferevent (and output has room). */
+    void (*on_read)(struct gw_conn *c);
+    /* Output drained below the low watermark: produce more, resume reading. */
+    void (*on_write)(struct gw_conn *c);
+    /* The connection's timer fired (header, idle or drain deadline). */
+    void (*on_timer)(struct gw_conn *c);
+    /* A gathered-work pass requested with gw_conn_kick(). */
+    void (*on_kick)(struct gw_conn *c);
+    /* The server began draining. */
+    void (*on_drain)(struct gw_conn *c);
+    /* The connection is being freed: release requests (aborting them). */
+    void (*on_free)(struct gw_conn *c);
+};
+
+struct gw_conn {
+    struct gw_server *srv;
+    const struct gw_config *cfg;
+    struct bufferevent *bev;
+    uint64_t id;
+    bool tls;
+    bool closing;        /* gw_conn_close() was called */
+    bool close_on_flush; /* close once output is written */
+    bool reading;        /* EV_READ enabled */
+    const struct gw_conn_proto *proto;
+    void *proto_state;
+    struct event *timer;
+    struct event *kick;
+    char peer[64];
+    TAILQ_ENTRY(gw_conn) link;
+    /* Private to server.c. */
+    struct event *_sniff_ev;
+    int _fd;
+};
+
+/* The server's dispatcher and its draining flag, for new requests. */
+gw_dispatch_fn gw_conn_dispatcher(struct gw_conn *c, void **ctx);
+const bool *gw_conn_draining_flag(struct gw_conn *c);
+bool gw_conn_draining(struct gw_conn *c);
+
+/* Schedules the free of "c" (idempotent). Output not yet written is dropped. */
+void gw_conn_close(struct gw_conn *c);
+/* Closes "c" once its output buffer has been written. */
+void gw_conn_close_after_flush(struct gw_conn *c);
+/* Arms the connection timer "ms" from now; 0 disarms it. */
+void gw_conn_timer(struct gw_conn *c, uint64_t ms);
+/* Requests one on_kick pass on the next loop iteration (coalesced). */
+void gw_conn_kick(struct gw_conn *c);
+/* Bytes waiting in the output buffer; and whether that is over the limit. */
+size_t gw_conn_output_len(struct gw_conn *c);
+bool gw_conn_output_full(struct gw_conn *c);
+/* Stops/resumes reading the socket (back-pressure). */
+void gw_conn_pause_read(struct gw_conn *c);
+void gw_conn_resume_read(struct gw_conn *c);
+
+/* Protocol entry points, called by server.c once the protocol is known. Any
+ * bytes already read are in the bufferevent's input. */
+void gw_http1_attach(struct gw_conn *c);
+void gw_h2_attach(struct gw_conn *c);
+
+#endif

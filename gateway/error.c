@@ -1,0 +1,77 @@
+/* error.c - the Kinesis error table: wire name and HTTP status per type.
+ *
+ * Every modeled Kinesis error is a client fault and answers 400; the server
+ * faults are InternalFailure (500) and ServiceUnavailable (503). The transport
+ * rows (404/405/408/413/431) are for the REST door and for HTTP framing
+ * errors; their bodies keep the same {"__type","message"} shape. */
+#include "error.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "mem.h"
+
+static const struct {
+    const char *name;
+    int status;
+} table[GW_ERR__COUNT] = {
+    [GW_ERR_NONE] = {"InternalFailure", 500},
+    [GW_ERR_INVALID_ARGUMENT] = {"InvalidArgumentException", 400},
+    [GW_ERR_RESOURCE_NOT_FOUND] = {"ResourceNotFoundException", 400},
+    [GW_ERR_RESOURCE_IN_USE] = {"ResourceInUseException", 400},
+    [GW_ERR_LIMIT_EXCEEDED] = {"LimitExceededException", 400},
+    [GW_ERR_PROVISIONED_THROUGHPUT_EXCEEDED] = {"ProvisionedThroughputExceededException", 400},
+    [GW_ERR_EXPIRED_ITERATOR] = {"ExpiredIteratorException", 400},
+    [GW_ERR_EXPIRED_NEXT_TOKEN] = {"ExpiredNextTokenException", 400},
+    [GW_ERR_VALIDATION] = {"ValidationException", 400},
+    [GW_ERR_SERIALIZATION] = {"SerializationException", 400},
+    [GW_ERR_UNKNOWN_OPERATION] = {"UnknownOperationException", 400},
+    [GW_ERR_MISSING_AUTH_TOKEN] = {"MissingAuthenticationTokenException", 400},
+    [GW_ERR_ACCESS_DENIED] = {"AccessDeniedException", 400},
+    [GW_ERR_INTERNAL_FAILURE] = {"InternalFailure", 500},
+    [GW_ERR_SERVICE_UNAVAILABLE] = {"ServiceUnavailable", 503},
+    [GW_ERR_NOT_FOUND] = {"NotFoundException", 404},
+    [GW_ERR_METHOD_NOT_ALLOWED] = {"MethodNotAllowedException", 405},
+    /* Kinesis (and kinesalite/kinesis-mock) answer an unsupported content
+     * type on the Kinesis door as 404 UnknownOperationException. */
+    [GW_ERR_UNSUPPORTED_MEDIA_TYPE] = {"UnknownOperationException", 404},
+    [GW_ERR_BAD_REQUEST] = {"SerializationException", 400},
+    [GW_ERR_REQUEST_TIMEOUT] = {"RequestTimeoutException", 408},
+    [GW_ERR_BODY_TOO_LARGE] = {"RequestEntityTooLargeException", 413},
+    [GW_ERR_HEADERS_TOO_LARGE] = {"RequestHeaderFieldsTooLargeException", 431},
+};
+
+int gw_error_set(struct gw_error *err, enum gw_errtype type, const char *fmt, ...)
+{
+    if (!err || err->type != GW_ERR_NONE)
+        return -1;
+    err->type = type;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+const char *gw_error_name(enum gw_errtype type)
+{
+    return (unsigned)type < GW_ERR__COUNT ? table[type].name : "InternalFailure";
+}
+
+int gw_error_status(enum gw_errtype type)
+{
+    return (unsigned)type < GW_ERR__COUNT ? table[type].status : 500;
+}
+
+char *gw_error_json(const struct gw_error *err)
+{
+    json_t *o = json_pack("{s:s, s:s}", "__type", gw_error_name(err->type), "message",
+                          err->message);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!s) /* invalid UTF-8 in a message built from client input */
+        return xstrdup("{\"__type\":\"InternalFailure\",\"message\":\"unprintable error\"}");
+    return s;
+}

@@ -1,0 +1,496 @@
+/* h2.c - nghttp2 glue: HTTP/2 server sessions for h2c (prior knowledge) and
+ * h2 over TLS.
+ *
+ * Upstream: server.c attaches a connection that began with the HTTP/2 preface
+ * or negotiated ALPN "h2". Downstream: each complete request stream becomes a
+ * struct gw_req for the dispatcher; replies go out through nghttp2 data
+ * providers that pull from the request (one-shot body or a streamed pull).
+ *
+ * Back-pressure, both ends: the send callback returns NGHTTP2_ERR_WOULDBLOCK
+ * once the socket's output passes conn_buffer_bytes, and the write callback
+ * sends again when it drains; while output is over the limit, input is not
+ * read. A streamed reply is pulled only when nghttp2 has window for it, so a
+ * peer that stops reading one stream costs at most one frame of buffering on
+ * that stream (NGHTTP2_ERR_DEFERRED + nghttp2_session_resume_data).
+ *
+ * Limits: SETTINGS_MAX_CONCURRENT_STREAMS, large receive windows (stream and
+ * connection, h2_window), header bytes per stream (431), body bytes per stream
+ * (413) and per connection across streams (503), nghttp2's own flood and
+ * reset-rate protections. */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <inttypes.h>
+#include <nghttp2/nghttp2.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "request-internal.h"
+
+struct h2s;
+
+struct h2 {
+    struct gw_conn *c;
+    nghttp2_session *s;
+    size_t body_bytes;   /* request body bytes buffered across streams */
+    size_t nstreams;
+    bool goaway_sent;
+    struct h2s *streams; /* doubly linked, for drain and teardown */
+};
+
+struct h2s {
+    struct h2 *h;
+    int32_t id;
+    struct gw_req *req;
+    const char *method, *path; /* pseudo-headers, in the request's arena */
+    size_t method_len, path_len;
+    size_t body_counted;       /* share of h->body_bytes */
+    bool headers_too_large;
+    bool rejected;             /* answered by h2.c itself (4xx/5xx) */
+    bool dispatched;
+    bool deferred;             /* data provider returned NGHTTP2_ERR_DEFERRED */
+    struct h2s *prev, *next;
+};
+
+static void flush(struct h2 *h);
+static const struct gw_req_transport h2_transport;
+
+/* ---- streams ------------------------------------------------------------------ */
+
+static struct h2s *stream_new(struct h2 *h, int32_t id)
+{
+    struct h2s *s = xcalloc(1, sizeof *s);
+    s->h = h;
+    s->id = id;
+    s->req = gw_req_new(GW_PROTO_H2, h->c->tls, h->c->id, &h2_transport, s,
+                        gw_conn_draining_flag(h->c));
+    s->next = h->streams;
+    if (h->streams)
+        h->streams->prev = s;
+    h->streams = s;
+    h->nstreams++;
+    gw_conn_timer(h->c, 0); /* not idle while a stream is open */
+    return s;
+}
+
+static void release_body(struct h2s *s)
+{
+    s->h->body_bytes -= s->body_counted;
+    s->body_counted = 0;
+}
+
+static void stream_free(struct h2s *s)
+{
+    struct h2 *h = s->h;
+    release_body(s);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        h->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    h->nstreams--;
+    gw_req_free(s->req); /* runs the handler's abort callback if it still holds it */
+    free(s);
+    if (h->nstreams == 0 && !h->c->closing)
+        gw_conn_timer(h->c, h->c->cfg->idle_timeout_ms);
+}
+
+/* Answers a stream from h2.c itself (limits), before or instead of dispatch. */
+static void reject(struct h2s *s, enum gw_errtype type, const char *fmt, const char *detail)
+{
+    if (s->rejected || s->dispatched)
+        return;
+    s->rejected = true;
+    release_body(s);
+    struct gw_error err = {0};
+    gw_error_set(&err, type, fmt, detail);
+    gw_log(GW_LOG_DEBUG, "h2_reject", "conn=%llu stream=%d %s", (unsigned long long)s->h->c->id,
+           s->id, err.message);
+    gw_resp_error(s->req, &err);
+}
+
+/* ---- data providers ------------------------------------------------------------ */
+
+static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                            size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                            void *user_data)
+{
+    struct h2s *s = source->ptr;
+    struct gw_req *req = s->req;
+    struct evbuffer *body = req->resp.body;
+    if (req->resp.state == GW_RESP_STREAM && evbuffer_get_length(body) == 0 && !req->resp.eof) {
+        enum gw_pull r = GW_PULL_MORE;
+        for (int round = 0; round < 8 && r == GW_PULL_MORE && evbuffer_get_length(body) == 0;
+             round++)
+            r = gw_req_pull(req, length);
+        if (r == GW_PULL_ABORT)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM(INTERNAL_ERROR) */
+        if (evbuffer_get_length(body) == 0 && !req->resp.eof) {
+            s->deferred = true;
+            if (r == GW_PULL_MORE) /* asked to be called again: do so next pass */
+                gw_conn_kick(s->h->c);
+            return NGHTTP2_ERR_DEFERRED;
+        }
+    }
+    int n = evbuffer_remove(body, buf, length);
+    if (n < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (evbuffer_get_length(body) == 0 &&
+        (req->resp.state == GW_RESP_ONESHOT || req->resp.eof))
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return n;
+}
+
+static void submit(struct h2s *s, bool streaming)
+{
+    struct gw_req *req = s->req;
+    size_t n = req->resp.nhdrs + 4;
+    nghttp2_nv *nva = xcalloc(n, sizeof *nva);
+    char status[8], date[64], clen[24];
+    size_t k = 0;
+#define NV(nm, val)                                                                            \
+    nva[k++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(val), strlen(nm), strlen(val),          \
+                            NGHTTP2_NV_FLAG_NONE}
+    snprintf(status, sizeof status, "%d", req->resp.status);
+    NV(":status", status);
+    for (size_t i = 0; i < req->resp.nhdrs; i++)
+        NV(req->resp.hdrs[i].name, req->resp.hdrs[i].value);
+    gw_http_date(date, sizeof date);
+    NV("date", date);
+    NV("x-amzn-requestid", req->request_id);
+    size_t blen = evbuffer_get_length(req->resp.body);
+    if (!streaming) {
+        snprintf(clen, sizeof clen, "%zu", blen);
+        NV("content-length", clen);
+    }
+#undef NV
+    nghttp2_data_provider prd = {.source.ptr = s, .read_callback = on_data_read};
+    bool body = streaming || blen > 0;
+    int rv = nghttp2_submit_response(s->h->s, s->id, nva, k, body ? &prd : NULL);
+    free(nva);
+    if (rv != 0) {
+        gw_log(GW_LOG_WARN, "h2_submit", "conn=%llu stream=%d: %s",
+               (unsigned long long)s->h->c->id, s->id, nghttp2_strerror(rv));
+        nghttp2_submit_rst_stream(s->h->s, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+    }
+    gw_conn_kick(s->h->c);
+}
+
+static void on_send(struct gw_req *req) { submit(req->tp_ctx, false); }
+static void on_stream(struct gw_req *req) { submit(req->tp_ctx, true); }
+
+static void on_resume(struct gw_req *req)
+{
+    struct h2s *s = req->tp_ctx;
+    if (s->deferred) {
+        s->deferred = false;
+        nghttp2_session_resume_data(s->h->s, s->id);
+        gw_conn_kick(s->h->c);
+    }
+}
+
+static const struct gw_req_transport h2_transport = {on_send, on_stream, on_resume};
+
+/* ---- nghttp2 callbacks ------------------------------------------------------------ */
+
+static ssize_t on_send_cb(nghttp2_session *session, const uint8_t *data, size_t length,
+                          int flags, void *user_data)
+{
+    struct h2 *h = user_data;
+    if (h->c->closing)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (gw_conn_output_full(h->c))
+        return NGHTTP2_ERR_WOULDBLOCK;
+    if (evbuffer_add(bufferevent_get_output(h->c->bev), data, length) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return (ssize_t)length;
+}
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    struct h2 *h = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    struct h2s *s = stream_new(h, frame->hd.stream_id);
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
+    return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user_data)
+{
+    struct h2 *h = user_data;
+    struct h2s *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (!s || s->headers_too_large || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* trailers are accepted and ignored */
+    size_t limit = h->c->cfg->max_header_bytes;
+    const char *n = (const char *)name, *v = (const char *)value;
+    if (namelen > 0 && n[0] == ':') {
+        s->req->header_bytes += namelen + valuelen + 32;
+        if (s->req->header_bytes > limit) {
+            s->headers_too_large = true;
+            return 0;
+        }
+        if (namelen == 7 && memcmp(n, ":method", 7) == 0) {
+            s->method = gw_arena_strndup(&s->req->arena, v, valuelen);
+            s->method_len = valuelen;
+        } else if (namelen == 5 && memcmp(n, ":path", 5) == 0) {
+            s->path = gw_arena_strndup(&s->req->arena, v, valuelen);
+            s->path_len = valuelen;
+        } else if (namelen == 10 && memcmp(n, ":authority", 10) == 0) {
+            /* HTTP/2 has no Host header; handlers see :authority as "host". */
+            gw_req_add_header(s->req, "host", 4, v, valuelen, limit);
+        }
+        return 0;
+    }
+    if (gw_req_add_header(s->req, n, namelen, v, valuelen, limit) != 0)
+        s->headers_too_large = true;
+    return 0;
+}
+
+static void request_complete(struct h2 *h, struct h2s *s)
+{
+    if (s->rejected || s->dispatched)
+        return;
+    if (s->headers_too_large) {
+        reject(s, GW_ERR_HEADERS_TOO_LARGE, "Request headers exceed %s bytes", "the configured");
+        return;
+    }
+    gw_req_set_line(s->req, s->method ? s->method : "GET", s->method ? s->method_len : 3,
+                    s->path ? s->path : "/", s->path ? s->path_len : 1);
+    s->dispatched = true;
+    void *ctx;
+    gw_dispatch_fn dispatch = gw_conn_dispatcher(h->c, &ctx);
+    gw_req_dispatch(s->req, dispatch, ctx);
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    struct h2 *h = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+        return 0;
+    struct h2s *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (!s)
+        return 0;
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        request_complete(h, s);
+        return 0;
+    }
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        /* Headers done, body to come: refuse early what cannot succeed. */
+        if (s->headers_too_large) {
+            reject(s, GW_ERR_HEADERS_TOO_LARGE, "Request headers exceed %s bytes",
+                   "the configured");
+            return 0;
+        }
+        const char *cl = gw_req_header(s->req, "content-length");
+        if (cl && strtoull(cl, NULL, 10) > h->c->cfg->max_body_bytes)
+            reject(s, GW_ERR_BODY_TOO_LARGE, "Request body of %s bytes exceeds the limit", cl);
+        else if (cl)
+            gw_req_body_reserve(s->req, (size_t)strtoull(cl, NULL, 10));
+    }
+    return 0;
+}
+
+static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                              const uint8_t *data, size_t len, void *user_data)
+{
+    struct h2 *h = user_data;
+    struct h2s *s = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (!s || s->rejected || s->dispatched)
+        return 0;
+    const struct gw_config *cfg = h->c->cfg;
+    if (h->body_bytes + len > cfg->conn_body_bytes) {
+        reject(s, GW_ERR_SERVICE_UNAVAILABLE,
+               "Too many request body bytes in flight on this connection%s", "");
+        return 0;
+    }
+    if (gw_req_body_append(s->req, data, len, cfg->max_body_bytes) != 0) {
+        reject(s, GW_ERR_BODY_TOO_LARGE, "Request body exceeds the limit%s", "");
+        return 0;
+    }
+    h->body_bytes += len;
+    s->body_counted += len;
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        struct h2s *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        /* A rejected request's reply is complete; stop the peer's upload too
+         * (RFC 9113 §8.1: RST_STREAM with NO_ERROR after a complete reply). */
+        if (s && s->rejected &&
+            nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0)
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                      NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+                           void *user_data)
+{
+    struct h2s *s = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (s) {
+        nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+        stream_free(s);
+    }
+    return 0;
+}
+
+/* ---- session I/O ---------------------------------------------------------------- */
+
+static void flush(struct h2 *h)
+{
+    struct gw_conn *c = h->c;
+    if (c->closing || c->close_on_flush)
+        return;
+    int rv = nghttp2_session_send(h->s);
+    if (rv != 0) {
+        gw_log(GW_LOG_DEBUG, "h2_send", "conn=%llu: %s", (unsigned long long)c->id,
+               nghttp2_strerror(rv));
+        gw_conn_close(c);
+        return;
+    }
+    if (!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s))
+        gw_conn_close_after_flush(c);
+}
+
+static void h2_on_read(struct gw_conn *c)
+{
+    struct h2 *h = c->proto_state;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (!c->closing && !c->close_on_flush && evbuffer_get_length(in) > 0) {
+        if (gw_conn_output_full(c)) {
+            gw_conn_pause_read(c); /* on_write resumes */
+            break;
+        }
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        ssize_t rv = nghttp2_session_mem_recv(h->s, v.iov_base, v.iov_len);
+        if (rv < 0) {
+            gw_log(GW_LOG_DEBUG, "h2_recv", "conn=%llu peer=%s: %s", (unsigned long long)c->id,
+                   c->peer, nghttp2_strerror((int)rv));
+            /* nghttp2 has queued a GOAWAY for protocol errors: send it, close. */
+            nghttp2_session_send(h->s);
+            gw_conn_close_after_flush(c);
+            return;
+        }
+        evbuffer_drain(in, (size_t)rv);
+    }
+    flush(h);
+}
+
+static void h2_on_write(struct gw_conn *c)
+{
+    struct h2 *h = c->proto_state;
+    flush(h);
+    if (!c->closing && !gw_conn_output_full(c)) {
+        gw_conn_resume_read(c);
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+            h2_on_read(c);
+    }
+}
+
+static void h2_on_kick(struct gw_conn *c) { flush(c->proto_state); }
+
+static void goaway(struct h2 *h)
+{
+    if (h->goaway_sent)
+        return;
+    h->goaway_sent = true;
+    nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->s),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+}
+
+static void h2_on_timer(struct gw_conn *c)
+{
+    struct h2 *h = c->proto_state;
+    if (h->nstreams > 0)
+        return; /* streams keep the connection; the write timeout guards stalls */
+    gw_log(GW_LOG_DEBUG, "h2_idle", "conn=%llu idle, closing", (unsigned long long)c->id);
+    goaway(h);
+    flush(h);
+    gw_conn_close_after_flush(c);
+}
+
+static void h2_on_drain(struct gw_conn *c)
+{
+    struct h2 *h = c->proto_state;
+    goaway(h);
+    /* Wake deferred streams so long-lived replies notice the drain. */
+    for (struct h2s *s = h->streams; s; s = s->next)
+        if (s->deferred) {
+            s->deferred = false;
+            nghttp2_session_resume_data(h->s, s->id);
+        }
+    flush(h);
+}
+
+static void h2_on_free(struct gw_conn *c)
+{
+    struct h2 *h = c->proto_state;
+    /* Deleting the session closes every stream through on_stream_close, which
+     * frees each request (aborting those a handler still holds). */
+    nghttp2_session_del(h->s);
+    while (h->streams)
+        stream_free(h->streams);
+    free(h);
+    c->proto_state = NULL;
+}
+
+static const struct gw_conn_proto h2_proto = {
+    "h2", h2_on_read, h2_on_write, h2_on_timer, h2_on_kick, h2_on_drain, h2_on_free,
+};
+
+void gw_h2_attach(struct gw_conn *c)
+{
+    const struct gw_config *cfg = c->cfg;
+    struct h2 *h = xcalloc(1, sizeof *h);
+    h->c = c;
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_send_callback(cbs, on_send_cb);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_option *opt;
+    nghttp2_option_new(&opt);
+    /* Bound what a peer can make us hold: queued ACKs for its PINGs and
+     * SETTINGS, SETTINGS entries, CONTINUATION frames, reset floods. */
+    nghttp2_option_set_max_outbound_ack(opt, 1000);
+    nghttp2_option_set_max_settings(opt, 32);
+    nghttp2_option_set_max_continuations(opt, 8);
+    nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 100);
+    nghttp2_option_set_max_send_header_block_length(opt, 64 * 1024);
+    int rv = nghttp2_session_server_new2(&h->s, cbs, h, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+    if (rv != 0) {
+        free(h);
+        gw_conn_close(c);
+        return;
+    }
+    c->proto = &h2_proto;
+    c->proto_state = h;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->max_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->h2_window},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->max_header_bytes},
+    };
+    nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
+    nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0, (int32_t)cfg->h2_window);
+    gw_conn_timer(c, cfg->idle_timeout_ms);
+    gw_log(GW_LOG_DEBUG, "proto", "conn=%llu h2", (unsigned long long)c->id);
+    h2_on_read(c);
+}

@@ -1,0 +1,97 @@
+/* request-internal.h - struct gw_req and the seam between a request and the
+ * protocol that carries it. Included by request.c, http1.c and h2.c only. */
+#ifndef SLUICE_GW_REQUEST_INTERNAL_H
+#define SLUICE_GW_REQUEST_INTERNAL_H
+
+#include "mem.h"
+#include "request.h"
+
+/* What a protocol implements for its requests. Each is called on the loop
+ * thread from the response API; none may free the request. */
+struct gw_req_transport {
+    void (*on_send)(struct gw_req *req);   /* one-shot reply ready */
+    void (*on_stream)(struct gw_req *req); /* streamed reply started */
+    void (*on_resume)(struct gw_req *req); /* a deferred pull may have data */
+};
+
+struct gw_hdr {
+    const char *name; /* lower-case */
+    const char *value;
+};
+
+enum gw_resp_state { GW_RESP_NONE, GW_RESP_ONESHOT, GW_RESP_STREAM, GW_RESP_DONE };
+
+struct gw_req {
+    struct gw_arena arena;
+    const struct gw_req_transport *tp;
+    void *tp_ctx; /* the protocol's per-request state (h1 conn, h2 stream) */
+    enum gw_proto proto;
+    bool tls;
+    uint64_t conn_id;
+    const bool *draining; /* the server's flag */
+
+    const char *method, *path, *query;
+    struct gw_hdr *hdrs;
+    size_t nhdrs, caphdrs;
+    size_t header_bytes; /* counted against max_header_bytes */
+
+    uint8_t *body; /* malloc'd, grown up to the body limit */
+    size_t body_len, body_cap;
+
+    struct {
+        const void *op;
+        const char *params[4];
+        size_t nparams;
+    } route;
+
+    struct {
+        enum gw_resp_state state;
+        int status;
+        struct gw_hdr *hdrs;
+        size_t nhdrs, caphdrs;
+        struct evbuffer *body; /* one-shot body, or pulled stream bytes not yet sent */
+        gw_pull_fn pull;
+        void *pull_ctx;
+        bool eof; /* the pull returned EOF: body holds the last bytes */
+    } resp;
+
+    /* True while a handler holds the request (from dispatch until it answers
+     * one-shot or its stream ends); an abort then must tell it. */
+    bool handler_owned;
+    gw_abort_fn abort_fn;
+    void *abort_ctx;
+
+    char request_id[37];
+};
+
+/* Returns a new request; the caller (a protocol) frees it with gw_req_free. */
+struct gw_req *gw_req_new(enum gw_proto proto, bool tls, uint64_t conn_id,
+                          const struct gw_req_transport *tp, void *tp_ctx, const bool *draining);
+/* Frees "req" (NULL is fine). If a handler still holds it, its abort callback
+ * runs first. */
+void gw_req_free(struct gw_req *req);
+
+void gw_req_set_line(struct gw_req *req, const char *method, size_t mlen, const char *target,
+                     size_t tlen);
+/* Adds a request header; the name is lower-cased. Returns -1 if the total
+ * would pass "limit" bytes (the header is then not stored). */
+int gw_req_add_header(struct gw_req *req, const char *name, size_t nlen, const char *value,
+                      size_t vlen, size_t limit);
+/* Appends body bytes; returns -1 if the body would pass "limit". */
+int gw_req_body_append(struct gw_req *req, const void *data, size_t len, size_t limit);
+/* Pre-sizes the body buffer for a known Content-Length (<= limit). */
+void gw_req_body_reserve(struct gw_req *req, size_t n);
+
+/* Hands a complete request to "dispatch"; marks it handler-owned. */
+void gw_req_dispatch(struct gw_req *req, gw_dispatch_fn dispatch, void *ctx);
+
+/* Streams: asks the handler for up to "max" more bytes into req->resp.body.
+ * Returns the handler's verdict; GW_PULL_EOF/ABORT release the handler. */
+enum gw_pull gw_req_pull(struct gw_req *req, size_t max);
+
+/* Formats an RFC 1123 date for "now" into "buf" (at least 30 bytes). */
+void gw_http_date(char *buf, size_t len);
+/* Reason phrase for a status code. */
+const char *gw_http_reason(int status);
+
+#endif

@@ -1,0 +1,329 @@
+/* request.c - struct gw_req: per-request arena, headers, body, and the
+ * response API that http1.c and h2.c implement (see request.h).
+ *
+ * Upstream: http1.c/h2.c create requests and dispatch them. Downstream: the
+ * router and the operations answer through gw_resp_*(), which record the
+ * reply here and call the protocol's transport hooks. */
+#include "request-internal.h"
+
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+
+static void make_request_id(char out[37])
+{
+    unsigned char b[16];
+    if (RAND_bytes(b, sizeof b) != 1)
+        memset(b, 0, sizeof b);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* UUID v4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+}
+
+struct gw_req *gw_req_new(enum gw_proto proto, bool tls, uint64_t conn_id,
+                          const struct gw_req_transport *tp, void *tp_ctx, const bool *draining)
+{
+    struct gw_req *req = xcalloc(1, sizeof *req);
+    gw_arena_init(&req->arena);
+    req->proto = proto;
+    req->tls = tls;
+    req->conn_id = conn_id;
+    req->tp = tp;
+    req->tp_ctx = tp_ctx;
+    req->draining = draining;
+    req->method = req->path = req->query = "";
+    req->resp.body = evbuffer_new();
+    if (!req->resp.body)
+        abort();
+    make_request_id(req->request_id);
+    return req;
+}
+
+void gw_req_free(struct gw_req *req)
+{
+    if (!req)
+        return;
+    if (req->handler_owned) {
+        req->handler_owned = false;
+        if (req->abort_fn)
+            req->abort_fn(req, req->abort_ctx);
+        else
+            gw_log(GW_LOG_WARN, "req_leak", "request %s freed while its handler held it",
+                   req->request_id);
+    }
+    evbuffer_free(req->resp.body);
+    free(req->hdrs);
+    free(req->resp.hdrs);
+    free(req->body);
+    gw_arena_clear(&req->arena);
+    free(req);
+}
+
+void gw_req_set_line(struct gw_req *req, const char *method, size_t mlen, const char *target,
+                     size_t tlen)
+{
+    req->method = gw_arena_strndup(&req->arena, method, mlen);
+    const char *q = memchr(target, '?', tlen);
+    size_t plen = q ? (size_t)(q - target) : tlen;
+    req->path = gw_arena_strndup(&req->arena, target, plen);
+    req->query = q ? gw_arena_strndup(&req->arena, q + 1, tlen - plen - 1) : "";
+}
+
+static void push_hdr(struct gw_hdr **v, size_t *n, size_t *cap, const char *name, const char *value)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *v = xrealloc(*v, *cap * sizeof **v);
+    }
+    (*v)[*n].name = name;
+    (*v)[*n].value = value;
+    (*n)++;
+}
+
+int gw_req_add_header(struct gw_req *req, const char *name, size_t nlen, const char *value,
+                      size_t vlen, size_t limit)
+{
+    /* +32 per field as HPACK counts entries, so many empty headers also cost. */
+    size_t cost = nlen + vlen + 32;
+    if (req->header_bytes + cost > limit)
+        return -1;
+    req->header_bytes += cost;
+    char *n = gw_arena_strndup(&req->arena, name, nlen);
+    for (char *p = n; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    push_hdr(&req->hdrs, &req->nhdrs, &req->caphdrs, n, gw_arena_strndup(&req->arena, value, vlen));
+    return 0;
+}
+
+void gw_req_body_reserve(struct gw_req *req, size_t n)
+{
+    if (n > req->body_cap) {
+        req->body = xrealloc(req->body, n);
+        req->body_cap = n;
+    }
+}
+
+int gw_req_body_append(struct gw_req *req, const void *data, size_t len, size_t limit)
+{
+    if (len > limit || req->body_len > limit - len)
+        return -1;
+    if (req->body_len + len > req->body_cap) {
+        size_t cap = req->body_cap ? req->body_cap : 4096;
+        while (cap < req->body_len + len)
+            cap *= 2;
+        if (cap > limit)
+            cap = limit;
+        gw_req_body_reserve(req, cap);
+    }
+    memcpy(req->body + req->body_len, data, len);
+    req->body_len += len;
+    return 0;
+}
+
+void gw_req_dispatch(struct gw_req *req, gw_dispatch_fn dispatch, void *ctx)
+{
+    req->handler_owned = true;
+    dispatch(ctx, req);
+}
+
+/* ---- accessors ------------------------------------------------------------- */
+
+const char *gw_req_method(const struct gw_req *req) { return req->method; }
+const char *gw_req_path(const struct gw_req *req) { return req->path; }
+const char *gw_req_query(const struct gw_req *req) { return req->query; }
+enum gw_proto gw_req_proto(const struct gw_req *req) { return req->proto; }
+bool gw_req_tls(const struct gw_req *req) { return req->tls; }
+uint64_t gw_req_conn_id(const struct gw_req *req) { return req->conn_id; }
+bool gw_req_draining(const struct gw_req *req) { return req->draining && *req->draining; }
+void *gw_req_alloc(struct gw_req *req, size_t n) { return gw_arena_alloc(&req->arena, n); }
+
+const char *gw_req_header(const struct gw_req *req, const char *name)
+{
+    for (size_t i = 0; i < req->nhdrs; i++)
+        if (strcasecmp(req->hdrs[i].name, name) == 0)
+            return req->hdrs[i].value;
+    return NULL;
+}
+
+const uint8_t *gw_req_body(const struct gw_req *req, size_t *len)
+{
+    *len = req->body_len;
+    return req->body ? req->body : (const uint8_t *)"";
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into the arena; '+' is a space in queries. */
+static char *decode(struct gw_req *req, const char *s, size_t n)
+{
+    char *out = gw_arena_alloc(&req->arena, n + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
+            hexval((unsigned char)s[i + 2]) >= 0) {
+            *o++ = (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
+            i += 2;
+        } else if (s[i] == '+') {
+            *o++ = ' ';
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+const char *gw_req_query_param(struct gw_req *req, const char *name)
+{
+    size_t nlen = strlen(name);
+    const char *p = req->query;
+    while (*p) {
+        size_t seg = strcspn(p, "&");
+        const char *eq = memchr(p, '=', seg);
+        size_t klen = eq ? (size_t)(eq - p) : seg;
+        if (klen == nlen && memcmp(p, name, nlen) == 0)
+            return eq ? decode(req, eq + 1, seg - klen - 1) : "";
+        p += seg;
+        if (*p == '&')
+            p++;
+    }
+    return NULL;
+}
+
+void gw_req_set_route(struct gw_req *req, const void *op, const char *const *params, size_t n)
+{
+    req->route.op = op;
+    if (n > 4)
+        n = 4;
+    for (size_t i = 0; i < n; i++)
+        req->route.params[i] = params[i];
+    req->route.nparams = n;
+}
+
+const void *gw_req_op(const struct gw_req *req) { return req->route.op; }
+
+const char *gw_req_param(const struct gw_req *req, size_t i)
+{
+    return i < req->route.nparams ? req->route.params[i] : NULL;
+}
+
+/* ---- responses ------------------------------------------------------------- */
+
+void gw_resp_header(struct gw_req *req, const char *name, const char *value)
+{
+    char *n = gw_arena_strndup(&req->arena, name, strlen(name));
+    for (char *p = n; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    push_hdr(&req->resp.hdrs, &req->resp.nhdrs, &req->resp.caphdrs, n,
+             gw_arena_strndup(&req->arena, value, strlen(value)));
+}
+
+int gw_resp_send(struct gw_req *req, int status, const void *body, size_t len)
+{
+    if (req->resp.state != GW_RESP_NONE)
+        return -1;
+    req->resp.state = GW_RESP_ONESHOT;
+    req->resp.status = status;
+    if (len)
+        evbuffer_add(req->resp.body, body, len);
+    req->handler_owned = false;
+    req->abort_fn = NULL;
+    req->tp->on_send(req);
+    return 0;
+}
+
+int gw_resp_error(struct gw_req *req, const struct gw_error *err)
+{
+    char *body = gw_error_json(err);
+    const char *ct = gw_req_header(req, "content-type");
+    /* The Kinesis door answers in the request's own JSON content type. */
+    if (ct && strncasecmp(ct, "application/x-amz-json-1.1", 26) == 0)
+        gw_resp_header(req, "content-type", "application/x-amz-json-1.1");
+    else
+        gw_resp_header(req, "content-type", "application/json");
+    gw_resp_header(req, "x-amzn-errortype", gw_error_name(err->type));
+    int rc = gw_resp_send(req, gw_error_status(err->type), body, strlen(body));
+    free(body);
+    return rc;
+}
+
+int gw_resp_stream(struct gw_req *req, int status, gw_pull_fn pull, void *ctx)
+{
+    if (req->resp.state != GW_RESP_NONE)
+        return -1;
+    req->resp.state = GW_RESP_STREAM;
+    req->resp.status = status;
+    req->resp.pull = pull;
+    req->resp.pull_ctx = ctx;
+    req->tp->on_stream(req);
+    return 0;
+}
+
+void gw_resp_resume(struct gw_req *req)
+{
+    if (req->resp.state == GW_RESP_STREAM && !req->resp.eof)
+        req->tp->on_resume(req);
+}
+
+void gw_req_on_abort(struct gw_req *req, gw_abort_fn fn, void *ctx)
+{
+    req->abort_fn = fn;
+    req->abort_ctx = ctx;
+}
+
+enum gw_pull gw_req_pull(struct gw_req *req, size_t max)
+{
+    if (req->resp.eof)
+        return GW_PULL_EOF;
+    enum gw_pull r = req->resp.pull(req, req->resp.pull_ctx, req->resp.body, max);
+    if (r == GW_PULL_EOF || r == GW_PULL_ABORT) {
+        req->resp.eof = true;
+        req->handler_owned = false;
+        req->abort_fn = NULL;
+    }
+    return r;
+}
+
+void gw_http_date(char *buf, size_t len)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+const char *gw_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}

@@ -1,0 +1,187 @@
+/* router.c - the operation table and the two doors (see router.h).
+ *
+ * Kinesis door: `POST /` with `X-Amz-Target: Kinesis_20131202.<Op>` and
+ * `Content-Type: application/x-amz-json-1.1`. Errors follow kinesalite and
+ * kinesis-mock, which follow AWS: an unsupported content type answers
+ * 404 UnknownOperationException, a missing or unknown target
+ * 400 UnknownOperationException, any method but POST on `/` 405.
+ * REST door: resource routes under /v1 plus /healthz; an unknown path is 404
+ * and a known path with another method 405 with an Allow header, both with the
+ * same {"__type","message"} body. */
+#include "router.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "ops.h"
+
+#define TARGET_PREFIX "Kinesis_20131202."
+
+const struct gw_op gw_ops[] = {
+    {NULL, "GET", "/healthz", op_healthz, 0},
+    {NULL, "HEAD", "/healthz", op_healthz, 0},
+    {NULL, NULL, NULL, NULL, 0},
+};
+
+const struct gw_op *gw_router_find_op(const struct gw_op *ops, const char *name)
+{
+    for (const struct gw_op *op = ops; op->handler; op++)
+        if (op->name && strcmp(op->name, name) == 0)
+            return op;
+    return NULL;
+}
+
+/* Matches "path" against "pattern" segment by segment; "{x}" captures one
+ * non-empty segment. */
+static int match_path(const char *pattern, const char *path, struct gw_req *req,
+                      const char **params, size_t *nparams)
+{
+    size_t n = 0;
+    const char *p = pattern, *s = path;
+    while (*p && *s) {
+        if (*p == '{') {
+            const char *pe = strchr(p, '}');
+            size_t len = strcspn(s, "/");
+            if (!pe || len == 0 || n == 4)
+                return 0;
+            char *v = gw_req_alloc(req, len + 1);
+            memcpy(v, s, len);
+            v[len] = '\0';
+            params[n++] = v;
+            p = pe + 1;
+            s += len;
+            continue;
+        }
+        if (*p != *s)
+            return 0;
+        p++;
+        s++;
+    }
+    if (*p || *s)
+        return 0;
+    *nparams = n;
+    return 1;
+}
+
+const struct gw_op *gw_router_match_rest(const struct gw_op *ops, struct gw_req *req,
+                                         const char *method, const char *path,
+                                         const char **params, size_t *nparams,
+                                         int *method_mismatch)
+{
+    *method_mismatch = 0;
+    for (const struct gw_op *op = ops; op->handler; op++) {
+        if (!op->rest_path || !match_path(op->rest_path, path, req, params, nparams))
+            continue;
+        if (strcmp(op->rest_method, method) == 0)
+            return op;
+        *method_mismatch = 1;
+    }
+    return NULL;
+}
+
+void gw_reply_json(struct gw_req *req, int status, const char *json)
+{
+    const char *ct = gw_req_header(req, "content-type");
+    bool kinesis = gw_req_header(req, "x-amz-target") && ct &&
+                   strncasecmp(ct, "application/x-amz-json-1.1", 26) == 0;
+    gw_resp_header(req, "content-type", kinesis ? "application/x-amz-json-1.1" : "application/json");
+    gw_resp_send(req, status, json, strlen(json));
+}
+
+static void reply_error(struct gw_req *req, enum gw_errtype type, const char *fmt,
+                        const char *a, const char *b)
+{
+    struct gw_error err = {0};
+    gw_error_set(&err, type, fmt, a, b);
+    gw_resp_error(req, &err);
+}
+
+/* Allow header for a path that exists under other methods. */
+static void set_allow(const struct gw_op *ops, struct gw_req *req, const char *path)
+{
+    char allow[128] = "";
+    const char *params[4];
+    size_t np;
+    for (const struct gw_op *op = ops; op->handler; op++) {
+        if (!op->rest_path || !match_path(op->rest_path, path, req, params, &np))
+            continue;
+        if (strstr(allow, op->rest_method))
+            continue;
+        if (allow[0])
+            strncat(allow, ", ", sizeof allow - strlen(allow) - 1);
+        strncat(allow, op->rest_method, sizeof allow - strlen(allow) - 1);
+    }
+    gw_resp_header(req, "allow", allow);
+}
+
+static bool content_type_is(const char *ct, const char *want)
+{
+    size_t n = strlen(want);
+    return ct && strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static void kinesis_door(struct gw_app *app, struct gw_req *req)
+{
+    if (strcmp(gw_req_method(req), "POST") != 0) {
+        gw_resp_header(req, "allow", "POST");
+        reply_error(req, GW_ERR_METHOD_NOT_ALLOWED,
+                    "The Kinesis API takes POST on /, not %s%s", gw_req_method(req), "");
+        return;
+    }
+    const char *ct = gw_req_header(req, "content-type");
+    if (!content_type_is(ct, "application/x-amz-json-1.1") &&
+        !content_type_is(ct, "application/json")) {
+        reply_error(req, GW_ERR_UNSUPPORTED_MEDIA_TYPE,
+                    "Unsupported Content-Type '%s'%s; use application/x-amz-json-1.1",
+                    ct ? ct : "(none)", "");
+        return;
+    }
+    const char *target = gw_req_header(req, "x-amz-target");
+    if (!target) {
+        reply_error(req, GW_ERR_UNKNOWN_OPERATION, "Missing X-Amz-Target header%s%s", "", "");
+        return;
+    }
+    const char *name = strncmp(target, TARGET_PREFIX, sizeof TARGET_PREFIX - 1) == 0
+                           ? target + sizeof TARGET_PREFIX - 1
+                           : NULL;
+    const struct gw_op *op = name && *name ? gw_router_find_op(app->ops, name) : NULL;
+    if (!op) {
+        reply_error(req, GW_ERR_UNKNOWN_OPERATION, "Operation %s%s is not supported",
+                    target, "");
+        return;
+    }
+    gw_req_set_route(req, op, NULL, 0);
+    op->handler(app, req);
+}
+
+void gw_router_dispatch(void *ctx, struct gw_req *req)
+{
+    struct gw_app *app = ctx;
+    const char *path = gw_req_path(req);
+    const char *method = gw_req_method(req);
+    gw_log(GW_LOG_DEBUG, "request", "conn=%llu %s %s target=%s",
+           (unsigned long long)gw_req_conn_id(req), method, path,
+           gw_req_header(req, "x-amz-target") ? gw_req_header(req, "x-amz-target") : "-");
+    if (strcmp(path, "/") == 0) {
+        kinesis_door(app, req);
+        return;
+    }
+    const char *params[4];
+    size_t np = 0;
+    int mismatch;
+    const struct gw_op *op =
+        gw_router_match_rest(app->ops, req, method, path, params, &np, &mismatch);
+    if (op) {
+        gw_req_set_route(req, op, params, np);
+        op->handler(app, req);
+        return;
+    }
+    if (mismatch) {
+        set_allow(app->ops, req, path);
+        reply_error(req, GW_ERR_METHOD_NOT_ALLOWED, "Method %s is not allowed on %s", method,
+                    path);
+        return;
+    }
+    reply_error(req, GW_ERR_NOT_FOUND, "No route for %s %s", method, path);
+}

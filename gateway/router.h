@@ -1,0 +1,57 @@
+/* router.h - both doors to one operation table.
+ *
+ * Upstream: http1.c/h2.c dispatch each complete request here. Downstream: the
+ * Kinesis door maps `POST /` + `X-Amz-Target: Kinesis_20131202.<Op>` to an
+ * operation; the REST door maps method + path under /v1 (and /healthz) to the
+ * same operation. A new operation is one row in router.c's table and one
+ * handler in an ops_*.c file. */
+#ifndef SLUICE_GW_ROUTER_H
+#define SLUICE_GW_ROUTER_H
+
+#include <stddef.h>
+
+#include "request.h"
+
+struct gw_app;
+
+/* A handler answers "req" (now or later) through the response API. */
+typedef void (*gw_op_fn)(struct gw_app *app, struct gw_req *req);
+
+enum { GW_OP_STREAMING = 1 };
+
+struct gw_op {
+    const char *name;        /* Kinesis operation name; NULL for REST-only routes */
+    const char *rest_method; /* NULL: no REST route */
+    const char *rest_path;   /* e.g. "/v1/streams/{stream}/shards" */
+    gw_op_fn handler;
+    unsigned flags;
+};
+
+/* Everything the operations share; owned by main.c. */
+struct gw_app {
+    const struct gw_config *cfg;
+    struct gw_server *srv;
+    const struct gw_op *ops; /* the table, terminated by a zeroed row */
+};
+
+/* The default table (router.c). */
+extern const struct gw_op gw_ops[];
+
+/* gw_dispatch_fn for the server: "ctx" is a struct gw_app. */
+void gw_router_dispatch(void *ctx, struct gw_req *req);
+
+/* Finds the REST route for "method" "path" in "ops"; fills up to 4 path
+ * parameters (borrowed into "req"'s arena). Returns the op, or NULL with
+ * *method_mismatch set when the path exists under another method. */
+const struct gw_op *gw_router_match_rest(const struct gw_op *ops, struct gw_req *req,
+                                         const char *method, const char *path,
+                                         const char **params, size_t *nparams,
+                                         int *method_mismatch);
+
+/* Finds the operation named "name" (Kinesis door). */
+const struct gw_op *gw_router_find_op(const struct gw_op *ops, const char *name);
+
+/* Answers a JSON body with status 200 and the door's content type. */
+void gw_reply_json(struct gw_req *req, int status, const char *json);
+
+#endif

@@ -1,0 +1,547 @@
+/* server.c - listeners, per-connection sniffing, lifecycle and drain.
+ *
+ * Data path: accept (on_accept) -> sniff the first byte: 0x16 is a TLS
+ * ClientHello -> OpenSSL bufferevent, ALPN decides h2 or http/1.1; otherwise a
+ * plain bufferevent, and the first 24 bytes decide: the HTTP/2 preface goes
+ * to h2.c (h2c with prior knowledge), anything else to http1.c.
+ *
+ * Invariants: the server owns every connection and frees it only from a
+ * fresh loop pass (gw_conn_close schedules it), so protocol callbacks never
+ * run on freed memory. Memory per connection is bounded by the bufferevent
+ * watermarks (input stops being read past the read limit; producers stop
+ * past the output limit) plus what the protocol bounds itself. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "mem.h"
+#include "tls.h"
+
+#define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define H2_PREFACE_LEN 24
+#define READ_HIGH_WATERMARK (1u << 20)
+
+struct gw_server {
+    struct event_base *base;
+    const struct gw_config *cfg;
+    gw_dispatch_fn dispatch;
+    void *ctx;
+    SSL_CTX *ssl_ctx;
+    struct evconnlistener *listeners[GW_MAX_LISTEN];
+    size_t nlisteners;
+    TAILQ_HEAD(, gw_conn) conns;
+    size_t nconns;
+    uint64_t next_id;
+    bool draining;
+    struct event *drain_timer;
+    void (*on_drained)(void *);
+    void *drained_arg;
+};
+
+static void conn_free(struct gw_conn *c);
+static void maybe_drained(struct gw_server *srv);
+
+/* ---- connection helpers used by the protocols --------------------------- */
+
+gw_dispatch_fn gw_conn_dispatcher(struct gw_conn *c, void **ctx)
+{
+    *ctx = c->srv->ctx;
+    return c->srv->dispatch;
+}
+
+const bool *gw_conn_draining_flag(struct gw_conn *c) { return &c->srv->draining; }
+bool gw_conn_draining(struct gw_conn *c) { return c->srv->draining; }
+
+static void on_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+    conn_free(arg);
+}
+
+void gw_conn_close(struct gw_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (c->bev) {
+        bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    }
+    if (c->_sniff_ev)
+        event_del(c->_sniff_ev);
+    event_del(c->timer);
+    event_del(c->kick);
+    static const struct timeval zero = {0, 0};
+    if (event_base_once(c->srv->base, -1, EV_TIMEOUT, on_free_cb, c, &zero) != 0)
+        conn_free(c); /* cannot defer: nothing is on the stack that uses c here */
+}
+
+size_t gw_conn_output_len(struct gw_conn *c)
+{
+    return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+}
+
+bool gw_conn_output_full(struct gw_conn *c)
+{
+    return gw_conn_output_len(c) >= c->cfg->conn_buffer_bytes;
+}
+
+void gw_conn_close_after_flush(struct gw_conn *c)
+{
+    if (c->closing)
+        return;
+    c->close_on_flush = true;
+    gw_conn_pause_read(c);
+    if (gw_conn_output_len(c) == 0)
+        gw_conn_close(c);
+}
+
+void gw_conn_timer(struct gw_conn *c, uint64_t ms)
+{
+    if (c->closing)
+        return;
+    if (ms == 0) {
+        event_del(c->timer);
+        return;
+    }
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    event_add(c->timer, &tv);
+}
+
+void gw_conn_kick(struct gw_conn *c)
+{
+    if (!c->closing)
+        event_active(c->kick, EV_TIMEOUT, 0);
+}
+
+void gw_conn_pause_read(struct gw_conn *c)
+{
+    if (c->reading && c->bev) {
+        bufferevent_disable(c->bev, EV_READ);
+        c->reading = false;
+    }
+}
+
+void gw_conn_resume_read(struct gw_conn *c)
+{
+    if (!c->reading && c->bev && !c->closing && !c->close_on_flush) {
+        bufferevent_enable(c->bev, EV_READ);
+        c->reading = true;
+    }
+}
+
+/* ---- bufferevent callbacks ------------------------------------------------ */
+
+static void sniff_plain(struct gw_conn *c);
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct gw_conn *c = arg;
+    if (c->proto)
+        c->proto->on_read(c);
+    else
+        sniff_plain(c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct gw_conn *c = arg;
+    if (c->close_on_flush) {
+        if (gw_conn_output_len(c) == 0)
+            gw_conn_close(c);
+        return;
+    }
+    if (c->proto)
+        c->proto->on_write(c);
+}
+
+static void attach(struct gw_conn *c, int which)
+{
+    if (which == 2)
+        gw_h2_attach(c);
+    else
+        gw_http1_attach(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        /* TLS handshake finished: ALPN decides, else sniff the bytes. */
+        int alpn = gw_tls_alpn(bufferevent_openssl_get_ssl(bev));
+        gw_log(GW_LOG_DEBUG, "tls_ready", "conn=%llu alpn=%d", (unsigned long long)c->id, alpn);
+        if (alpn)
+            attach(c, alpn);
+        else if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+            sniff_plain(c);
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        gw_log(GW_LOG_DEBUG, "conn_timeout", "conn=%llu peer=%s write stalled",
+               (unsigned long long)c->id, c->peer);
+    } else if (what & BEV_EVENT_ERROR) {
+        unsigned long e = c->tls ? bufferevent_get_openssl_error(bev) : 0;
+        gw_log(GW_LOG_DEBUG, "conn_error", "conn=%llu peer=%s errno=%d ssl=%lu",
+               (unsigned long long)c->id, c->peer, EVUTIL_SOCKET_ERROR(), e);
+    }
+    gw_conn_close(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    if (c->proto) {
+        c->proto->on_timer(c);
+        return;
+    }
+    gw_log(GW_LOG_DEBUG, "conn_timeout", "conn=%llu peer=%s no request before the header timeout",
+           (unsigned long long)c->id, c->peer);
+    gw_conn_close(c);
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    if (c->proto && !c->closing)
+        c->proto->on_kick(c);
+}
+
+static void setup_bev(struct gw_conn *c)
+{
+    const struct gw_config *cfg = c->cfg;
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    /* The write callback runs once output drains to a quarter of the limit. */
+    bufferevent_setwatermark(c->bev, EV_WRITE, cfg->conn_buffer_bytes / 4, 0);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
+    /* A peer that stops reading for the idle timeout is cut off. */
+    struct timeval wt = {(time_t)(cfg->idle_timeout_ms / 1000),
+                         (suseconds_t)((cfg->idle_timeout_ms % 1000) * 1000)};
+    bufferevent_set_timeouts(c->bev, NULL, &wt);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->reading = true;
+}
+
+/* Decides h2 (preface) vs HTTP/1.1 from the first bytes in the input. */
+static void sniff_plain(struct gw_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t n = evbuffer_get_length(in);
+    unsigned char buf[H2_PREFACE_LEN];
+    size_t k = n < H2_PREFACE_LEN ? n : H2_PREFACE_LEN;
+    if (k == 0)
+        return;
+    evbuffer_copyout(in, buf, k);
+    if (memcmp(buf, H2_PREFACE, k) != 0)
+        attach(c, 1);
+    else if (k == H2_PREFACE_LEN)
+        attach(c, 2);
+    /* else: a prefix of the preface; wait for more (the timer bounds it). */
+}
+
+static void on_sniff(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    unsigned char b;
+    ssize_t r = recv(fd, &b, 1, MSG_PEEK);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (r <= 0) {
+        gw_conn_close(c);
+        return;
+    }
+    event_free(c->_sniff_ev);
+    c->_sniff_ev = NULL;
+    if (b == 0x16) {
+        if (!c->srv->ssl_ctx) {
+            gw_log(GW_LOG_INFO, "tls_refused",
+                   "conn=%llu peer=%s TLS ClientHello but no --tls-cert/--tls-key configured",
+                   (unsigned long long)c->id, c->peer);
+            close(fd);
+            c->_fd = -1;
+            gw_conn_close(c);
+            return;
+        }
+        SSL *ssl = SSL_new(c->srv->ssl_ctx);
+        if (!ssl) {
+            close(fd);
+            c->_fd = -1;
+            gw_conn_close(c);
+            return;
+        }
+        c->tls = true;
+        c->bev = bufferevent_openssl_socket_new(c->srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (!c->bev) {
+            SSL_free(ssl);
+            close(fd);
+            c->_fd = -1;
+            gw_conn_close(c);
+            return;
+        }
+        /* Many clients close without close_notify; that is not an error. */
+        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(c->srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (!c->bev) {
+            close(fd);
+            c->_fd = -1;
+            gw_conn_close(c);
+            return;
+        }
+    }
+    c->_fd = -1; /* the bufferevent owns the descriptor now */
+    setup_bev(c);
+}
+
+/* ---- accept ---------------------------------------------------------------- */
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    struct gw_server *srv = arg;
+    if (srv->draining || srv->nconns >= srv->cfg->max_connections) {
+        gw_log(GW_LOG_WARN, "conn_refused", "%s: %zu connections open (max %u)",
+               srv->draining ? "draining" : "connection limit", srv->nconns,
+               srv->cfg->max_connections);
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct gw_conn *c = xcalloc(1, sizeof *c);
+    c->srv = srv;
+    c->cfg = srv->cfg;
+    c->id = ++srv->next_id;
+    c->_fd = fd;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
+        port = ntohs(s4->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
+        port = ntohs(s6->sin6_port);
+    }
+    snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
+    c->timer = evtimer_new(srv->base, on_timer, c);
+    c->kick = event_new(srv->base, -1, 0, on_kick, c);
+    c->_sniff_ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_sniff, c);
+    if (!c->timer || !c->kick || !c->_sniff_ev)
+        abort();
+    TAILQ_INSERT_TAIL(&srv->conns, c, link);
+    srv->nconns++;
+    event_add(c->_sniff_ev, NULL);
+    gw_conn_timer(c, srv->cfg->header_timeout_ms);
+    gw_log(GW_LOG_DEBUG, "conn_open", "conn=%llu peer=%s", (unsigned long long)c->id, c->peer);
+}
+
+static void conn_free(struct gw_conn *c)
+{
+    struct gw_server *srv = c->srv;
+    if (c->proto && c->proto->on_free)
+        c->proto->on_free(c);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->_fd >= 0 && !c->bev)
+        close(c->_fd);
+    if (c->_sniff_ev)
+        event_free(c->_sniff_ev);
+    event_free(c->timer);
+    event_free(c->kick);
+    TAILQ_REMOVE(&srv->conns, c, link);
+    srv->nconns--;
+    gw_log(GW_LOG_DEBUG, "conn_close", "conn=%llu", (unsigned long long)c->id);
+    free(c);
+    maybe_drained(srv);
+}
+
+/* ---- listening ------------------------------------------------------------- */
+
+struct gw_server *gw_server_new(struct event_base *base, const struct gw_config *cfg,
+                                gw_dispatch_fn dispatch, void *ctx, struct gw_error *err)
+{
+    struct gw_server *srv = xcalloc(1, sizeof *srv);
+    srv->base = base;
+    srv->cfg = cfg;
+    srv->dispatch = dispatch;
+    srv->ctx = ctx;
+    TAILQ_INIT(&srv->conns);
+    if (cfg->tls_cert) {
+        srv->ssl_ctx = gw_tls_ctx_new(cfg->tls_cert, cfg->tls_key, err);
+        if (!srv->ssl_ctx) {
+            free(srv);
+            return NULL;
+        }
+    }
+    return srv;
+}
+
+static int listen_one(struct gw_server *srv, const char *addr, struct gw_error *err)
+{
+    char host[256], port[8];
+    uint16_t p;
+    if (gw_config_split_hostport(addr, host, sizeof host, &p) != 0)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT, "bad listen address %s", addr);
+    snprintf(port, sizeof port, "%u", p);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT, "cannot resolve %s: %s", addr,
+                            gai_strerror(rc));
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        freeaddrinfo(res);
+        return gw_error_set(err, GW_ERR_INTERNAL_FAILURE, "socket: %s", strerror(errno));
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (res->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        int e = errno;
+        freeaddrinfo(res);
+        close(fd);
+        return gw_error_set(err, GW_ERR_INTERNAL_FAILURE, "cannot listen on %s: %s", addr,
+                            strerror(e));
+    }
+    freeaddrinfo(res);
+
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    char hbuf[INET6_ADDRSTRLEN], bound[INET6_ADDRSTRLEN + 16], portbuf[8];
+    unsigned bport;
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, hbuf, sizeof hbuf);
+        bport = ntohs(s6->sin6_port);
+        snprintf(bound, sizeof bound, "[%s]:%u", hbuf, bport);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &s4->sin_addr, hbuf, sizeof hbuf);
+        bport = ntohs(s4->sin_port);
+        snprintf(bound, sizeof bound, "%s:%u", hbuf, bport);
+    }
+    snprintf(portbuf, sizeof portbuf, "%u", bport);
+
+    struct evconnlistener *l =
+        evconnlistener_new(srv->base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                           -1, fd);
+    if (!l) {
+        close(fd);
+        return gw_error_set(err, GW_ERR_INTERNAL_FAILURE, "evconnlistener_new failed");
+    }
+    srv->listeners[srv->nlisteners++] = l;
+    gw_log_fields(GW_LOG_INFO, "listening", "addr", bound, "port", portbuf, "tls",
+                  srv->ssl_ctx ? "available" : "off", NULL);
+    return 0;
+}
+
+int gw_server_listen(struct gw_server *srv, struct gw_error *err)
+{
+    for (size_t i = 0; i < srv->cfg->nlisten; i++)
+        if (listen_one(srv, srv->cfg->listen[i], err) != 0)
+            return -1;
+    return 0;
+}
+
+size_t gw_server_connections(const struct gw_server *srv) { return srv->nconns; }
+
+/* ---- drain ----------------------------------------------------------------- */
+
+static void finish_drain(struct gw_server *srv)
+{
+    void (*cb)(void *) = srv->on_drained;
+    srv->on_drained = NULL;
+    if (srv->drain_timer)
+        event_del(srv->drain_timer);
+    if (cb)
+        cb(srv->drained_arg);
+}
+
+static void maybe_drained(struct gw_server *srv)
+{
+    if (srv->draining && srv->nconns == 0)
+        finish_drain(srv);
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_server *srv = arg;
+    gw_log(GW_LOG_WARN, "drain_timeout", "closing %zu connections still open", srv->nconns);
+    struct gw_conn *c;
+    TAILQ_FOREACH(c, &srv->conns, link)
+        gw_conn_close(c);
+    /* The frees run on the next pass; finish then or now if none are left. */
+    if (srv->nconns == 0)
+        finish_drain(srv);
+}
+
+static void on_drain_start(evutil_socket_t fd, short what, void *arg)
+{
+    maybe_drained(arg);
+}
+
+void gw_server_drain(struct gw_server *srv, void (*on_done)(void *arg), void *arg)
+{
+    if (srv->draining)
+        return;
+    srv->draining = true;
+    srv->on_drained = on_done;
+    srv->drained_arg = arg;
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_free(srv->listeners[i]);
+    srv->nlisteners = 0;
+    gw_log(GW_LOG_INFO, "draining", "connections=%zu timeout_ms=%llu", srv->nconns,
+           (unsigned long long)srv->cfg->drain_timeout_ms);
+    struct gw_conn *c, *next;
+    for (c = TAILQ_FIRST(&srv->conns); c; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->proto && c->proto->on_drain)
+            c->proto->on_drain(c);
+        else
+            gw_conn_close(c);
+    }
+    srv->drain_timer = evtimer_new(srv->base, on_drain_timeout, srv);
+    uint64_t ms = srv->cfg->drain_timeout_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(srv->drain_timer, &tv);
+    static const struct timeval zero = {0, 0};
+    event_base_once(srv->base, -1, EV_TIMEOUT, on_drain_start, srv, &zero);
+}
+
+void gw_server_free(struct gw_server *srv)
+{
+    if (!srv)
+        return;
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_free(srv->listeners[i]);
+    srv->on_drained = NULL;
+    struct gw_conn *c;
+    while ((c = TAILQ_FIRST(&srv->conns)) != NULL) {
+        c->closing = true;
+        conn_free(c);
+    }
+    if (srv->drain_timer)
+        event_free(srv->drain_timer);
+    SSL_CTX_free(srv->ssl_ctx);
+    free(srv);
+}

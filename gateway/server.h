@@ -1,0 +1,36 @@
+/* server.h - listeners, connection lifecycle and graceful drain.
+ *
+ * Upstream: main.c creates the server on its event_base. Downstream: each
+ * accepted connection is sniffed (TLS ClientHello? HTTP/2 preface? otherwise
+ * HTTP/1.1) and handed to tls.c, h2.c or http1.c, which produce requests for
+ * the dispatcher given here (router.c in the real binary). */
+#ifndef SLUICE_GW_SERVER_H
+#define SLUICE_GW_SERVER_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "error.h"
+#include "request.h"
+
+struct event_base;
+struct gw_server;
+
+/* Returns a new server bound to nothing yet. "cfg" and "ctx" are borrowed for
+ * the server's life. Loads TLS material when cfg has it; on failure returns
+ * NULL with "err" set. */
+struct gw_server *gw_server_new(struct event_base *base, const struct gw_config *cfg,
+                                gw_dispatch_fn dispatch, void *ctx, struct gw_error *err);
+/* Binds and listens on every cfg->listen address, logging one "listening"
+ * line per socket with the bound address (port 0 resolved). 0 or -1. */
+int gw_server_listen(struct gw_server *srv, struct gw_error *err);
+/* Starts a graceful drain: stop accepting, let in-flight requests finish,
+ * GOAWAY HTTP/2 sessions, and call "on_done" once every connection has closed
+ * or cfg->drain_timeout_ms has passed (then the rest are closed). */
+void gw_server_drain(struct gw_server *srv, void (*on_done)(void *arg), void *arg);
+/* Closes everything at once; NULL is fine. */
+void gw_server_free(struct gw_server *srv);
+/* Number of open connections (for /healthz and tests). */
+size_t gw_server_connections(const struct gw_server *srv);
+
+#endif

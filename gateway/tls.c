@@ -1,0 +1,74 @@
+/* tls.c - SSL_CTX setup and ALPN (see tls.h).
+ *
+ * The server's preference order wins: h2, then http/1.1. A client that
+ * offers neither still completes the handshake and is sniffed like a plain
+ * connection (HTTP/2 preface or HTTP/1.1). */
+#include "tls.h"
+
+#include <openssl/err.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const unsigned char alpn_server[] = "\x02h2\x08http/1.1";
+
+static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                          const unsigned char *in, unsigned int inlen, void *arg)
+{
+    unsigned char *sel;
+    if (SSL_select_next_proto(&sel, outlen, alpn_server, sizeof alpn_server - 1, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int ssl_fail(struct gw_error *err, const char *what, const char *file)
+{
+    char buf[160];
+    ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+    ERR_clear_error();
+    return gw_error_set(err, GW_ERR_INTERNAL_FAILURE, "%s %s: %s", what, file ? file : "", buf);
+}
+
+SSL_CTX *gw_tls_ctx_new(const char *cert_file, const char *key_file, struct gw_error *err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        ssl_fail(err, "SSL_CTX_new", NULL);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* Buffers are released while idle: many idle TLS connections stay cheap. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        ssl_fail(err, "cannot load certificate", cert_file);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+        ssl_fail(err, "cannot load private key", key_file);
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        ssl_fail(err, "private key does not match certificate", key_file);
+        goto fail;
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, on_alpn_select, NULL);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+int gw_tls_alpn(SSL *ssl)
+{
+    const unsigned char *p;
+    unsigned int n;
+    SSL_get0_alpn_selected(ssl, &p, &n);
+    if (n == 2 && memcmp(p, "h2", 2) == 0)
+        return 2;
+    if (n == 8 && memcmp(p, "http/1.1", 8) == 0)
+        return 1;
+    return 0;
+}

@@ -1,0 +1,17 @@
+/* tls.h - the TLS context: certificate, key and ALPN selection (h2 first,
+ * then http/1.1). server.c wraps accepted sockets with it. */
+#ifndef SLUICE_GW_TLS_H
+#define SLUICE_GW_TLS_H
+
+#include <openssl/ssl.h>
+
+#include "error.h"
+
+/* Returns a new server SSL_CTX (TLS 1.2+) loaded from PEM files, or NULL with
+ * "err" set. The caller frees it with SSL_CTX_free. */
+SSL_CTX *gw_tls_ctx_new(const char *cert_file, const char *key_file, struct gw_error *err);
+
+/* After the handshake: 2 if ALPN chose "h2", 1 for "http/1.1", 0 if none. */
+int gw_tls_alpn(SSL *ssl);
+
+#endif

@@ -589,10 +589,12 @@ static void cb_break(void *c)
         return;
     }
     d->depth--;
+    /* No chunk yet means no buffer: hand over a valid empty string. */
+    const uint8_t *s = d->chunks_len ? d->chunks : (const uint8_t *)"";
     if (f->type == F_TEXT)
-        text_done(d, d->chunks, d->chunks_len);
+        text_done(d, s, d->chunks_len);
     else if (f->type == F_BYTES)
-        bytes_done(d, d->chunks, d->chunks_len);
+        bytes_done(d, s, d->chunks_len);
     else
         close_frames(d);
 }
@@ -710,38 +712,44 @@ static int efail(struct enc *e, const char *fmt, ...)
     return -1;
 }
 
-/* Makes room for "n" more bytes, within max_size. */
-static int reserve(struct enc *e, size_t n)
+/* Makes room for "n" more bytes. The output limit is checked by the
+ * callers against what they actually write. */
+static void reserve(struct enc *e, size_t n)
 {
-    if (n > e->o->max_size || e->len > e->o->max_size - n)
-        return efail(e, "output exceeds %zu bytes", e->o->max_size);
     if (e->cap - e->len >= n)
-        return 0;
+        return;
     size_t cap = e->cap ? e->cap : 256;
     while (cap - e->len < n)
         cap *= 2;
     e->buf = xrealloc(e->buf, cap);
     e->cap = cap;
-    return 0;
+}
+
+static int over_limit(struct enc *e)
+{
+    return efail(e, "output exceeds %zu bytes", e->o->max_size);
 }
 
 /* Item heads are at most 9 bytes; libcbor writes them into reserved space. */
 #define HEAD(e, call)                                                                        \
     do {                                                                                     \
-        if (reserve((e), 9) != 0)                                                            \
-            return -1;                                                                       \
+        reserve((e), 9);                                                                     \
         size_t n_ = (call);                                                                  \
         if (n_ == 0)                                                                         \
             return efail((e), "libcbor could not encode an item head");                      \
         (e)->len += n_;                                                                      \
+        if ((e)->len > (e)->o->max_size)                                                     \
+            return over_limit(e);                                                            \
     } while (0)
 
 #define OUT(e) ((e)->buf + (e)->len), ((e)->cap - (e)->len)
 
 static int put_raw(struct enc *e, const void *p, size_t n)
 {
-    if (reserve(e, n) != 0)
-        return -1;
+    /* Checked before reserving, so a huge string is refused unallocated. */
+    if (n > e->o->max_size - e->len)
+        return over_limit(e);
+    reserve(e, n);
     if (n)
         memcpy(e->buf + e->len, p, n);
     e->len += n;
@@ -763,8 +771,11 @@ static int put_text(struct enc *e, const char *s, size_t n)
     return put_raw(e, s, n);
 }
 
-static int enc_value(struct enc *e, const json_t *v, enum gw_cbor_kind kind, size_t depth,
-                     const char *key);
+static int put_bytes(struct enc *e, const uint8_t *p, size_t n)
+{
+    HEAD(e, cbor_encode_bytestring_start(n, OUT(e)));
+    return put_raw(e, p, n);
+}
 
 static int enc_blob(struct enc *e, const char *s, size_t n, const char *key)
 {
@@ -774,13 +785,7 @@ static int enc_blob(struct enc *e, const char *s, size_t n, const char *key)
         free(tmp);
         return efail(e, "member \"%s\" is not valid base64", key ? key : "");
     }
-    int rc = 0;
-    if (reserve(e, 9) != 0) {
-        rc = -1;
-    } else {
-        e->len += cbor_encode_bytestring_start((size_t)dn, OUT(e));
-        rc = put_raw(e, tmp, (size_t)dn);
-    }
+    int rc = put_bytes(e, tmp, (size_t)dn);
     free(tmp);
     return rc;
 }

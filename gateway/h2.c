@@ -48,7 +48,10 @@ struct h2s {
     size_t method_len, path_len;
     size_t body_counted;       /* share of h->body_bytes */
     bool headers_too_large;
-    bool rejected;             /* answered by h2.c itself (4xx/5xx) */
+    /* Answered by h2.c itself (4xx/5xx). Further DATA is discarded rather
+     * than reset: curl drops a complete reply that is followed by
+     * RST_STREAM(NO_ERROR) while it is still uploading. */
+    bool rejected;
     bool dispatched;
     bool deferred;             /* data provider returned NGHTTP2_ERR_DEFERRED */
     struct h2s *prev, *next;
@@ -318,21 +321,6 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
     return 0;
 }
 
-static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
-{
-    if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
-        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
-        struct h2s *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-        /* A rejected request's reply is complete; stop the peer's upload too
-         * (RFC 9113 §8.1: RST_STREAM with NO_ERROR after a complete reply). */
-        if (s && s->rejected &&
-            nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0)
-            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
-                                      NGHTTP2_NO_ERROR);
-    }
-    return 0;
-}
-
 static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
                            void *user_data)
 {
@@ -462,7 +450,6 @@ void gw_h2_attach(struct gw_conn *c)
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
-    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_option *opt;
     nghttp2_option_new(&opt);

@@ -17,16 +17,38 @@
 
 #include "log.h"
 
+/* Request ids only need to be unique, not secret: a splitmix64 stream seeded
+ * once from the OpenSSL DRBG (RAND_bytes per request costs a getpid() and a
+ * lock), formatted as a version-4 UUID. */
+static uint64_t rid_state;
+
+static uint64_t splitmix64(void)
+{
+    uint64_t z = (rid_state += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
 static void make_request_id(char out[37])
 {
+    static const char hex[] = "0123456789abcdef";
+    if (rid_state == 0 && RAND_bytes((unsigned char *)&rid_state, sizeof rid_state) != 1)
+        rid_state = (uint64_t)time(NULL);
     unsigned char b[16];
-    if (RAND_bytes(b, sizeof b) != 1)
-        memset(b, 0, sizeof b);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* UUID v4 */
+    uint64_t a = splitmix64(), c = splitmix64();
+    memcpy(b, &a, 8);
+    memcpy(b + 8, &c, 8);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = '\0';
 }
 
 struct gw_req *gw_req_new(enum gw_proto proto, bool tls, uint64_t conn_id,
@@ -302,10 +324,17 @@ enum gw_pull gw_req_pull(struct gw_req *req, size_t max)
 
 void gw_http_date(char *buf, size_t len)
 {
+    /* Formatted once per second: every reply carries a Date header. */
+    static time_t cached_at;
+    static char cached[40];
     time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (now != cached_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cached_at = now;
+    }
+    snprintf(buf, len, "%s", cached);
 }
 
 const char *gw_http_reason(int status)

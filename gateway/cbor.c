@@ -364,6 +364,10 @@ static void number_done(struct dec *d, json_t *v, double as_double)
     if (d->epoch_tag || value_kind(d) == GW_CBOR_TIMESTAMP) {
         d->epoch_tag = false;
         json_decref(v);
+        if (fabs(as_double) > (double)GW_CBOR_MAX_TIMESTAMP_MS) {
+            dfail(d, "timestamp out of range");
+            return;
+        }
         v = json_real(as_double / 1000.0);
     }
     attach(d, v);
@@ -792,16 +796,16 @@ static int enc_blob(struct enc *e, const char *s, size_t n, const char *key)
 
 static int enc_timestamp(struct enc *e, const json_t *v, const char *key)
 {
+    const int64_t max = GW_CBOR_MAX_TIMESTAMP_MS;
     int64_t ms;
     if (json_is_integer(v)) {
         json_int_t s = json_integer_value(v);
-        if (s > INT64_MAX / 1000 || s < INT64_MIN / 1000)
+        if (s > max / 1000 || s < -max / 1000)
             return efail(e, "timestamp \"%s\" out of range", key ? key : "");
         ms = (int64_t)s * 1000;
     } else {
         double x = json_real_value(v) * 1000.0;
-        /* 9.2e18 is the largest double strictly below 2^63. */
-        if (!(x > -9.2e18 && x < 9.2e18))
+        if (!(fabs(x) <= (double)max))
             return efail(e, "timestamp \"%s\" out of range", key ? key : "");
         ms = llround(x);
     }

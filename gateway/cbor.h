@@ -51,6 +51,10 @@
 /* Hard cap on max_depth (the decoder's stack is allocated from it). */
 #define GW_CBOR_MAX_DEPTH_LIMIT 1024
 
+/* Largest timestamp magnitude, in epoch milliseconds, either way (about
+ * 35,000 years): within it ms -> seconds (double) -> ms is exact. */
+#define GW_CBOR_MAX_TIMESTAMP_MS (INT64_C(1) << 50)
+
 /* Accept U+0000 inside text strings (jansson's JSON_ALLOW_NUL). */
 #define GW_CBOR_ALLOW_NUL 0x1u
 
@@ -87,7 +91,8 @@ enum gw_cbor_kind gw_cbor_kinesis_kind(void *ctx, const char *key, size_t key_le
  * "*out" NULL and a reason in "errbuf": malformed or truncated CBOR, trailing
  * bytes, a limit exceeded, a root that is not a map, a non-text or duplicate
  * map key, invalid UTF-8, an integer outside int64, a non-finite float, an
- * unsupported tag or simple value. "opts" may be NULL. */
+ * unsupported tag or simple value, a timestamp beyond GW_CBOR_MAX_TIMESTAMP_MS.
+ * "opts" may be NULL. */
 int gw_cbor_decode(const uint8_t *buf, size_t len, const struct gw_cbor_opts *opts,
                    json_t **out, char *errbuf, size_t errlen);
 
@@ -98,7 +103,7 @@ int gw_cbor_decode(const uint8_t *buf, size_t len, const struct gw_cbor_opts *op
  * tag 1 + integer milliseconds (rounded to nearest). Maps and arrays are
  * definite-length, integers use their shortest form, reals are doubles.
  * Returns 0, or -1 with "*out" NULL and a reason: invalid base64 in a blob
- * member, a timestamp outside int64 milliseconds, nesting deeper than
+ * member, a timestamp beyond GW_CBOR_MAX_TIMESTAMP_MS, nesting deeper than
  * max_depth, output over max_size. "opts" may be NULL. */
 int gw_cbor_encode(const json_t *root, const struct gw_cbor_opts *opts, uint8_t **out,
                    size_t *out_len, char *errbuf, size_t errlen);

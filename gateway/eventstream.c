@@ -156,7 +156,7 @@ int gw_es_message_size(const struct gw_es_header *headers, size_t n_headers,
 {
     size_t hlen = 0;
     for (size_t i = 0; i < n_headers; i++) {
-        size_t one;
+        size_t one = 0;
         if (header_size(&headers[i], i, &one, errbuf, errlen) != 0)
             return -1;
         hlen += one;

@@ -244,6 +244,11 @@ Test(cbor, untagged_timestamps_follow_the_schema)
                       " 77 53747265616d4372656174696f6e54696d657374616d70 fb 4275d3ef79800000";
     expect_json(hex, &kinesis,
                 "{\"Timestamp\":1700000001.123,\"Limit\":5,\"StreamCreationTimestamp\":1500000000.0}");
+    /* Beyond 2^50 ms a timestamp would not survive ms -> s -> ms. */
+    expect_error("a1 69 54696d657374616d70 1b 0004000000000001", &kinesis, "timestamp out of range");
+    expect_json("a1 69 54696d657374616d70 3b 0003ffffffffffff", &kinesis,
+                "{\"Timestamp\":-1125899906842.624}");
+    expect_error("a1 6161 c1 fb 4330000000000001", NULL, "timestamp out of range");
     expect_json(hex, NULL,
                 "{\"Timestamp\":1700000001123,\"Limit\":5,\"StreamCreationTimestamp\":1500000000000.0}");
     /* A blob sent as a text string passes through (base64 text, as Jackson
@@ -450,12 +455,21 @@ Test(cbor, encode_errors)
     cr_assert_not_null(strstr(err, "out of range"));
     cr_assert_null(enc("{\"Timestamp\":9223372036854775807}", &kinesis, &n, err));
     cr_assert_not_null(strstr(err, "out of range"));
+    uint8_t *ok = enc("{\"Timestamp\":1125899906842}", &kinesis, &n, err);
+    cr_assert_not_null(ok, "%s", err);
+    free(ok);
+    cr_assert_null(enc("{\"Timestamp\":1125899906843}", &kinesis, &n, err));
+    cr_assert_not_null(strstr(err, "out of range"));
     struct gw_cbor_opts shallow = {.max_depth = 2};
-    cr_assert_not_null(enc("{\"a\":[1]}", &shallow, &n, err), "%s", err);
+    ok = enc("{\"a\":[1]}", &shallow, &n, err);
+    cr_assert_not_null(ok, "%s", err);
+    free(ok);
     cr_assert_null(enc("{\"a\":[[1]]}", &shallow, &n, err));
     cr_assert_not_null(strstr(err, "nesting deeper than 2"));
     struct gw_cbor_opts small = {.max_size = 8};
-    cr_assert_not_null(enc("{\"a\":\"1234\"}", &small, &n, err));
+    ok = enc("{\"a\":\"1234\"}", &small, &n, err);
+    cr_assert_not_null(ok, "%s", err);
+    free(ok);
     cr_assert_eq(n, 8);
     cr_assert_null(enc("{\"a\":\"12345\"}", &small, &n, err));
     cr_assert_not_null(strstr(err, "exceeds 8 bytes"));

@@ -1,0 +1,303 @@
+/* internal.h - the store's private types, shared by its .c files only.
+ *
+ * Never included from gateway/. Holds the definitions behind the opaque
+ * handles of store.h (struct store, store_stream, store_shard, store_cursor's
+ * helpers) plus the in-memory pieces they are built from: segments (one file
+ * each), chunks (the in-memory tail) and append tickets. Functions are grouped
+ * by the .c file that defines them. All of it is touched by the loop thread
+ * only; the syncer thread sees nothing but syncer.h's queues.
+ */
+#ifndef SLUICE_STORE_INTERNAL_H
+#define SLUICE_STORE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+#include "syncer.h"
+
+/* ---- util.c --------------------------------------------------------------- */
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+/* Fills "err" (if not NULL) with "code" and a formatted message; returns code. */
+int err_set(struct store_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Maps an errno value to STORE_ENOSPC (ENOSPC, EDQUOT) or STORE_EIO. */
+int err_from_errno(int errnum);
+/* err_set with code err_from_errno(errnum) and ": strerror" appended. */
+int err_errno(struct store_err *err, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+void store_log(struct store *s, enum store_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int64_t store_now(struct store *s);
+
+/* Real syscalls behind struct store_io_ops. */
+extern const struct store_io_ops store_default_io;
+
+/* Writes all "len" bytes (retrying short writes) through "io"; 0 or errno. */
+int io_write_all(const struct store_io_ops *io, int fd, const void *buf, size_t len);
+
+/* ---- segment.c ------------------------------------------------------------ */
+
+#define SEG_MAGIC "SLUICESG"
+#define SEG_HDR_SIZE 16u
+#define SEG_INDEX_EVERY 65536u /* one sparse-index entry per this many bytes */
+
+struct seg_index_ent {
+    struct store_seq seq;
+    int64_t arrival;
+    uint64_t off; /* file offset of the frame */
+};
+
+/* One segment file of one shard. Frames in [SEG_HDR_SIZE, size) are whole. */
+struct segment {
+    struct segment *prev, *next; /* shard's list, in sequence order */
+    char *path;
+    uint64_t id;             /* unique within the store (syncer dedupe) */
+    int fd;                  /* write fd while active, else -1 */
+    uint64_t size;           /* file size: header + whole frames */
+    uint64_t nrec;
+    struct store_seq first, last;
+    int64_t first_arrival, last_arrival;
+    struct seg_index_ent *idx;
+    size_t nidx, idxcap;
+    uint64_t next_idx_off;   /* the next frame at/after this offset gets an entry */
+    int has_lsn;             /* written by this process: lsn_start is meaningful */
+    uint64_t lsn_start;      /* shard lsn of the first frame byte */
+};
+
+struct store_shard;
+
+/* Creates the segment file for a shard whose first record will be "first",
+ * writes its header and opens it for appending. Errors: STORE_EIO/ENOSPC. */
+int segment_create(struct store_shard *sh, struct store_seq first, struct segment **out,
+                   struct store_err *err);
+/* Records "n" frames of "buf" (offsets "offs") written at file offset "at". */
+void segment_note_frames(struct segment *seg, const uint8_t *buf, const uint32_t *offs,
+                         uint32_t n, uint64_t at);
+/* Closes the write fd (the file stays). */
+void segment_seal(struct segment *seg);
+/* Frees memory (closes the fd, leaves the file). Accepts NULL. */
+void segment_free(struct segment *seg);
+
+enum scan_outcome { SCAN_OK, SCAN_EMPTY, SCAN_CORRUPT, SCAN_IOERR };
+/* Verifies every frame of "seg" (path set, fd -1), builds its metadata and
+ * index, cuts a torn tail (logged). "prev_last"/"has_prev" order-checks against
+ * the previous segment. SCAN_EMPTY: no frames (caller deletes the file). */
+enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int has_prev,
+                               struct store_seq prev_last, struct store_err *err);
+/* Offset of the last indexed frame with seq <= "seq" (or the first frame). */
+uint64_t segment_index_seq(const struct segment *seg, struct store_seq seq);
+/* Offset of the last indexed frame with arrival < "ts" (or the first frame). */
+uint64_t segment_index_time(const struct segment *seg, int64_t ts);
+
+/* Builds "dir/s<uid>-<shard>-<gen>-<counter>.seg" (returns new). */
+char *segment_path(const char *dir, uint64_t uid, uint32_t shard, struct store_seq first);
+/* Parses a segment file name; 0 on success, -1 if it is not one. */
+int segment_parse_name(const char *name, uint64_t *uid, uint32_t *shard, struct store_seq *first);
+
+/* ---- shard.c -------------------------------------------------------------- */
+
+/* A run of encoded frames: the write buffer before store_commit, then part of
+ * the in-memory tail. Views handed to readers borrow "buf"; "refs" counts the
+ * tail's own reference plus each cursor holding views into it. */
+struct chunk {
+    struct chunk *prev, *next;   /* shard tail list, sequence order */
+    struct chunk *gprev, *gnext; /* store-wide FIFO of written chunks (eviction) */
+    struct store_shard *shard;   /* NULL once detached */
+    int refs;
+    int written;
+    int new_segment;             /* writing it must start a new segment */
+    uint64_t lsn;                /* shard lsn of buf[0] */
+    uint8_t *buf;
+    size_t len, cap;
+    uint32_t *off;               /* frame offsets in buf */
+    uint32_t n, offcap;
+    struct store_seq first, last;
+    int64_t first_arrival, last_arrival;
+};
+
+void chunk_unref(struct chunk *c);
+
+struct ticket {
+    uint64_t lsn_end;
+    store_done_fn cb;
+    void *arg;
+};
+
+struct store_listener {
+    struct store_listener *prev, *next;
+    struct store_shard *shard;
+    store_listener_fn fn;
+    void *arg;
+};
+
+struct store_shard {
+    struct store *store;
+    struct store_stream *stream;
+    uint32_t index;
+    char id[STORE_SHARD_ID_STRLEN];
+    struct store_hashkey hk_start, hk_end;
+    struct store_seq start_seq;
+    int has_end;
+    struct store_seq end_seq;
+    char parent[STORE_SHARD_ID_STRLEN], adj_parent[STORE_SHARD_ID_STRLEN];
+    int offline;
+    struct store_err offline_err;
+
+    /* assignment */
+    uint64_t next_counter;
+    int64_t last_arrival;
+
+    struct {
+        struct segment *head, *tail, *active;
+        size_t n;
+        uint64_t fill;            /* bytes in the active segment incl. pending */
+    } seg;
+
+    struct {
+        struct chunk *head, *tail;
+        struct chunk *unpub;      /* first chunk not yet readable (or NULL) */
+        struct chunk *pending;    /* first chunk not yet written (or NULL) */
+        uint64_t bytes;           /* memory of chunks in this list */
+    } tail;
+
+    /* lsn = bytes of frames appended by this process to this shard */
+    uint64_t lsn_appended, lsn_written, lsn_durable, lsn_published;
+    uint64_t epoch;               /* bumped when written data is discarded */
+
+    struct {
+        struct ticket *v;
+        size_t head, len, cap;
+    } tickets;
+
+    int has_pub;
+    struct store_seq last_pub;
+    int64_t last_pub_arrival;
+    struct store_pos horizon;     /* records below it are trimmed */
+    int has_durable;
+    struct store_seq last_durable;
+
+    struct store_listener *listeners;
+    int inflight;                 /* sync items in the syncer for this shard */
+    int deleted;
+    struct store_shard *znext;    /* store zombie list */
+    int notify_marked;
+    struct store_shard *notify_next;
+    int commit_marked;
+    struct store_shard *commit_next;
+
+    int rfd;                      /* read fd cache for rfd_seg */
+    struct segment *rfd_seg;
+};
+
+struct store_shard *shard_new(struct store *s, struct store_stream *st, uint32_t index);
+/* Frees a shard (fails its tickets with STORE_ENOTFOUND first). */
+void shard_free(struct store_shard *sh);
+/* Fails pending tickets, drops chunks, unlinks segment files: stream deletion. */
+void shard_destroy_data(struct store_shard *sh);
+/* Writes a shard's pending chunks (store_commit). Returns 0 or error code. */
+int shard_commit(struct store_shard *sh, struct sync_item_vec *items);
+/* Publishes up to "lsn", fires tickets up to "lsn", marks listeners. */
+void shard_publish(struct store_shard *sh, uint64_t lsn);
+void shard_fire_tickets(struct store_shard *sh, uint64_t lsn, const struct store_err *err);
+/* Handles an fsync failure: discard everything past lsn_durable. */
+void shard_sync_failed(struct store_shard *sh, int errnum);
+void shard_fire_listeners(struct store_shard *sh);
+/* Deletes expired segments; returns the count. */
+int shard_trim(struct store_shard *sh, int64_t cutoff_ms);
+void shard_mark_notify(struct store_shard *sh);
+/* Opens (cached) a read fd for "seg"; -1 with err on failure. */
+int shard_read_fd(struct store_shard *sh, struct segment *seg, struct store_err *err);
+void shard_unlink_chunk(struct store_shard *sh, struct chunk *c);
+
+/* ---- stream.c ------------------------------------------------------------- */
+
+struct tag {
+    char *key, *value;
+};
+
+struct consumer {
+    char *name, *arn;
+    enum store_consumer_status status;
+    int64_t created_ms;
+};
+
+struct store_stream {
+    struct store *store;
+    char *name, *arn;
+    uint64_t uid;
+    enum store_stream_status status;
+    int64_t created_ms;
+    uint32_t retention_hours;
+    struct store_shard **shards;
+    uint32_t nshards;
+    struct tag *tags;             /* sorted by key */
+    size_t ntags;
+    struct consumer *consumers;   /* registration order */
+    size_t nconsumers;
+};
+
+struct store_stream *stream_new(struct store *s, const char *name, uint64_t uid);
+void stream_free(struct store_stream *st);
+int stream_name_valid(const char *name);
+void stream_set_arn(struct store_stream *st);
+void stream_tag_put(struct store_stream *st, const char *key, const char *value);
+void stream_consumer_put(struct store_stream *st, const char *name, const char *arn,
+                         enum store_consumer_status status, int64_t created_ms);
+int shard_id_parse(const char *id, uint32_t *index);
+
+/* ---- store.c -------------------------------------------------------------- */
+
+struct catalog_waiter {
+    uint64_t version;
+    store_done_fn cb;
+    void *arg;
+};
+
+struct store {
+    char *dir, *segdir;
+    int dir_fd, seg_dir_fd, lock_fd;
+    struct store_opts opts;
+    char region[64], account[16];
+    struct store_io_ops io;
+    uint32_t gen;
+    uint64_t next_uid;
+    uint64_t next_seg_id;
+
+    struct store_stream **streams; /* sorted by name */
+    size_t nstreams, streamcap;
+
+    struct {
+        struct chunk *head, *tail;
+        uint64_t bytes;
+    } fifo;
+
+    struct store_shard *commit_list;
+    struct store_shard *notify_list;
+    struct store_shard *zombies;
+
+    struct syncer *syncer;
+
+    uint64_t catalog_version;    /* bumped by each catalog change */
+    uint64_t manifest_posted;    /* version handed to the syncer */
+    uint64_t manifest_done;      /* version known durable */
+    struct catalog_waiter *waiters;
+    size_t nwaiters, waitercap;
+
+    int64_t last_trim;
+    struct store_stats stats;
+};
+
+void catalog_changed(struct store *s);
+void store_fifo_add(struct store *s, struct chunk *c);
+void store_fifo_remove(struct store *s, struct chunk *c);
+void store_evict(struct store *s);
+
+#endif

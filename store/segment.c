@@ -1,0 +1,371 @@
+/* segment.c - segment files: create, append bookkeeping, scan, tail recovery.
+ *
+ * Upstream: shard.c creates segments and writes chunks into them during
+ * store_commit; store.c asks segment_scan to verify every segment at open;
+ * cursor.c uses the sparse index to pread old records. Downstream: the file
+ * system, through store_io_ops for writes (fault injection).
+ *
+ * File layout:
+ *
+ *   +------------+---------+---------+---------+---------+-----+---------+
+ *   | "SLUICESG" | ver u32 | shard   | frame 0 | frame 1 | ... | frame n |
+ *   |  8 bytes   |  (= 1)  |  u32    |         |         |     |         |
+ *   +------------+---------+---------+---------+---------+-----+---------+
+ *   name: s<stream uid %010>-<shard %010>-<gen %010>-<counter %020>.seg
+ *         (the sequence number of its first record, so names sort in log order)
+ *
+ * Frames are record.c's. Invariant: [SEG_HDR_SIZE, size) holds whole frames
+ * whose sequence numbers increase strictly and carry the shard's index.
+ * Recovery (segment_scan) stops at the first frame that is incomplete, fails
+ * its CRC, or is followed by zeros only, and cuts the file there (a torn tail);
+ * a bad frame followed by other data is corruption in the middle and is
+ * reported, never skipped. The sparse index keeps one entry per
+ * SEG_INDEX_EVERY bytes of frames (plus the first frame).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "record.h"
+
+char *segment_path(const char *dir, uint64_t uid, uint32_t shard, struct store_seq first)
+{
+    size_t n = strlen(dir) + 80;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/s%010" PRIu64 "-%010" PRIu32 "-%010" PRIu32 "-%020" PRIu64 ".seg", dir, uid,
+             shard, first.gen, first.counter);
+    return p;
+}
+
+int segment_parse_name(const char *name, uint64_t *uid, uint32_t *shard, struct store_seq *first)
+{
+    /* s + 10 + - + 10 + - + 10 + - + 20 + .seg */
+    if (strlen(name) != 1 + 10 + 1 + 10 + 1 + 10 + 1 + 20 + 4 || name[0] != 's' ||
+        strcmp(name + 55, ".seg") != 0)
+        return -1;
+    for (int i = 1; i < 55; i++) {
+        int dash = (i == 11 || i == 22 || i == 33);
+        if (dash ? name[i] != '-' : (name[i] < '0' || name[i] > '9'))
+            return -1;
+    }
+    unsigned long long u, sh, g, c;
+    if (sscanf(name, "s%10llu-%10llu-%10llu-%20llu", &u, &sh, &g, &c) != 4)
+        return -1;
+    if (sh > UINT32_MAX || g > UINT32_MAX)
+        return -1;
+    *uid = u;
+    *shard = (uint32_t)sh;
+    first->gen = (uint32_t)g;
+    first->shard = (uint32_t)sh;
+    first->counter = c;
+    return 0;
+}
+
+int segment_create(struct store_shard *sh, struct store_seq first, struct segment **out,
+                   struct store_err *err)
+{
+    struct store *s = sh->store;
+    char *path = segment_path(s->segdir, sh->stream->uid, sh->index, first);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        err_errno(err, e, "create segment %s", path);
+        free(path);
+        return err_from_errno(e);
+    }
+    uint8_t hdr[SEG_HDR_SIZE];
+    memcpy(hdr, SEG_MAGIC, 8);
+    uint32_t ver = 1, idx = sh->index;
+    for (int i = 0; i < 4; i++) {
+        hdr[8 + i] = (uint8_t)(ver >> (8 * i));
+        hdr[12 + i] = (uint8_t)(idx >> (8 * i));
+    }
+    int e = io_write_all(&s->io, fd, hdr, sizeof hdr);
+    if (e) {
+        err_errno(err, e, "write segment header %s", path);
+        close(fd);
+        unlink(path);
+        free(path);
+        return err_from_errno(e);
+    }
+    struct segment *seg = xcalloc(1, sizeof *seg);
+    seg->path = path;
+    seg->id = ++s->next_seg_id;
+    seg->fd = fd;
+    seg->size = SEG_HDR_SIZE;
+    seg->first = first;
+    seg->next_idx_off = SEG_HDR_SIZE;
+    s->stats.segments++;
+    *out = seg;
+    return 0;
+}
+
+static void index_push(struct segment *seg, struct store_seq seq, int64_t arrival, uint64_t off)
+{
+    if (seg->nidx == seg->idxcap) {
+        seg->idxcap = seg->idxcap ? seg->idxcap * 2 : 16;
+        seg->idx = xrealloc(seg->idx, seg->idxcap * sizeof *seg->idx);
+    }
+    seg->idx[seg->nidx].seq = seq;
+    seg->idx[seg->nidx].arrival = arrival;
+    seg->idx[seg->nidx].off = off;
+    seg->nidx++;
+    seg->next_idx_off = off + SEG_INDEX_EVERY;
+}
+
+static void note_one(struct segment *seg, struct store_seq seq, int64_t arrival, uint64_t off)
+{
+    if (seg->nrec == 0) {
+        seg->first = seq;
+        seg->first_arrival = arrival;
+    }
+    seg->last = seq;
+    seg->last_arrival = arrival;
+    seg->nrec++;
+    if (off >= seg->next_idx_off)
+        index_push(seg, seq, arrival, off);
+}
+
+void segment_note_frames(struct segment *seg, const uint8_t *buf, const uint32_t *offs,
+                         uint32_t n, uint64_t at)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *f = buf + offs[i];
+        note_one(seg, record_peek_seq(f), record_peek_arrival(f), at + offs[i]);
+    }
+}
+
+void segment_seal(struct segment *seg)
+{
+    if (seg->fd >= 0) {
+        close(seg->fd);
+        seg->fd = -1;
+    }
+}
+
+void segment_free(struct segment *seg)
+{
+    if (!seg)
+        return;
+    segment_seal(seg);
+    free(seg->path);
+    free(seg->idx);
+    free(seg);
+}
+
+static int seq_lt(struct store_seq a, struct store_seq b)
+{
+    return a.gen < b.gen || (a.gen == b.gen && a.counter < b.counter);
+}
+
+uint64_t segment_index_seq(const struct segment *seg, struct store_seq seq)
+{
+    size_t lo = 0, hi = seg->nidx; /* find last entry with idx.seq <= seq */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (!seq_lt(seq, seg->idx[mid].seq))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo == 0 ? SEG_HDR_SIZE : seg->idx[lo - 1].off;
+}
+
+uint64_t segment_index_time(const struct segment *seg, int64_t ts)
+{
+    size_t lo = 0, hi = seg->nidx; /* last entry with arrival < ts */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (seg->idx[mid].arrival < ts)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo == 0 ? SEG_HDR_SIZE : seg->idx[lo - 1].off;
+}
+
+/* ---- recovery scan --------------------------------------------------------- */
+
+struct scanbuf {
+    int fd;
+    uint8_t *p;
+    size_t cap, len;
+    uint64_t base; /* file offset of p[0] */
+    uint64_t size; /* file size */
+};
+
+/* Makes [off, off+need) available (clamped to the file size); 0 or errno. */
+static int sb_ensure(struct scanbuf *sb, uint64_t off, size_t need)
+{
+    if (off + need > sb->size)
+        need = (size_t)(sb->size - off);
+    if (off >= sb->base && off + need <= sb->base + sb->len)
+        return 0;
+    if (need > sb->cap) {
+        sb->cap = need;
+        sb->p = xrealloc(sb->p, sb->cap);
+    }
+    sb->base = off;
+    sb->len = 0;
+    size_t want = sb->cap;
+    if (off + want > sb->size)
+        want = (size_t)(sb->size - off);
+    while (sb->len < want) {
+        ssize_t r = pread(sb->fd, sb->p + sb->len, want - sb->len, (off_t)(off + sb->len));
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        if (r == 0) return EIO; /* file shrank under us */
+        sb->len += (size_t)r;
+    }
+    return 0;
+}
+
+/* 1 if [off, size) is all zero bytes, 0 if not, -errno on read failure. */
+static int rest_is_zero(struct scanbuf *sb, uint64_t off)
+{
+    while (off < sb->size) {
+        size_t n = sb->size - off > (1u << 20) ? (1u << 20) : (size_t)(sb->size - off);
+        int e = sb_ensure(sb, off, n);
+        if (e) return -e;
+        const uint8_t *p = sb->p + (off - sb->base);
+        for (size_t i = 0; i < n; i++)
+            if (p[i]) return 0;
+        off += n;
+    }
+    return 1;
+}
+
+enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int has_prev,
+                               struct store_seq prev_last, struct store_err *err)
+{
+    struct store *s = sh->store;
+    enum scan_outcome out = SCAN_OK;
+    struct scanbuf sb = {.fd = -1};
+    seg->nrec = 0;
+    seg->nidx = 0;
+    seg->next_idx_off = SEG_HDR_SIZE;
+    sb.fd = open(seg->path, O_RDONLY | O_CLOEXEC);
+    if (sb.fd < 0) {
+        err_errno(err, errno, "open segment %s", seg->path);
+        return SCAN_IOERR;
+    }
+    struct stat st;
+    if (fstat(sb.fd, &st) != 0) {
+        err_errno(err, errno, "stat segment %s", seg->path);
+        out = SCAN_IOERR;
+        goto done;
+    }
+    sb.size = (uint64_t)st.st_size;
+    sb.cap = 4u << 20;
+    sb.p = xmalloc(sb.cap);
+    if (sb.size < SEG_HDR_SIZE) {
+        store_log(s, STORE_LOG_WARN, "shard=%s segment=%s: torn header (%" PRIu64 " bytes), removed",
+                  sh->id, seg->path, sb.size);
+        out = SCAN_EMPTY;
+        goto done;
+    }
+    int e = sb_ensure(&sb, 0, SEG_HDR_SIZE);
+    if (e) {
+        err_errno(err, e, "read segment %s", seg->path);
+        out = SCAN_IOERR;
+        goto done;
+    }
+    uint32_t ver = (uint32_t)sb.p[8] | (uint32_t)sb.p[9] << 8 | (uint32_t)sb.p[10] << 16 |
+                   (uint32_t)sb.p[11] << 24;
+    uint32_t idx = (uint32_t)sb.p[12] | (uint32_t)sb.p[13] << 8 | (uint32_t)sb.p[14] << 16 |
+                   (uint32_t)sb.p[15] << 24;
+    if (memcmp(sb.p, SEG_MAGIC, 8) != 0 || ver != 1 || idx != sh->index) {
+        if (sb.size == SEG_HDR_SIZE && rest_is_zero(&sb, 0) == 1) {
+            out = SCAN_EMPTY;
+            goto done;
+        }
+        err_set(err, STORE_ECORRUPT, "segment %s: bad header", seg->path);
+        out = SCAN_CORRUPT;
+        goto done;
+    }
+
+    uint64_t off = SEG_HDR_SIZE;
+    struct store_seq last = prev_last;
+    int have_last = has_prev;
+    const char *torn = NULL;
+    while (off < sb.size) {
+        e = sb_ensure(&sb, off, RECORD_MAX_FRAME);
+        if (e) {
+            err_errno(err, e, "read segment %s", seg->path);
+            out = SCAN_IOERR;
+            goto done;
+        }
+        struct store_record rec;
+        size_t flen;
+        const char *reason;
+        const uint8_t *p = sb.p + (off - sb.base);
+        size_t avail = (size_t)(sb.base + sb.len - off);
+        enum record_status rs = record_decode(p, avail, 1, &rec, &flen, &reason);
+        if (rs == RECORD_OK) {
+            if (rec.seq.shard != sh->index || (have_last && !seq_lt(last, rec.seq))) {
+                err_set(err, STORE_ECORRUPT,
+                        "segment %s offset %" PRIu64 ": sequence number out of order", seg->path, off);
+                out = SCAN_CORRUPT;
+                goto done;
+            }
+            note_one(seg, rec.seq, rec.arrival_ms, off);
+            last = rec.seq;
+            have_last = 1;
+            off += flen;
+            continue;
+        }
+        if (rs == RECORD_INCOMPLETE) {
+            torn = reason; /* the frame runs past the end of the file */
+            break;
+        }
+        if (rs == RECORD_BAD_DATA && off + flen == sb.size) {
+            torn = reason; /* the last frame's payload never fully reached disk */
+            break;
+        }
+        if (rs == RECORD_BAD_HEADER) {
+            int z = rest_is_zero(&sb, off);
+            if (z < 0) {
+                err_errno(err, -z, "read segment %s", seg->path);
+                out = SCAN_IOERR;
+                goto done;
+            }
+            if (z == 1) {
+                torn = "zero-filled tail";
+                break;
+            }
+        }
+        err_set(err, STORE_ECORRUPT, "segment %s offset %" PRIu64 ": corrupt record (%s)", seg->path,
+                off, reason);
+        out = SCAN_CORRUPT;
+        goto done;
+    }
+    if (torn) {
+        store_log(s, STORE_LOG_WARN,
+                  "shard=%s segment=%s: torn tail cut at offset %" PRIu64 " (%" PRIu64
+                  " bytes dropped: %s)",
+                  sh->id, seg->path, off, sb.size - off, torn);
+        int wfd = open(seg->path, O_WRONLY | O_CLOEXEC);
+        if (wfd < 0 || ftruncate(wfd, (off_t)off) != 0 || s->io.fsync(s->io.ctx, wfd) != 0) {
+            err_errno(err, errno, "truncate segment %s", seg->path);
+            if (wfd >= 0) close(wfd);
+            out = SCAN_IOERR;
+            goto done;
+        }
+        close(wfd);
+    }
+    seg->size = off;
+    if (seg->nrec == 0)
+        out = SCAN_EMPTY;
+done:
+    if (sb.fd >= 0) close(sb.fd);
+    free(sb.p);
+    return out;
+}

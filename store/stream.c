@@ -1,0 +1,537 @@
+/* stream.c - streams -> shards: hash-key ranges, partition-key routing, and the
+ * per-stream catalog fields (retention, tags, consumers).
+ *
+ * Upstream: the gateway's ops_streams.c / ops_records.c / ops_consumers.c.
+ * Downstream: shard.c for appends; store.c persists every change made here
+ * (each mutation calls catalog_changed(), and the manifest goes out with the
+ * next store_commit).
+ *
+ * Hash keys are 128-bit big-endian numbers; the even split follows
+ * kinesis-protocol.md section 3.4: step = floor(2^128 / n), the last shard
+ * ends at 2^128 - 1.
+ */
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+__extension__ typedef unsigned __int128 u128;
+
+/* ---- hash keys ------------------------------------------------------------------ */
+
+static u128 hk_get(const struct store_hashkey *hk)
+{
+    u128 v = 0;
+    for (int i = 0; i < 16; i++)
+        v = (v << 8) | hk->be[i];
+    return v;
+}
+
+static void hk_put(struct store_hashkey *hk, u128 v)
+{
+    for (int i = 15; i >= 0; i--) {
+        hk->be[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+int store_hashkey_parse(const char *s, size_t len, struct store_hashkey *out, struct store_err *err)
+{
+    if (len == 0 || len > 39 || (len > 1 && s[0] == '0'))
+        goto bad;
+    u128 v = 0, max = ~(u128)0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            goto bad;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (max - d) / 10)
+            goto bad;
+        v = v * 10 + d;
+    }
+    hk_put(out, v);
+    return 0;
+bad:
+    return err_set(err, STORE_EINVAL,
+                   "invalid hash key '%.*s': must be a decimal number in [0, 2^128-1]",
+                   (int)(len > 50 ? 50 : len), s);
+}
+
+size_t store_hashkey_format(const struct store_hashkey *hk, char out[STORE_HASHKEY_STRLEN])
+{
+    char tmp[STORE_HASHKEY_STRLEN];
+    size_t n = 0;
+    u128 v = hk_get(hk);
+    do {
+        tmp[n++] = (char)('0' + (unsigned)(v % 10));
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+static EVP_MD *md5_md;
+static pthread_once_t md5_once = PTHREAD_ONCE_INIT;
+
+static void md5_init(void)
+{
+    md5_md = EVP_MD_fetch(NULL, "MD5", NULL);
+}
+
+void store_hashkey_from_partition_key(const uint8_t *pk, size_t len, struct store_hashkey *out)
+{
+    pthread_once(&md5_once, md5_init);
+    unsigned int olen = 16;
+    if (!md5_md || !EVP_Digest(pk, len, out->be, &olen, md5_md, NULL)) {
+        /* MD5 unavailable (FIPS-only OpenSSL): route everything to shard 0
+         * rather than abort; the gateway logs this at startup. */
+        memset(out->be, 0, 16);
+    }
+}
+
+int store_hashkey_cmp(const struct store_hashkey *a, const struct store_hashkey *b)
+{
+    return memcmp(a->be, b->be, 16);
+}
+
+void store_hashkey_even_split(uint32_t n, uint32_t i, struct store_hashkey *start,
+                              struct store_hashkey *end)
+{
+    u128 max = ~(u128)0;
+    /* floor(2^128 / n) without 129-bit arithmetic: 2^128 = max + 1. For n = 1
+     * the step wraps to 0, which is harmless: shard 0 is also the last. */
+    u128 step = max / n + ((max % n) + 1 == n ? 1 : 0);
+    hk_put(start, step * i);
+    hk_put(end, i + 1 == n ? max : step * (i + 1) - 1);
+}
+
+/* ---- streams --------------------------------------------------------------------- */
+
+int stream_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 1 || n > STORE_STREAM_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+struct store_stream *stream_new(struct store *s, const char *name, uint64_t uid)
+{
+    struct store_stream *st = xcalloc(1, sizeof *st);
+    st->store = s;
+    st->name = xstrdup(name);
+    st->uid = uid;
+    st->retention_hours = 24;
+    return st;
+}
+
+void stream_set_arn(struct store_stream *st)
+{
+    size_t n = strlen(st->name) + 128;
+    free(st->arn);
+    st->arn = xmalloc(n);
+    snprintf(st->arn, n, "arn:aws:kinesis:%s:%s:stream/%s", st->store->region, st->store->account,
+             st->name);
+}
+
+void stream_free(struct store_stream *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; i < st->ntags; i++) {
+        free(st->tags[i].key);
+        free(st->tags[i].value);
+    }
+    free(st->tags);
+    for (size_t i = 0; i < st->nconsumers; i++) {
+        free(st->consumers[i].name);
+        free(st->consumers[i].arn);
+    }
+    free(st->consumers);
+    free(st->shards);
+    free(st->name);
+    free(st->arn);
+    free(st);
+}
+
+const char *store_stream_status_name(enum store_stream_status st)
+{
+    switch (st) {
+    case STORE_STREAM_CREATING: return "CREATING";
+    case STORE_STREAM_ACTIVE: return "ACTIVE";
+    case STORE_STREAM_UPDATING: return "UPDATING";
+    case STORE_STREAM_DELETING: return "DELETING";
+    }
+    return "UNKNOWN";
+}
+
+const char *store_consumer_status_name(enum store_consumer_status st)
+{
+    switch (st) {
+    case STORE_CONSUMER_CREATING: return "CREATING";
+    case STORE_CONSUMER_ACTIVE: return "ACTIVE";
+    case STORE_CONSUMER_DELETING: return "DELETING";
+    }
+    return "UNKNOWN";
+}
+
+void store_stream_info(const struct store_stream *st, struct store_stream_info *out)
+{
+    out->name = st->name;
+    out->arn = st->arn;
+    out->status = st->status;
+    out->created_ms = st->created_ms;
+    out->retention_hours = st->retention_hours;
+    out->shard_count = st->nshards;
+    out->open_shard_count = 0;
+    for (uint32_t i = 0; i < st->nshards; i++)
+        out->open_shard_count += !st->shards[i]->has_end;
+    out->consumer_count = (uint32_t)st->nconsumers;
+    out->encryption_type = "NONE";
+}
+
+void store_stream_set_status(struct store_stream *st, enum store_stream_status status)
+{
+    if (st->status != status) {
+        st->status = status;
+        catalog_changed(st->store);
+    }
+}
+
+static int retention_check(uint32_t hours, struct store_err *err)
+{
+    if (hours < STORE_RETENTION_MIN_HOURS || hours > STORE_RETENTION_MAX_HOURS)
+        return err_set(err, STORE_EINVAL, "retention period %" PRIu32 " hours outside [%d, %d]",
+                       hours, STORE_RETENTION_MIN_HOURS, STORE_RETENTION_MAX_HOURS);
+    return 0;
+}
+
+int store_stream_retention_increase(struct store_stream *st, uint32_t hours, struct store_err *err)
+{
+    int rc = retention_check(hours, err);
+    if (rc) return rc;
+    if (hours < st->retention_hours)
+        return err_set(err, STORE_EINVAL,
+                       "requested retention %" PRIu32 " h is lower than the current %" PRIu32 " h",
+                       hours, st->retention_hours);
+    st->retention_hours = hours;
+    catalog_changed(st->store);
+    return 0;
+}
+
+int store_stream_retention_decrease(struct store_stream *st, uint32_t hours, struct store_err *err)
+{
+    int rc = retention_check(hours, err);
+    if (rc) return rc;
+    if (hours > st->retention_hours)
+        return err_set(err, STORE_EINVAL,
+                       "requested retention %" PRIu32 " h is higher than the current %" PRIu32 " h",
+                       hours, st->retention_hours);
+    st->retention_hours = hours;
+    catalog_changed(st->store);
+    return 0;
+}
+
+/* ---- tags ------------------------------------------------------------------------- */
+
+static size_t tag_find(const struct store_stream *st, const char *key, int *found)
+{
+    size_t lo = 0, hi = st->ntags;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(st->tags[mid].key, key);
+        if (c == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    *found = 0;
+    return lo;
+}
+
+void stream_tag_put(struct store_stream *st, const char *key, const char *value)
+{
+    int found;
+    size_t i = tag_find(st, key, &found);
+    if (found) {
+        free(st->tags[i].value);
+        st->tags[i].value = xstrdup(value);
+        return;
+    }
+    st->tags = xrealloc(st->tags, (st->ntags + 1) * sizeof *st->tags);
+    memmove(&st->tags[i + 1], &st->tags[i], (st->ntags - i) * sizeof *st->tags);
+    st->tags[i].key = xstrdup(key);
+    st->tags[i].value = xstrdup(value);
+    st->ntags++;
+}
+
+int store_stream_tags_add(struct store_stream *st, const struct store_tag *tags, size_t n,
+                          struct store_err *err)
+{
+    size_t added = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t kl = tags[i].key ? strlen(tags[i].key) : 0;
+        size_t vl = tags[i].value ? strlen(tags[i].value) : 0;
+        if (kl < 1 || kl > 128 || vl > 256)
+            return err_set(err, STORE_EINVAL, "tag %zu: key must be 1..128 and value 0..256 bytes", i);
+        int found, dup = 0;
+        tag_find(st, tags[i].key, &found);
+        for (size_t j = 0; j < i; j++)
+            dup |= strcmp(tags[j].key, tags[i].key) == 0;
+        added += !found && !dup;
+    }
+    if (st->ntags + added > STORE_MAX_TAGS)
+        return err_set(err, STORE_ELIMIT, "stream %s would have %zu tags (max %d)", st->name,
+                       st->ntags + added, STORE_MAX_TAGS);
+    for (size_t i = 0; i < n; i++)
+        stream_tag_put(st, tags[i].key, tags[i].value ? tags[i].value : "");
+    if (n)
+        catalog_changed(st->store);
+    return 0;
+}
+
+void store_stream_tags_remove(struct store_stream *st, const char *const *keys, size_t n)
+{
+    int changed = 0;
+    for (size_t k = 0; k < n; k++) {
+        int found;
+        size_t i = tag_find(st, keys[k], &found);
+        if (!found)
+            continue;
+        free(st->tags[i].key);
+        free(st->tags[i].value);
+        memmove(&st->tags[i], &st->tags[i + 1], (st->ntags - i - 1) * sizeof *st->tags);
+        st->ntags--;
+        changed = 1;
+    }
+    if (changed)
+        catalog_changed(st->store);
+}
+
+size_t store_stream_tags_list(const struct store_stream *st, const char *exclusive_start,
+                              struct store_tag *out, size_t max)
+{
+    size_t i = 0;
+    if (exclusive_start) {
+        int found;
+        i = tag_find(st, exclusive_start, &found);
+        if (found) i++;
+    }
+    size_t n = 0;
+    for (; i < st->ntags && n < max; i++, n++) {
+        out[n].key = st->tags[i].key;
+        out[n].value = st->tags[i].value;
+    }
+    return n;
+}
+
+size_t store_stream_tag_count(const struct store_stream *st) { return st->ntags; }
+
+/* ---- consumers ---------------------------------------------------------------------- */
+
+void stream_consumer_put(struct store_stream *st, const char *name, const char *arn,
+                         enum store_consumer_status status, int64_t created_ms)
+{
+    st->consumers = xrealloc(st->consumers, (st->nconsumers + 1) * sizeof *st->consumers);
+    struct consumer *c = &st->consumers[st->nconsumers++];
+    c->name = xstrdup(name);
+    c->arn = xstrdup(arn);
+    c->status = status;
+    c->created_ms = created_ms;
+}
+
+static void consumer_info(const struct consumer *c, struct store_consumer_info *out)
+{
+    out->name = c->name;
+    out->arn = c->arn;
+    out->status = c->status;
+    out->created_ms = c->created_ms;
+}
+
+static struct consumer *consumer_find(const struct store_stream *st, const char *name)
+{
+    for (size_t i = 0; i < st->nconsumers; i++)
+        if (strcmp(st->consumers[i].name, name) == 0)
+            return &st->consumers[i];
+    return NULL;
+}
+
+int store_consumer_register(struct store_stream *st, const char *name,
+                            struct store_consumer_info *out, struct store_err *err)
+{
+    if (!stream_name_valid(name))
+        return err_set(err, STORE_EINVAL, "invalid consumer name");
+    if (consumer_find(st, name))
+        return err_set(err, STORE_EEXISTS, "consumer %s already exists on stream %s", name, st->name);
+    if (st->nconsumers >= STORE_MAX_CONSUMERS)
+        return err_set(err, STORE_ELIMIT, "stream %s has %d consumers already", st->name,
+                       STORE_MAX_CONSUMERS);
+    int64_t now = store_now(st->store);
+    size_t n = strlen(st->arn) + strlen(name) + 48;
+    char *arn = xmalloc(n);
+    snprintf(arn, n, "%s/consumer/%s:%" PRId64, st->arn, name, now / 1000);
+    stream_consumer_put(st, name, arn, STORE_CONSUMER_CREATING, now);
+    free(arn);
+    catalog_changed(st->store);
+    if (out)
+        consumer_info(&st->consumers[st->nconsumers - 1], out);
+    return 0;
+}
+
+int store_consumer_deregister(struct store_stream *st, const char *name, struct store_err *err)
+{
+    struct consumer *c = consumer_find(st, name);
+    if (!c)
+        return err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name, st->name);
+    size_t i = (size_t)(c - st->consumers);
+    free(c->name);
+    free(c->arn);
+    memmove(&st->consumers[i], &st->consumers[i + 1], (st->nconsumers - i - 1) * sizeof *c);
+    st->nconsumers--;
+    catalog_changed(st->store);
+    return 0;
+}
+
+int store_consumer_lookup(const struct store_stream *st, const char *name,
+                          struct store_consumer_info *out, struct store_err *err)
+{
+    struct consumer *c = consumer_find(st, name);
+    if (!c)
+        return err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name, st->name);
+    consumer_info(c, out);
+    return 0;
+}
+
+int store_consumer_lookup_arn(struct store *s, const char *arn, struct store_stream **stream_out,
+                              struct store_consumer_info *out, struct store_err *err)
+{
+    for (size_t i = 0; i < s->nstreams; i++) {
+        struct store_stream *st = s->streams[i];
+        for (size_t j = 0; j < st->nconsumers; j++)
+            if (strcmp(st->consumers[j].arn, arn) == 0) {
+                if (stream_out) *stream_out = st;
+                consumer_info(&st->consumers[j], out);
+                return 0;
+            }
+    }
+    return err_set(err, STORE_ENOTFOUND, "consumer %s not found", arn);
+}
+
+int store_consumer_set_status(struct store_stream *st, const char *name,
+                              enum store_consumer_status status, struct store_err *err)
+{
+    struct consumer *c = consumer_find(st, name);
+    if (!c)
+        return err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name, st->name);
+    if (c->status != status) {
+        c->status = status;
+        catalog_changed(st->store);
+    }
+    return 0;
+}
+
+size_t store_consumer_list(const struct store_stream *st, size_t start,
+                           struct store_consumer_info *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = start; i < st->nconsumers && n < max; i++)
+        consumer_info(&st->consumers[i], &out[n++]);
+    return n;
+}
+
+/* ---- shards and routing -------------------------------------------------------------- */
+
+uint32_t store_stream_shard_count(const struct store_stream *st) { return st->nshards; }
+
+struct store_shard *store_stream_shard(struct store_stream *st, uint32_t index)
+{
+    return index < st->nshards ? st->shards[index] : NULL;
+}
+
+int shard_id_parse(const char *id, uint32_t *index)
+{
+    if (strncmp(id, "shardId-", 8) != 0)
+        return -1;
+    const char *p = id + 8;
+    size_t n = strlen(p);
+    if (n < 1 || n > 12)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (v > UINT32_MAX)
+        return -1;
+    *index = (uint32_t)v;
+    return 0;
+}
+
+int store_stream_shard_lookup(struct store_stream *st, const char *shard_id,
+                              struct store_shard **out, struct store_err *err)
+{
+    uint32_t idx;
+    if (shard_id_parse(shard_id, &idx) != 0)
+        return err_set(err, STORE_EINVAL, "invalid shard id '%.40s'", shard_id);
+    if (idx >= st->nshards)
+        return err_set(err, STORE_ENOTFOUND, "shard %s not found in stream %s", shard_id, st->name);
+    *out = st->shards[idx];
+    return 0;
+}
+
+int store_stream_route(struct store_stream *st, const struct store_hashkey *hk,
+                       struct store_shard **out, struct store_err *err)
+{
+    /* Shards are created in hash order; binary search over all shards, then
+     * confirm the hit is open (closed parents overlap their children). */
+    uint32_t lo = 0, hi = st->nshards;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (store_hashkey_cmp(&st->shards[mid]->hk_end, hk) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < st->nshards && !st->shards[lo]->has_end &&
+        store_hashkey_cmp(&st->shards[lo]->hk_start, hk) <= 0) {
+        *out = st->shards[lo];
+        return 0;
+    }
+    for (uint32_t i = 0; i < st->nshards; i++) {
+        struct store_shard *sh = st->shards[i];
+        if (!sh->has_end && store_hashkey_cmp(&sh->hk_start, hk) <= 0 &&
+            store_hashkey_cmp(&sh->hk_end, hk) >= 0) {
+            *out = sh;
+            return 0;
+        }
+    }
+    return err_set(err, STORE_ENOTFOUND, "no open shard of stream %s covers the hash key", st->name);
+}
+
+void store_shard_info(const struct store_shard *sh, struct store_shard_info *out)
+{
+    out->id = sh->id;
+    out->index = sh->index;
+    out->hash_start = sh->hk_start;
+    out->hash_end = sh->hk_end;
+    out->starting_seq = sh->start_seq;
+    out->has_ending_seq = sh->has_end;
+    out->ending_seq = sh->end_seq;
+    out->parent_id = sh->parent[0] ? sh->parent : NULL;
+    out->adjacent_parent_id = sh->adj_parent[0] ? sh->adj_parent : NULL;
+    out->open = !sh->has_end;
+}
+
+struct store_stream *store_shard_stream(struct store_shard *sh) { return sh->stream; }

@@ -1,0 +1,375 @@
+/* syncer.c - background fsync thread and the durable watermark hand-off.
+ *
+ * Upstream: store_commit() (store.c/shard.c) posts one sync item per segment it
+ * wrote, and store_commit posts the serialised manifest when the catalog
+ * changed. Downstream: results go back through a mutex-protected vector and an
+ * eventfd; the loop thread's store_dispatch() takes them with syncer_take().
+ *
+ * Group commit: the thread takes every queued item at once, fsyncs each
+ * distinct segment once (one fsync covers all writes made before it was taken),
+ * fsyncs the segment directory once if any segment is new, and reports each
+ * item as soon as its fsync returns. In mode INTERVAL items wait for the next
+ * tick; in mode NEVER nothing is posted but manifest jobs still run here.
+ *
+ * Invariant: the thread never touches store state. It owns dups of the
+ * segment fds it syncs, so the loop may close or unlink segments freely.
+ */
+#include "syncer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct syncer {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* work arrived or stop */
+    pthread_cond_t idle_cv; /* queue drained */
+    enum store_durability mode;
+    uint32_t interval_ms;
+    const struct store_io_ops *io;
+    char *dir;
+    int dir_fd, seg_dir_fd;
+    int efd;
+
+    /* under mu */
+    struct sync_item_vec in;
+    struct sync_result_vec out;
+    char *mf;
+    size_t mflen;
+    uint64_t mf_version;
+    uint64_t mf_done, mf_failed;
+    int mf_errnum;
+    int stop;
+    int busy;
+
+    uint64_t fsyncs; /* atomic */
+};
+
+/* ---- manifest ------------------------------------------------------------- */
+
+int manifest_write_atomic(const char *dir, int dir_fd, const char *data, size_t len,
+                          const struct store_io_ops *io)
+{
+    char tmp[4096], dst[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/MANIFEST.tmp", dir) >= sizeof tmp ||
+        (size_t)snprintf(dst, sizeof dst, "%s/MANIFEST", dir) >= sizeof dst)
+        return ENAMETOOLONG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return errno;
+    int rc = io_write_all(io, fd, data, len);
+    if (rc == 0 && io->fsync(io->ctx, fd) != 0)
+        rc = errno ? errno : EIO;
+    if (close(fd) != 0 && rc == 0)
+        rc = errno;
+    if (rc == 0 && rename(tmp, dst) != 0)
+        rc = errno;
+    if (rc != 0) {
+        unlink(tmp);
+        return rc;
+    }
+    /* The rename is only durable once the directory is. */
+    if (io->fsync(io->ctx, dir_fd) != 0)
+        return errno ? errno : EIO;
+    return 0;
+}
+
+/* ---- thread --------------------------------------------------------------- */
+
+static void vec_push_result(struct sync_result_vec *v, const struct sync_result *r)
+{
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 16;
+        v->v = xrealloc(v->v, v->cap * sizeof *v->v);
+    }
+    v->v[v->n++] = *r;
+}
+
+static void notify(struct syncer *sy)
+{
+    uint64_t one = 1;
+    /* An eventfd counter cannot overflow in practice; EAGAIN only means it is
+     * already readable, which is all we need. */
+    ssize_t w = write(sy->efd, &one, sizeof one);
+    (void)w;
+}
+
+static int do_fsync(struct syncer *sy, int fd)
+{
+    __atomic_add_fetch(&sy->fsyncs, 1, __ATOMIC_RELAXED);
+    errno = 0;
+    if (sy->io->fsync(sy->io->ctx, fd) != 0)
+        return errno ? errno : EIO;
+    return 0;
+}
+
+static void run_batch(struct syncer *sy, struct sync_item_vec *b)
+{
+    int dir_err = 0, need_dir = 0;
+    for (size_t i = 0; i < b->n; i++)
+        need_dir |= b->v[i].dir_sync;
+    if (need_dir)
+        dir_err = do_fsync(sy, sy->seg_dir_fd);
+    for (size_t i = 0; i < b->n; i++) {
+        struct sync_item *it = &b->v[i];
+        int err = do_fsync(sy, it->fd);
+        close(it->fd);
+        if (err == 0 && it->dir_sync)
+            err = dir_err;
+        struct sync_result r = {it->shard, it->epoch, it->lsn, err};
+        pthread_mutex_lock(&sy->mu);
+        vec_push_result(&sy->out, &r);
+        pthread_mutex_unlock(&sy->mu);
+        notify(sy);
+    }
+    b->n = 0;
+}
+
+static void add_ms(struct timespec *ts, uint32_t ms)
+{
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static int ts_reached(const struct timespec *now, const struct timespec *dl)
+{
+    return now->tv_sec > dl->tv_sec || (now->tv_sec == dl->tv_sec && now->tv_nsec >= dl->tv_nsec);
+}
+
+static void *syncer_main(void *arg)
+{
+    struct syncer *sy = arg;
+    struct sync_item_vec batch = {0};
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    add_ms(&deadline, sy->interval_ms);
+
+    pthread_mutex_lock(&sy->mu);
+    for (;;) {
+        int take_items = 0;
+        for (;;) {
+            if (sy->mf) break;
+            if (sy->in.n && (sy->mode == STORE_DURABILITY_ALWAYS || sy->stop)) {
+                take_items = 1;
+                break;
+            }
+            if (sy->stop) break;
+            if (sy->mode == STORE_DURABILITY_INTERVAL) {
+                struct timespec now;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (ts_reached(&now, &deadline)) {
+                    deadline = now;
+                    add_ms(&deadline, sy->interval_ms);
+                    if (sy->in.n) {
+                        take_items = 1;
+                        break;
+                    }
+                    continue;
+                }
+                pthread_cond_timedwait(&sy->cv, &sy->mu, &deadline);
+            } else {
+                pthread_cond_wait(&sy->cv, &sy->mu);
+            }
+        }
+        if (sy->in.n && (sy->stop || sy->mode == STORE_DURABILITY_ALWAYS))
+            take_items = 1;
+        if (!take_items && !sy->mf) {
+            /* stop with nothing left */
+            break;
+        }
+        struct sync_item_vec tmp = sy->in;
+        if (take_items) {
+            sy->in = batch;
+            batch = tmp;
+        }
+        char *mf = sy->mf;
+        size_t mflen = sy->mflen;
+        uint64_t mfv = sy->mf_version;
+        sy->mf = NULL;
+        sy->busy = 1;
+        pthread_mutex_unlock(&sy->mu);
+
+        if (take_items)
+            run_batch(sy, &batch);
+        int mf_err = 0;
+        if (mf) {
+            mf_err = manifest_write_atomic(sy->dir, sy->dir_fd, mf, mflen, sy->io);
+            __atomic_add_fetch(&sy->fsyncs, 2, __ATOMIC_RELAXED);
+            free(mf);
+        }
+
+        pthread_mutex_lock(&sy->mu);
+        if (mf) {
+            if (mf_err == 0) {
+                if (mfv > sy->mf_done) sy->mf_done = mfv;
+            } else {
+                sy->mf_failed = mfv;
+                sy->mf_errnum = mf_err;
+            }
+        }
+        sy->busy = 0;
+        if (!sy->in.n && !sy->mf)
+            pthread_cond_broadcast(&sy->idle_cv);
+        if (mf)
+            notify(sy);
+    }
+    sy->busy = 0;
+    pthread_cond_broadcast(&sy->idle_cv);
+    pthread_mutex_unlock(&sy->mu);
+    free(batch.v);
+    return NULL;
+}
+
+/* ---- API ------------------------------------------------------------------ */
+
+struct syncer *syncer_new(enum store_durability mode, uint32_t interval_ms,
+                          const struct store_io_ops *io, const char *dir, int dir_fd,
+                          int seg_dir_fd, int *errnum)
+{
+    struct syncer *sy = xcalloc(1, sizeof *sy);
+    sy->mode = mode;
+    sy->interval_ms = interval_ms ? interval_ms : 1000;
+    sy->io = io;
+    sy->dir = xstrdup(dir);
+    sy->dir_fd = dir_fd;
+    sy->seg_dir_fd = seg_dir_fd;
+    sy->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (sy->efd < 0) {
+        *errnum = errno;
+        free(sy->dir);
+        free(sy);
+        return NULL;
+    }
+    pthread_mutex_init(&sy->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&sy->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&sy->idle_cv, NULL);
+    int rc = pthread_create(&sy->th, NULL, syncer_main, sy);
+    if (rc != 0) {
+        *errnum = rc;
+        close(sy->efd);
+        free(sy->dir);
+        free(sy);
+        return NULL;
+    }
+    return sy;
+}
+
+void syncer_wait_idle(struct syncer *sy)
+{
+    pthread_mutex_lock(&sy->mu);
+    while (sy->in.n || sy->mf || sy->busy) {
+        if (sy->in.n && sy->mode == STORE_DURABILITY_INTERVAL) {
+            /* Temporarily behave like ALWAYS so close does not wait a tick. */
+            sy->mode = STORE_DURABILITY_ALWAYS;
+            pthread_cond_signal(&sy->cv);
+        }
+        pthread_cond_wait(&sy->idle_cv, &sy->mu);
+    }
+    pthread_mutex_unlock(&sy->mu);
+}
+
+void syncer_free(struct syncer *sy)
+{
+    if (!sy)
+        return;
+    pthread_mutex_lock(&sy->mu);
+    sy->stop = 1;
+    pthread_cond_signal(&sy->cv);
+    pthread_mutex_unlock(&sy->mu);
+    pthread_join(sy->th, NULL);
+    for (size_t i = 0; i < sy->in.n; i++)
+        close(sy->in.v[i].fd);
+    free(sy->in.v);
+    free(sy->out.v);
+    free(sy->mf);
+    free(sy->dir);
+    close(sy->efd);
+    pthread_mutex_destroy(&sy->mu);
+    pthread_cond_destroy(&sy->cv);
+    pthread_cond_destroy(&sy->idle_cv);
+    free(sy);
+}
+
+int syncer_fd(const struct syncer *sy) { return sy->efd; }
+
+void syncer_post(struct syncer *sy, struct sync_item *items, size_t n)
+{
+    pthread_mutex_lock(&sy->mu);
+    for (size_t i = 0; i < n; i++) {
+        struct sync_item *it = &items[i];
+        struct sync_item *q = NULL;
+        it->merged = 0;
+        for (size_t j = 0; j < sy->in.n; j++)
+            if (sy->in.v[j].seg_id == it->seg_id && sy->in.v[j].shard == it->shard &&
+                sy->in.v[j].epoch == it->epoch) {
+                q = &sy->in.v[j];
+                break;
+            }
+        if (q) {
+            /* Still queued: the pending fsync will cover this write too. */
+            if (it->lsn > q->lsn) q->lsn = it->lsn;
+            q->dir_sync |= it->dir_sync;
+            close(it->fd);
+            it->merged = 1;
+            continue;
+        }
+        if (sy->in.n == sy->in.cap) {
+            sy->in.cap = sy->in.cap ? sy->in.cap * 2 : 16;
+            sy->in.v = xrealloc(sy->in.v, sy->in.cap * sizeof *sy->in.v);
+        }
+        sy->in.v[sy->in.n++] = *it;
+    }
+    if (sy->mode == STORE_DURABILITY_ALWAYS)
+        pthread_cond_signal(&sy->cv);
+    pthread_mutex_unlock(&sy->mu);
+}
+
+void syncer_post_manifest(struct syncer *sy, char *json, size_t len, uint64_t version)
+{
+    pthread_mutex_lock(&sy->mu);
+    free(sy->mf);
+    sy->mf = json;
+    sy->mflen = len;
+    sy->mf_version = version;
+    pthread_cond_signal(&sy->cv);
+    pthread_mutex_unlock(&sy->mu);
+}
+
+void syncer_take(struct syncer *sy, struct sync_result_vec *out, uint64_t *mf_done,
+                 uint64_t *mf_failed, int *mf_errnum)
+{
+    uint64_t junk;
+    ssize_t r = read(sy->efd, &junk, sizeof junk);
+    (void)r;
+    pthread_mutex_lock(&sy->mu);
+    for (size_t i = 0; i < sy->out.n; i++)
+        vec_push_result(out, &sy->out.v[i]);
+    sy->out.n = 0;
+    *mf_done = sy->mf_done;
+    *mf_failed = sy->mf_failed;
+    *mf_errnum = sy->mf_errnum;
+    sy->mf_failed = 0;
+    pthread_mutex_unlock(&sy->mu);
+}
+
+uint64_t syncer_fsyncs(const struct syncer *sy)
+{
+    return __atomic_load_n(&sy->fsyncs, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,80 @@
+/* syncer.h - the background fsync thread and its queues (see syncer.c). */
+#ifndef SLUICE_STORE_SYNCER_H
+#define SLUICE_STORE_SYNCER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* "Make segment seg_id durable up to shard lsn": posted by the loop thread
+ * after store_commit wrote it. "shard" is an opaque token returned in the result. */
+struct sync_item {
+    void *shard;
+    uint64_t epoch, lsn, seg_id;
+    int fd;        /* a dup of the segment's fd, taken by syncer_post */
+    int dir_sync;  /* the segment file is new: fsync the directory too */
+    int merged;    /* out: set by syncer_post when folded into a queued item
+                      (no separate result will come back for it) */
+};
+
+struct sync_item_vec {
+    struct sync_item *v;
+    size_t n, cap;
+};
+
+/* Outcome of one item: err is 0 or an errno value. */
+struct sync_result {
+    void *shard;
+    uint64_t epoch, lsn;
+    int err;
+};
+
+struct sync_result_vec {
+    struct sync_result *v;
+    size_t n, cap;
+};
+
+struct syncer;
+
+/* Starts the thread. "io" and "dir_fd" are borrowed until syncer_free; "dir"
+ * is copied. Returns NULL with "*errnum" set on failure. */
+struct syncer *syncer_new(enum store_durability mode, uint32_t interval_ms,
+                          const struct store_io_ops *io, const char *dir, int dir_fd,
+                          int seg_dir_fd, int *errnum);
+
+/* Stops the thread after it has drained every queued item and manifest job,
+ * joins it, and frees the syncer. Results not yet taken are lost, so take them
+ * first with syncer_drain. Accepts NULL. */
+void syncer_free(struct syncer *sy);
+
+/* The eventfd that becomes readable when results are ready. */
+int syncer_fd(const struct syncer *sy);
+
+/* Queues items, taking their fds; an item for a segment that is still queued
+ * is folded into it (its fd closed, "merged" set). In mode ALWAYS wakes the
+ * thread; in mode INTERVAL the thread picks them up at its next tick. */
+void syncer_post(struct syncer *sy, struct sync_item *items, size_t n);
+
+/* Queues a manifest write, replacing any job not yet started ("json" is
+ * taken: freed by the syncer). */
+void syncer_post_manifest(struct syncer *sy, char *json, size_t len, uint64_t version);
+
+/* Moves finished results into "out" (appending) and reports the newest
+ * durable manifest version and the newest failed one (0 if none) with its
+ * errno. Clears the eventfd. */
+void syncer_take(struct syncer *sy, struct sync_result_vec *out, uint64_t *mf_done,
+                 uint64_t *mf_failed, int *mf_errnum);
+
+/* Blocks until every queued item and manifest job is finished (store_close). */
+void syncer_wait_idle(struct syncer *sy);
+
+/* Number of fsync calls made so far. */
+uint64_t syncer_fsyncs(const struct syncer *sy);
+
+/* Writes "data" to "dir"/MANIFEST atomically: MANIFEST.tmp, fsync, rename,
+ * fsync of the directory. Returns 0 or an errno value. Any thread. */
+int manifest_write_atomic(const char *dir, int dir_fd, const char *data, size_t len,
+                          const struct store_io_ops *io);
+
+#endif

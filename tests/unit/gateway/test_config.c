@@ -1,0 +1,124 @@
+/* test_config.c - the option table: defaults, environment, flags, bounds. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+static enum gw_config_result load(struct gw_config *cfg, int argc, const char **argv)
+{
+    FILE *out = fopen("/dev/null", "w"), *err = fopen("/dev/null", "w");
+    enum gw_config_result r = gw_config_load(cfg, argc, (char **)argv, out, err);
+    fclose(out);
+    fclose(err);
+    return r;
+}
+
+Test(config, defaults)
+{
+    struct gw_config cfg;
+    const char *argv[] = {"sluice"};
+    cr_assert_eq(load(&cfg, 1, argv), GW_CONFIG_OK);
+    cr_expect_eq(cfg.nlisten, 1);
+    cr_expect_str_eq(cfg.listen[0], "127.0.0.1:4567");
+    cr_expect_str_eq(cfg.data_dir, "./data");
+    cr_expect_null(cfg.tls_cert);
+    cr_expect_eq(cfg.max_body_bytes, 10u << 20, "must admit a 5 MiB PutRecords in base64");
+    cr_expect_eq(cfg.h2_window, 16u << 20);
+    cr_expect_eq(cfg.header_timeout_ms, 10000);
+    gw_config_clear(&cfg);
+}
+
+Test(config, flags_override_env_and_listen_repeats)
+{
+    setenv("SLUICE_LISTEN", "127.0.0.1:1,127.0.0.1:2", 1);
+    setenv("SLUICE_DATA_DIR", "/env/dir", 1);
+    setenv("SLUICE_MAX_BODY_BYTES", "2MiB", 1);
+    struct gw_config cfg;
+    const char *argv[] = {"sluice", "--data-dir=/flag/dir", "--listen", "[::1]:0",
+                          "--listen", "127.0.0.1:0", "--idle-timeout", "1500ms"};
+    cr_assert_eq(load(&cfg, 8, argv), GW_CONFIG_OK);
+    cr_expect_str_eq(cfg.data_dir, "/flag/dir");
+    cr_expect_eq(cfg.nlisten, 2, "flags replace the env list, then append");
+    cr_expect_str_eq(cfg.listen[0], "[::1]:0");
+    cr_expect_str_eq(cfg.listen[1], "127.0.0.1:0");
+    cr_expect_eq(cfg.max_body_bytes, 2u << 20);
+    cr_expect_eq(cfg.idle_timeout_ms, 1500);
+    gw_config_clear(&cfg);
+}
+
+Test(config, env_listen_list)
+{
+    setenv("SLUICE_LISTEN", "127.0.0.1:1,127.0.0.1:2", 1);
+    struct gw_config cfg;
+    const char *argv[] = {"sluice"};
+    cr_assert_eq(load(&cfg, 1, argv), GW_CONFIG_OK);
+    cr_expect_eq(cfg.nlisten, 2);
+    gw_config_clear(&cfg);
+}
+
+Test(config, rejects_bad_values)
+{
+    const char *cases[][3] = {
+        {"sluice", "--max-body-bytes", "12"},         /* below the 1 KiB minimum */
+        {"sluice", "--max-body-bytes", "lots"},
+        {"sluice", "--idle-timeout", "-5s"},
+        {"sluice", "--listen", "nohostport"},
+        {"sluice", "--listen", "[::1]4567"},
+        {"sluice", "--listen", "127.0.0.1:70000"},
+        {"sluice", "--log-level", "chatty"},
+        {"sluice", "--no-such-option", "x"},
+        {"sluice", "--max-streams", "0"},
+        {"sluice", "--tls-cert", "only-cert.pem"},    /* cert without key */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct gw_config cfg;
+        cr_expect_eq(load(&cfg, 3, cases[i]), GW_CONFIG_ERROR, "%s %s", cases[i][1], cases[i][2]);
+        gw_config_clear(&cfg);
+    }
+    struct gw_config cfg;
+    const char *missing[] = {"sluice", "--listen"};
+    cr_expect_eq(load(&cfg, 2, missing), GW_CONFIG_ERROR);
+    gw_config_clear(&cfg);
+}
+
+Test(config, units)
+{
+    struct gw_config cfg;
+    const char *argv[] = {"sluice", "--max-header-bytes", "16k", "--header-timeout", "2m",
+                          "--drain-timeout", "250ms", "--h2-window", "1MiB"};
+    cr_assert_eq(load(&cfg, 9, argv), GW_CONFIG_OK);
+    cr_expect_eq(cfg.max_header_bytes, 16384);
+    cr_expect_eq(cfg.header_timeout_ms, 120000);
+    cr_expect_eq(cfg.drain_timeout_ms, 250);
+    cr_expect_eq(cfg.h2_window, 1u << 20);
+    gw_config_clear(&cfg);
+}
+
+Test(config, help_and_print_exit_ok)
+{
+    struct gw_config cfg;
+    const char *help[] = {"sluice", "--help"};
+    cr_expect_eq(load(&cfg, 2, help), GW_CONFIG_EXIT_OK);
+    gw_config_clear(&cfg);
+    const char *print[] = {"sluice", "--print-config"};
+    cr_expect_eq(load(&cfg, 2, print), GW_CONFIG_EXIT_OK);
+    gw_config_clear(&cfg);
+}
+
+Test(config, split_hostport)
+{
+    char host[64];
+    uint16_t port;
+    cr_assert_eq(gw_config_split_hostport("[::1]:4567", host, sizeof host, &port), 0);
+    cr_expect_str_eq(host, "::1");
+    cr_expect_eq(port, 4567);
+    cr_assert_eq(gw_config_split_hostport("localhost:0", host, sizeof host, &port), 0);
+    cr_expect_str_eq(host, "localhost");
+    cr_expect_eq(port, 0);
+    cr_expect_eq(gw_config_split_hostport(":80", host, sizeof host, &port), -1);
+    cr_expect_eq(gw_config_split_hostport("h:", host, sizeof host, &port), -1);
+    cr_expect_eq(gw_config_split_hostport("[::1:80", host, sizeof host, &port), -1);
+    cr_expect_eq(gw_config_split_hostport("h:80x", host, sizeof host, &port), -1);
+}

@@ -14,8 +14,8 @@
  *   +-----------------------------------------------+---------------------+--------------------+
  *
  *   len    total frame bytes = 44 + (16 if flg&1) + pkl + dlen
- *   hcrc   CRC32C of bytes [0, 40): protects len, so a flipped length bit is
- *          detected rather than mistaken for a torn tail
+ *   hcrc   CRC32C of bytes [0, 40) (including dcrc): protects len, so a flipped
+ *          length bit is detected rather than mistaken for a torn tail
  *   dcrc   CRC32C of bytes [44, len)
  *   gen/shard/counter  the sequence number (see store.h)
  *   rsv    0
@@ -148,7 +148,6 @@ void record_encode(uint8_t *dst, struct store_seq seq, int64_t arrival_ms,
     dst[34] = (uint8_t)rec->partition_key.len;
     dst[35] = (uint8_t)(rec->partition_key.len >> 8);
     put32(dst + 36, (uint32_t)rec->data.len);
-    put32(dst + 40, record_crc32c(0, dst, 40));
     uint8_t *q = dst + RECORD_HDR_SIZE;
     if (ehk) {
         memcpy(q, rec->explicit_hash_key->be, 16);
@@ -160,6 +159,7 @@ void record_encode(uint8_t *dst, struct store_seq seq, int64_t arrival_ms,
     if (rec->data.len)
         memcpy(q, rec->data.p, rec->data.len);
     put32(dst + 4, record_crc32c(0, dst + RECORD_HDR_SIZE, len - RECORD_HDR_SIZE));
+    put32(dst + 40, record_crc32c(0, dst, 40)); /* last: it covers dcrc too */
 }
 
 static enum record_status check_header(const uint8_t *p, size_t *frame_len, const char **reason)

@@ -47,9 +47,9 @@ int segment_parse_name(const char *name, uint64_t *uid, uint32_t *shard, struct 
 {
     /* s + 10 + - + 10 + - + 10 + - + 20 + .seg */
     if (strlen(name) != 1 + 10 + 1 + 10 + 1 + 10 + 1 + 20 + 4 || name[0] != 's' ||
-        strcmp(name + 55, ".seg") != 0)
+        strcmp(name + 54, ".seg") != 0)
         return -1;
-    for (int i = 1; i < 55; i++) {
+    for (int i = 1; i < 54; i++) {
         int dash = (i == 11 || i == 22 || i == 33);
         if (dash ? name[i] != '-' : (name[i] < '0' || name[i] > '9'))
             return -1;

@@ -1,0 +1,209 @@
+/* helpers.h - fixtures shared by the store's unit tests: temp directories, a
+ * fake clock, a loop "pump" that commits and dispatches until appends
+ * complete, a fault-injecting store_io_ops, and deterministic record data. */
+#ifndef SLUICE_TEST_STORE_HELPERS_H
+#define SLUICE_TEST_STORE_HELPERS_H
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <ftw.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_SANITIZER 1
+#else
+#define UNDER_SANITIZER 0
+#endif
+
+#define UNUSED __attribute__((unused))
+
+static UNUSED int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+static UNUSED void rm_rf(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static UNUSED char *tmpdir_new(void)
+{
+    char tmpl[] = "/tmp/sluice-store-test-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    cr_assert_not_null(d);
+    return strdup(d);
+}
+
+/* ---- clock ---- */
+struct fake_clock { int64_t now; };
+static UNUSED int64_t fake_now(void *arg) { return ((struct fake_clock *)arg)->now; }
+
+/* ---- log capture ---- */
+struct logcap { int warn, error; char last[512]; };
+static UNUSED void cap_log(void *arg, enum store_log_level lvl, const char *msg)
+{
+    struct logcap *c = arg;
+    if (!c) return;
+    if (lvl == STORE_LOG_WARN) c->warn++;
+    if (lvl == STORE_LOG_ERROR) c->error++;
+    snprintf(c->last, sizeof c->last, "%s", msg);
+}
+
+/* ---- fault-injecting I/O ---- */
+struct faults {
+    int write_fail_errno;   /* next write fails with this (0 = none) */
+    int write_short;        /* next write writes only half, then fails */
+    int fsync_fail_errno;   /* next fsync fails (atomic: syncer thread) */
+    int fsync_fail_count;   /* how many fsyncs fail */
+};
+
+static UNUSED ssize_t fault_write(void *ctx, int fd, const void *buf, size_t len)
+{
+    struct faults *f = ctx;
+    if (f->write_short && len > 1) {
+        f->write_short = 0;
+        return write(fd, buf, len / 2);
+    }
+    if (f->write_fail_errno) {
+        errno = f->write_fail_errno;
+        return -1;
+    }
+    return write(fd, buf, len);
+}
+
+static UNUSED int fault_fsync(void *ctx, int fd)
+{
+    struct faults *f = ctx;
+    if (__atomic_load_n(&f->fsync_fail_count, __ATOMIC_ACQUIRE) > 0) {
+        __atomic_sub_fetch(&f->fsync_fail_count, 1, __ATOMIC_ACQ_REL);
+        errno = __atomic_load_n(&f->fsync_fail_errno, __ATOMIC_ACQUIRE);
+        return -1;
+    }
+    return fdatasync(fd);
+}
+
+/* ---- completion counting ---- */
+struct done_ctr { int ok, failed, last_code; };
+static UNUSED void on_done(void *arg, const struct store_err *err)
+{
+    struct done_ctr *d = arg;
+    if (err) {
+        d->failed++;
+        d->last_code = err->code;
+    } else {
+        d->ok++;
+    }
+}
+
+/* Commits, then dispatches until "d" has seen "want" completions (or 10 s). */
+static UNUSED void pump_until(struct store *s, struct done_ctr *d, int want)
+{
+    store_commit(s);
+    for (int i = 0; i < 10000 && d->ok + d->failed < want; i++) {
+        struct pollfd p = {store_notify_fd(s), POLLIN, 0};
+        poll(&p, 1, 1);
+        store_dispatch(s);
+        store_commit(s);
+    }
+    cr_assert_geq(d->ok + d->failed, want, "appends did not complete");
+}
+
+/* ---- deterministic records ---- */
+static UNUSED size_t rec_data(uint64_t i, uint8_t *buf, size_t max)
+{
+    size_t len = (size_t)((i * 2654435761u) % 97) + 3;
+    if (len > max) len = max;
+    for (size_t k = 0; k < len; k++)
+        buf[k] = (uint8_t)(i * 31 + k * 7 + (i >> 8));
+    return len;
+}
+
+static UNUSED size_t rec_pk(uint64_t i, char *buf)
+{
+    return (size_t)snprintf(buf, 32, "pk-%llu", (unsigned long long)i);
+}
+
+/* Appends record number "i" (its content derives from i) as a batch of one. */
+static UNUSED struct store_seq append_one(struct store_shard *sh, uint64_t i, struct done_ctr *d)
+{
+    uint8_t data[128];
+    char pk[32];
+    struct store_record_in r = {{(const uint8_t *)pk, rec_pk(i, pk)}, NULL,
+                                {data, rec_data(i, data, sizeof data)}};
+    struct store_seq seq;
+    struct store_err err;
+    int rc = store_shard_append(sh, &r, 1, &seq, on_done, d, &err);
+    cr_assert_eq(rc, 0, "append: %s", err.msg);
+    return seq;
+}
+
+/* Checks that view "r" holds record number "i". */
+static UNUSED void check_rec(const struct store_record *r, uint64_t i)
+{
+    uint8_t data[128];
+    char pk[32];
+    size_t dl = rec_data(i, data, sizeof data), pl = rec_pk(i, pk);
+    cr_assert_eq(r->data.len, dl, "record %llu data length", (unsigned long long)i);
+    cr_assert(memcmp(r->data.p, data, dl) == 0, "record %llu data bytes", (unsigned long long)i);
+    cr_assert_eq(r->partition_key.len, pl);
+    cr_assert(memcmp(r->partition_key.p, pk, pl) == 0, "record %llu key", (unsigned long long)i);
+}
+
+static UNUSED struct store *open_store(const char *dir, struct store_opts *o)
+{
+    struct store *s = NULL;
+    struct store_err err;
+    int rc = store_open(dir, o, &s, &err);
+    cr_assert_eq(rc, 0, "store_open: %s", err.msg);
+    return s;
+}
+
+static UNUSED struct store_stream *make_stream(struct store *s, const char *name, uint32_t n)
+{
+    struct store_stream *st;
+    struct store_err err;
+    cr_assert_eq(store_stream_create(s, name, n, &st, &err), 0, "create: %s", err.msg);
+    return st;
+}
+
+static UNUSED struct store_stream *get_stream(struct store *s, const char *name)
+{
+    struct store_stream *st;
+    struct store_err err;
+    cr_assert_eq(store_stream_lookup(s, name, &st, &err), 0, "lookup: %s", err.msg);
+    return st;
+}
+
+/* Reads every readable record from TRIM_HORIZON into a count and checks each
+ * against "first_index + k"; returns the count. */
+static UNUSED size_t read_all_check(struct store_shard *sh, uint64_t first_index, size_t batch)
+{
+    struct store_cursor *cur = store_cursor_new();
+    struct store_pos pos, next;
+    struct store_err err;
+    cr_assert_eq(store_shard_position(sh, STORE_POS_TRIM_HORIZON, NULL, 0, &pos, &err), 0);
+    size_t total = 0;
+    for (;;) {
+        const struct store_record *recs;
+        size_t n;
+        int rc = store_shard_read(sh, cur, &pos, batch, SIZE_MAX, &recs, &n, &next, NULL, &err);
+        cr_assert_eq(rc, 0, "read: %s", err.msg);
+        if (n == 0) break;
+        for (size_t k = 0; k < n; k++)
+            check_rec(&recs[k], first_index + total + k);
+        total += n;
+        pos = next;
+    }
+    store_cursor_free(cur);
+    return total;
+}
+
+#endif

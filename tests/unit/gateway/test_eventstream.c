@@ -207,7 +207,7 @@ Test(eventstream, vectors_decode_to_descriptions)
         uint8_t payload[1024];
         size_t plen = b64_decode(json_string_value(json_object_get(desc, "payload_base64")), payload);
         cr_assert_eq(m.payload_len, plen);
-        cr_assert_eq(plen, json_integer_value(json_object_get(desc, "payload_length")));
+        cr_assert_eq(plen, (size_t)json_integer_value(json_object_get(desc, "payload_length")));
         cr_assert(memcmp(m.payload, payload, plen) == 0);
         json_t *pj = json_object_get(desc, "payload_json");
         if (pj) {
@@ -253,7 +253,7 @@ Test(eventstream, vectors_reencode_from_descriptions)
         memset(out, 0xAA, sizeof out);
         size_t off;
         cr_assert_eq(gw_es_encode_head(hs, nh, plen, out, size, &off, err, sizeof err), 0);
-        cr_assert_eq(off, GW_ES_PRELUDE_LEN + json_integer_value(json_object_get(desc, "headers_length")));
+        cr_assert_eq(off, GW_ES_PRELUDE_LEN + (size_t)json_integer_value(json_object_get(desc, "headers_length")));
         memcpy(out + off, payload, plen);
         gw_es_encode_finish(out, size);
         cr_assert(memcmp(out, bin, len) == 0);

@@ -44,6 +44,7 @@ struct gw_conn {
     bool tls;
     bool closing;        /* gw_conn_close() was called */
     bool close_on_flush; /* close once output is written */
+    bool lingering;      /* write side shut; discarding input until EOF */
     bool reading;        /* EV_READ enabled */
     const struct gw_conn_proto *proto;
     void *proto_state;

@@ -43,6 +43,7 @@ struct gw_server {
     void *ctx;
     SSL_CTX *ssl_ctx;
     struct evconnlistener *listeners[GW_MAX_LISTEN];
+    int ports[GW_MAX_LISTEN];
     size_t nlisteners;
     TAILQ_HEAD(, gw_conn) conns;
     size_t nconns;
@@ -100,19 +101,53 @@ bool gw_conn_output_full(struct gw_conn *c)
     return gw_conn_output_len(c) >= c->cfg->conn_buffer_bytes;
 }
 
+#define LINGER_MS 2000
+
+static void linger_read(struct bufferevent *bev, void *arg)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void linger_event(struct bufferevent *bev, short what, void *arg)
+{
+    gw_conn_close(arg);
+}
+
+/* Closing a socket with unread input makes the kernel send RST, and an RST
+ * can destroy the tail of our last reply in the peer's receive queue (a 413
+ * sent while the peer still uploads, the end of a stream closed by a drain).
+ * So, like nginx's lingering close: shut our write side (FIN after the reply),
+ * then read and discard until the peer closes or LINGER_MS pass. */
+static void begin_linger(struct gw_conn *c)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (c->tls || fd < 0 || shutdown(fd, SHUT_WR) != 0) {
+        gw_conn_close(c);
+        return;
+    }
+    c->lingering = true;
+    bufferevent_setcb(c->bev, linger_read, NULL, linger_event, c);
+    bufferevent_enable(c->bev, EV_READ);
+    struct timeval tv = {LINGER_MS / 1000, (LINGER_MS % 1000) * 1000};
+    event_add(c->timer, &tv);
+}
+
 void gw_conn_close_after_flush(struct gw_conn *c)
 {
-    if (c->closing)
+    if (c->closing || c->lingering)
         return;
     c->close_on_flush = true;
     gw_conn_pause_read(c);
     if (gw_conn_output_len(c) == 0)
-        gw_conn_close(c);
+        begin_linger(c);
 }
 
 void gw_conn_timer(struct gw_conn *c, uint64_t ms)
 {
-    if (c->closing)
+    /* Once lingering, the linger deadline owns the timer (protocols may
+     * still ask, e.g. freeing a stream re-arms the idle timer). */
+    if (c->closing || c->lingering)
         return;
     if (ms == 0) {
         event_del(c->timer);
@@ -124,7 +159,7 @@ void gw_conn_timer(struct gw_conn *c, uint64_t ms)
 
 void gw_conn_kick(struct gw_conn *c)
 {
-    if (!c->closing)
+    if (!c->closing && !c->lingering)
         event_active(c->kick, EV_TIMEOUT, 0);
 }
 
@@ -162,7 +197,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     struct gw_conn *c = arg;
     if (c->close_on_flush) {
         if (gw_conn_output_len(c) == 0)
-            gw_conn_close(c);
+            begin_linger(c);
         return;
     }
     if (c->proto)
@@ -204,6 +239,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_conn *c = arg;
+    if (c->lingering) {
+        gw_conn_close(c);
+        return;
+    }
     if (c->proto) {
         c->proto->on_timer(c);
         return;
@@ -216,7 +255,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_conn *c = arg;
-    if (c->proto && !c->closing)
+    if (c->proto && !c->closing && !c->lingering)
         c->proto->on_kick(c);
 }
 
@@ -449,6 +488,7 @@ static int listen_one(struct gw_server *srv, const char *addr, struct gw_error *
         close(fd);
         return gw_error_set(err, GW_ERR_INTERNAL_FAILURE, "evconnlistener_new failed");
     }
+    srv->ports[srv->nlisteners] = (int)bport;
     srv->listeners[srv->nlisteners++] = l;
     gw_log_fields(GW_LOG_INFO, "listening", "addr", bound, "port", portbuf, "tls",
                   srv->ssl_ctx ? "available" : "off", NULL);
@@ -464,6 +504,11 @@ int gw_server_listen(struct gw_server *srv, struct gw_error *err)
 }
 
 size_t gw_server_connections(const struct gw_server *srv) { return srv->nconns; }
+
+int gw_server_port(const struct gw_server *srv, size_t i)
+{
+    return i < GW_MAX_LISTEN ? srv->ports[i] : 0;
+}
 
 /* ---- drain ----------------------------------------------------------------- */
 
@@ -515,6 +560,8 @@ void gw_server_drain(struct gw_server *srv, void (*on_done)(void *arg), void *ar
     struct gw_conn *c, *next;
     for (c = TAILQ_FIRST(&srv->conns); c; c = next) {
         next = TAILQ_NEXT(c, link);
+        if (c->lingering)
+            continue; /* already closing */
         if (c->proto && c->proto->on_drain)
             c->proto->on_drain(c);
         else

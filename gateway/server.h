@@ -30,6 +30,8 @@ int gw_server_listen(struct gw_server *srv, struct gw_error *err);
 void gw_server_drain(struct gw_server *srv, void (*on_done)(void *arg), void *arg);
 /* Closes everything at once; NULL is fine. */
 void gw_server_free(struct gw_server *srv);
+/* The port listener "i" (in cfg->listen order) is bound to, 0 if none. */
+int gw_server_port(const struct gw_server *srv, size_t i);
 /* Number of open connections (for /healthz and tests). */
 size_t gw_server_connections(const struct gw_server *srv);
 

@@ -516,7 +516,8 @@ static int recover_segments(struct store *s, struct store_err *err)
         n++;
     }
     closedir(d);
-    qsort(files, n, sizeof *files, segfile_cmp);
+    if (n)
+        qsort(files, n, sizeof *files, segfile_cmp);
     for (size_t i = 0; i < n; i++) {
         struct store_shard *sh = files[i].sh;
         if (sh->offline)

@@ -227,8 +227,9 @@ typedef int64_t (*store_clock_fn)(void *arg);
 
 /* Segment I/O seam, for fault-injection tests. Each function behaves like the
  * syscall it replaces (return -1 and set errno on failure; write may be short).
- * "write" is called on the loop thread, "fsync" on the syncer thread (so a hook
- * must be thread-safe). Applies to segment files and to the manifest. */
+ * "write" is called on the loop thread for segments and on the syncer thread
+ * for the manifest; "fsync" on the syncer thread (and on the loop thread inside
+ * store_open/store_close). Hooks must therefore be thread-safe. */
 struct store_io_ops {
     ssize_t (*write)(void *ctx, int fd, const void *buf, size_t len);
     int (*fsync)(void *ctx, int fd);

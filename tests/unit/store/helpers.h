@@ -116,6 +116,21 @@ static UNUSED void pump_until(struct store *s, struct done_ctr *d, int want)
     cr_assert_geq(d->ok + d->failed, want, "appends did not complete");
 }
 
+/* Waits until every catalog change so far is in a durable manifest;
+ * returns the error code the sync reported (0 on success). */
+static UNUSED void on_catalog(void *arg, const struct store_err *err)
+{
+    struct done_ctr *d = arg;
+    on_done(d, err);
+}
+static UNUSED int catalog_settle(struct store *s)
+{
+    struct done_ctr d = {0};
+    store_catalog_sync(s, on_catalog, &d);
+    pump_until(s, &d, 1);
+    return d.failed ? d.last_code : 0;
+}
+
 /* ---- deterministic records ---- */
 static UNUSED size_t rec_data(uint64_t i, uint8_t *buf, size_t max)
 {
@@ -143,6 +158,27 @@ static UNUSED struct store_seq append_one(struct store_shard *sh, uint64_t i, st
     int rc = store_shard_append(sh, &r, 1, &seq, on_done, d, &err);
     cr_assert_eq(rc, 0, "append: %s", err.msg);
     return seq;
+}
+
+/* Appends records first..first+n-1 (n <= 64) as one batch; returns the first seq. */
+static UNUSED struct store_seq append_batch(struct store_shard *sh, uint64_t first, size_t n,
+                                            struct done_ctr *d)
+{
+    static uint8_t data[64][128];
+    static char pk[64][32];
+    struct store_record_in r[64];
+    struct store_seq seqs[64];
+    cr_assert_leq(n, 64);
+    for (size_t i = 0; i < n; i++) {
+        r[i].partition_key.p = (const uint8_t *)pk[i];
+        r[i].partition_key.len = rec_pk(first + i, pk[i]);
+        r[i].explicit_hash_key = NULL;
+        r[i].data.p = data[i];
+        r[i].data.len = rec_data(first + i, data[i], 128);
+    }
+    struct store_err err;
+    cr_assert_eq(store_shard_append(sh, r, n, seqs, on_done, d, &err), 0, "append: %s", err.msg);
+    return seqs[0];
 }
 
 /* Checks that view "r" holds record number "i". */

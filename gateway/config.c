@@ -14,7 +14,7 @@
 #include "log.h"
 #include "mem.h"
 
-enum opt_type { OPT_STRING, OPT_LISTEN, OPT_SIZE, OPT_DURATION, OPT_UINT, OPT_LOGLEVEL };
+enum opt_type { OPT_STRING, OPT_LISTEN, OPT_SIZE, OPT_DURATION, OPT_UINT, OPT_LOGLEVEL, OPT_BOOL };
 
 struct opt {
     const char *name;   /* --name */
@@ -63,6 +63,24 @@ static const struct opt opts[] = {
      16 * KiB, 64 * MiB, "Output buffered per connection before it stops producing (back-pressure)."},
     {"conn-body-bytes", "SLUICE_CONN_BODY_BYTES", OPT_SIZE, OFF(conn_body_bytes), "64MiB",
      1 * KiB, 16 * GiB, "Request body bytes buffered at once per connection across its HTTP/2 streams (503 above it)."},
+    {"durability", "SLUICE_DURABILITY", OPT_STRING, OFF(durability), "always", 0, 0,
+     "When a write is acknowledged: always (after an fsync covering it, grouped), "
+     "interval:MS (after write; fsync every MS) or never (after write)."},
+    {"stream-delay", "SLUICE_STREAM_DELAY", OPT_DURATION, OFF(stream_delay_ms), "0ms", 0,
+     3600 * 1000, "Time a stream spends in CREATING and DELETING (0: until the next loop turn)."},
+    {"iterator-ttl", "SLUICE_ITERATOR_TTL", OPT_DURATION, OFF(iterator_ttl_ms), "5m", 1,
+     24 * 3600 * 1000, "Shard iterator lifetime (ExpiredIteratorException after it)."},
+    {"shard-limit", "SLUICE_SHARD_LIMIT", OPT_UINT, OFF(shard_limit), "10000", 1, 1000000,
+     "Open shards across all streams (LimitExceededException above it)."},
+    {"on-demand-shards", "SLUICE_ON_DEMAND_SHARDS", OPT_UINT, OFF(on_demand_shards), "4", 1, 10000,
+     "Shards given to an ON_DEMAND stream."},
+    {"write-limit", "SLUICE_WRITE_LIMIT", OPT_BOOL, OFF(write_limit), "off", 0, 1,
+     "Per-shard write throttling as Kinesis: 1 MiB/s and 1000 records/s, "
+     "ProvisionedThroughputExceededException per record above it (on/off)."},
+    {"region", "SLUICE_REGION", OPT_STRING, OFF(region), "us-east-1", 0, 0,
+     "Region written into ARNs."},
+    {"account", "SLUICE_ACCOUNT", OPT_STRING, OFF(account), "000000000000", 0, 0,
+     "12-digit account id written into ARNs."},
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -172,6 +190,17 @@ static int apply(struct gw_config *cfg, const struct opt *o, const char *val, co
         cfg->listen[cfg->nlisten++] = xstrdup(val);
         return 0;
     }
+    case OPT_BOOL:
+        if (!strcmp(val, "on") || !strcmp(val, "true") || !strcmp(val, "1") || !strcmp(val, "yes"))
+            *(uint32_t *)field = 1;
+        else if (!strcmp(val, "off") || !strcmp(val, "false") || !strcmp(val, "0") ||
+                 !strcmp(val, "no"))
+            *(uint32_t *)field = 0;
+        else {
+            fprintf(err, "sluice: %s: --%s takes on or off, got '%s'\n", from, o->name, val);
+            return -1;
+        }
+        return 0;
     case OPT_SIZE:
     case OPT_DURATION:
     case OPT_UINT:
@@ -196,6 +225,12 @@ static int apply(struct gw_config *cfg, const struct opt *o, const char *val, co
         return 0;
     }
     return -1;
+}
+
+/* Region names as AWS spells them: lower-case letters, digits and dashes. */
+static bool gw_match_region(const char *s)
+{
+    return *s && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(s) && strlen(s) < 32;
 }
 
 static void clear_listen(struct gw_config *cfg)
@@ -252,6 +287,9 @@ static void print_config(const struct gw_config *cfg, FILE *out)
             break;
         case OPT_UINT:
             fprintf(out, "%" PRIu32 "\n", *(const uint32_t *)field);
+            break;
+        case OPT_BOOL:
+            fprintf(out, "%s\n", *(const uint32_t *)field ? "on" : "off");
             break;
         }
     }
@@ -329,6 +367,14 @@ enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **arg
         fprintf(err, "sluice: --tls-cert and --tls-key go together\n");
         return GW_CONFIG_ERROR;
     }
+    if (strlen(cfg->account) != 12 || strspn(cfg->account, "0123456789") != 12) {
+        fprintf(err, "sluice: --account must be 12 digits\n");
+        return GW_CONFIG_ERROR;
+    }
+    if (!gw_match_region(cfg->region)) {
+        fprintf(err, "sluice: --region must be like us-east-1\n");
+        return GW_CONFIG_ERROR;
+    }
     if (want_print) {
         print_config(cfg, out);
         return GW_CONFIG_EXIT_OK;
@@ -343,5 +389,8 @@ void gw_config_clear(struct gw_config *cfg)
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->log_level);
+    free(cfg->durability);
+    free(cfg->region);
+    free(cfg->account);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -31,6 +31,16 @@ struct gw_config {
     uint32_t h2_window;          /* HTTP/2 stream and connection receive window */
     size_t conn_buffer_bytes;    /* per-connection output high watermark */
     size_t conn_body_bytes;      /* request bodies buffered at once per connection */
+
+    /* Kinesis behaviour */
+    char *durability;            /* always | interval:MS | never */
+    uint64_t stream_delay_ms;    /* time in CREATING / DELETING */
+    uint64_t iterator_ttl_ms;    /* shard iterator lifetime (Kinesis: 5 min) */
+    uint32_t shard_limit;        /* open shards across all streams */
+    uint32_t on_demand_shards;   /* shards of an ON_DEMAND stream */
+    uint32_t write_limit;        /* 1: per-shard 1 MiB/s + 1000 rec/s throttling */
+    char *region;
+    char *account;
 };
 
 /* Outcome of gw_config_load(). */

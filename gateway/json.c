@@ -1,0 +1,600 @@
+/* json.c - request/response bodies at the edge and Kinesis-style member
+ * validation (see json.h). */
+#include "json.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cbor.h"
+#include "mem.h"
+
+#define CT_JSON "application/x-amz-json-1.1"
+#define CT_CBOR "application/x-amz-cbor-1.1"
+
+/* ---- bodies ------------------------------------------------------------------ */
+
+bool gw_body_is_cbor(const struct gw_req *req)
+{
+    const char *ct = gw_req_header(req, "content-type");
+    return ct && strncasecmp(ct, CT_CBOR, sizeof CT_CBOR - 1) == 0;
+}
+
+int gw_body_decode(struct gw_req *req, json_t **out, struct gw_error *err)
+{
+    size_t len;
+    const uint8_t *body = gw_req_body(req, &len);
+    *out = NULL;
+    if (len == 0)
+        return gw_error_set(err, GW_ERR_SERIALIZATION, "The request body is empty");
+    if (gw_body_is_cbor(req)) {
+        char why[200];
+        struct gw_cbor_opts o = {.kind = gw_cbor_kinesis_kind};
+        if (gw_cbor_decode(body, len, &o, out, why, sizeof why) != 0)
+            return gw_error_set(err, GW_ERR_SERIALIZATION, "Malformed CBOR request body: %s", why);
+        return 0;
+    }
+    json_error_t je;
+    json_t *root = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return gw_error_set(err, GW_ERR_SERIALIZATION,
+                            "Malformed JSON request body at line %d column %d: %s", je.line,
+                            je.column, je.text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return gw_error_set(err, GW_ERR_SERIALIZATION,
+                            "The request body must be a JSON object");
+    }
+    *out = root;
+    return 0;
+}
+
+static void send_encoded(struct gw_req *req, int status, const json_t *out)
+{
+    if (gw_body_is_cbor(req)) {
+        gw_resp_header(req, "content-type", CT_CBOR);
+        if (!out) {
+            gw_resp_send(req, status, NULL, 0);
+            return;
+        }
+        uint8_t *buf;
+        size_t n;
+        char why[200];
+        struct gw_cbor_opts o = {.kind = gw_cbor_kinesis_kind, .max_size = SIZE_MAX / 2};
+        if (gw_cbor_encode(out, &o, &buf, &n, why, sizeof why) != 0) {
+            /* Only our own output can fail here: a bug, not the client's. */
+            static const uint8_t fallback[] = "\xa2\x66__type\x6fInternalFailure\x67message\x6c"
+                                              "encode error";
+            gw_resp_send(req, 500, fallback, sizeof fallback - 1);
+            return;
+        }
+        gw_resp_send(req, status, buf, n);
+        free(buf);
+        return;
+    }
+    gw_resp_header(req, "content-type", CT_JSON);
+    if (!out) {
+        gw_resp_send(req, status, NULL, 0);
+        return;
+    }
+    /* 15 significant digits print epoch seconds with exact milliseconds. */
+    char *s = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    if (!s) {
+        static const char fallback[] = "{\"__type\":\"InternalFailure\",\"message\":\"encode error\"}";
+        gw_resp_send(req, 500, fallback, sizeof fallback - 1);
+        return;
+    }
+    gw_resp_send(req, status, s, strlen(s));
+    free(s);
+}
+
+void gw_body_reply(struct gw_req *req, const json_t *out)
+{
+    send_encoded(req, 200, out);
+}
+
+void gw_body_error(struct gw_req *req, const struct gw_error *err)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "__type", json_string(gw_error_name(err->type)));
+    json_t *m = json_string(err->message);
+    /* A message quoting invalid UTF-8 from the client cannot be a JSON
+     * string; keep the type, drop the quote. */
+    json_object_set_new(o, "message", m ? m : json_string("(message not printable)"));
+    gw_resp_header(req, "x-amzn-errortype", gw_error_name(err->type));
+    send_encoded(req, gw_error_status(err->type), o);
+    json_decref(o);
+}
+
+json_t *gw_json_time(int64_t ms)
+{
+    return json_real((double)ms / 1000.0);
+}
+
+/* ---- validation ------------------------------------------------------------------- */
+
+void gw_valid_init(struct gw_valid *v, struct gw_error *err)
+{
+    v->err = err;
+    v->count = 0;
+    v->len = 0;
+    v->msg[0] = '\0';
+}
+
+void gw_valid_add(struct gw_valid *v, const char *value, const char *path, const char *fmt, ...)
+{
+    v->count++;
+    if (v->count > 10)
+        return; /* the service lists at most ten */
+    char constraint[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(constraint, sizeof constraint, fmt, ap);
+    va_end(ap);
+    char value_text[160];
+    if (value) {
+        /* Long values are cut so the message stays readable and bounded. */
+        size_t n = strlen(value);
+        if (n > 100)
+            snprintf(value_text, sizeof value_text, "'%.100s...'", value);
+        else
+            snprintf(value_text, sizeof value_text, "'%s'", value);
+    } else {
+        snprintf(value_text, sizeof value_text, "null");
+    }
+    int w = snprintf(v->msg + v->len, sizeof v->msg - v->len,
+                     "%sValue %s at '%s' failed to satisfy constraint: Member must %s",
+                     v->count > 1 ? "; " : "", value_text, path, constraint);
+    if (w > 0)
+        v->len = v->len + (size_t)w >= sizeof v->msg ? sizeof v->msg - 1 : v->len + (size_t)w;
+}
+
+int gw_valid_done(struct gw_valid *v)
+{
+    if (v->count == 0)
+        return 0;
+    return gw_error_set(v->err, GW_ERR_VALIDATION, "%d validation error%s detected: %s", v->count,
+                        v->count == 1 ? "" : "s", v->msg);
+}
+
+bool gw_match_name(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-')
+            return false;
+    return true;
+}
+
+static bool match_decimal(const char *s, size_t max_digits)
+{
+    if (strcmp(s, "0") == 0)
+        return true;
+    if (*s < '1' || *s > '9')
+        return false;
+    size_t n = 0;
+    for (; *s; s++, n++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return n <= max_digits;
+}
+
+bool gw_match_hashkey(const char *s) { return match_decimal(s, 39); }
+bool gw_match_seqnum(const char *s) { return match_decimal(s, 129); }
+
+static bool regex_match(regex_t *re, bool *ready, const char *pattern, const char *s)
+{
+    if (!*ready) {
+        if (regcomp(re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
+            return false;
+        *ready = true;
+    }
+    return regexec(re, s, 0, NULL, 0) == 0;
+}
+
+bool gw_match_stream_arn(const char *s)
+{
+    static regex_t re;
+    static bool ready;
+    return regex_match(&re, &ready, "^arn:aws.*:kinesis:.*:[0-9]{12}:stream/.+$", s);
+}
+
+bool gw_match_consumer_arn(const char *s)
+{
+    static regex_t re;
+    static bool ready;
+    return regex_match(&re, &ready,
+                       "^(arn):aws.*:kinesis:.*:[0-9]{12}:.*stream/[a-zA-Z0-9_.-]+/consumer/"
+                       "[a-zA-Z0-9_.-]+:[0-9]+",
+                       s);
+}
+
+/* Characters (code points) in valid UTF-8 "s". */
+static size_t utf8_chars(const char *s, size_t bytes)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < bytes; i++)
+        if (((unsigned char)s[i] & 0xc0) != 0x80)
+            n++;
+    return n;
+}
+
+static const char *type_name(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "a value";
+}
+
+static int wrong_type(struct gw_valid *v, const char *key, const json_t *j, const char *want)
+{
+    return gw_error_set(v->err, GW_ERR_SERIALIZATION, "%s must be %s, not %s", key, want,
+                        type_name(j));
+}
+
+/* Looks up "key"; JSON null counts as absent (SDKs may send it). */
+static json_t *member(json_t *obj, const char *key)
+{
+    json_t *j = json_object_get(obj, key);
+    return j && !json_is_null(j) ? j : NULL;
+}
+
+static void missing(struct gw_valid *v, const char *path)
+{
+    gw_valid_add(v, NULL, path, "not be null");
+}
+
+int gw_v_str(struct gw_valid *v, json_t *obj, const char *key, const char *path, unsigned flags,
+             size_t min, size_t max, const char *pattern, bool (*match)(const char *),
+             const char **out)
+{
+    *out = NULL;
+    json_t *j = member(obj, key);
+    if (!j) {
+        if (flags & GW_V_REQUIRED)
+            missing(v, path);
+        return 0;
+    }
+    if (!json_is_string(j))
+        return wrong_type(v, key, j, "a string");
+    const char *s = json_string_value(j);
+    size_t chars = utf8_chars(s, json_string_length(j));
+    bool ok = true;
+    if (chars < min) {
+        gw_valid_add(v, s, path, "have length greater than or equal to %zu", min);
+        ok = false;
+    }
+    if (chars > max) {
+        gw_valid_add(v, s, path, "have length less than or equal to %zu", max);
+        ok = false;
+    }
+    if (ok && match && strlen(s) != json_string_length(j)) {
+        gw_valid_add(v, s, path, "satisfy regular expression pattern: %s", pattern);
+        ok = false;
+    } else if (ok && match && !match(s)) {
+        gw_valid_add(v, s, path, "satisfy regular expression pattern: %s", pattern);
+        ok = false;
+    }
+    if (ok)
+        *out = s;
+    return 0;
+}
+
+int gw_v_int(struct gw_valid *v, json_t *obj, const char *key, const char *path, unsigned flags,
+             int64_t min, int64_t max, int64_t *out, bool *present)
+{
+    if (present)
+        *present = false;
+    json_t *j = member(obj, key);
+    if (!j) {
+        if (flags & GW_V_REQUIRED)
+            missing(v, path);
+        return 0;
+    }
+    int64_t x;
+    if (json_is_integer(j)) {
+        x = json_integer_value(j);
+    } else if (json_is_real(j)) {
+        double d = json_real_value(j);
+        if (!isfinite(d) || d > 9.2e18 || d < -9.2e18)
+            return wrong_type(v, key, j, "an integer");
+        x = (int64_t)d; /* truncated, as the service does */
+    } else {
+        return wrong_type(v, key, j, "an integer");
+    }
+    char text[32];
+    snprintf(text, sizeof text, "%lld", (long long)x);
+    if (x < min) {
+        gw_valid_add(v, text, path, "have value greater than or equal to %lld", (long long)min);
+        return 0;
+    }
+    if (x > max) {
+        gw_valid_add(v, text, path, "have value less than or equal to %lld", (long long)max);
+        return 0;
+    }
+    *out = x;
+    if (present)
+        *present = true;
+    return 0;
+}
+
+int gw_v_bool(struct gw_valid *v, json_t *obj, const char *key, const char *path, bool *out,
+              bool *present)
+{
+    if (present)
+        *present = false;
+    json_t *j = member(obj, key);
+    if (!j)
+        return 0;
+    if (!json_is_boolean(j))
+        return wrong_type(v, key, j, "a boolean");
+    *out = json_is_true(j);
+    if (present)
+        *present = true;
+    return 0;
+}
+
+/* Parses "YYYY-MM-DDTHH:MM:SS[.fff]Z" (or "+00:00"); returns 0 or -1. */
+static int parse_iso8601(const char *s, int64_t *ms)
+{
+    struct tm tm = {0};
+    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!p)
+        return -1;
+    int64_t frac = 0;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; isdigit((unsigned char)*p); p++, digits++)
+            if (digits < 3)
+                frac = frac * 10 + (*p - '0');
+        for (; digits < 3; digits++)
+            frac *= 10;
+    }
+    if (strcmp(p, "Z") != 0 && strcmp(p, "+00:00") != 0 && *p != '\0')
+        return -1;
+    time_t t = timegm(&tm);
+    *ms = (int64_t)t * 1000 + frac;
+    return 0;
+}
+
+int gw_v_time(struct gw_valid *v, json_t *obj, const char *key, const char *path,
+              unsigned flags, int64_t *ms, bool *present)
+{
+    if (present)
+        *present = false;
+    json_t *j = member(obj, key);
+    if (!j) {
+        if (flags & GW_V_REQUIRED)
+            missing(v, path);
+        return 0;
+    }
+    if (json_is_number(j)) {
+        double sec = json_number_value(j);
+        if (!isfinite(sec) || fabs(sec) > 1e14)
+            return gw_error_set(v->err, GW_ERR_SERIALIZATION, "%s is not a valid timestamp", key);
+        *ms = (int64_t)llround(sec * 1000.0);
+    } else if (json_is_string(j)) {
+        if (parse_iso8601(json_string_value(j), ms) != 0)
+            return gw_error_set(v->err, GW_ERR_SERIALIZATION,
+                                "%s is not a valid timestamp: '%s'", key, json_string_value(j));
+    } else {
+        return wrong_type(v, key, j, "a timestamp");
+    }
+    if (present)
+        *present = true;
+    return 0;
+}
+
+int gw_v_enum(struct gw_valid *v, json_t *obj, const char *key, const char *path,
+              unsigned flags, const char *const *values, int *out)
+{
+    *out = -1;
+    const char *s;
+    if (gw_v_str(v, obj, key, path, flags, 0, SIZE_MAX, NULL, NULL, &s) != 0)
+        return -1;
+    if (!s)
+        return 0;
+    for (int i = 0; values[i]; i++)
+        if (strcmp(values[i], s) == 0) {
+            *out = i;
+            return 0;
+        }
+    char set[512] = "";
+    for (int i = 0; values[i]; i++) {
+        strncat(set, i ? ", " : "", sizeof set - strlen(set) - 1);
+        strncat(set, values[i], sizeof set - strlen(set) - 1);
+    }
+    gw_valid_add(v, s, path, "satisfy enum value set: [%s]", set);
+    return 0;
+}
+
+int gw_v_object(struct gw_valid *v, json_t *obj, const char *key, const char *path,
+                unsigned flags, json_t **out)
+{
+    *out = NULL;
+    json_t *j = member(obj, key);
+    if (!j) {
+        if (flags & GW_V_REQUIRED)
+            missing(v, path);
+        return 0;
+    }
+    if (!json_is_object(j))
+        return wrong_type(v, key, j, "an object");
+    *out = j;
+    return 0;
+}
+
+int gw_v_array(struct gw_valid *v, json_t *obj, const char *key, const char *path,
+               unsigned flags, size_t min, size_t max, json_t **out)
+{
+    *out = NULL;
+    json_t *j = member(obj, key);
+    if (!j) {
+        if (flags & GW_V_REQUIRED)
+            missing(v, path);
+        return 0;
+    }
+    if (!json_is_array(j))
+        return wrong_type(v, key, j, "an array");
+    size_t n = json_array_size(j);
+    char text[32];
+    snprintf(text, sizeof text, "[%zu items]", n);
+    if (n < min) {
+        gw_valid_add(v, text, path, "have length greater than or equal to %zu", min);
+        return 0;
+    }
+    if (n > max) {
+        gw_valid_add(v, text, path, "have length less than or equal to %zu", max);
+        return 0;
+    }
+    *out = j;
+    return 0;
+}
+
+int gw_v_blob(struct gw_valid *v, struct gw_req *req, json_t *obj, const char *key,
+              const char *path, unsigned flags, size_t max, const uint8_t **data, size_t *len,
+              bool *present)
+{
+    *data = NULL;
+    *len = 0;
+    if (present)
+        *present = false;
+    json_t *j = member(obj, key);
+    if (!j) {
+        if (flags & GW_V_REQUIRED)
+            missing(v, path);
+        return 0;
+    }
+    if (!json_is_string(j))
+        return wrong_type(v, key, j, "a base64 string");
+    const char *s = json_string_value(j);
+    size_t slen = json_string_length(j);
+    size_t need = gw_base64_decoded_len(s, slen);
+    if (need > max) {
+        /* The service reports blobs the way its Java ByteBuffer prints. */
+        char text[96];
+        snprintf(text, sizeof text, "java.nio.HeapByteBuffer[pos=0 lim=%zu cap=%zu]", need, need);
+        gw_valid_add(v, text, path, "have length less than or equal to %zu", max);
+        return 0;
+    }
+    uint8_t *buf = gw_req_alloc(req, need + 1);
+    long n = gw_base64_decode(s, slen, buf, need);
+    if (n < 0)
+        return gw_error_set(v->err, GW_ERR_SERIALIZATION,
+                            "%s is not valid base64 (standard alphabet, padded)", key);
+    *data = buf;
+    *len = (size_t)n;
+    if (present)
+        *present = true;
+    return 0;
+}
+
+/* ---- base64 ------------------------------------------------------------------------- */
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int8_t b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return (int8_t)(c - 'A');
+    if (c >= 'a' && c <= 'z')
+        return (int8_t)(c - 'a' + 26);
+    if (c >= '0' && c <= '9')
+        return (int8_t)(c - '0' + 52);
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+size_t gw_base64_decoded_len(const char *in, size_t inlen)
+{
+    size_t n = inlen / 4 * 3 + (inlen % 4 ? 3 : 0);
+    if (inlen >= 4 && inlen % 4 == 0) {
+        if (in[inlen - 1] == '=')
+            n--;
+        if (in[inlen - 2] == '=')
+            n--;
+    }
+    return n;
+}
+
+long gw_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t cap)
+{
+    if (inlen % 4 != 0)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < inlen; i += 4) {
+        const unsigned char *q = (const unsigned char *)in + i;
+        int8_t a = b64_value(q[0]), b = b64_value(q[1]), c, d;
+        if (a < 0 || b < 0)
+            return -1;
+        bool last = i + 4 == inlen;
+        int pad = 0;
+        if (last && q[3] == '=') {
+            pad = q[2] == '=' ? 2 : 1;
+        }
+        c = pad == 2 ? 0 : b64_value(q[2]);
+        d = pad >= 1 ? 0 : b64_value(q[3]);
+        if (c < 0 || d < 0)
+            return -1;
+        /* Canonical form only: the bits dropped by padding must be zero. */
+        if (pad == 2 && (b & 0x0f))
+            return -1;
+        if (pad == 1 && (c & 0x03))
+            return -1;
+        uint32_t x = ((uint32_t)a << 18) | ((uint32_t)b << 12) | ((uint32_t)c << 6) | (uint32_t)d;
+        size_t take = 3 - (size_t)pad;
+        if (o + take > cap)
+            return -1;
+        out[o++] = (uint8_t)(x >> 16);
+        if (take > 1)
+            out[o++] = (uint8_t)(x >> 8);
+        if (take > 2)
+            out[o++] = (uint8_t)x;
+    }
+    return (long)o;
+}
+
+char *gw_base64_encode(const uint8_t *data, size_t len, size_t *outlen)
+{
+    size_t n = (len + 2) / 3 * 4;
+    char *out = xmalloc(n + 1), *o = out;
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t x = ((uint32_t)data[i] << 16) | ((uint32_t)data[i + 1] << 8) | data[i + 2];
+        *o++ = b64[x >> 18];
+        *o++ = b64[(x >> 12) & 63];
+        *o++ = b64[(x >> 6) & 63];
+        *o++ = b64[x & 63];
+    }
+    if (i < len) {
+        uint32_t x = (uint32_t)data[i] << 16;
+        if (i + 1 < len)
+            x |= (uint32_t)data[i + 1] << 8;
+        *o++ = b64[x >> 18];
+        *o++ = b64[(x >> 12) & 63];
+        *o++ = i + 1 < len ? b64[(x >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    *o = '\0';
+    if (outlen)
+        *outlen = (size_t)(o - out);
+    return out;
+}

@@ -14,7 +14,7 @@
 static int parse_entry(struct gw_valid *v, struct gw_req *req, json_t *o, const char *prefix,
                        struct gw_put_entry *e)
 {
-    char path[64];
+    char path[96];
     snprintf(path, sizeof path, "%sdata", prefix);
     if (gw_v_blob(v, req, o, "Data", path, GW_V_REQUIRED, GW_PUT_MAX_DATA, &e->data, &e->data_len,
                   NULL) != 0)
@@ -69,7 +69,7 @@ int gw_put_parse_tree(struct gw_req *req, json_t *root, bool batch, struct gw_pu
             if (!json_is_object(o))
                 return gw_error_set(err, GW_ERR_SERIALIZATION,
                                     "Records[%zu] must be an object", i);
-            char prefix[32];
+            char prefix[48];
             snprintf(prefix, sizeof prefix, "records.%zu.member.", i + 1);
             if (parse_entry(&v, req, o, prefix, &out->entries[i]) != 0)
                 return -1;

@@ -7,8 +7,8 @@
  *
  * Group commit: the thread takes every queued item at once, fsyncs each
  * distinct segment once (one fsync covers all writes made before it was taken),
- * fsyncs the segment directory once if any segment is new, and reports each
- * item as soon as its fsync returns. Writeback of all files in a batch is
+ * fsyncs the segment directory once if any segment is new, and reports the
+ * whole batch with one wake-up. Writeback of all files in a batch is
  * started (sync_file_range) before the first fsync, so the fsyncs overlap. In mode INTERVAL items wait for the next
  * tick; in mode NEVER nothing is posted but manifest jobs still run here.
  *
@@ -137,8 +137,10 @@ static void run_batch(struct syncer *sy, struct sync_item_vec *b)
         pthread_mutex_lock(&sy->mu);
         vec_push_result(&sy->out, &r);
         pthread_mutex_unlock(&sy->mu);
-        notify(sy);
     }
+    /* One wake-up per batch: acking all appenders together keeps their next
+     * batches together, so the next group commit is as large as this one. */
+    notify(sy);
     b->n = 0;
 }
 

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "namespace.h"
 #include "store.h"
 #include "syncer.h"
 

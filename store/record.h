@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "namespace.h"
 #include "store.h"
 
 #define RECORD_HDR_SIZE 44u

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "namespace.h"
 #include "store.h"
 
 /* "Make segment seg_id durable up to shard lsn": posted by the loop thread

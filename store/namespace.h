@@ -1,0 +1,71 @@
+/* namespace.h - link-time names of the store's internal cross-file functions.
+ *
+ * The library is linked into the gateway, which has its own xmalloc(),
+ * stream_new() and so on. Every non-static store function that is not part
+ * of store.h is renamed here to a store_i_ prefix, so the library exports
+ * nothing but store_* API names and store_i_* internals. Included first by
+ * every private header; the source keeps the short names.
+ */
+#ifndef SLUICE_STORE_NAMESPACE_H
+#define SLUICE_STORE_NAMESPACE_H
+
+#define catalog_changed store_i_catalog_changed
+#define chunk_unref store_i_chunk_unref
+#define err_errno store_i_err_errno
+#define err_from_errno store_i_err_from_errno
+#define err_set store_i_err_set
+#define io_write_all store_i_io_write_all
+#define manifest_write_atomic store_i_manifest_write_atomic
+#define record_crc32c store_i_record_crc32c
+#define record_decode store_i_record_decode
+#define record_encode store_i_record_encode
+#define record_peek_arrival store_i_record_peek_arrival
+#define record_peek_seq store_i_record_peek_seq
+#define segment_create store_i_segment_create
+#define segment_free store_i_segment_free
+#define segment_index_seq store_i_segment_index_seq
+#define segment_index_time store_i_segment_index_time
+#define segment_note_frames store_i_segment_note_frames
+#define segment_parse_name store_i_segment_parse_name
+#define segment_path store_i_segment_path
+#define segment_scan store_i_segment_scan
+#define segment_seal store_i_segment_seal
+#define shard_commit store_i_shard_commit
+#define shard_destroy_data store_i_shard_destroy_data
+#define shard_fire_listeners store_i_shard_fire_listeners
+#define shard_fire_tickets store_i_shard_fire_tickets
+#define shard_free store_i_shard_free
+#define shard_id_parse store_i_shard_id_parse
+#define shard_mark_notify store_i_shard_mark_notify
+#define shard_new store_i_shard_new
+#define shard_publish store_i_shard_publish
+#define shard_read_fd store_i_shard_read_fd
+#define shard_sync_failed store_i_shard_sync_failed
+#define shard_trim store_i_shard_trim
+#define shard_unlink_chunk store_i_shard_unlink_chunk
+#define stream_consumer_put store_i_stream_consumer_put
+#define stream_free store_i_stream_free
+#define stream_name_valid store_i_stream_name_valid
+#define stream_new store_i_stream_new
+#define stream_set_arn store_i_stream_set_arn
+#define stream_tag_put store_i_stream_tag_put
+#define syncer_fd store_i_syncer_fd
+#define syncer_free store_i_syncer_free
+#define syncer_fsyncs store_i_syncer_fsyncs
+#define syncer_new store_i_syncer_new
+#define syncer_post store_i_syncer_post
+#define syncer_post_manifest store_i_syncer_post_manifest
+#define syncer_take store_i_syncer_take
+#define syncer_wait_idle store_i_syncer_wait_idle
+#define xcalloc store_i_xcalloc
+#define xmalloc store_i_xmalloc
+#define xrealloc store_i_xrealloc
+#define xstrdup store_i_xstrdup
+#define store_log store_i_store_log
+#define store_now store_i_store_now
+#define store_fifo_add store_i_store_fifo_add
+#define store_fifo_remove store_i_store_fifo_remove
+#define store_evict store_i_store_evict
+#define store_default_io store_i_store_default_io
+
+#endif

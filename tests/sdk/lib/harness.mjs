@@ -1,0 +1,256 @@
+// Shared helpers for the SDK suite: start the real sluice binary on
+// 127.0.0.1:0 with a fresh data dir, build KinesisClients against it, send raw
+// requests (HTTP/2 prior knowledge or HTTP/1.1), and assert Kinesis errors.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import http2 from 'node:http2';
+import http from 'node:http';
+import assert from 'node:assert/strict';
+import { createInterface } from 'node:readline';
+
+export const HERE = dirname(fileURLToPath(import.meta.url));
+export const REPO = join(HERE, '..', '..', '..');
+export const SHARED = process.env.SLUICE_SHARED_DIR || join(REPO, '..', 'shared');
+
+const sdk = await import('@aws-sdk/client-kinesis').catch((e) => {
+  throw new Error(`cannot load @aws-sdk/client-kinesis (${e.message}); run \`npm ci --prefix tests/sdk\``);
+});
+export const K = sdk;
+
+export function binPath() {
+  const bin = process.env.SLUICE_BIN;
+  if (!bin) throw new Error('SLUICE_BIN is not set (path to the sluice binary)');
+  if (!existsSync(bin)) throw new Error(`SLUICE_BIN=${bin} does not exist`);
+  return bin;
+}
+
+let helpCache;
+export function helpText() {
+  if (helpCache === undefined) helpCache = execFileSync(binPath(), ['--help'], { encoding: 'utf8' });
+  return helpCache;
+}
+
+// Returns the first "--flag" in `sluice --help` whose name matches re, or null.
+export function findFlag(re) {
+  for (const m of helpText().matchAll(/^\s*(--[a-z0-9-]+)/gm)) if (re.test(m[1])) return m[1];
+  return null;
+}
+
+// The flag that sets how long a new stream stays CREATING (issue 4: "delay
+// configurable, default short"), the iterator lifetime, and per-shard write
+// throttling, as named in `sluice --help`.
+export const FLAGS = {
+  get createDelay() { return findFlag(/^--stream-delay$|^--(stream-)?creat(e|ion)(-stream)?-delay$/); },
+  get iteratorTtl() { return findFlag(/^--iterator-ttl$/); },
+  get throttle() { return findFlag(/^--write-limit$|throttl/); },
+};
+
+export function requireFlag(name, what) {
+  const f = FLAGS[name];
+  if (!f) {
+    throw new Error(`sluice --help lists no flag for ${what}; the test needs one ` +
+      `(looked for ${name === 'iteratorTtl' ? '--iterator-ttl' : name === 'createDelay' ? '--stream-delay' : '--write-limit on|off'})`);
+  }
+  return f;
+}
+
+const running = new Set();
+process.on('exit', () => { for (const p of running) try { p.kill('SIGKILL'); } catch { /* gone */ } });
+
+// Starts sluice; resolves to { endpoint, port, proc, dataDir, stop(), stderr() }.
+export async function startSluice({ args = [], env = {} } = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'sluice-sdk-'));
+  const bin = binPath();
+  const fullArgs = ['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...args];
+  const proc = spawn(bin, fullArgs, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  running.add(proc);
+  const lines = [];
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => { running.delete(proc); resolve({ code, signal }); }));
+  const rl = createInterface({ input: proc.stderr });
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`sluice did not log "listening" within 10 s:\n${lines.join('\n')}`)), 10000);
+    rl.on('line', (line) => {
+      lines.push(line);
+      if (lines.length > 2000) lines.splice(0, 1000);
+      let ev;
+      try { ev = JSON.parse(line); } catch { return; }
+      if (ev.event === 'listening' && ev.port !== undefined) { clearTimeout(timer); resolve(Number(ev.port)); }
+    });
+    exited.then(({ code, signal }) => { clearTimeout(timer); reject(new Error(`sluice ${fullArgs.join(' ')} exited (${code ?? signal}) before listening:\n${lines.join('\n')}`)); });
+  });
+  const endpoint = `http://127.0.0.1:${port}`;
+  let stopped;
+  return {
+    endpoint, port, proc, dataDir,
+    stderr: () => lines.join('\n'),
+    // SIGTERM drains; resolves to the exit status. The data dir is removed.
+    stop: async () => {
+      if (!stopped) {
+        stopped = (async () => {
+          proc.kill('SIGTERM');
+          const t = setTimeout(() => proc.kill('SIGKILL'), 15000);
+          const st = await exited;
+          clearTimeout(t);
+          rmSync(dataDir, { recursive: true, force: true });
+          return st;
+        })();
+      }
+      return stopped;
+    },
+  };
+}
+
+export function client(endpoint, extra = {}) {
+  return new K.KinesisClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY' },
+    // One attempt: the SDK would retry LimitExceeded/throttling/5xx and hide them.
+    maxAttempts: 1,
+    ...extra,
+  });
+}
+
+// Sends a command by name: send(c, 'PutRecord', {...}).
+export function send(c, op, input = {}) {
+  const Cmd = K[`${op}Command`];
+  if (!Cmd) throw new Error(`no ${op}Command in @aws-sdk/client-kinesis`);
+  return c.send(new Cmd(input));
+}
+
+// Asserts that p rejects with the Kinesis error `name` (HTTP 400 unless given),
+// message matching `message` (RegExp or exact string). Returns the error.
+export async function expectError(p, name, message, status = 400) {
+  let res;
+  try {
+    res = await p;
+  } catch (e) {
+    const got = `${e.name}: ${e.message} (HTTP ${e.$metadata?.httpStatusCode})`;
+    assert.equal(e.name, name, `expected ${name}, got ${got}`);
+    if (message instanceof RegExp) assert.match(e.message, message, `message of ${name}`);
+    else if (typeof message === 'string') assert.equal(e.message, message, `message of ${name}`);
+    assert.equal(e.$metadata?.httpStatusCode, status, `HTTP status of ${got}`);
+    return e;
+  }
+  assert.fail(`expected ${name}, but the call succeeded: ${JSON.stringify(res, (k, v) => (k === '$metadata' ? undefined : v)).slice(0, 500)}`);
+}
+
+export function reEscape(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); }
+
+// The Kinesis/Coral validation message for exactly one violation.
+// value: string (quoted in the message), null (unquoted "null"), or a RegExp
+// source fragment via {re: '...'}; path: lower-camel member path or a RegExp source via {re}.
+export function validationRe(value, path, constraint) {
+  const v = value === null ? 'null' : value && value.re ? `'${value.re}'` : `'${reEscape(String(value))}'`;
+  const p = path && path.re ? path.re : reEscape(path);
+  return new RegExp(`^1 validation error detected: Value ${v} at '${p}' failed to satisfy constraint: Member must ${reEscape(constraint)}$`, 's');
+}
+
+export const ACCOUNT = '\\d{12}';
+export const notFoundRe = (stream) => new RegExp(`^Stream ${reEscape(stream)} under account ${ACCOUNT} not found\\.$`);
+
+export async function waitStatus(c, name, want = 'ACTIVE', ms = 15000) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    const r = await send(c, 'DescribeStreamSummary', { StreamName: name });
+    last = r.StreamDescriptionSummary.StreamStatus;
+    if (last === want) return r.StreamDescriptionSummary;
+    if (Date.now() > deadline) throw new Error(`stream ${name} still ${last} after ${ms} ms (want ${want})`);
+    await new Promise((r2) => setTimeout(r2, 20));
+  }
+}
+
+export async function waitGone(c, name, ms = 15000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      await send(c, 'DescribeStreamSummary', { StreamName: name });
+    } catch (e) {
+      if (e.name === 'ResourceNotFoundException') return;
+      throw e;
+    }
+    if (Date.now() > deadline) throw new Error(`stream ${name} still present after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export async function createActive(c, name, input = { ShardCount: 1 }) {
+  await send(c, 'CreateStream', { StreamName: name, ...input });
+  return waitStatus(c, name, 'ACTIVE');
+}
+
+// Reads every record of a shard from TRIM_HORIZON until caught up.
+export async function readAll(c, stream, shardId, { limit } = {}) {
+  const it = await send(c, 'GetShardIterator', { StreamName: stream, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' });
+  let iter = it.ShardIterator;
+  const out = [];
+  for (let i = 0; i < 1000 && iter; i++) {
+    const r = await send(c, 'GetRecords', { ShardIterator: iter, ...(limit ? { Limit: limit } : {}) });
+    out.push(...r.Records);
+    iter = r.NextShardIterator;
+    if (r.Records.length === 0 && r.MillisBehindLatest === 0) break;
+  }
+  return out;
+}
+
+export const dec = (u8) => Buffer.from(u8).toString('utf8');
+
+// Raw Kinesis-door request over h2c (prior knowledge), like the SDK's transport.
+// Returns { status, headers, body (string), json (parsed or undefined) }.
+export function rawH2(endpoint, { target, body, contentType = 'application/x-amz-json-1.1', headers = {}, path = '/', method = 'POST' }) {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(endpoint);
+    session.on('error', reject);
+    const h = { ':method': method, ':path': path, 'content-type': contentType, ...headers };
+    if (target) h['x-amz-target'] = target;
+    const req = session.request(h);
+    const chunks = [];
+    let resHeaders;
+    req.on('response', (hh) => { resHeaders = hh; });
+    req.on('data', (d) => chunks.push(d));
+    req.on('end', () => {
+      session.close();
+      const text = Buffer.concat(chunks).toString('utf8');
+      let json;
+      try { json = JSON.parse(text); } catch { /* not json */ }
+      resolve({ status: resHeaders[':status'], headers: resHeaders, body: text, json });
+    });
+    req.on('error', (e) => { session.destroy(); reject(e); });
+    if (body !== undefined) req.end(body); else req.end();
+  });
+}
+
+// The same over HTTP/1.1.
+export function rawH1(endpoint, { target, body, contentType = 'application/x-amz-json-1.1', headers = {}, path = '/', method = 'POST' }) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(endpoint);
+    const h = { 'content-type': contentType, ...headers };
+    if (target) h['x-amz-target'] = target;
+    if (body !== undefined) h['content-length'] = Buffer.byteLength(body);
+    const req = http.request({ host: u.hostname, port: u.port, path, method, headers: h, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (d) => chunks.push(d));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json;
+        try { json = JSON.parse(text); } catch { /* not json */ }
+        resolve({ status: res.statusCode, headers: res.headers, body: text, json });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export function hashVectors() {
+  return JSON.parse(readFileSync(join(SHARED, 'testvectors', 'hashkeys.json'), 'utf8'));
+}
+
+let uniq = 0;
+export function streamName(prefix = 's') { return `${prefix}-${process.pid}-${++uniq}`; }
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -255,6 +255,7 @@ static void usage(FILE *out)
                 o->def ? o->def : "");
     }
     fprintf(out, "  --%-20s %s\n", "print-config", "Print the resolved configuration and exit.");
+    fprintf(out, "  --%-20s %s\n", "print-routes", "Print the REST door's routes (METHOD /path) and exit.");
     fprintf(out, "  --%-20s %s\n", "help", "Show this help and exit.");
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "app.h"
 #include "config.h"
 #include "log.h"
 #include "router.h"
@@ -68,6 +69,11 @@ static int make_dirs(const char *path)
 
 int main(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--print-routes") == 0) {
+            gw_router_print_routes(gw_ops, stdout);
+            return 0;
+        }
     struct gw_config cfg;
     switch (gw_config_load(&cfg, argc, argv, stdout, stderr)) {
     case GW_CONFIG_EXIT_OK:
@@ -87,6 +93,7 @@ int main(int argc, char **argv)
     struct run r = {0};
     struct event *sigterm = NULL, *sigint = NULL;
     struct gw_error err = {0};
+    struct gw_app app = {0};
     if (make_dirs(cfg.data_dir) != 0) {
         gw_log(GW_LOG_ERROR, "data_dir", "cannot create %s: %s", cfg.data_dir, strerror(errno));
         goto out;
@@ -96,7 +103,11 @@ int main(int argc, char **argv)
         gw_log(GW_LOG_ERROR, "startup", "event_base_new failed");
         goto out;
     }
-    struct gw_app app = {.cfg = &cfg, .ops = gw_ops};
+    app.ops = gw_ops;
+    if (gw_app_open(&app, r.base, &cfg, &err) != 0) {
+        gw_log(GW_LOG_ERROR, "startup", "%s", err.message);
+        goto out;
+    }
     r.srv = gw_server_new(r.base, &cfg, gw_router_dispatch, &app, &err);
     if (!r.srv) {
         gw_log(GW_LOG_ERROR, "startup", "%s", err.message);
@@ -120,6 +131,7 @@ out:
     if (sigint)
         event_free(sigint);
     gw_server_free(r.srv);
+    gw_app_close(&app);
     if (r.base)
         event_base_free(r.base);
     gw_config_clear(&cfg);

@@ -1,11 +1,75 @@
 /* ops.h - operation handlers, one group per ops_*.c file; each is one row of
- * router.c's table. */
+ * router.c's table. Shared helpers for handlers live in ops_util.c. */
 #ifndef SLUICE_GW_OPS_H
 #define SLUICE_GW_OPS_H
 
+#include <jansson.h>
+
+#include "json.h"
 #include "router.h"
+#include "store.h"
 
 /* ops_admin.c */
 void op_healthz(struct gw_app *app, struct gw_req *req);
+
+/* ops_streams.c */
+void op_create_stream(struct gw_app *app, struct gw_req *req);
+void op_delete_stream(struct gw_app *app, struct gw_req *req);
+void op_describe_stream(struct gw_app *app, struct gw_req *req);
+void op_describe_stream_summary(struct gw_app *app, struct gw_req *req);
+void op_list_streams(struct gw_app *app, struct gw_req *req);
+void op_list_shards(struct gw_app *app, struct gw_req *req);
+void op_increase_retention(struct gw_app *app, struct gw_req *req);
+void op_decrease_retention(struct gw_app *app, struct gw_req *req);
+void op_add_tags(struct gw_app *app, struct gw_req *req);
+void op_remove_tags(struct gw_app *app, struct gw_req *req);
+void op_list_tags(struct gw_app *app, struct gw_req *req);
+void op_describe_limits(struct gw_app *app, struct gw_req *req);
+
+/* ops_records.c */
+void op_put_record(struct gw_app *app, struct gw_req *req);
+void op_put_records(struct gw_app *app, struct gw_req *req);
+void op_get_shard_iterator(struct gw_app *app, struct gw_req *req);
+void op_get_records(struct gw_app *app, struct gw_req *req);
+/* GET /v1/streams/{stream}/shards/{shard}/records?from=POSITION&limit=N */
+void op_rest_get_records(struct gw_app *app, struct gw_req *req);
+
+/* ---- ops_util.c ------------------------------------------------------------ */
+
+/* Decodes the request body for operation "req" into "*body" (new), merging
+ * REST path parameters ({stream} -> StreamName, {shard} -> ShardId) and, for
+ * REST requests without a body, starting from an empty object. */
+int gw_op_body(struct gw_req *req, json_t **body, struct gw_error *err);
+
+/* Reads StreamName and StreamARN from "body" into "*name"/"*arn" (borrowed),
+ * validating both. With "required", one of them must be present. */
+int gw_op_stream_fields(struct gw_valid *v, json_t *body, bool required, const char **name,
+                        const char **arn);
+/* Finds the stream given by "name" and/or "arn" (they must agree).
+ * ResourceNotFoundException in the service's words. */
+int gw_op_stream_lookup(struct gw_app *app, const char *name, const char *arn,
+                        struct store_stream **out, struct gw_error *err);
+/* The stream must be ACTIVE (or UPDATING) for data-plane operations:
+ * ResourceNotFoundException otherwise, as Kinesis answers. */
+int gw_op_stream_readable(struct gw_app *app, struct store_stream *s, struct gw_error *err);
+/* The stream must be ACTIVE for control-plane changes: ResourceInUseException. */
+int gw_op_stream_active(struct gw_app *app, struct store_stream *s, struct gw_error *err);
+
+/* A Shard object for DescribeStream/ListShards. Returns new. */
+json_t *gw_op_shard_json(const struct store_shard_info *si);
+/* StreamModeDetails. Returns new. */
+json_t *gw_op_mode_json(const struct store_stream *s);
+
+/* Opaque, tamper-evident tokens (shard iterators, NextTokens): "kind" tags
+ * the use, "payload" is sealed with an HMAC keyed by the app and the issue
+ * time. gw_op_token_make returns new text (free()). gw_op_token_open checks
+ * the HMAC and the kind, copies the payload (at most "cap" bytes) and its
+ * length, and the issue time in ms. Returns 0 or -1 (not a valid token). */
+char *gw_op_token_make(struct gw_app *app, char kind, const void *payload, size_t len);
+int gw_op_token_open(struct gw_app *app, char kind, const char *token, void *payload, size_t cap,
+                     size_t *len, int64_t *issued_ms);
+
+/* Answers a store error as its Kinesis error. */
+int gw_op_store_error(const struct store_err *se, struct gw_error *err);
 
 #endif

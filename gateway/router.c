@@ -10,19 +10,49 @@
  * same {"__type","message"} body. */
 #include "router.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "log.h"
+#include "json.h"
 #include "ops.h"
 
 #define TARGET_PREFIX "Kinesis_20131202."
 
+/* One row per operation: Kinesis name, REST route (if any), handler. The
+ * REST routes are the ones DESIGN.md lists; api/openapi.yaml documents the
+ * same set (tests/sdk/openapi.test.mjs checks it against --print-routes). */
 const struct gw_op gw_ops[] = {
     {NULL, "GET", "/healthz", op_healthz, 0},
     {NULL, "HEAD", "/healthz", op_healthz, 0},
+    {"CreateStream", "POST", "/v1/streams", op_create_stream, 0},
+    {"ListStreams", "GET", "/v1/streams", op_list_streams, 0},
+    {"DescribeStreamSummary", "GET", "/v1/streams/{stream}", op_describe_stream_summary, 0},
+    {"DeleteStream", "DELETE", "/v1/streams/{stream}", op_delete_stream, 0},
+    {"ListShards", "GET", "/v1/streams/{stream}/shards", op_list_shards, 0},
+    {"PutRecords", "POST", "/v1/streams/{stream}/records", op_put_records, 0},
+    {"GetRecords", NULL, NULL, op_get_records, 0},
+    /* The REST read takes its position from the query, not an iterator. */
+    {NULL, "GET", "/v1/streams/{stream}/shards/{shard}/records", op_rest_get_records, 0},
+    {"DescribeStream", NULL, NULL, op_describe_stream, 0},
+    {"PutRecord", NULL, NULL, op_put_record, 0},
+    {"GetShardIterator", NULL, NULL, op_get_shard_iterator, 0},
+    {"IncreaseStreamRetentionPeriod", NULL, NULL, op_increase_retention, 0},
+    {"DecreaseStreamRetentionPeriod", NULL, NULL, op_decrease_retention, 0},
+    {"AddTagsToStream", NULL, NULL, op_add_tags, 0},
+    {"RemoveTagsFromStream", NULL, NULL, op_remove_tags, 0},
+    {"ListTagsForStream", NULL, NULL, op_list_tags, 0},
+    {"DescribeLimits", NULL, NULL, op_describe_limits, 0},
     {NULL, NULL, NULL, NULL, 0},
 };
+
+void gw_router_print_routes(const struct gw_op *ops, FILE *out)
+{
+    for (const struct gw_op *op = ops; op->handler; op++)
+        if (op->rest_path)
+            fprintf(out, "%s %s\n", op->rest_method, op->rest_path);
+}
 
 const struct gw_op *gw_router_find_op(const struct gw_op *ops, const char *name)
 {
@@ -94,7 +124,11 @@ static void reply_error(struct gw_req *req, enum gw_errtype type, const char *fm
 {
     struct gw_error err = {0};
     gw_error_set(&err, type, fmt, a, b);
-    gw_resp_error(req, &err);
+    /* CBOR clients (the Java SDKs) parse every answer as CBOR. */
+    if (gw_body_is_cbor(req) && type != GW_ERR_UNSUPPORTED_MEDIA_TYPE)
+        gw_body_error(req, &err);
+    else
+        gw_resp_error(req, &err);
 }
 
 /* Allow header for a path that exists under other methods. */
@@ -131,6 +165,7 @@ static void kinesis_door(struct gw_app *app, struct gw_req *req)
     }
     const char *ct = gw_req_header(req, "content-type");
     if (!content_type_is(ct, "application/x-amz-json-1.1") &&
+        !content_type_is(ct, "application/x-amz-cbor-1.1") &&
         !content_type_is(ct, "application/json")) {
         reply_error(req, GW_ERR_UNSUPPORTED_MEDIA_TYPE,
                     "Unsupported Content-Type '%s'%s; use application/x-amz-json-1.1",

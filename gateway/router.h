@@ -9,10 +9,10 @@
 #define SLUICE_GW_ROUTER_H
 
 #include <stddef.h>
+#include <stdio.h>
 
+#include "app.h"
 #include "request.h"
-
-struct gw_app;
 
 /* A handler answers "req" (now or later) through the response API. */
 typedef void (*gw_op_fn)(struct gw_app *app, struct gw_req *req);
@@ -27,12 +27,6 @@ struct gw_op {
     unsigned flags;
 };
 
-/* Everything the operations share; owned by main.c. */
-struct gw_app {
-    const struct gw_config *cfg;
-    struct gw_server *srv;
-    const struct gw_op *ops; /* the table, terminated by a zeroed row */
-};
 
 /* The default table (router.c). */
 extern const struct gw_op gw_ops[];
@@ -50,6 +44,9 @@ const struct gw_op *gw_router_match_rest(const struct gw_op *ops, struct gw_req 
 
 /* Finds the operation named "name" (Kinesis door). */
 const struct gw_op *gw_router_find_op(const struct gw_op *ops, const char *name);
+
+/* Prints "METHOD /path" for every REST route of "ops", one per line. */
+void gw_router_print_routes(const struct gw_op *ops, FILE *out);
 
 /* Answers a JSON body with status 200 and the door's content type. */
 void gw_reply_json(struct gw_req *req, int status, const char *json);

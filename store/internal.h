@@ -237,6 +237,7 @@ struct store_stream {
     enum store_stream_status status;
     int64_t created_ms;
     uint32_t retention_hours;
+    int on_demand;                /* capacity mode: ON_DEMAND (1) or PROVISIONED */
     struct store_shard **shards;
     uint32_t nshards;
     struct tag *tags;             /* sorted by key */

@@ -14,7 +14,7 @@
  *   <dir>/segments/       every segment file of every shard (segment.c names)
  *
  * MANIFEST: {"version":1, "generation":G, "next_uid":U, "streams":[{"name",
- *   "uid", "arn", "status", "created_ms", "retention_hours", "tags":{k:v},
+ *   "uid", "arn", "status", "created_ms", "retention_hours", "on_demand", "tags":{k:v},
  *   "consumers":[{"name","arn","status","created_ms"}], "shards":[{"index",
  *   "hash_start","hash_end","start_seq","end_seq"?,"parent"?,"adjacent_parent"?}]}]}
  *
@@ -269,6 +269,7 @@ static char *manifest_dump(struct store *s, size_t *len)
         json_object_set_new(o, "status", json_string(store_stream_status_name(st->status)));
         json_object_set_new(o, "created_ms", json_integer(st->created_ms));
         json_object_set_new(o, "retention_hours", json_integer(st->retention_hours));
+        json_object_set_new(o, "on_demand", json_boolean(st->on_demand));
         json_t *tags = json_object();
         for (size_t k = 0; k < st->ntags; k++)
             json_object_set_new(tags, st->tags[k].key, json_string(st->tags[k].value));
@@ -363,6 +364,8 @@ static int manifest_load(struct store *s, const char *path, struct store_err *er
         st->status = (enum store_stream_status)status_parse(status, sst, 4);
         st->created_ms = created;
         st->retention_hours = (uint32_t)retention;
+        /* Optional: manifests written before capacity modes existed lack it. */
+        st->on_demand = json_is_true(json_object_get(o, "on_demand"));
         stream_insert(s, st);
         const char *k;
         json_t *v;

@@ -360,6 +360,7 @@ struct store_stream_info {
     enum store_stream_status status;
     int64_t created_ms;
     uint32_t retention_hours;
+    int on_demand;                /* capacity mode: 1 ON_DEMAND, 0 PROVISIONED */
     uint32_t shard_count;         /* all shards, open and closed */
     uint32_t open_shard_count;
     uint32_t consumer_count;
@@ -399,6 +400,10 @@ void store_stream_info(const struct store_stream *stream, struct store_stream_in
 /* Sets the status field; the store attaches no behaviour to it (the gateway
  * drives CREATING -> ACTIVE -> DELETING). */
 void store_stream_set_status(struct store_stream *stream, enum store_stream_status st);
+
+/* Records the stream's capacity mode (1 ON_DEMAND, 0 PROVISIONED; default 0).
+ * The store attaches no behaviour to it; it is persisted in the manifest. */
+void store_stream_set_on_demand(struct store_stream *stream, int on_demand);
 
 /* Raises the retention to "hours". STORE_EINVAL if outside 24..8760 or lower
  * than the current value. */

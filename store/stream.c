@@ -193,6 +193,7 @@ void store_stream_info(const struct store_stream *st, struct store_stream_info *
     out->status = st->status;
     out->created_ms = st->created_ms;
     out->retention_hours = st->retention_hours;
+    out->on_demand = st->on_demand;
     out->shard_count = st->nshards;
     out->open_shard_count = 0;
     for (uint32_t i = 0; i < st->nshards; i++)
@@ -205,6 +206,14 @@ void store_stream_set_status(struct store_stream *st, enum store_stream_status s
 {
     if (st->status != status) {
         st->status = status;
+        catalog_changed(st->store);
+    }
+}
+
+void store_stream_set_on_demand(struct store_stream *st, int on_demand)
+{
+    if (st->on_demand != !!on_demand) {
+        st->on_demand = !!on_demand;
         catalog_changed(st->store);
     }
 }

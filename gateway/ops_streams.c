@@ -1,0 +1,772 @@
+/* ops_streams.c - the stream control plane: CreateStream, DeleteStream,
+ * DescribeStream, DescribeStreamSummary, ListStreams, ListShards, retention,
+ * tags, DescribeLimits.
+ *
+ * Upstream: router.c (both doors). Downstream: the store catalog (store.h).
+ * Each handler: decode and validate the whole request (ValidationException
+ * lists every constraint violation), then resolve resources
+ * (ResourceNotFoundException), then act. Nothing changes unless the request
+ * is valid. Messages follow the service's wording (kinesis-protocol.md §2.4). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "log.h"
+#include "mem.h"
+#include "ops.h"
+
+#define LIST_MAX 100        /* DescribeStream, ListStreams: at most 100 per page */
+#define LIST_SHARDS_MAX 1000
+#define TOKEN_TTL_MS 300000 /* NextToken lifetime */
+
+static const char *const modes[] = {"PROVISIONED", "ON_DEMAND", NULL};
+
+/* Handler frame: decode, run "body_fn", answer. */
+typedef int (*op_body_fn)(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                          struct gw_error *err);
+
+static void run(struct gw_app *app, struct gw_req *req, op_body_fn fn)
+{
+    struct gw_error err = {0};
+    json_t *body = NULL, *out = NULL;
+    if (gw_op_body(req, &body, &err) != 0 || fn(app, req, body, &out, &err) != 0)
+        gw_body_error(req, &err);
+    else
+        gw_body_reply(req, out);
+    json_decref(out);
+    json_decref(body);
+}
+
+/* A catalog change is acknowledged once the manifest holding it is durable:
+ * the reply is parked until store_catalog_sync() calls back. */
+struct parked {
+    struct gw_req *req; /* NULL once the client has gone */
+    json_t *out;
+};
+
+static void on_parked_abort(struct gw_req *req, void *arg)
+{
+    ((struct parked *)arg)->req = NULL;
+}
+
+static void on_catalog_synced(void *arg, const struct store_err *se)
+{
+    struct parked *p = arg;
+    if (p->req) {
+        gw_req_on_abort(p->req, NULL, NULL);
+        if (se) {
+            struct gw_error err = {0};
+            gw_error_set(&err, GW_ERR_INTERNAL_FAILURE, "Could not persist the change: %s",
+                         se->msg);
+            gw_body_error(p->req, &err);
+        } else {
+            gw_body_reply(p->req, p->out);
+        }
+    }
+    json_decref(p->out);
+    free(p);
+}
+
+static void run_mut(struct gw_app *app, struct gw_req *req, op_body_fn fn)
+{
+    struct gw_error err = {0};
+    json_t *body = NULL, *out = NULL;
+    if (gw_op_body(req, &body, &err) != 0 || fn(app, req, body, &out, &err) != 0) {
+        gw_body_error(req, &err);
+        json_decref(out);
+        json_decref(body);
+        return;
+    }
+    json_decref(body);
+    struct parked *p = xcalloc(1, sizeof *p);
+    p->req = req;
+    p->out = out;
+    gw_req_on_abort(req, on_parked_abort, p);
+    store_catalog_sync(app->store, on_catalog_synced, p);
+    gw_app_commit_soon(app);
+}
+
+static uint32_t open_shards_total(struct gw_app *app)
+{
+    size_t n = store_stream_count(app->store);
+    const char **names = xcalloc(n ? n : 1, sizeof *names);
+    n = store_stream_list(app->store, NULL, names, n);
+    uint32_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct store_stream *s;
+        if (store_stream_lookup(app->store, names[i], &s, NULL) == 0) {
+            struct store_stream_info info;
+            store_stream_info(s, &info);
+            total += info.open_shard_count;
+        }
+    }
+    free(names);
+    return total;
+}
+
+/* ---- CreateStream ------------------------------------------------------------- */
+
+static int validate_tags_map(struct gw_valid *v, json_t *tags, struct gw_error *err);
+
+static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                         struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *name;
+    int64_t count = 0;
+    bool has_count;
+    json_t *details, *tags;
+    int mode = -1;
+    if (gw_v_str(&v, body, "StreamName", "streamName", GW_V_REQUIRED, 1, 128, "[a-zA-Z0-9_.-]+",
+                 gw_match_name, &name) != 0 ||
+        gw_v_int(&v, body, "ShardCount", "shardCount", 0, 1, 1000000, &count, &has_count) != 0 ||
+        gw_v_object(&v, body, "StreamModeDetails", "streamModeDetails", 0, &details) != 0 ||
+        (details && gw_v_enum(&v, details, "StreamMode", "streamModeDetails.streamMode",
+                              GW_V_REQUIRED, modes, &mode) != 0) ||
+        gw_v_object(&v, body, "Tags", "tags", 0, &tags) != 0)
+        return -1;
+    /* Without a mode, a shard count means PROVISIONED and none ON_DEMAND, as
+     * the service now does. */
+    bool on_demand = details ? mode == 1 : !json_object_get(body, "ShardCount");
+    if (details && mode == 0 && !json_object_get(body, "ShardCount"))
+        gw_valid_add(&v, NULL, "shardCount", "not be null");
+    if (gw_valid_done(&v) != 0)
+        return -1;
+    if (on_demand && has_count)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                            "ShardCount cannot be specified for a stream in ON_DEMAND mode.");
+    if (tags && validate_tags_map(&v, tags, err) != 0)
+        return -1;
+    uint32_t shards = on_demand ? app->cfg->on_demand_shards : (uint32_t)count;
+    uint32_t current = open_shards_total(app);
+    if (shards > STORE_MAX_SHARDS || current + (uint64_t)shards > app->cfg->shard_limit)
+        return gw_error_set(err, GW_ERR_LIMIT_EXCEEDED,
+                            "This request would exceed the shard limit for the account %s in %s. "
+                            "Current limit of shards is %u, current number of shards is %u, and "
+                            "the request would add %u shards.",
+                            app->cfg->account, app->cfg->region, app->cfg->shard_limit, current,
+                            shards);
+    struct store_stream *s;
+    if (store_stream_lookup(app->store, name, &s, NULL) == 0)
+        return gw_error_set(err, GW_ERR_RESOURCE_IN_USE,
+                            "Stream %s under account %s already exists.", name, app->cfg->account);
+    struct store_err se = {0};
+    if (store_stream_create(app->store, name, shards, &s, &se) != 0)
+        return gw_op_store_error(&se, err);
+    store_stream_set_on_demand(s, on_demand);
+    if (tags) {
+        size_t n = json_object_size(tags), i = 0;
+        struct store_tag *t = xcalloc(n ? n : 1, sizeof *t);
+        const char *k;
+        json_t *val;
+        json_object_foreach(tags, k, val) {
+            t[i].key = k;
+            t[i].value = json_string_value(val);
+            i++;
+        }
+        int rc = store_stream_tags_add(s, t, n, &se);
+        free(t);
+        if (rc != 0) {
+            store_stream_delete(app->store, name, NULL);
+            return gw_op_store_error(&se, err);
+        }
+    }
+    gw_log(GW_LOG_INFO, "stream_created", "stream=%s shards=%u mode=%s", name, shards,
+           on_demand ? "ON_DEMAND" : "PROVISIONED");
+    gw_app_stream_created(app, name);
+    *out = NULL;
+    return 0;
+}
+
+void op_create_stream(struct gw_app *app, struct gw_req *req) { run_mut(app, req, create_stream); }
+
+/* ---- DeleteStream -------------------------------------------------------------- */
+
+static int delete_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                         struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *name, *arn;
+    bool enforce = false;
+    if (gw_op_stream_fields(&v, body, true, &name, &arn) != 0 ||
+        gw_v_bool(&v, body, "EnforceConsumerDeletion", "enforceConsumerDeletion", &enforce,
+                  NULL) != 0 ||
+        gw_valid_done(&v) != 0)
+        return -1;
+    struct store_stream *s;
+    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0)
+        return -1;
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    if (info.consumer_count > 0 && !enforce)
+        return gw_error_set(err, GW_ERR_RESOURCE_IN_USE,
+                            "Stream %s under account %s has registered consumers; deregister "
+                            "them or set EnforceConsumerDeletion.",
+                            info.name, app->cfg->account);
+    gw_log(GW_LOG_INFO, "stream_deleting", "stream=%s", info.name);
+    gw_app_stream_delete(app, info.name);
+    *out = NULL;
+    return 0;
+}
+
+void op_delete_stream(struct gw_app *app, struct gw_req *req) { run_mut(app, req, delete_stream); }
+
+/* ---- DescribeStream / DescribeStreamSummary ------------------------------------ */
+
+static void describe_common(struct gw_app *app, struct store_stream *s, json_t *o)
+{
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    json_object_set_new(o, "StreamName", json_string(info.name));
+    json_object_set_new(o, "StreamARN", json_string(info.arn));
+    json_object_set_new(o, "StreamStatus", json_string(store_stream_status_name(info.status)));
+    json_object_set_new(o, "StreamModeDetails", gw_op_mode_json(s));
+    json_object_set_new(o, "RetentionPeriodHours", json_integer(info.retention_hours));
+    json_object_set_new(o, "StreamCreationTimestamp", gw_json_time(info.created_ms));
+    json_object_set_new(o, "EnhancedMonitoring",
+                        json_pack("[{s:[]}]", "ShardLevelMetrics"));
+    json_object_set_new(o, "EncryptionType", json_string(info.encryption_type));
+}
+
+static int describe_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                           struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *name, *arn, *start;
+    int64_t limit = LIST_MAX;
+    if (gw_op_stream_fields(&v, body, true, &name, &arn) != 0 ||
+        gw_v_int(&v, body, "Limit", "limit", 0, 1, 10000, &limit, NULL) != 0 ||
+        gw_v_str(&v, body, "ExclusiveStartShardId", "exclusiveStartShardId", 0, 1, 128,
+                 "[a-zA-Z0-9_.-]+", gw_match_name, &start) != 0 ||
+        gw_valid_done(&v) != 0)
+        return -1;
+    if (limit > LIST_MAX)
+        limit = LIST_MAX;
+    struct store_stream *s;
+    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0)
+        return -1;
+    uint32_t n = store_stream_shard_count(s), first = 0;
+    if (start) {
+        /* Shards after the given id, by index; an unknown id lists from the
+         * next index it would have. */
+        struct store_shard *sh;
+        if (store_stream_shard_lookup(s, start, &sh, NULL) == 0) {
+            struct store_shard_info si;
+            store_shard_info(sh, &si);
+            first = si.index + 1;
+        } else {
+            const char *dash = strrchr(start, '-');
+            first = dash ? (uint32_t)strtoul(dash + 1, NULL, 10) + 1 : 0;
+        }
+    }
+    json_t *d = json_object(), *shards = json_array();
+    describe_common(app, s, d);
+    uint32_t i = first;
+    for (; i < n && json_array_size(shards) < (size_t)limit; i++) {
+        struct store_shard_info si;
+        store_shard_info(store_stream_shard(s, i), &si);
+        json_array_append_new(shards, gw_op_shard_json(&si));
+    }
+    json_object_set_new(d, "Shards", shards);
+    json_object_set_new(d, "HasMoreShards", json_boolean(i < n));
+    *out = json_pack("{s:o}", "StreamDescription", d);
+    return 0;
+}
+
+void op_describe_stream(struct gw_app *app, struct gw_req *req) { run(app, req, describe_stream); }
+
+static int describe_summary(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                            struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *name, *arn;
+    if (gw_op_stream_fields(&v, body, true, &name, &arn) != 0 || gw_valid_done(&v) != 0)
+        return -1;
+    struct store_stream *s;
+    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0)
+        return -1;
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    json_t *d = json_object();
+    describe_common(app, s, d);
+    json_object_set_new(d, "OpenShardCount", json_integer(info.open_shard_count));
+    json_object_set_new(d, "ConsumerCount", json_integer(info.consumer_count));
+    *out = json_pack("{s:o}", "StreamDescriptionSummary", d);
+    return 0;
+}
+
+void op_describe_stream_summary(struct gw_app *app, struct gw_req *req)
+{
+    run(app, req, describe_summary);
+}
+
+/* ---- ListStreams ----------------------------------------------------------------- */
+
+static int token_error(const char *what, struct gw_error *err)
+{
+    return gw_error_set(err, GW_ERR_INVALID_ARGUMENT, "Invalid %s.", what);
+}
+
+static int list_streams(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                        struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *start, *token;
+    int64_t limit = LIST_MAX;
+    if (gw_v_int(&v, body, "Limit", "limit", 0, 1, 10000, &limit, NULL) != 0 ||
+        gw_v_str(&v, body, "ExclusiveStartStreamName", "exclusiveStartStreamName", 0, 1, 128,
+                 "[a-zA-Z0-9_.-]+", gw_match_name, &start) != 0 ||
+        gw_v_str(&v, body, "NextToken", "nextToken", 0, 1, 1048576, NULL, NULL, &token) != 0 ||
+        gw_valid_done(&v) != 0)
+        return -1;
+    if (limit > LIST_MAX)
+        limit = LIST_MAX;
+    char after[STORE_STREAM_NAME_MAX + 1] = "";
+    if (token) {
+        if (start)
+            return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                                "NextToken and ExclusiveStartStreamName cannot be provided "
+                                "together.");
+        size_t n;
+        int64_t issued;
+        if (gw_op_token_open(app, 'L', token, after, sizeof after - 1, &n, &issued) != 0)
+            return token_error("NextToken", err);
+        after[n] = '\0';
+        if (gw_app_now_ms() - issued > TOKEN_TTL_MS)
+            return gw_error_set(err, GW_ERR_EXPIRED_NEXT_TOKEN, "The NextToken has expired.");
+    } else if (start) {
+        snprintf(after, sizeof after, "%s", start);
+    }
+    const char *names[LIST_MAX + 1];
+    size_t n = store_stream_list(app->store, after[0] ? after : NULL, names, (size_t)limit + 1);
+    bool more = n > (size_t)limit;
+    if (more)
+        n = (size_t)limit;
+    json_t *arr = json_array(), *sums = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(arr, json_string(names[i]));
+        struct store_stream *s;
+        if (store_stream_lookup(app->store, names[i], &s, NULL) != 0)
+            continue;
+        struct store_stream_info info;
+        store_stream_info(s, &info);
+        json_array_append_new(
+            sums, json_pack("{s:s, s:s, s:s, s:o, s:o}", "StreamName", info.name, "StreamARN",
+                            info.arn, "StreamStatus", store_stream_status_name(info.status),
+                            "StreamModeDetails", gw_op_mode_json(s), "StreamCreationTimestamp",
+                            gw_json_time(info.created_ms)));
+    }
+    *out = json_pack("{s:o, s:b, s:o}", "StreamNames", arr, "HasMoreStreams", more,
+                     "StreamSummaries", sums);
+    if (more) {
+        char *t = gw_op_token_make(app, 'L', names[n - 1], strlen(names[n - 1]));
+        json_object_set_new(*out, "NextToken", json_string(t));
+        free(t);
+    }
+    return 0;
+}
+
+void op_list_streams(struct gw_app *app, struct gw_req *req) { run(app, req, list_streams); }
+
+/* ---- ListShards --------------------------------------------------------------------- */
+
+static const char *const filter_types[] = {"AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON",
+                                           "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP", NULL};
+
+/* The NextToken of ListShards: which stream (name and creation time, so a
+ * recreated stream does not continue an old listing) and the next index. */
+struct shards_token {
+    int64_t created_ms;
+    uint32_t next;
+    char name[STORE_STREAM_NAME_MAX + 1];
+};
+
+static int list_shards(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                       struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *name, *arn, *token, *start, *filter_shard = NULL;
+    int64_t max = LIST_SHARDS_MAX, created = 0;
+    bool has_created, has_filter_ts = false;
+    int64_t filter_ts;
+    json_t *filter;
+    int ftype = -1;
+    if (gw_op_stream_fields(&v, body, false, &name, &arn) != 0 ||
+        gw_v_str(&v, body, "NextToken", "nextToken", 0, 1, 1048576, NULL, NULL, &token) != 0 ||
+        gw_v_str(&v, body, "ExclusiveStartShardId", "exclusiveStartShardId", 0, 1, 128,
+                 "[a-zA-Z0-9_.-]+", gw_match_name, &start) != 0 ||
+        gw_v_int(&v, body, "MaxResults", "maxResults", 0, 1, 10000, &max, NULL) != 0 ||
+        gw_v_time(&v, body, "StreamCreationTimestamp", "streamCreationTimestamp", 0, &created,
+                  &has_created) != 0 ||
+        gw_v_object(&v, body, "ShardFilter", "shardFilter", 0, &filter) != 0)
+        return -1;
+    if (filter &&
+        (gw_v_enum(&v, filter, "Type", "shardFilter.type", GW_V_REQUIRED, filter_types, &ftype) !=
+             0 ||
+         gw_v_str(&v, filter, "ShardId", "shardFilter.shardId", 0, 1, 128, "[a-zA-Z0-9_.-]+",
+                  gw_match_name, &filter_shard) != 0 ||
+         gw_v_time(&v, filter, "Timestamp", "shardFilter.timestamp", 0, &filter_ts,
+                   &has_filter_ts) != 0))
+        return -1;
+    if (gw_valid_done(&v) != 0)
+        return -1;
+    if (max > LIST_SHARDS_MAX)
+        max = LIST_SHARDS_MAX;
+    bool named = name || arn;
+    if (token && named)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                            "NextToken and StreamName cannot be provided together.");
+    if (!token && !named)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                            "Either NextToken or StreamName should be provided.");
+    if (token && (start || has_created))
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                            "NextToken cannot be provided together with %s.",
+                            start ? "ExclusiveStartShardId" : "StreamCreationTimestamp");
+    if (ftype == 0 && !filter_shard)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                            "ShardFilter of type AFTER_SHARD_ID requires a ShardId.");
+    if ((ftype == 4 || ftype == 5) && !has_filter_ts)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                            "ShardFilter of type %s requires a Timestamp.", filter_types[ftype]);
+    struct store_stream *s;
+    uint32_t first = 0;
+    if (token) {
+        struct shards_token t;
+        size_t n;
+        int64_t issued;
+        if (gw_op_token_open(app, 'S', token, &t, sizeof t, &n, &issued) != 0 || n != sizeof t)
+            return token_error("NextToken", err);
+        t.name[STORE_STREAM_NAME_MAX] = '\0';
+        if (gw_app_now_ms() - issued > TOKEN_TTL_MS)
+            return gw_error_set(err, GW_ERR_EXPIRED_NEXT_TOKEN, "The NextToken has expired.");
+        if (gw_op_stream_lookup(app, t.name, NULL, &s, err) != 0)
+            return -1;
+        struct store_stream_info info;
+        store_stream_info(s, &info);
+        if (info.created_ms != t.created_ms)
+            return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND,
+                                "Stream %s under account %s not found.", t.name,
+                                app->cfg->account);
+        first = t.next;
+    } else {
+        if (gw_op_stream_lookup(app, name, arn, &s, err) != 0)
+            return -1;
+        struct store_stream_info info;
+        store_stream_info(s, &info);
+        if (has_created && info.created_ms / 1000 != created / 1000)
+            return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND,
+                                "Stream %s under account %s created at that time not found.",
+                                info.name, app->cfg->account);
+        const char *after = start ? start : (ftype == 0 ? filter_shard : NULL);
+        if (after) {
+            const char *dash = strrchr(after, '-');
+            first = dash ? (uint32_t)strtoul(dash + 1, NULL, 10) + 1 : 0;
+        }
+    }
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    uint32_t n = store_stream_shard_count(s), i = first;
+    json_t *arr = json_array();
+    for (; i < n && json_array_size(arr) < (size_t)max; i++) {
+        struct store_shard_info si;
+        store_shard_info(store_stream_shard(s, i), &si);
+        /* AT_LATEST lists open shards only; the others list every shard
+         * within retention, which without resharding is all of them. */
+        if (ftype == 3 && !si.open)
+            continue;
+        json_array_append_new(arr, gw_op_shard_json(&si));
+    }
+    *out = json_pack("{s:o}", "Shards", arr);
+    if (i < n) {
+        struct shards_token t = {.created_ms = info.created_ms, .next = i};
+        snprintf(t.name, sizeof t.name, "%s", info.name);
+        char *tok = gw_op_token_make(app, 'S', &t, sizeof t);
+        json_object_set_new(*out, "NextToken", json_string(tok));
+        free(tok);
+    }
+    return 0;
+}
+
+void op_list_shards(struct gw_app *app, struct gw_req *req) { run(app, req, list_shards); }
+
+/* ---- retention ------------------------------------------------------------------------ */
+
+static int retention(struct gw_app *app, json_t *body, bool increase, struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *name, *arn;
+    int64_t hours = 0;
+    if (gw_op_stream_fields(&v, body, true, &name, &arn) != 0 ||
+        gw_v_int(&v, body, "RetentionPeriodHours", "retentionPeriodHours", GW_V_REQUIRED,
+                 INT32_MIN, INT32_MAX, &hours, NULL) != 0 ||
+        gw_valid_done(&v) != 0)
+        return -1;
+    struct store_stream *s;
+    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
+        return -1;
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    if (hours < STORE_RETENTION_MIN_HOURS)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                            "Minimum allowed retention period is %d hours. Requested retention "
+                            "period (%lld hours) is too short.",
+                            STORE_RETENTION_MIN_HOURS, (long long)hours);
+    if (hours > STORE_RETENTION_MAX_HOURS)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                            "Maximum allowed retention period is %d hours. Requested retention "
+                            "period (%lld hours) is too long.",
+                            STORE_RETENTION_MAX_HOURS, (long long)hours);
+    if (increase && hours < info.retention_hours)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                            "Requested retention period (%lld hours) for stream %s can not be "
+                            "shorter than existing retention period (%u hours). Use "
+                            "DecreaseRetentionPeriod API.",
+                            (long long)hours, info.name, info.retention_hours);
+    if (!increase && hours > info.retention_hours)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                            "Requested retention period (%lld hours) for stream %s can not be "
+                            "longer than existing retention period (%u hours). Use "
+                            "IncreaseRetentionPeriod API.",
+                            (long long)hours, info.name, info.retention_hours);
+    struct store_err se = {0};
+    int rc = increase ? store_stream_retention_increase(s, (uint32_t)hours, &se)
+                      : store_stream_retention_decrease(s, (uint32_t)hours, &se);
+    return rc == 0 ? 0 : gw_op_store_error(&se, err);
+}
+
+static int increase_retention(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                              struct gw_error *err)
+{
+    *out = NULL;
+    return retention(app, body, true, err);
+}
+
+static int decrease_retention(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                              struct gw_error *err)
+{
+    *out = NULL;
+    return retention(app, body, false, err);
+}
+
+void op_increase_retention(struct gw_app *app, struct gw_req *req)
+{
+    run_mut(app, req, increase_retention);
+}
+
+void op_decrease_retention(struct gw_app *app, struct gw_req *req)
+{
+    run_mut(app, req, decrease_retention);
+}
+
+/* ---- tags ------------------------------------------------------------------------------- */
+
+/* Tag characters the service allows: Unicode letters and digits, white
+ * space, and _ . / = + - % @ (non-ASCII UTF-8 is taken as letters). */
+static bool tag_chars_ok(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x80 || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+            (*p >= '0' && *p <= '9') || strchr(" \t\n\r_./=+-%@:", *p))
+            continue;
+        return false;
+    }
+    return true;
+}
+
+static size_t chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xc0) != 0x80)
+            n++;
+    return n;
+}
+
+static int validate_tags_map(struct gw_valid *v, json_t *tags, struct gw_error *err)
+{
+    size_t n = json_object_size(tags);
+    if (n < 1 || n > 200) {
+        char text[32];
+        snprintf(text, sizeof text, "{%zu entries}", n);
+        gw_valid_add(v, text, "tags", "have length %s", n < 1 ? "greater than or equal to 1"
+                                                            : "less than or equal to 200");
+        return gw_valid_done(v);
+    }
+    const char *k;
+    json_t *val;
+    json_object_foreach(tags, k, val) {
+        if (!json_is_string(val) && !json_is_null(val))
+            return gw_error_set(err, GW_ERR_SERIALIZATION, "Tag values must be strings");
+        const char *s = json_is_string(val) ? json_string_value(val) : "";
+        if (chars(k) < 1 || chars(k) > 128)
+            gw_valid_add(v, k, "tags", "have key length between 1 and 128");
+        if (chars(s) > 256)
+            gw_valid_add(v, s, "tags", "have value length less than or equal to 256");
+        if (!tag_chars_ok(k) || !tag_chars_ok(s))
+            return gw_valid_done(v) != 0
+                       ? -1
+                       : gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                                      "Some tags contain invalid characters. Valid characters: "
+                                      "Unicode letters, digits, white space, _ . / = + - %% @.");
+    }
+    return gw_valid_done(v);
+}
+
+static int add_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                    struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *name, *arn;
+    json_t *tags;
+    *out = NULL;
+    if (gw_op_stream_fields(&v, body, true, &name, &arn) != 0 ||
+        gw_v_object(&v, body, "Tags", "tags", GW_V_REQUIRED, &tags) != 0 ||
+        gw_valid_done(&v) != 0 || validate_tags_map(&v, tags, err) != 0)
+        return -1;
+    struct store_stream *s;
+    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
+        return -1;
+    /* The limit counts tags after the change: overwritten keys do not add. */
+    size_t n = json_object_size(tags), added = 0;
+    const char *k;
+    json_t *val;
+    struct store_tag *t = xcalloc(n, sizeof *t);
+    size_t i = 0;
+    json_object_foreach(tags, k, val) {
+        t[i].key = k;
+        t[i].value = json_is_string(val) ? json_string_value(val) : "";
+        i++;
+    }
+    size_t have = store_stream_tag_count(s);
+    struct store_tag *cur = xcalloc(have ? have : 1, sizeof *cur);
+    store_stream_tags_list(s, NULL, cur, have);
+    for (i = 0; i < n; i++) {
+        bool known = false;
+        for (size_t j = 0; j < have && !known; j++)
+            known = strcmp(cur[j].key, t[i].key) == 0;
+        added += !known;
+    }
+    free(cur);
+    if (have + added > STORE_MAX_TAGS) {
+        free(t);
+        struct store_stream_info info;
+        store_stream_info(s, &info);
+        return gw_error_set(err, GW_ERR_LIMIT_EXCEEDED,
+                            "Failed to add tags to stream %s under account %s because a given "
+                            "stream cannot have more than %d tags.",
+                            info.name, app->cfg->account, STORE_MAX_TAGS);
+    }
+    struct store_err se = {0};
+    int rc = store_stream_tags_add(s, t, n, &se);
+    free(t);
+    return rc == 0 ? 0 : gw_op_store_error(&se, err);
+}
+
+void op_add_tags(struct gw_app *app, struct gw_req *req) { run_mut(app, req, add_tags); }
+
+static int remove_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                       struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *name, *arn;
+    json_t *keys;
+    *out = NULL;
+    if (gw_op_stream_fields(&v, body, true, &name, &arn) != 0 ||
+        gw_v_array(&v, body, "TagKeys", "tagKeys", GW_V_REQUIRED, 1, 50, &keys) != 0)
+        return -1;
+    size_t n = keys ? json_array_size(keys) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *k = json_array_get(keys, i);
+        if (!json_is_string(k))
+            return gw_error_set(err, GW_ERR_SERIALIZATION, "TagKeys must be strings");
+        size_t c = chars(json_string_value(k));
+        if (c < 1 || c > 128) {
+            char path[48];
+            snprintf(path, sizeof path, "tagKeys.%zu.member", i + 1);
+            gw_valid_add(&v, json_string_value(k), path, "have length %s",
+                         c < 1 ? "greater than or equal to 1" : "less than or equal to 128");
+        }
+    }
+    if (gw_valid_done(&v) != 0)
+        return -1;
+    struct store_stream *s;
+    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
+        return -1;
+    const char **k = xcalloc(n, sizeof *k);
+    for (size_t i = 0; i < n; i++)
+        k[i] = json_string_value(json_array_get(keys, i));
+    store_stream_tags_remove(s, k, n);
+    free(k);
+    return 0;
+}
+
+void op_remove_tags(struct gw_app *app, struct gw_req *req) { run_mut(app, req, remove_tags); }
+
+static int list_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                     struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *name, *arn, *start;
+    int64_t limit = 50;
+    if (gw_op_stream_fields(&v, body, true, &name, &arn) != 0 ||
+        gw_v_str(&v, body, "ExclusiveStartTagKey", "exclusiveStartTagKey", 0, 1, 128, NULL, NULL,
+                 &start) != 0 ||
+        gw_v_int(&v, body, "Limit", "limit", 0, 1, 50, &limit, NULL) != 0 ||
+        gw_valid_done(&v) != 0)
+        return -1;
+    struct store_stream *s;
+    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0)
+        return -1;
+    struct store_tag t[STORE_MAX_TAGS + 1];
+    size_t n = store_stream_tags_list(s, start, t, (size_t)limit + 1);
+    bool more = n > (size_t)limit;
+    if (more)
+        n = (size_t)limit;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s}", "Key", t[i].key, "Value",
+                                             t[i].value ? t[i].value : ""));
+    *out = json_pack("{s:o, s:b}", "Tags", arr, "HasMoreTags", more);
+    return 0;
+}
+
+void op_list_tags(struct gw_app *app, struct gw_req *req) { run(app, req, list_tags); }
+
+/* ---- DescribeLimits ---------------------------------------------------------------------- */
+
+static int describe_limits(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                           struct gw_error *err)
+{
+    size_t n = store_stream_count(app->store);
+    const char **names = xcalloc(n ? n : 1, sizeof *names);
+    n = store_stream_list(app->store, NULL, names, n);
+    uint32_t open = 0, on_demand = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct store_stream *s;
+        if (store_stream_lookup(app->store, names[i], &s, NULL) != 0)
+            continue;
+        struct store_stream_info info;
+        store_stream_info(s, &info);
+        open += info.open_shard_count;
+        on_demand += info.on_demand ? 1 : 0;
+    }
+    free(names);
+    *out = json_pack("{s:i, s:i, s:i, s:i}", "ShardLimit", (json_int_t)app->cfg->shard_limit,
+                     "OpenShardCount", (json_int_t)open, "OnDemandStreamCount",
+                     (json_int_t)on_demand, "OnDemandStreamCountLimit", (json_int_t)50);
+    return 0;
+}
+
+void op_describe_limits(struct gw_app *app, struct gw_req *req) { run(app, req, describe_limits); }

@@ -1,0 +1,219 @@
+/* ops_util.c - helpers shared by the operation handlers: request bodies for
+ * both doors, stream resolution, shard JSON, sealed tokens. */
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "mem.h"
+#include "ops.h"
+
+int gw_op_body(struct gw_req *req, json_t **body, struct gw_error *err)
+{
+    size_t len;
+    gw_req_body(req, &len);
+    bool rest = gw_req_param(req, 0) != NULL || strcmp(gw_req_path(req), "/") != 0;
+    if (rest && len == 0) {
+        *body = json_object();
+    } else if (gw_body_decode(req, body, err) != 0) {
+        return -1;
+    }
+    /* REST path parameters become the Kinesis members they name. */
+    const char *stream = gw_req_param(req, 0);
+    if (stream && rest)
+        json_object_set_new(*body, "StreamName", json_string(stream));
+    const char *shard = gw_req_param(req, 1);
+    if (shard && rest)
+        json_object_set_new(*body, "ShardId", json_string(shard));
+    return 0;
+}
+
+int gw_op_stream_fields(struct gw_valid *v, json_t *body, bool required, const char **name,
+                        const char **arn)
+{
+    if (gw_v_str(v, body, "StreamName", "streamName", 0, 1, 128, "[a-zA-Z0-9_.-]+",
+                 gw_match_name, name) != 0 ||
+        gw_v_str(v, body, "StreamARN", "streamARN", 0, 1, 2048,
+                 "arn:aws.*:kinesis:.*:\\d{12}:stream/.+", gw_match_stream_arn, arn) != 0)
+        return -1;
+    if (required && !json_is_string(json_object_get(body, "StreamName")) &&
+        !json_is_string(json_object_get(body, "StreamARN")))
+        gw_valid_add(v, NULL, "streamName", "not be null");
+    return 0;
+}
+
+int gw_op_stream_lookup(struct gw_app *app, const char *name, const char *arn,
+                        struct store_stream **out, struct gw_error *err)
+{
+    struct store_stream *by_name = NULL, *by_arn = NULL;
+    if (name && store_stream_lookup(app->store, name, &by_name, NULL) != 0)
+        return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND, "Stream %s under account %s not found.",
+                            name, app->cfg->account);
+    if (arn && store_stream_lookup_arn(app->store, arn, &by_arn, NULL) != 0)
+        return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND, "Stream %s not found.", arn);
+    if (by_name && by_arn && by_name != by_arn)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                            "StreamARN %s does not name stream %s.", arn, name);
+    *out = by_name ? by_name : by_arn;
+    if (!*out)
+        return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND, "Stream not found.");
+    return 0;
+}
+
+int gw_op_stream_readable(struct gw_app *app, struct store_stream *s, struct gw_error *err)
+{
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    if (info.status == STORE_STREAM_ACTIVE || info.status == STORE_STREAM_UPDATING)
+        return 0;
+    return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND, "Stream %s under account %s not found.",
+                        info.name, app->cfg->account);
+}
+
+int gw_op_stream_active(struct gw_app *app, struct store_stream *s, struct gw_error *err)
+{
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    if (info.status == STORE_STREAM_ACTIVE)
+        return 0;
+    return gw_error_set(err, GW_ERR_RESOURCE_IN_USE,
+                        "Stream %s under account %s not ACTIVE, instead in state %s", info.name,
+                        app->cfg->account, store_stream_status_name(info.status));
+}
+
+json_t *gw_op_shard_json(const struct store_shard_info *si)
+{
+    char a[STORE_HASHKEY_STRLEN], b[STORE_HASHKEY_STRLEN], seq[STORE_SEQ_STRLEN];
+    store_hashkey_format(&si->hash_start, a);
+    store_hashkey_format(&si->hash_end, b);
+    json_t *o = json_object();
+    json_object_set_new(o, "ShardId", json_string(si->id));
+    if (si->parent_id)
+        json_object_set_new(o, "ParentShardId", json_string(si->parent_id));
+    if (si->adjacent_parent_id)
+        json_object_set_new(o, "AdjacentParentShardId", json_string(si->adjacent_parent_id));
+    json_object_set_new(o, "HashKeyRange",
+                        json_pack("{s:s, s:s}", "StartingHashKey", a, "EndingHashKey", b));
+    store_seq_format(si->starting_seq, seq);
+    json_t *range = json_pack("{s:s}", "StartingSequenceNumber", seq);
+    if (si->has_ending_seq) {
+        store_seq_format(si->ending_seq, seq);
+        json_object_set_new(range, "EndingSequenceNumber", json_string(seq));
+    }
+    json_object_set_new(o, "SequenceNumberRange", range);
+    return o;
+}
+
+json_t *gw_op_mode_json(const struct store_stream *s)
+{
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    return json_pack("{s:s}", "StreamMode", info.on_demand ? "ON_DEMAND" : "PROVISIONED");
+}
+
+int gw_op_store_error(const struct store_err *se, struct gw_error *err)
+{
+    return gw_error_set(err, gw_app_store_errtype(se->code), "%s", se->msg);
+}
+
+/* ---- tokens -------------------------------------------------------------------
+ *
+ *   base64url( version 1 | kind 1 | issued ms 8 | payload n | hmac-sha256[0..16) )
+ *
+ * The MAC covers everything before it; 16 bytes of it are plenty for tokens
+ * that live minutes. */
+
+#define TOKEN_MAC 16
+#define TOKEN_MAX_PAYLOAD 300
+
+static void mac(struct gw_app *app, const unsigned char *data, size_t len, unsigned char *out)
+{
+    unsigned char full[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    HMAC(EVP_sha256(), app->iter_key, sizeof app->iter_key, data, len, full, &n);
+    memcpy(out, full, TOKEN_MAC);
+}
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+char *gw_op_token_make(struct gw_app *app, char kind, const void *payload, size_t len)
+{
+    unsigned char raw[10 + TOKEN_MAX_PAYLOAD + TOKEN_MAC];
+    if (len > TOKEN_MAX_PAYLOAD)
+        len = TOKEN_MAX_PAYLOAD;
+    int64_t now = gw_app_now_ms();
+    raw[0] = 1;
+    raw[1] = (unsigned char)kind;
+    for (int i = 0; i < 8; i++)
+        raw[2 + i] = (unsigned char)((uint64_t)now >> (56 - 8 * i));
+    memcpy(raw + 10, payload, len);
+    mac(app, raw, 10 + len, raw + 10 + len);
+    size_t n = 10 + len + TOKEN_MAC;
+    char *out = xmalloc(n * 4 / 3 + 4), *o = out;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t x = ((uint32_t)raw[i] << 16) | ((uint32_t)raw[i + 1] << 8) | raw[i + 2];
+        *o++ = b64url[x >> 18];
+        *o++ = b64url[(x >> 12) & 63];
+        *o++ = b64url[(x >> 6) & 63];
+        *o++ = b64url[x & 63];
+    }
+    if (i < n) {
+        uint32_t x = (uint32_t)raw[i] << 16 | (i + 1 < n ? (uint32_t)raw[i + 1] << 8 : 0);
+        *o++ = b64url[x >> 18];
+        *o++ = b64url[(x >> 12) & 63];
+        if (i + 1 < n)
+            *o++ = b64url[(x >> 6) & 63];
+    }
+    *o = '\0';
+    return out;
+}
+
+static int url_val(unsigned char c)
+{
+    const char *p = c ? strchr(b64url, c) : NULL;
+    return p ? (int)(p - b64url) : -1;
+}
+
+int gw_op_token_open(struct gw_app *app, char kind, const char *token, void *payload, size_t cap,
+                     size_t *len, int64_t *issued_ms)
+{
+    unsigned char raw[10 + TOKEN_MAX_PAYLOAD + TOKEN_MAC];
+    size_t tl = strlen(token), n = 0;
+    if (tl > sizeof raw * 4 / 3 + 4 || tl % 4 == 1)
+        return -1;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < tl; i++) {
+        int v = url_val((unsigned char)token[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == sizeof raw)
+                return -1;
+            raw[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    if (n < 10 + TOKEN_MAC || raw[0] != 1 || raw[1] != (unsigned char)kind)
+        return -1;
+    unsigned char want[TOKEN_MAC];
+    mac(app, raw, n - TOKEN_MAC, want);
+    if (CRYPTO_memcmp(want, raw + n - TOKEN_MAC, TOKEN_MAC) != 0)
+        return -1;
+    size_t plen = n - 10 - TOKEN_MAC;
+    if (plen > cap)
+        return -1;
+    memcpy(payload, raw + 10, plen);
+    *len = plen;
+    uint64_t t = 0;
+    for (int i = 0; i < 8; i++)
+        t = (t << 8) | raw[2 + i];
+    *issued_ms = (int64_t)t;
+    return 0;
+}

@@ -3,3 +3,4 @@
 sluice_fuzz_target(fuzz_eventstream SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_eventstream.c
                    LIBS sluice_gw)
 sluice_fuzz_target(fuzz_cbor SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_cbor.c LIBS sluice_gw)
+sluice_fuzz_target(fuzz_putrecords SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_putrecords.c LIBS sluice_gw)

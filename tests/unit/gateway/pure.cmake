@@ -6,3 +6,4 @@ sluice_unit_test(test_ratelimit SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_ratelimit
                  LIBS sluice_gw)
 sluice_unit_test(test_cbor SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cbor.c
                  LIBS sluice_gw PkgConfig::JANSSON PkgConfig::LIBCBOR m)
+sluice_unit_test(test_putrecords SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_putrecords.c LIBS sluice_gw)

@@ -103,6 +103,12 @@ int main(int argc, char **argv)
         gw_log(GW_LOG_ERROR, "startup", "event_base_new failed");
         goto out;
     }
+    /* Signals first: a SIGTERM that arrives as soon as the "listening" line
+     * is out must drain, not kill. */
+    sigterm = evsignal_new(r.base, SIGTERM, on_signal, &r);
+    sigint = evsignal_new(r.base, SIGINT, on_signal, &r);
+    evsignal_add(sigterm, NULL);
+    evsignal_add(sigint, NULL);
     app.ops = gw_ops;
     if (gw_app_open(&app, r.base, &cfg, &err) != 0) {
         gw_log(GW_LOG_ERROR, "startup", "%s", err.message);
@@ -118,10 +124,6 @@ int main(int argc, char **argv)
         gw_log(GW_LOG_ERROR, "startup", "%s", err.message);
         goto out;
     }
-    sigterm = evsignal_new(r.base, SIGTERM, on_signal, &r);
-    sigint = evsignal_new(r.base, SIGINT, on_signal, &r);
-    evsignal_add(sigterm, NULL);
-    evsignal_add(sigint, NULL);
     gw_log(GW_LOG_INFO, "ready", "sluice %s data_dir=%s", SLUICE_VERSION, cfg.data_dir);
     event_base_dispatch(r.base);
     rc = 0;

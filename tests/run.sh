@@ -10,7 +10,7 @@ opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON)
 if [ "${1:-}" = --sanitize ]; then
   dir=build-asan
   opts+=(-DSLUICE_SANITIZE=ON)
-  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1:quarantine_size_mb=16
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
 cmake -S . -B "$dir" "${opts[@]}"

@@ -62,6 +62,8 @@ void srv_start(struct srv *s, const char *const *args)
     for (int i = 0; args && args[i] && n < 62; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
+    /* A restart reuses the directory: never read the previous run's port. */
+    unlink(s->log);
     pid_t pid = fork();
     cr_assert_neq(pid, -1, "fork");
     if (pid == 0) {

@@ -57,10 +57,9 @@ echo "# sluice on port $port, $("$aws" --version 2>&1)"
 
 passed=0; failed=0
 kin() { "$aws" --endpoint-url "http://127.0.0.1:$port" --no-cli-pager --output json kinesis "$@"; }
-# check NAME PYTHON-EXPR: evaluates EXPR with `r` = the JSON on stdin (and `v` = hashkeys.json).
+# check NAME PYTHON-EXPR: evaluates EXPR with `r` = the JSON in $out (and `v` = hashkeys.json).
 check() {
-  local name=$1 expr=$2 input
-  input=$(cat)
+  local name=$1 expr=$2 input=$out
   if python3 -c '
 import json, sys
 r = json.loads(sys.argv[1]) if sys.argv[1].strip() else None
@@ -99,21 +98,21 @@ while [ $SECONDS -lt $deadline ]; do
   fi
   sleep 0.05
 done
-echo "$out" | check "describe-stream-summary: ACTIVE, 2 open shards, ARN" \
+check "describe-stream-summary: ACTIVE, 2 open shards, ARN" \
   'r["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE" and r["StreamDescriptionSummary"]["OpenShardCount"] == 2 and r["StreamDescriptionSummary"]["StreamARN"].endswith(":stream/cli-smoke")'
 
 # "a" routes to shard 0 of 2 (shared/testvectors/hashkeys.json)
 run put-record kin put-record --stream-name "$s" --partition-key a --data 'hello from the cli' \
-  --cli-binary-format raw-in-base64-out && echo "$out" | check "put-record: ShardId and SequenceNumber" \
+  --cli-binary-format raw-in-base64-out && check "put-record: ShardId and SequenceNumber" \
   'r["ShardId"] == "shardId-000000000000" and r["SequenceNumber"].isdigit()'
 seq1=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["SequenceNumber"])' <<<"$out" 2>/dev/null || true)
 
 records='[{"Data":"one","PartitionKey":"partitionKey-1"},{"Data":"two","PartitionKey":"key-0"},{"Data":"three","PartitionKey":"key-8"},{"Data":"four","PartitionKey":"x","ExplicitHashKey":"340282366920938463463374607431768211455"}]'
 run put-records kin put-records --stream-name "$s" --records "$records" --cli-binary-format raw-in-base64-out \
-  && echo "$out" | check "put-records: 4 results, routed as the vectors say" \
+  && check "put-records: 4 results, routed as the vectors say" \
   'r.get("FailedRecordCount", 0) == 0 and [e["ShardId"] for e in r["Records"]] == ["shardId-000000000000", "shardId-000000000001", "shardId-000000000001", "shardId-000000000001"] and all(e["SequenceNumber"].isdigit() for e in r["Records"])'
 
-run list-shards kin list-shards --stream-name "$s" && echo "$out" | check "list-shards: the even split of hashkeys.json" \
+run list-shards kin list-shards --stream-name "$s" && check "list-shards: the even split of hashkeys.json" \
   '[{"ShardId": x["ShardId"], **x["HashKeyRange"]} for x in r["Shards"]] == v["ranges"]["2"] and all("EndingSequenceNumber" not in x["SequenceNumberRange"] for x in r["Shards"])'
 
 read_shard() {  # read_shard SHARD-ID: prints the get-records JSON
@@ -125,11 +124,11 @@ read_shard() {  # read_shard SHARD-ID: prints the get-records JSON
   run "get-records $1" kin get-records --shard-iterator "$it" || return 0
 }
 read_shard shardId-000000000000
-echo "$out" | check "get-records shard 0: data (base64) and order" \
+check "get-records shard 0: data (base64) and order" \
   '[ (__import__("base64").b64decode(x["Data"]).decode(), x["PartitionKey"]) for x in r["Records"]] == [("hello from the cli", "a"), ("one", "partitionKey-1")] and r["NextShardIterator"] and r["MillisBehindLatest"] == 0'
-echo "$out" | check "get-records shard 0: the put-record sequence number" "r['Records'][0]['SequenceNumber'] == '$seq1'"
+check "get-records shard 0: the put-record sequence number" "r['Records'][0]['SequenceNumber'] == '$seq1'"
 read_shard shardId-000000000001
-echo "$out" | check "get-records shard 1: data and order" \
+check "get-records shard 1: data and order" \
   '[__import__("base64").b64decode(x["Data"]).decode() for x in r["Records"]] == ["two", "three", "four"]'
 
 # An error: the CLI exits 254 and names the exception.

@@ -97,6 +97,15 @@ describe('CreateStream / DescribeStream', () => {
       /^2 validation errors detected: Value '' at 'streamName' failed to satisfy constraint: Member must .+; Value '' at 'streamName' failed to satisfy constraint: Member must .+$/);
     assert.match(e.message, /have length greater than or equal to 1/);
     assert.match(e.message, /satisfy regular expression pattern: \[a-zA-Z0-9_\.-\]\+/);
+    // PROVISIONED (the default mode) needs ShardCount; ON_DEMAND refuses one
+    let err;
+    try { await send(c, 'CreateStream', { StreamName: streamName('noshards') }); } catch (e) { err = e; }
+    assert.ok(err, 'CreateStream in PROVISIONED mode without ShardCount was accepted');
+    assert.ok(['ValidationException', 'InvalidArgumentException'].includes(err.name), `${err.name}: ${err.message}`);
+    err = undefined;
+    try { await send(c, 'CreateStream', { StreamName: streamName('odcount'), ShardCount: 3, StreamModeDetails: { StreamMode: 'ON_DEMAND' } }); } catch (e) { err = e; }
+    assert.ok(err, 'CreateStream ON_DEMAND with a ShardCount was accepted');
+    assert.equal(err.name, 'InvalidArgumentException');
     // 128 characters is fine
     const ok = `m${'x'.repeat(127)}`;
     await createActive(c, ok, { ShardCount: 1 });
@@ -423,7 +432,10 @@ describe('DeleteStream', () => {
   test('missing stream: ResourceNotFoundException by name and by ARN', async () => {
     const missing = streamName('nope');
     await expectError(send(c, 'DeleteStream', { StreamName: missing }), 'ResourceNotFoundException', notFoundRe(missing));
-    await expectError(send(c, 'DeleteStream', { StreamARN: `arn:aws:kinesis:us-east-1:000000000000:stream/${missing}` }), 'ResourceNotFoundException', /not found/);
+    const arn = (await send(c, 'ListStreams', {})).StreamSummaries?.[0]?.StreamARN || 'arn:aws:kinesis:us-east-1:000000000000:stream/x';
+    const missingArn = arn.replace(/stream\/.*$/, `stream/${missing}`);
+    await expectError(send(c, 'DeleteStream', { StreamARN: missingArn }), 'ResourceNotFoundException', notFoundRe(missing));
+    await expectError(send(c, 'DescribeStreamSummary', { StreamARN: missingArn }), 'ResourceNotFoundException', notFoundRe(missing));
     await expectError(send(c, 'DescribeStream', { StreamName: missing }), 'ResourceNotFoundException', notFoundRe(missing));
     await expectError(send(c, 'DescribeStreamSummary', { StreamName: missing }), 'ResourceNotFoundException', notFoundRe(missing));
   });

@@ -163,23 +163,49 @@ describe('PutRecord', () => {
       validationRe('abc', 'sequenceNumberForOrdering', 'satisfy regular expression pattern: 0|([1-9]\\d{0,128})'));
   });
 
-  test('ValidationException: partition key length 0 and 257, data over 1 MiB; nothing stored', async () => {
-    const name = streamName('pkval');
-    await createActive(c, name, { ShardCount: 1 });
-    await send(c, 'PutRecord', { StreamName: name, PartitionKey: 'a'.repeat(256), Data: bytes('256 ok') });
-    await send(c, 'PutRecord', { StreamName: name, PartitionKey: '☃'.repeat(256), Data: bytes('256 chars, 768 bytes ok') });
-    await send(c, 'PutRecord', { StreamName: name, PartitionKey: 'm', Data: new Uint8Array(1048576 - 1) });
-    const before = await snapshot(name);
-    await expectError(send(c, 'PutRecord', { StreamName: name, PartitionKey: '', Data: bytes('x') }), 'ValidationException',
-      validationRe('', 'partitionKey', 'have length greater than or equal to 1'));
-    const k257 = 'k'.repeat(257);
-    await expectError(send(c, 'PutRecord', { StreamName: name, PartitionKey: k257, Data: bytes('x') }), 'ValidationException',
-      validationRe(k257, 'partitionKey', 'have length less than or equal to 256'));
-    await expectError(send(c, 'PutRecord', { StreamName: name, PartitionKey: 'a', Data: new Uint8Array(1048577) }), 'ValidationException',
-      validationRe({ re: '[^\']*' }, 'data', 'have length less than or equal to 1048576'));
-    await expectError(send(c, 'PutRecord', { StreamName: 'bad/name', PartitionKey: 'a', Data: bytes('x') }), 'ValidationException',
-      validationRe('bad/name', 'streamName', 'satisfy regular expression pattern: [a-zA-Z0-9_.-]+'));
-    assert.deepEqual(await snapshot(name), before);
+  describe('PutRecord validation', () => {
+    let name; let before0;
+    before(async () => {
+      name = streamName('pkval');
+      await createActive(c, name, { ShardCount: 1 });
+      await send(c, 'PutRecord', { StreamName: name, PartitionKey: 'a'.repeat(256), Data: bytes('256 ok') });
+      await send(c, 'PutRecord', { StreamName: name, PartitionKey: 'm', Data: new Uint8Array(1048576 - 1) });
+      before0 = await snapshot(name);
+    });
+
+    test('partition key of 256 multi-byte characters is accepted (limit counts characters)', async () => {
+      const r = await send(c, 'PutRecord', { StreamName: name, PartitionKey: '☃'.repeat(256), Data: bytes('768 bytes of key') });
+      const b = await send(c, 'PutRecords', { StreamName: name, Records: [{ PartitionKey: 'ключ'.repeat(64), Data: bytes('x') }] });
+      assert.equal(b.FailedRecordCount ?? 0, 0, JSON.stringify(b.Records));
+      const got = await readAll(c, name, shardId(0));
+      assert.equal(got.find((g) => g.SequenceNumber === r.SequenceNumber)?.PartitionKey, '☃'.repeat(256));
+      before0 = await snapshot(name);
+    });
+
+    test('ValidationException: partition key length 0', async () => {
+      await expectError(send(c, 'PutRecord', { StreamName: name, PartitionKey: '', Data: bytes('x') }), 'ValidationException',
+        validationRe('', 'partitionKey', 'have length greater than or equal to 1'));
+    });
+
+    test('ValidationException: partition key length 257 (value echoed in full)', async () => {
+      const k257 = 'k'.repeat(257);
+      await expectError(send(c, 'PutRecord', { StreamName: name, PartitionKey: k257, Data: bytes('x') }), 'ValidationException',
+        validationRe(k257, 'partitionKey', 'have length less than or equal to 256'));
+    });
+
+    test('ValidationException: data over 1 MiB', async () => {
+      await expectError(send(c, 'PutRecord', { StreamName: name, PartitionKey: 'a', Data: new Uint8Array(1048577) }), 'ValidationException',
+        validationRe({ re: '[^\']*' }, 'data', 'have length less than or equal to 1048576'));
+    });
+
+    test('ValidationException: stream name pattern', async () => {
+      await expectError(send(c, 'PutRecord', { StreamName: 'bad/name', PartitionKey: 'a', Data: bytes('x') }), 'ValidationException',
+        validationRe('bad/name', 'streamName', 'satisfy regular expression pattern: [a-zA-Z0-9_.-]+'));
+    });
+
+    test('the refused PutRecords stored nothing', async () => {
+      assert.deepEqual(await snapshot(name), before0);
+    });
   });
 
   test('missing stream: ResourceNotFoundException', async () => {
@@ -190,33 +216,56 @@ describe('PutRecord', () => {
   });
 });
 
-describe('PutRecords limits', () => {
-  test('0 and 501 records, bad entries, over 1 MiB entry, over 5 MiB batch: refused whole, GetRecords unchanged', async () => {
-    const name = streamName('prlim');
+describe('PutRecords limits (each refused whole; GetRecords unchanged)', () => {
+  let name; let before0;
+  before(async () => {
+    name = streamName('prlim');
     await createActive(c, name, { ShardCount: 1 });
     await send(c, 'PutRecords', { StreamName: name, Records: [{ PartitionKey: 'a', Data: bytes('kept') }] });
-    const before = await snapshot(name);
+    before0 = await snapshot(name);
+  });
+  const unchanged = async () => assert.deepEqual(await snapshot(name), before0, 'a refused PutRecords changed the shard');
+
+  test('ValidationException: 0 records', async () => {
     await expectError(send(c, 'PutRecords', { StreamName: name, Records: [] }), 'ValidationException',
       validationRe('[]', 'records', 'have length greater than or equal to 1'));
+    await unchanged();
+  });
+
+  test('ValidationException: 501 records', async () => {
     const r501 = Array.from({ length: 501 }, (_, i) => ({ PartitionKey: `k${i}`, Data: bytes('x') }));
     await expectError(send(c, 'PutRecords', { StreamName: name, Records: r501 }), 'ValidationException',
       validationRe({ re: '\\[.*\\]' }, 'records', 'have length less than or equal to 500'));
+    await unchanged();
+  });
+
+  test('ValidationException: one entry with an empty partition key', async () => {
     await expectError(send(c, 'PutRecords', { StreamName: name, Records: [{ PartitionKey: 'ok', Data: bytes('x') }, { PartitionKey: '', Data: bytes('y') }] }),
       'ValidationException', validationRe('', recPath(2, 'partitionKey'), 'have length greater than or equal to 1'));
+    await unchanged();
+  });
+
+  test('ValidationException: one entry with a 257-character partition key', async () => {
     const k257 = 'q'.repeat(257);
     await expectError(send(c, 'PutRecords', { StreamName: name, Records: [{ PartitionKey: k257, Data: bytes('y') }] }),
       'ValidationException', validationRe(k257, recPath(1, 'partitionKey'), 'have length less than or equal to 256'));
+    await unchanged();
+  });
+
+  test('ValidationException: one entry over 1 MiB', async () => {
     await expectError(send(c, 'PutRecords', { StreamName: name, Records: [{ PartitionKey: 'a', Data: bytes('y') }, { PartitionKey: 'b', Data: new Uint8Array(1048577) }] }),
       'ValidationException', validationRe({ re: '[^\']*' }, recPath(2, 'data'), 'have length less than or equal to 1048576'));
-    // 6 x 1,000,000 bytes > 5 MiB for the whole request
+    await unchanged();
+  });
+
+  test('over 5 MiB in one request is refused; 5 x 1,000,000 bytes fits', async () => {
     const six = Array.from({ length: 6 }, (_, i) => ({ PartitionKey: `p${i}`, Data: new Uint8Array(1000000) }));
     let err;
     try { await send(c, 'PutRecords', { StreamName: name, Records: six }); } catch (e) { err = e; }
     assert.ok(err, 'a 6,000,000-byte PutRecords was accepted (limit 5 MiB)');
     assert.ok(['InvalidArgumentException', 'ValidationException'].includes(err.name), `${err.name}: ${err.message}`);
     assert.equal(err.$metadata.httpStatusCode, 400);
-    assert.deepEqual(await snapshot(name), before, 'a refused PutRecords changed the shard');
-    // 5 x 1,000,000 bytes fits
+    await unchanged();
     const five = await send(c, 'PutRecords', { StreamName: name, Records: six.slice(0, 5) });
     assert.equal(five.FailedRecordCount ?? 0, 0);
   });
@@ -318,26 +367,42 @@ describe('GetRecords', () => {
     assert.equal((await send(c, 'GetRecords', { ShardIterator: it0, Limit: 10000 })).Records.length, 10);
   });
 
-  test('errors: Limit out of range, malformed and tampered iterators, deleted stream', async () => {
-    const name = streamName('grerr');
-    await createActive(c, name, { ShardCount: 1 });
-    await send(c, 'PutRecord', { StreamName: name, PartitionKey: 'p', Data: bytes('x') });
-    const it = (await send(c, 'GetShardIterator', { StreamName: name, ShardId: shardId(0), ShardIteratorType: 'TRIM_HORIZON' })).ShardIterator;
-    await expectError(send(c, 'GetRecords', { ShardIterator: it, Limit: 0 }), 'ValidationException',
-      validationRe('0', 'limit', 'have value greater than or equal to 1'));
-    await expectError(send(c, 'GetRecords', { ShardIterator: it, Limit: 10001 }), 'ValidationException',
-      validationRe('10001', 'limit', 'have value less than or equal to 10000'));
-    await expectError(send(c, 'GetRecords', { ShardIterator: 'AAAAAAAAAAFnotAnIterator' }), 'InvalidArgumentException', 'Invalid ShardIterator.');
-    await expectError(send(c, 'GetRecords', { ShardIterator: 'x' }), 'InvalidArgumentException', 'Invalid ShardIterator.');
-    // flip one character in the middle of a real iterator
-    const mid = Math.floor(it.length / 2);
-    const flipped = it.slice(0, mid) + (it[mid] === 'A' ? 'B' : 'A') + it.slice(mid + 1);
-    await expectError(send(c, 'GetRecords', { ShardIterator: flipped }), 'InvalidArgumentException', 'Invalid ShardIterator.');
-    await expectError(send(c, 'GetRecords', { ShardIterator: 'A'.repeat(513) }), 'ValidationException',
-      validationRe({ re: 'A{513}' }, 'shardIterator', 'have length less than or equal to 512'));
-    await send(c, 'DeleteStream', { StreamName: name });
-    await waitGone(c, name);
-    await expectError(send(c, 'GetRecords', { ShardIterator: it }), 'ResourceNotFoundException', /.+/);
+  describe('GetRecords errors', () => {
+    let name; let it;
+    before(async () => {
+      name = streamName('grerr');
+      await createActive(c, name, { ShardCount: 1 });
+      await send(c, 'PutRecord', { StreamName: name, PartitionKey: 'p', Data: bytes('x') });
+      it = (await send(c, 'GetShardIterator', { StreamName: name, ShardId: shardId(0), ShardIteratorType: 'TRIM_HORIZON' })).ShardIterator;
+    });
+
+    test('ValidationException: Limit 0 and 10001', async () => {
+      await expectError(send(c, 'GetRecords', { ShardIterator: it, Limit: 0 }), 'ValidationException',
+        validationRe('0', 'limit', 'have value greater than or equal to 1'));
+      await expectError(send(c, 'GetRecords', { ShardIterator: it, Limit: 10001 }), 'ValidationException',
+        validationRe('10001', 'limit', 'have value less than or equal to 10000'));
+    });
+
+    test('InvalidArgumentException: malformed and tampered iterators', async () => {
+      await expectError(send(c, 'GetRecords', { ShardIterator: 'AAAAAAAAAAFnotAnIterator' }), 'InvalidArgumentException', 'Invalid ShardIterator.');
+      await expectError(send(c, 'GetRecords', { ShardIterator: 'x' }), 'InvalidArgumentException', 'Invalid ShardIterator.');
+      for (const pos of [0, Math.floor(it.length / 2), it.length - 1]) {
+        const flipped = it.slice(0, pos) + (it[pos] === 'A' ? 'B' : 'A') + it.slice(pos + 1);
+        await expectError(send(c, 'GetRecords', { ShardIterator: flipped }), 'InvalidArgumentException', 'Invalid ShardIterator.');
+      }
+      assert.equal((await send(c, 'GetRecords', { ShardIterator: it })).Records.length, 1, 'the genuine iterator still works');
+    });
+
+    test('ValidationException: iterator longer than 512 (value echoed in full)', async () => {
+      await expectError(send(c, 'GetRecords', { ShardIterator: 'A'.repeat(513) }), 'ValidationException',
+        validationRe({ re: 'A{513}' }, 'shardIterator', 'have length less than or equal to 512'));
+    });
+
+    test('ResourceNotFoundException: iterator of a deleted stream', async () => {
+      await send(c, 'DeleteStream', { StreamName: name });
+      await waitGone(c, name);
+      await expectError(send(c, 'GetRecords', { ShardIterator: it }), 'ResourceNotFoundException', /.+/);
+    });
   });
 });
 

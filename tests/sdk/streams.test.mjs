@@ -84,35 +84,54 @@ describe('CreateStream / DescribeStream', () => {
     assert.equal(s.StreamStatus, 'ACTIVE');
   });
 
-  test('ValidationException: stream name pattern, length, empty, ShardCount 0; nothing created', async () => {
-    const namesBefore = (await send(c, 'ListStreams', {})).StreamNames;
-    await expectError(send(c, 'CreateStream', { StreamName: 'bad name!', ShardCount: 1 }), 'ValidationException',
-      validationRe('bad name!', 'streamName', 'satisfy regular expression pattern: [a-zA-Z0-9_.-]+'));
-    const long = 'a'.repeat(129);
-    await expectError(send(c, 'CreateStream', { StreamName: long, ShardCount: 1 }), 'ValidationException',
-      validationRe(long, 'streamName', 'have length less than or equal to 128'));
-    await expectError(send(c, 'CreateStream', { StreamName: streamName('zero'), ShardCount: 0 }), 'ValidationException',
-      validationRe('0', 'shardCount', 'have value greater than or equal to 1'));
-    const e = await expectError(send(c, 'CreateStream', { StreamName: '', ShardCount: 1 }), 'ValidationException',
-      /^2 validation errors detected: Value '' at 'streamName' failed to satisfy constraint: Member must .+; Value '' at 'streamName' failed to satisfy constraint: Member must .+$/);
-    assert.match(e.message, /have length greater than or equal to 1/);
-    assert.match(e.message, /satisfy regular expression pattern: \[a-zA-Z0-9_\.-\]\+/);
-    // PROVISIONED (the default mode) needs ShardCount; ON_DEMAND refuses one
-    let err;
-    try { await send(c, 'CreateStream', { StreamName: streamName('noshards') }); } catch (e) { err = e; }
-    assert.ok(err, 'CreateStream in PROVISIONED mode without ShardCount was accepted');
-    assert.ok(['ValidationException', 'InvalidArgumentException'].includes(err.name), `${err.name}: ${err.message}`);
-    err = undefined;
-    try { await send(c, 'CreateStream', { StreamName: streamName('odcount'), ShardCount: 3, StreamModeDetails: { StreamMode: 'ON_DEMAND' } }); } catch (e) { err = e; }
-    assert.ok(err, 'CreateStream ON_DEMAND with a ShardCount was accepted');
-    assert.equal(err.name, 'InvalidArgumentException');
-    // 128 characters is fine
-    const ok = `m${'x'.repeat(127)}`;
-    await createActive(c, ok, { ShardCount: 1 });
-    const namesAfter = (await send(c, 'ListStreams', {})).StreamNames;
-    assert.deepEqual(namesAfter, [...namesBefore, ok].sort());
-    await send(c, 'DeleteStream', { StreamName: ok });
-    await waitGone(c, ok);
+  describe('CreateStream validation (nothing is created)', () => {
+    let namesBefore;
+    before(async () => { namesBefore = (await send(c, 'ListStreams', {})).StreamNames; });
+
+    test('ValidationException: stream name pattern', async () => {
+      await expectError(send(c, 'CreateStream', { StreamName: 'bad name!', ShardCount: 1 }), 'ValidationException',
+        validationRe('bad name!', 'streamName', 'satisfy regular expression pattern: [a-zA-Z0-9_.-]+'));
+    });
+
+    test('ValidationException: stream name longer than 128 (value echoed in full)', async () => {
+      const long = 'a'.repeat(129);
+      await expectError(send(c, 'CreateStream', { StreamName: long, ShardCount: 1 }), 'ValidationException',
+        validationRe(long, 'streamName', 'have length less than or equal to 128'));
+    });
+
+    test('ValidationException: empty stream name violates length and pattern (2 errors)', async () => {
+      const e = await expectError(send(c, 'CreateStream', { StreamName: '', ShardCount: 1 }), 'ValidationException',
+        /^2 validation errors detected: Value '' at 'streamName' failed to satisfy constraint: Member must .+; Value '' at 'streamName' failed to satisfy constraint: Member must .+$/);
+      assert.match(e.message, /have length greater than or equal to 1/);
+      assert.match(e.message, /satisfy regular expression pattern: \[a-zA-Z0-9_\.-\]\+/);
+    });
+
+    test('ValidationException: ShardCount 0', async () => {
+      await expectError(send(c, 'CreateStream', { StreamName: streamName('zero'), ShardCount: 0 }), 'ValidationException',
+        validationRe('0', 'shardCount', 'have value greater than or equal to 1'));
+    });
+
+    test('ShardCount rules: PROVISIONED (default) needs one, ON_DEMAND refuses one', async () => {
+      let err;
+      try { await send(c, 'CreateStream', { StreamName: streamName('odcount'), ShardCount: 3, StreamModeDetails: { StreamMode: 'ON_DEMAND' } }); } catch (e) { err = e; }
+      assert.ok(err, 'CreateStream ON_DEMAND with a ShardCount was accepted');
+      assert.equal(err.name, 'InvalidArgumentException');
+      err = undefined;
+      const n = streamName('noshards');
+      try { await send(c, 'CreateStream', { StreamName: n }); } catch (e) { err = e; }
+      if (!err) { await send(c, 'DeleteStream', { StreamName: n }).catch(() => {}); await waitGone(c, n).catch(() => {}); }
+      assert.ok(err, 'CreateStream in PROVISIONED mode without ShardCount was accepted (reference §2.4: ShardCount is needed)');
+      assert.ok(['ValidationException', 'InvalidArgumentException'].includes(err.name), `${err.name}: ${err.message}`);
+    });
+
+    test('a 128-character name is accepted; the refused calls created nothing', async () => {
+      const ok = `m${'x'.repeat(127)}`;
+      await createActive(c, ok, { ShardCount: 1 });
+      const namesAfter = (await send(c, 'ListStreams', {})).StreamNames;
+      assert.deepEqual(namesAfter, [...namesBefore, ok].sort());
+      await send(c, 'DeleteStream', { StreamName: ok });
+      await waitGone(c, ok);
+    });
   });
 
   test('DescribeStream Limit / ExclusiveStartShardId / HasMoreShards, by name and by ARN', async () => {
@@ -429,15 +448,18 @@ describe('DeleteStream', () => {
     await waitGone(c, name);
   });
 
-  test('missing stream: ResourceNotFoundException by name and by ARN', async () => {
+  test('missing stream by name: ResourceNotFoundException', async () => {
     const missing = streamName('nope');
     await expectError(send(c, 'DeleteStream', { StreamName: missing }), 'ResourceNotFoundException', notFoundRe(missing));
-    const arn = (await send(c, 'ListStreams', {})).StreamSummaries?.[0]?.StreamARN || 'arn:aws:kinesis:us-east-1:000000000000:stream/x';
-    const missingArn = arn.replace(/stream\/.*$/, `stream/${missing}`);
-    await expectError(send(c, 'DeleteStream', { StreamARN: missingArn }), 'ResourceNotFoundException', notFoundRe(missing));
-    await expectError(send(c, 'DescribeStreamSummary', { StreamARN: missingArn }), 'ResourceNotFoundException', notFoundRe(missing));
     await expectError(send(c, 'DescribeStream', { StreamName: missing }), 'ResourceNotFoundException', notFoundRe(missing));
     await expectError(send(c, 'DescribeStreamSummary', { StreamName: missing }), 'ResourceNotFoundException', notFoundRe(missing));
+  });
+
+  test('missing stream by ARN: ResourceNotFoundException with the same message', async () => {
+    const missing = streamName('nope');
+    const missingArn = `arn:aws:kinesis:us-east-1:000000000000:stream/${missing}`;
+    await expectError(send(c, 'DeleteStream', { StreamARN: missingArn }), 'ResourceNotFoundException', notFoundRe(missing));
+    await expectError(send(c, 'DescribeStreamSummary', { StreamARN: missingArn }), 'ResourceNotFoundException', notFoundRe(missing));
   });
 });
 

@@ -90,16 +90,21 @@ static inline void skip_ws(struct scan *s)
         s->p++;
 }
 
-/* True when none of the 8 bytes at "p" is a quote, a backslash, a control
- * character or non-ASCII (the bytes a string scan must look at). */
-static inline bool swar_plain(const uint8_t *p)
+/* Of the 8 bytes at "p", flags (bit 7 of each byte, little-endian order)
+ * those a string scan must look at: a quote, a backslash, a control
+ * character, non-ASCII. The lowest flag is always exact (borrows only run
+ * upwards from a true hit), so its position is the first such byte. */
+static inline uint64_t swar_special(const uint8_t *p)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     uint64_t v;
     memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v); /* first byte lowest, for the caller's ctz */
+#endif
     uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
     uint64_t t = ((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v) | v;
-    return (t & highs) == 0;
+    return t & highs;
 }
 
 /* Scans a string whose opening quote is just behind "p". Returns a pointer to
@@ -113,8 +118,14 @@ static const uint8_t *scan_str(const uint8_t *p, const uint8_t *end, bool escape
 {
     size_t nc = 0;
     for (;;) {
-        while (end - p >= 8 && swar_plain(p))
+        while (end - p >= 8) {
+            uint64_t m = swar_special(p);
+            if (m) {
+                p += __builtin_ctzll(m) / 8;
+                break;
+            }
             p += 8;
+        }
         if (p >= end)
             return NULL;
         switch (cls[*p]) {
@@ -237,6 +248,40 @@ static enum key key_id(enum ctx ctx, const uint8_t *k, size_t n)
 #undef IS
 }
 
+/* If one of the keys we read starts at "k" (a plain literal, so no scan is
+ * needed), returns a pointer to its closing quote; else NULL. Whether the
+ * key counts in this object is key_id()'s business. */
+static const uint8_t *known_key_end(const uint8_t *k, const uint8_t *end)
+{
+    size_t avail = (size_t)(end - k);
+#define TRY(lit)                                                                                  \
+    if (avail >= sizeof lit && memcmp(k, lit "\"", sizeof lit) == 0)                              \
+    return k + sizeof lit - 1
+    if (!avail)
+        return NULL;
+    switch (*k) {
+    case 'D':
+        TRY("Data");
+        break;
+    case 'P':
+        TRY("PartitionKey");
+        break;
+    case 'E':
+        TRY("ExplicitHashKey");
+        break;
+    case 'R':
+        TRY("Records");
+        break;
+    case 'S':
+        TRY("StreamName");
+        TRY("StreamARN");
+        TRY("SequenceNumberForOrdering");
+        break;
+    }
+    return NULL;
+#undef TRY
+}
+
 /* What one object yields: the top level (PutRecord, PutRecords) or one entry. */
 struct members {
     struct gw_put_entry e;
@@ -299,12 +344,32 @@ static bool read_data(struct scan *s, struct members *m)
     size_t dlen = n / 4 * 3;
     if (n && in[n - 1] == '=')
         dlen -= in[n - 2] == '=' ? 2 : 1;
-    if (dlen > GW_PUT_MAX_DATA || s->cap - s->used < n / 4 * 3)
+    /* +2: the block loop stores 8 bytes to advance 6. */
+    if (dlen > GW_PUT_MAX_DATA || s->cap - s->used < n / 4 * 3 + 2)
         return false;
     uint8_t *out = s->buf + s->used, *o = out;
     uint32_t bad = 0;
     size_t i = 0;
-    /* All quads but the last cannot hold padding. */
+    /* All quads but the last cannot hold padding: two at a time, then one. */
+    for (; i + 8 < n; i += 8) {
+        uint64_t v;
+        memcpy(&v, in + i, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        v = __builtin_bswap64(v);
+#endif
+        uint32_t x0 = d0[v & 0xff] | d1[(v >> 8) & 0xff] | d2[(v >> 16) & 0xff] |
+                      d3[(v >> 24) & 0xff];
+        uint32_t x1 = d0[(v >> 32) & 0xff] | d1[(v >> 40) & 0xff] | d2[(v >> 48) & 0xff] |
+                      d3[v >> 56];
+        bad |= x0 | x1;
+        /* Six bytes, big-endian, in the top of a 64-bit word. */
+        uint64_t w = ((uint64_t)x0 << 40) | ((uint64_t)x1 << 16);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        memcpy(o, &w, 8);
+        o += 6;
+    }
     for (; i + 4 < n; i += 4) {
         uint32_t x = d0[in[i]] | d1[in[i + 1]] | d2[in[i + 2]] | d3[in[i + 3]];
         bad |= x;
@@ -415,11 +480,15 @@ static bool parse_object(struct scan *s, enum ctx ctx, struct members *m, int de
     for (;;) {
         if (s->p >= s->end || *s->p != '"')
             return false;
-        const uint8_t *k = s->p + 1;
-        size_t cont;
-        const uint8_t *q = scan_str(k, s->end, false, &cont);
-        if (!q)
-            return false;
+        const uint8_t *k = s->p + 1, *q = NULL;
+        if (ctx != CTX_UNKNOWN)
+            q = known_key_end(k, s->end);
+        if (!q) {
+            size_t cont;
+            q = scan_str(k, s->end, false, &cont);
+            if (!q)
+                return false;
+        }
         size_t klen = (size_t)(q - k);
         s->p = q + 1;
         skip_ws(s);
@@ -516,8 +585,11 @@ static bool read_records(struct scan *s, struct members *m)
         if (*s->p != '{' || m->n == cap)
             return false;
         s->p++;
+        /* Only the entry's fields: key_id() never yields the others here. */
         struct members em;
-        memset(&em, 0, sizeof em);
+        em.e = (struct gw_put_entry){0};
+        em.has_data = false;
+        em.pk_chars = 0;
         if (!parse_object(s, CTX_ENTRY, &em, 1) || !entry_valid(&em))
             return false;
         total += em.e.data_len + em.e.pk_len;

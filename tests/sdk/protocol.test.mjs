@@ -86,6 +86,26 @@ describe('UnknownOperationException', () => {
   }
 });
 
+describe('transport', () => {
+  test('the SDK client uses its default NodeHttp2Handler and reaches sluice over h2c', async () => {
+    const s2 = await startSluice({ args: ['--log-level', 'debug'] });
+    const c2 = client(s2.endpoint);
+    try {
+      assert.equal(c2.config.requestHandler?.constructor?.name, 'NodeHttp2Handler');
+      await send(c2, 'ListStreams', {});
+      await send(c2, 'DescribeLimits', {});
+    } finally {
+      c2.destroy();
+      const st = await s2.stop();
+      assert.equal(st.code, 0);
+    }
+    const protos = s2.stderr().split('\n').map((l) => { try { return JSON.parse(l); } catch { return null; } })
+      .filter((e) => e && e.event === 'proto').map((e) => e.msg.split(' ').at(-1));
+    assert.ok(protos.length >= 1, `no "proto" log event at debug level:\n${s2.stderr().slice(0, 2000)}`);
+    assert.deepEqual([...new Set(protos)], ['h2'], `protocols seen: ${protos}`);
+  });
+});
+
 describe('wire shapes', () => {
   test('operations without output answer 200 with an empty body', async () => {
     const name = streamName('wire');

@@ -39,7 +39,7 @@ enum gw_errtype {
 
 struct gw_error {
     enum gw_errtype type;
-    char message[256];
+    char message[4096]; /* long enough to echo every value of a ValidationException */
 };
 
 /* Sets "err" unless it already holds an error; printf-style message.

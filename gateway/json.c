@@ -137,14 +137,11 @@ void gw_valid_add(struct gw_valid *v, const char *value, const char *path, const
     va_start(ap, fmt);
     vsnprintf(constraint, sizeof constraint, fmt, ap);
     va_end(ap);
-    char value_text[160];
+    /* Values are echoed in full, as the service does; every value here is
+     * bounded by a limit checked before (header and body caps). */
+    char value_text[1200];
     if (value) {
-        /* Long values are cut so the message stays readable and bounded. */
-        size_t n = strlen(value);
-        if (n > 100)
-            snprintf(value_text, sizeof value_text, "'%.100s...'", value);
-        else
-            snprintf(value_text, sizeof value_text, "'%s'", value);
+        snprintf(value_text, sizeof value_text, "'%s'", value);
     } else {
         snprintf(value_text, sizeof value_text, "null");
     }
@@ -283,10 +280,11 @@ int gw_v_str(struct gw_valid *v, json_t *obj, const char *key, const char *path,
         gw_valid_add(v, s, path, "have length less than or equal to %zu", max);
         ok = false;
     }
-    if (ok && match && strlen(s) != json_string_length(j)) {
+    /* The pattern is a separate constraint: an empty name breaks both. */
+    if (match && strlen(s) != json_string_length(j)) {
         gw_valid_add(v, s, path, "satisfy regular expression pattern: %s", pattern);
         ok = false;
-    } else if (ok && match && !match(s)) {
+    } else if (match && !match(s)) {
         gw_valid_add(v, s, path, "satisfy regular expression pattern: %s", pattern);
         ok = false;
     }
@@ -453,7 +451,7 @@ int gw_v_array(struct gw_valid *v, json_t *obj, const char *key, const char *pat
         return wrong_type(v, key, j, "an array");
     size_t n = json_array_size(j);
     char text[32];
-    snprintf(text, sizeof text, "[%zu items]", n);
+    snprintf(text, sizeof text, n ? "[%zu items]" : "[]", n);
     if (n < min) {
         gw_valid_add(v, text, path, "have length greater than or equal to %zu", min);
         return 0;

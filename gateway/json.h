@@ -53,7 +53,7 @@ struct gw_valid {
     struct gw_error *err;
     int count;       /* constraint violations seen */
     size_t len;
-    char msg[1024];  /* the first ten, joined with "; " */
+    char msg[4000];  /* the first ten, joined with "; " (bounded by gw_error) */
 };
 
 enum { GW_V_REQUIRED = 1 };

@@ -107,6 +107,26 @@ static uint32_t open_shards_total(struct gw_app *app)
 
 /* ---- CreateStream ------------------------------------------------------------- */
 
+#define MAX_CREATING 5 /* the service allows five streams in CREATING at once */
+
+static int streams_creating(struct gw_app *app)
+{
+    size_t n = store_stream_count(app->store);
+    const char **names = xcalloc(n ? n : 1, sizeof *names);
+    n = store_stream_list(app->store, NULL, names, n);
+    int creating = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct store_stream *s;
+        if (store_stream_lookup(app->store, names[i], &s, NULL) == 0) {
+            struct store_stream_info info;
+            store_stream_info(s, &info);
+            creating += info.status == STORE_STREAM_CREATING;
+        }
+    }
+    free(names);
+    return creating;
+}
+
 static int validate_tags_map(struct gw_valid *v, json_t *tags, struct gw_error *err);
 
 static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
@@ -127,10 +147,10 @@ static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
                               GW_V_REQUIRED, modes, &mode) != 0) ||
         gw_v_object(&v, body, "Tags", "tags", 0, &tags) != 0)
         return -1;
-    /* Without a mode, a shard count means PROVISIONED and none ON_DEMAND, as
-     * the service now does. */
-    bool on_demand = details ? mode == 1 : !json_object_get(body, "ShardCount");
-    if (details && mode == 0 && !json_object_get(body, "ShardCount"))
+    /* Without StreamModeDetails a stream is PROVISIONED and needs a
+     * ShardCount (kinesis-protocol.md §2.4). */
+    bool on_demand = details && mode == 1;
+    if (!on_demand && mode != 1 && !json_object_get(body, "ShardCount"))
         gw_valid_add(&v, NULL, "shardCount", "not be null");
     if (gw_valid_done(&v) != 0)
         return -1;
@@ -152,6 +172,11 @@ static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
     if (store_stream_lookup(app->store, name, &s, NULL) == 0)
         return gw_error_set(err, GW_ERR_RESOURCE_IN_USE,
                             "Stream %s under account %s already exists.", name, app->cfg->account);
+    if (streams_creating(app) >= MAX_CREATING)
+        return gw_error_set(err, GW_ERR_LIMIT_EXCEEDED,
+                            "Account %s has %d streams in CREATING state, the most allowed at "
+                            "once; retry when one is ACTIVE.",
+                            app->cfg->account, MAX_CREATING);
     struct store_err se = {0};
     if (store_stream_create(app->store, name, shards, &s, &se) != 0)
         return gw_op_store_error(&se, err);

@@ -52,8 +52,19 @@ int gw_op_stream_lookup(struct gw_app *app, const char *name, const char *arn,
     if (name && store_stream_lookup(app->store, name, &by_name, NULL) != 0)
         return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND, "Stream %s under account %s not found.",
                             name, app->cfg->account);
-    if (arn && store_stream_lookup_arn(app->store, arn, &by_arn, NULL) != 0)
-        return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND, "Stream %s not found.", arn);
+    if (arn && store_stream_lookup_arn(app->store, arn, &by_arn, NULL) != 0) {
+        /* Same words as by name: "Stream NAME under account ACCOUNT". */
+        const char *sn = strstr(arn, ":stream/");
+        char acct[16] = "";
+        const char *colon = sn ? sn : arn;
+        const char *p = colon;
+        while (p > arn && p[-1] != ':')
+            p--;
+        if (colon - p == 12)
+            memcpy(acct, p, 12);
+        return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND, "Stream %s under account %s not found.",
+                            sn ? sn + 8 : arn, acct[0] ? acct : app->cfg->account);
+    }
     if (by_name && by_arn && by_name != by_arn)
         return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
                             "StreamARN %s does not name stream %s.", arn, name);

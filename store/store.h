@@ -538,13 +538,14 @@ int store_shard_check(const struct store_shard *shard, struct store_err *err);
 /* Append                                                                   */
 /* ======================================================================== */
 
-#define STORE_MAX_PARTITION_KEY 256
+/* Bytes: Kinesis allows 256 characters, which UTF-8 may spend 4 bytes each on. */
+#define STORE_MAX_PARTITION_KEY 1024
 #define STORE_MAX_RECORD_DATA (1024 * 1024)
 #define STORE_MAX_BATCH 10000
 
 /* One record to append; everything is borrowed for the duration of the call. */
 struct store_record_in {
-    struct store_bytes partition_key;               /* 1..256 bytes */
+    struct store_bytes partition_key;               /* 1..1024 bytes */
     const struct store_hashkey *explicit_hash_key;  /* NULL if none; stored, not checked */
     struct store_bytes data;                        /* 0..1 MiB */
 };

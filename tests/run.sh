@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/deps test
+bash tests/sdk/install.sh
 dir=build
 opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON)
 if [ "${1:-}" = --sanitize ]; then

@@ -54,14 +54,14 @@ Test(shard, append_validation)
     struct store *s = open_store(dir, &o);
     struct store_shard *sh = store_stream_shard(make_stream(s, "v", 1), 0);
     static uint8_t big[STORE_MAX_RECORD_DATA + 1];
-    char pk[300];
+    char pk[STORE_MAX_PARTITION_KEY + 1];
     memset(pk, 'k', sizeof pk);
     struct store_err err;
     struct store_record_in r = {{(const uint8_t *)pk, 0}, NULL, {big, 1}};
     cr_assert_eq(store_shard_append(sh, &r, 1, NULL, NULL, NULL, &err), STORE_EINVAL);
-    r.partition_key.len = 257;
+    r.partition_key.len = STORE_MAX_PARTITION_KEY + 1;
     cr_assert_eq(store_shard_append(sh, &r, 1, NULL, NULL, NULL, &err), STORE_EINVAL);
-    r.partition_key.len = 256;
+    r.partition_key.len = STORE_MAX_PARTITION_KEY;
     r.data.len = STORE_MAX_RECORD_DATA + 1;
     cr_assert_eq(store_shard_append(sh, &r, 1, NULL, NULL, NULL, &err), STORE_EINVAL);
     cr_assert_eq(store_shard_append(sh, &r, 0, NULL, NULL, NULL, &err), STORE_EINVAL);

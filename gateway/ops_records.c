@@ -65,41 +65,61 @@ static void put_ctx_free(struct put_ctx *ctx)
 
 static void shard_id(uint32_t index, char out[STORE_SHARD_ID_STRLEN])
 {
-    snprintf(out, STORE_SHARD_ID_STRLEN, "shardId-%012u", index);
+    memcpy(out, "shardId-", 8);
+    for (int i = 19; i >= 8; i--) {
+        out[i] = (char)('0' + index % 10);
+        index /= 10;
+    }
+    out[20] = '\0';
 }
+
+static void append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        *cap = (*len + n + 1) * 2;
+        *buf = xrealloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+}
+
+#define APPEND_LIT(b, l, c, lit) append(b, l, c, lit, sizeof lit - 1)
 
 /* PutRecords' answer, written directly: every value is digits or a shard id,
  * so nothing needs escaping, and no tree is built for 500 entries. */
 static void reply_put_records_json(struct put_ctx *ctx, size_t failed)
 {
-    size_t cap = 64 + ctx->n * 160, len = 0;
-    char *buf = xmalloc(cap);
-    len += (size_t)snprintf(buf, cap, "{\"FailedRecordCount\":%zu,\"Records\":[", failed);
+    size_t cap = 96 + ctx->n * 100, len = 0;
+    char *buf = xmalloc(cap), tmp[512];
+    int k = snprintf(tmp, sizeof tmp, "{\"FailedRecordCount\":%zu,\"Records\":[", failed);
+    append(&buf, &len, &cap, tmp, (size_t)k);
     for (size_t i = 0; i < ctx->n; i++) {
         const struct put_entry_result *r = &ctx->res[i];
+        char seq[STORE_SEQ_STRLEN], sid[STORE_SHARD_ID_STRLEN];
+        shard_id(r->shard, sid);
         if (i)
-            buf[len++] = ',';
+            APPEND_LIT(&buf, &len, &cap, ",");
         if (r->state == ENTRY_OK) {
-            char seq[STORE_SEQ_STRLEN], sid[STORE_SHARD_ID_STRLEN];
             store_seq_format(r->seq, seq);
-            shard_id(r->shard, sid);
-            len += (size_t)snprintf(buf + len, cap - len,
-                                    "{\"SequenceNumber\":\"%s\",\"ShardId\":\"%s\"}", seq, sid);
+            APPEND_LIT(&buf, &len, &cap, "{\"SequenceNumber\":\"");
+            append(&buf, &len, &cap, seq, STORE_SEQ_STRLEN - 1);
+            APPEND_LIT(&buf, &len, &cap, "\",\"ShardId\":\"");
+            append(&buf, &len, &cap, sid, STORE_SHARD_ID_STRLEN - 1);
+            APPEND_LIT(&buf, &len, &cap, "\"}");
         } else if (r->state == ENTRY_THROTTLED) {
-            char sid[STORE_SHARD_ID_STRLEN];
-            shard_id(r->shard, sid);
-            len += (size_t)snprintf(buf + len, cap - len,
-                                    "{\"ErrorCode\":\"ProvisionedThroughputExceededException\","
-                                    "\"ErrorMessage\":\"Rate exceeded for shard %s in stream %s "
-                                    "under account %s.\"}",
-                                    sid, ctx->stream, ctx->app->cfg->account);
+            k = snprintf(tmp, sizeof tmp,
+                         "{\"ErrorCode\":\"ProvisionedThroughputExceededException\","
+                         "\"ErrorMessage\":\"Rate exceeded for shard %s in stream %s under "
+                         "account %s.\"}",
+                         sid, ctx->stream, ctx->app->cfg->account);
+            append(&buf, &len, &cap, tmp, (size_t)k);
         } else {
-            len += (size_t)snprintf(buf + len, cap - len,
-                                    "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"%s\"}",
-                                    INTERNAL_FAILURE_MSG);
+            APPEND_LIT(&buf, &len, &cap,
+                       "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"" INTERNAL_FAILURE_MSG
+                       "\"}");
         }
     }
-    len += (size_t)snprintf(buf + len, cap - len, "],\"EncryptionType\":\"NONE\"}");
+    APPEND_LIT(&buf, &len, &cap, "],\"EncryptionType\":\"NONE\"}");
     gw_resp_header(ctx->req, "content-type", "application/x-amz-json-1.1");
     gw_resp_send(ctx->req, 200, buf, len);
     free(buf);

@@ -42,10 +42,24 @@
 
 /* ---- sequence numbers ------------------------------------------------------ */
 
+/* Writes "v" as exactly "width" zero-padded digits (v < 10^width). */
+static void put_digits(char *out, uint64_t v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 size_t store_seq_format(struct store_seq seq, char out[STORE_SEQ_STRLEN])
 {
-    snprintf(out, STORE_SEQ_STRLEN, "4%010" PRIu32 "%010" PRIu32 "%020" PRIu64, seq.gen, seq.shard,
-             seq.counter);
+    /* Hand-rolled: every acknowledged record is formatted once per reply and
+     * snprintf with three padded fields dominated PutRecords' profile. */
+    out[0] = '4';
+    put_digits(out + 1, seq.gen, 10);
+    put_digits(out + 11, seq.shard, 10);
+    put_digits(out + 21, seq.counter, 20);
+    out[41] = '\0';
     return 41;
 }
 

@@ -77,6 +77,10 @@ static const struct opt opts[] = {
     {"write-limit", "SLUICE_WRITE_LIMIT", OPT_BOOL, OFF(write_limit), "off", 0, 1,
      "Per-shard write throttling as Kinesis: 1 MiB/s and 1000 records/s, "
      "ProvisionedThroughputExceededException per record above it (on/off)."},
+    {"require-auth", "SLUICE_REQUIRE_AUTH", OPT_BOOL, OFF(require_auth), "off", 0, 1,
+     "Refuse Kinesis-door requests without a SigV4 Authorization header "
+     "(MissingAuthenticationTokenException) or with a malformed one "
+     "(IncompleteSignatureException), as Kinesis does. Signatures are not verified (on/off)."},
     {"region", "SLUICE_REGION", OPT_STRING, OFF(region), "us-east-1", 0, 0,
      "Region written into ARNs."},
     {"account", "SLUICE_ACCOUNT", OPT_STRING, OFF(account), "000000000000", 0, 0,

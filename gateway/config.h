@@ -39,6 +39,7 @@ struct gw_config {
     uint32_t shard_limit;        /* open shards across all streams */
     uint32_t on_demand_shards;   /* shards of an ON_DEMAND stream */
     uint32_t write_limit;        /* 1: per-shard 1 MiB/s + 1000 rec/s throttling */
+    uint32_t require_auth;       /* 1: Kinesis-door requests must carry SigV4 headers */
     char *region;
     char *account;
 };

@@ -29,6 +29,7 @@ static const struct {
     [GW_ERR_SERIALIZATION] = {"SerializationException", 400},
     [GW_ERR_UNKNOWN_OPERATION] = {"UnknownOperationException", 400},
     [GW_ERR_MISSING_AUTH_TOKEN] = {"MissingAuthenticationTokenException", 400},
+    [GW_ERR_INCOMPLETE_SIGNATURE] = {"IncompleteSignatureException", 400},
     [GW_ERR_ACCESS_DENIED] = {"AccessDeniedException", 400},
     [GW_ERR_INTERNAL_FAILURE] = {"InternalFailure", 500},
     [GW_ERR_SERVICE_UNAVAILABLE] = {"ServiceUnavailable", 503},

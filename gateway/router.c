@@ -155,6 +155,29 @@ static bool content_type_is(const char *ct, const char *want)
     return ct && strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* --require-auth: the request must carry a well-formed SigV4 Authorization
+ * header (or a presigned query), as Kinesis requires; the signature itself is
+ * not verified. */
+static int check_auth(struct gw_req *req)
+{
+    const char *auth = gw_req_header(req, "authorization");
+    if (!auth && gw_req_query_param(req, "X-Amz-Signature"))
+        return 0;
+    if (!auth) {
+        reply_error(req, GW_ERR_MISSING_AUTH_TOKEN, "Missing Authentication Token%s%s", "", "");
+        return -1;
+    }
+    if (strncmp(auth, "AWS4-HMAC-SHA256 ", 17) != 0 || !strstr(auth, "Credential=") ||
+        !strstr(auth, "SignedHeaders=") || !strstr(auth, "Signature=")) {
+        reply_error(req, GW_ERR_INCOMPLETE_SIGNATURE,
+                    "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' "
+                    "parameters with the AWS4-HMAC-SHA256 algorithm.%s%s",
+                    "", "");
+        return -1;
+    }
+    return 0;
+}
+
 static void kinesis_door(struct gw_app *app, struct gw_req *req)
 {
     if (strcmp(gw_req_method(req), "POST") != 0) {
@@ -186,6 +209,8 @@ static void kinesis_door(struct gw_app *app, struct gw_req *req)
                     target, "");
         return;
     }
+    if (app->cfg && app->cfg->require_auth && check_auth(req) != 0)
+        return;
     gw_req_set_route(req, op, NULL, 0);
     op->handler(app, req);
 }

@@ -301,3 +301,33 @@ Test(kinesis, records_survive_restart_and_sigkill)
               "{\"StreamName\":\"d1\",\"Data\":\"eA==\",\"PartitionKey\":\"p0\"}");
     cr_expect(strstr(out, "\"SequenceNumber\"") != NULL, "%s", out);
 }
+
+Test(auth, require_auth_refuses_unsigned_requests, .timeout = 60)
+{
+    struct srv t = {0};
+    const char *args[] = {"--require-auth", "on", NULL};
+    srv_start(&t, args);
+    char out[2048];
+    run_cmd(out, sizeof out,
+            "curl -s -w ' %%{http_code}' -X POST -H 'Content-Type: application/x-amz-json-1.1' "
+            "-H 'X-Amz-Target: Kinesis_20131202.ListStreams' -d '{}' http://127.0.0.1:%d/",
+            t.port);
+    cr_expect(strstr(out, "\"__type\":\"MissingAuthenticationTokenException\"") != NULL, "%s", out);
+    cr_expect(strstr(out, " 400") != NULL, "%s", out);
+    run_cmd(out, sizeof out,
+            "curl -s -X POST -H 'Content-Type: application/x-amz-json-1.1' "
+            "-H 'Authorization: Basic Zm9vOmJhcg==' "
+            "-H 'X-Amz-Target: Kinesis_20131202.ListStreams' -d '{}' http://127.0.0.1:%d/",
+            t.port);
+    cr_expect(strstr(out, "\"__type\":\"IncompleteSignatureException\"") != NULL, "%s", out);
+    run_cmd(out, sizeof out,
+            "curl -s -X POST -H 'Content-Type: application/x-amz-json-1.1' "
+            "-H 'Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261125/us-east-1/"
+            "kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc' "
+            "-H 'X-Amz-Target: Kinesis_20131202.ListStreams' -d '{}' http://127.0.0.1:%d/",
+            t.port);
+    cr_expect(strstr(out, "\"StreamNames\":[]") != NULL, "%s", out);
+    /* The REST door and /healthz stay open for curl and load balancers. */
+    cr_expect(healthz_ok(&t));
+    cr_expect_eq(srv_stop(&t, 10000), 0);
+}

@@ -164,9 +164,13 @@ bool gw_match_name(const char *s)
 {
     if (!*s)
         return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-')
+    /* ASCII only, whatever the locale (isalnum would follow it). */
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
             return false;
+    }
     return true;
 }
 

@@ -35,6 +35,7 @@
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define H2_PREFACE_LEN 24
 #define READ_HIGH_WATERMARK (1u << 20)
+#define READ_CHUNK (256u * 1024)
 
 struct gw_server {
     struct event_base *base;
@@ -266,6 +267,9 @@ static void setup_bev(struct gw_conn *c)
     /* The write callback runs once output drains to a quarter of the limit. */
     bufferevent_setwatermark(c->bev, EV_WRITE, cfg->conn_buffer_bytes / 4, 0);
     bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
+    /* libevent reads 16 KiB per callback by default; large uploads
+     * (PutRecords bodies) then cost a loop turn per 16 KiB. */
+    bufferevent_set_max_single_read(c->bev, READ_CHUNK);
     /* A peer that stops reading for the idle timeout is cut off. */
     struct timeval wt = {(time_t)(cfg->idle_timeout_ms / 1000),
                          (suseconds_t)((cfg->idle_timeout_ms % 1000) * 1000)};

@@ -42,12 +42,17 @@
 
 /* ---- sequence numbers ------------------------------------------------------ */
 
-/* Writes "v" as exactly "width" zero-padded digits (v < 10^width). */
+/* Writes "v" as exactly "width" (even) zero-padded digits (v < 10^width),
+ * two digits per division. */
 static void put_digits(char *out, uint64_t v, int width)
 {
-    for (int i = width - 1; i >= 0; i--) {
-        out[i] = (char)('0' + v % 10);
-        v /= 10;
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
+    for (int i = width - 2; i >= 0; i -= 2) {
+        memcpy(out + i, pairs + 2 * (v % 100), 2);
+        v /= 100;
     }
 }
 

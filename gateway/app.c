@@ -128,8 +128,22 @@ static void finish_transitions(struct gw_app *app)
         store_stream_info(s, &info);
         if (info.status == STORE_STREAM_CREATING || info.status == STORE_STREAM_UPDATING)
             store_stream_set_status(s, STORE_STREAM_ACTIVE);
-        else if (info.status == STORE_STREAM_DELETING)
+        if (info.status == STORE_STREAM_DELETING) {
             store_stream_delete(app->store, copy[i], NULL);
+        } else {
+            /* Consumers likewise: CREATING -> ACTIVE, DELETING -> removed. */
+            struct store_consumer_info ci[STORE_MAX_CONSUMERS];
+            size_t nc = store_consumer_list(s, 0, ci, STORE_MAX_CONSUMERS);
+            char cnames[STORE_MAX_CONSUMERS][129];
+            for (size_t k = 0; k < nc; k++)
+                snprintf(cnames[k], sizeof cnames[k], "%s", ci[k].name);
+            for (size_t k = 0; k < nc; k++) {
+                if (ci[k].status == STORE_CONSUMER_CREATING)
+                    store_consumer_set_status(s, cnames[k], STORE_CONSUMER_ACTIVE, NULL);
+                else if (ci[k].status == STORE_CONSUMER_DELETING)
+                    store_consumer_deregister(s, cnames[k], NULL);
+            }
+        }
         free(copy[i]);
     }
     free(copy);

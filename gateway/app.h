@@ -22,6 +22,7 @@ struct gw_server;
 struct gw_op;
 struct gw_throttle;
 struct gw_transition;
+struct shard_subs;
 
 struct gw_app {
     const struct gw_config *cfg;
@@ -39,6 +40,8 @@ struct gw_app {
     } _ev;
     struct gw_throttle *_throttle; /* per-shard write limits, when enabled */
     struct gw_transition *_transitions; /* pending status changes */
+    struct shard_subs *_subs; /* subscribe.c: shards with live subscriptions */
+    size_t _nsubs;
 };
 
 /* Opens the store in cfg->data_dir and hooks it into "base". Returns 0, or -1

@@ -81,6 +81,14 @@ static const struct opt opts[] = {
      "Refuse Kinesis-door requests without a SigV4 Authorization header "
      "(MissingAuthenticationTokenException) or with a malformed one "
      "(IncompleteSignatureException), as Kinesis does. Signatures are not verified (on/off)."},
+    {"consumer-rate", "SLUICE_CONSUMER_RATE", OPT_SIZE, OFF(consumer_rate), "2MiB", 1, 16 * GiB,
+     "Record bytes per second pushed to each consumer-shard subscription (token bucket)."},
+    {"consumer-burst", "SLUICE_CONSUMER_BURST", OPT_SIZE, OFF(consumer_burst), "2MiB", 1, 16 * GiB,
+     "Token bucket depth of each consumer-shard subscription."},
+    {"subscription-ttl", "SLUICE_SUBSCRIPTION_TTL", OPT_DURATION, OFF(subscription_ttl_ms), "5m",
+     100, 24 * 3600 * 1000, "A SubscribeToShard stream ends cleanly after this (Kinesis: 5 minutes)."},
+    {"heartbeat", "SLUICE_HEARTBEAT", OPT_DURATION, OFF(heartbeat_ms), "5s", 10, 3600 * 1000,
+     "An idle subscription gets an empty event at least this often."},
     {"region", "SLUICE_REGION", OPT_STRING, OFF(region), "us-east-1", 0, 0,
      "Region written into ARNs."},
     {"account", "SLUICE_ACCOUNT", OPT_STRING, OFF(account), "000000000000", 0, 0,
@@ -92,7 +100,8 @@ static const struct opt opts[] = {
 static bool is_size_field(const struct opt *o)
 {
     return o->offset == OFF(max_header_bytes) || o->offset == OFF(max_body_bytes) ||
-           o->offset == OFF(conn_buffer_bytes) || o->offset == OFF(conn_body_bytes);
+           o->offset == OFF(conn_buffer_bytes) || o->offset == OFF(conn_body_bytes) ||
+           o->offset == OFF(consumer_rate) || o->offset == OFF(consumer_burst);
 }
 
 /* Parses a number with an optional unit; "units" maps suffix to multiplier. */

@@ -40,6 +40,12 @@ struct gw_config {
     uint32_t on_demand_shards;   /* shards of an ON_DEMAND stream */
     uint32_t write_limit;        /* 1: per-shard 1 MiB/s + 1000 rec/s throttling */
     uint32_t require_auth;       /* 1: Kinesis-door requests must carry SigV4 headers */
+
+    /* Enhanced fan-out */
+    size_t consumer_rate;        /* record bytes/s per consumer-shard subscription */
+    size_t consumer_burst;       /* token bucket depth */
+    uint64_t subscription_ttl_ms;/* a subscription ends cleanly after this */
+    uint64_t heartbeat_ms;       /* an event at least this often when idle */
     char *region;
     char *account;
 };

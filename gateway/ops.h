@@ -34,6 +34,12 @@ void op_get_records(struct gw_app *app, struct gw_req *req);
 /* GET /v1/streams/{stream}/shards/{shard}/records?from=POSITION&limit=N */
 void op_rest_get_records(struct gw_app *app, struct gw_req *req);
 
+/* ops_consumers.c */
+void op_register_consumer(struct gw_app *app, struct gw_req *req);
+void op_describe_consumer(struct gw_app *app, struct gw_req *req);
+void op_list_consumers(struct gw_app *app, struct gw_req *req);
+void op_deregister_consumer(struct gw_app *app, struct gw_req *req);
+
 /* ---- ops_util.c ------------------------------------------------------------ */
 
 /* Decodes the request body for operation "req" into "*body" (new), merging

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "mem.h"
 #include "ops.h"
+#include "subscribe.h"
 
 #define LIST_MAX 100        /* DescribeStream, ListStreams: at most 100 per page */
 #define LIST_SHARDS_MAX 1000
@@ -232,6 +233,8 @@ static int delete_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
                             "them or set EnforceConsumerDeletion.",
                             info.name, app->cfg->account);
     gw_log(GW_LOG_INFO, "stream_deleting", "stream=%s", info.name);
+    /* Subscriptions hold the stream's shards: end them before it goes. */
+    gw_sub_end(app, info.name, NULL, "ResourceNotFoundException", "The stream was deleted.");
     gw_app_stream_delete(app, info.name);
     *out = NULL;
     return 0;

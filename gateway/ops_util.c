@@ -21,13 +21,20 @@ int gw_op_body(struct gw_req *req, json_t **body, struct gw_error *err)
     } else if (gw_body_decode(req, body, err) != 0) {
         return -1;
     }
-    /* REST path parameters become the Kinesis members they name. */
-    const char *stream = gw_req_param(req, 0);
-    if (stream && rest)
-        json_object_set_new(*body, "StreamName", json_string(stream));
-    const char *shard = gw_req_param(req, 1);
-    if (shard && rest)
-        json_object_set_new(*body, "ShardId", json_string(shard));
+    /* REST path parameters become the Kinesis members they name, in the
+     * order the route's pattern lists them. */
+    const struct gw_op *op = gw_req_op(req);
+    if (!rest || !op || !op->rest_path)
+        return 0;
+    static const struct {
+        const char *param, *member;
+    } names[] = {{"{stream}", "StreamName"}, {"{shard}", "ShardId"}, {"{consumer}", "ConsumerName"}};
+    size_t i = 0;
+    for (const char *p = strchr(op->rest_path, '{'); p && gw_req_param(req, i);
+         p = strchr(p + 1, '{'), i++)
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+            if (strncmp(p, names[k].param, strlen(names[k].param)) == 0)
+                json_object_set_new(*body, names[k].member, json_string(gw_req_param(req, i)));
     return 0;
 }
 

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "json.h"
 #include "ops.h"
+#include "subscribe.h"
 
 #define TARGET_PREFIX "Kinesis_20131202."
 
@@ -44,6 +45,15 @@ const struct gw_op gw_ops[] = {
     {"RemoveTagsFromStream", NULL, NULL, op_remove_tags, 0},
     {"ListTagsForStream", NULL, NULL, op_list_tags, 0},
     {"DescribeLimits", NULL, NULL, op_describe_limits, 0},
+    {"RegisterStreamConsumer", "POST", "/v1/streams/{stream}/consumers", op_register_consumer, 0},
+    {"ListStreamConsumers", "GET", "/v1/streams/{stream}/consumers", op_list_consumers, 0},
+    {"DescribeStreamConsumer", "GET", "/v1/streams/{stream}/consumers/{consumer}",
+     op_describe_consumer, 0},
+    {"DeregisterStreamConsumer", "DELETE", "/v1/streams/{stream}/consumers/{consumer}",
+     op_deregister_consumer, 0},
+    {"SubscribeToShard", NULL, NULL, op_subscribe_to_shard, GW_OP_STREAMING},
+    {NULL, "GET", "/v1/streams/{stream}/consumers/{consumer}/shards/{shard}/subscribe",
+     op_rest_subscribe, GW_OP_STREAMING},
     {NULL, NULL, NULL, NULL, 0},
 };
 

@@ -60,9 +60,13 @@ export function requireFlag(name, what) {
 const running = new Set();
 process.on('exit', () => { for (const p of running) try { p.kill('SIGKILL'); } catch { /* gone */ } });
 
-// Starts sluice; resolves to { endpoint, port, proc, dataDir, stop(), stderr() }.
-export async function startSluice({ args = [], env = {} } = {}) {
-  const dataDir = mkdtempSync(join(tmpdir(), 'sluice-sdk-'));
+// Starts sluice; resolves to { endpoint, port, proc, dataDir, stop(), restart(), stderr() }.
+// dataDir: reuse an existing data dir (e.g. after stop({ keepData: true })).
+// tls: { cert, key } file paths: adds --tls-cert/--tls-key and the endpoint is https://.
+export async function startSluice({ args = [], env = {}, dataDir: reuseDir, tls } = {}) {
+  const dataDir = reuseDir ?? mkdtempSync(join(tmpdir(), 'sluice-sdk-'));
+  const reuseArgs = args;
+  if (tls) args = [...args, '--tls-cert', tls.cert, '--tls-key', tls.key];
   const bin = binPath();
   const fullArgs = ['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...args];
   const proc = spawn(bin, fullArgs, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -81,26 +85,35 @@ export async function startSluice({ args = [], env = {} } = {}) {
     });
     exited.then(({ code, signal }) => { clearTimeout(timer); reject(new Error(`sluice ${fullArgs.join(' ')} exited (${code ?? signal}) before listening:\n${lines.join('\n')}`)); });
   });
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   let stopped;
-  return {
+  const self = {
     endpoint, port, proc, dataDir,
     stderr: () => lines.join('\n'),
-    // SIGTERM drains; resolves to the exit status. The data dir is removed.
-    stop: async () => {
+    // SIGTERM drains; resolves to the exit status. The data dir is removed
+    // unless keepData (then a later startSluice({ dataDir }) reuses it).
+    stop: async ({ keepData = false } = {}) => {
       if (!stopped) {
         stopped = (async () => {
           proc.kill('SIGTERM');
           const t = setTimeout(() => proc.kill('SIGKILL'), 15000);
           const st = await exited;
           clearTimeout(t);
-          rmSync(dataDir, { recursive: true, force: true });
+          if (!keepData) rmSync(dataDir, { recursive: true, force: true });
           return st;
         })();
       }
       return stopped;
     },
+    // Stops with SIGTERM (asserting exit 0) and starts a new process with the
+    // same arguments on the same data dir (a new port). Resolves to the new server.
+    restart: async (more = {}) => {
+      const st = await self.stop({ keepData: true });
+      assert.equal(st.code, 0, `sluice exited with ${st.code ?? st.signal} on SIGTERM:\n${lines.slice(-50).join('\n')}`);
+      return startSluice({ args: reuseArgs, env, tls, dataDir, ...more });
+    },
   };
+  return self;
 }
 
 export function client(endpoint, extra = {}) {
@@ -254,3 +267,101 @@ let uniq = 0;
 export function streamName(prefix = 's') { return `${prefix}-${process.pid}-${++uniq}`; }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// A throw-away self-signed certificate for 127.0.0.1/localhost, made with the
+// openssl CLI. Resolves to { cert, key (paths), pem (certificate text), dir }.
+export function makeTlsCert() {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-tls-'));
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return { cert, key, pem: readFileSync(cert, 'utf8'), dir };
+}
+
+// ---- enhanced fan-out consumers ----
+
+export const consumerArnRe = (streamArn, name) => new RegExp(`^${reEscape(streamArn)}/consumer/${reEscape(name)}:\\d+$`);
+
+// Describes by ARN until ConsumerStatus is `want`.
+export async function waitConsumer(c, ConsumerARN, want = 'ACTIVE', ms = 15000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const d = (await send(c, 'DescribeStreamConsumer', { ConsumerARN })).ConsumerDescription;
+    if (d.ConsumerStatus === want) return d;
+    if (Date.now() > deadline) throw new Error(`consumer ${ConsumerARN} still ${d.ConsumerStatus} after ${ms} ms (want ${want})`);
+    await sleep(20);
+  }
+}
+
+export async function waitConsumerGone(c, ConsumerARN, ms = 15000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      await send(c, 'DescribeStreamConsumer', { ConsumerARN });
+    } catch (e) {
+      if (e.name === 'ResourceNotFoundException') return;
+      throw e;
+    }
+    if (Date.now() > deadline) throw new Error(`consumer ${ConsumerARN} still present after ${ms} ms`);
+    await sleep(20);
+  }
+}
+
+// Registers a consumer and waits until it is ACTIVE; resolves to its description.
+export async function registerActive(c, StreamARN, ConsumerName) {
+  const r = await send(c, 'RegisterStreamConsumer', { StreamARN, ConsumerName });
+  return waitConsumer(c, r.Consumer.ConsumerARN, 'ACTIVE');
+}
+
+// SubscribeToShard through the SDK. Resolves (after the 200 and the
+// initial-response) to a subscription whose next(ms) yields the next decoded
+// event ({ SubscribeToShardEvent } or { end: true } or { error }), with
+// everything received kept in `events`. close() aborts it (RST_STREAM).
+export async function subscribe(c, input) {
+  const ac = new AbortController();
+  const res = await c.send(new K.SubscribeToShardCommand(input), { abortSignal: ac.signal });
+  const it = res.EventStream[Symbol.asyncIterator]();
+  const sub = {
+    res, events: [], ended: false, error: undefined,
+    // Resolves to the next event, { end: true } when the stream finished
+    // cleanly, { error } when it failed; rejects after ms without either.
+    next(ms = 10000) {
+      if (!sub.pending) {
+        if (sub.ended) return Promise.resolve(sub.error ? { error: sub.error } : { end: true });
+        sub.pending = it.next().then(({ value, done }) => {
+          if (done) { sub.ended = true; return { end: true }; }
+          sub.events.push(value);
+          return value;
+        }, (error) => { sub.ended = true; sub.error = error; return { error }; });
+      }
+      const p = sub.pending;
+      let timer;
+      const timeout = new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`no event within ${ms} ms`)), ms); });
+      return Promise.race([p, timeout]).then((v) => { if (sub.pending === p) sub.pending = undefined; return v; })
+        .finally(() => clearTimeout(timer));
+    },
+    // Reads events until enough(records so far) is true or the stream ends;
+    // resolves to { records, events, end, error } (records: every Record received).
+    async until(enough, ms = 10000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        if (enough(sub.records())) return sub.summary();
+        const left = deadline - Date.now();
+        const why = () => `condition not met within ${ms} ms (${sub.records().length} records, ${sub.events.length} events, ended: ${sub.ended})`;
+        if (left <= 0) throw new Error(why());
+        const ev = await sub.next(left).catch((e) => { throw new Error(`${why()}: ${e.message}`); });
+        if (ev.end || ev.error) return sub.summary();
+      }
+    },
+    records: () => sub.events.flatMap((e) => e.SubscribeToShardEvent?.Records ?? []),
+    summary: () => ({ records: sub.records(), events: sub.events, end: sub.ended && !sub.error, error: sub.error }),
+    close() {
+      if (!sub.ended) { ac.abort(); sub.ended = true; }
+      it.return?.().catch(() => {});
+    },
+  };
+  return sub;
+}

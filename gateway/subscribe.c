@@ -64,6 +64,22 @@ struct gw_sub {
     char end_msg[256];
 };
 
+/* Encode once: the Records JSON of a batch read from position "from", kept so
+ * every subscription at the same position (all caught-up consumers, woken by
+ * the same append) reuses it instead of reading and encoding it again. */
+#define ENC_CACHE 4
+
+struct enc_batch {
+    bool valid;
+    struct store_pos from, next;
+    size_t n;
+    uint64_t bytes;         /* record data + partition keys, for the bucket */
+    struct store_seq last;
+    int64_t behind;
+    char *json;             /* the records, comma-separated objects */
+    size_t len;
+};
+
 /* The subscriptions of one shard and the store listener that wakes them. */
 struct shard_subs {
     struct gw_app *app;
@@ -72,6 +88,8 @@ struct shard_subs {
     struct store_listener *listener;
     struct gw_sub *subs;
     struct shard_subs *next;
+    struct enc_batch cache[ENC_CACHE];
+    unsigned cache_next;
 };
 
 
@@ -116,6 +134,8 @@ static void shard_subs_release(struct shard_subs *ss)
     if (ss->subs)
         return;
     store_listener_remove(ss->listener);
+    for (int i = 0; i < ENC_CACHE; i++)
+        free(ss->cache[i].json);
     for (struct shard_subs **p = &app->_subs; *p; p = &(*p)->next)
         if (*p == ss) {
             *p = ss->next;
@@ -274,6 +294,41 @@ static void add_message(struct evbuffer *out, bool exception, const char *type,
     evbuffer_commit_space(out, &v, 1);
 }
 
+static bool pos_eq(const struct store_pos *a, const struct store_pos *b)
+{
+    return a->after == b->after && store_seq_cmp(a->seq, b->seq) == 0;
+}
+
+/* A cached batch starting at "from" that fits in "tokens", or NULL. */
+static const struct enc_batch *cache_find(const struct shard_subs *ss, const struct store_pos *from,
+                                          uint64_t tokens)
+{
+    for (int i = 0; i < ENC_CACHE; i++) {
+        const struct enc_batch *b = &ss->cache[i];
+        if (b->valid && pos_eq(&b->from, from) && b->bytes <= tokens)
+            return b;
+    }
+    return NULL;
+}
+
+static void cache_put(struct shard_subs *ss, const struct store_pos *from,
+                      const struct store_pos *next, size_t n, uint64_t bytes, struct store_seq last,
+                      int64_t behind, struct evbuffer *records)
+{
+    struct enc_batch *b = &ss->cache[ss->cache_next++ % ENC_CACHE];
+    free(b->json);
+    b->len = evbuffer_get_length(records);
+    b->json = xmalloc(b->len ? b->len : 1);
+    evbuffer_copyout(records, b->json, b->len);
+    b->valid = true;
+    b->from = *from;
+    b->next = *next;
+    b->n = n;
+    b->bytes = bytes;
+    b->last = last;
+    b->behind = behind;
+}
+
 static void add_event(struct gw_sub *s, struct evbuffer *out, struct evbuffer *records,
                       size_t nrec, int64_t behind)
 {
@@ -345,6 +400,20 @@ static enum gw_pull pull(struct gw_req *req, void *ctx, struct evbuffer *out, si
 
     uint64_t tnow = mono_ns();
     uint64_t tokens = gw_ratelimit_available(&s->bucket, tnow);
+    if (!s->sse && tokens > 0) {
+        const struct enc_batch *b = cache_find(s->ss, &s->pos, tokens);
+        if (b) {
+            gw_ratelimit_take(&s->bucket, tnow, b->bytes);
+            s->last = b->last;
+            s->pos = b->next;
+            s->last_event_ms = now;
+            struct evbuffer *rb = evbuffer_new();
+            evbuffer_add(rb, b->json, b->len);
+            add_event(s, out, rb, b->n, b->behind);
+            evbuffer_free(rb);
+            return GW_PULL_MORE;
+        }
+    }
     const struct store_record *recs = NULL;
     size_t n = 0;
     int64_t behind = 0;
@@ -387,6 +456,8 @@ static enum gw_pull pull(struct gw_req *req, void *ctx, struct evbuffer *out, si
                 add_record(rb, &recs[i]);
             }
             s->last = recs[n - 1].seq;
+            if (s->ss->subs && s->ss->subs->next) /* more than one reader of this shard */
+                cache_put(s->ss, &s->pos, &next, n, bytes, s->last, behind, rb);
             add_event(s, out, rb, n, behind);
             evbuffer_free(rb);
         }

@@ -162,6 +162,8 @@ int gw_app_open(struct gw_app *app, struct event_base *base, const struct gw_con
         return gw_error_set(err, GW_ERR_INVALID_ARGUMENT, "--durability: %s", se.msg);
     app->durability = o.durability;
     app->interval_ms = o.interval_ms;
+    o.tail_budget_bytes = cfg->tail_memory;
+    o.segment_bytes = cfg->segment_bytes;
     o.region = cfg->region;
     o.account = cfg->account;
     o.log = store_log;

@@ -66,6 +66,10 @@ static const struct opt opts[] = {
     {"durability", "SLUICE_DURABILITY", OPT_STRING, OFF(durability), "always", 0, 0,
      "When a write is acknowledged: always (after an fsync covering it, grouped), "
      "interval:MS (after write; fsync every MS) or never (after write)."},
+    {"tail-memory", "SLUICE_TAIL_MEMORY", OPT_SIZE, OFF(tail_memory), "64MiB", 1 * MiB, 64 * GiB,
+     "Memory for recent records of all shards (pushes and near-tail reads never touch disk)."},
+    {"segment-bytes", "SLUICE_SEGMENT_BYTES", OPT_SIZE, OFF(segment_bytes), "64MiB", 64 * KiB,
+     16 * GiB, "Segment files roll past this size (retention deletes whole segments)."},
     {"stream-delay", "SLUICE_STREAM_DELAY", OPT_DURATION, OFF(stream_delay_ms), "0ms", 0,
      3600 * 1000, "Time a stream spends in CREATING and DELETING (0: until the next loop turn)."},
     {"iterator-ttl", "SLUICE_ITERATOR_TTL", OPT_DURATION, OFF(iterator_ttl_ms), "5m", 1,
@@ -101,7 +105,8 @@ static bool is_size_field(const struct opt *o)
 {
     return o->offset == OFF(max_header_bytes) || o->offset == OFF(max_body_bytes) ||
            o->offset == OFF(conn_buffer_bytes) || o->offset == OFF(conn_body_bytes) ||
-           o->offset == OFF(consumer_rate) || o->offset == OFF(consumer_burst);
+           o->offset == OFF(consumer_rate) || o->offset == OFF(consumer_burst) ||
+           o->offset == OFF(tail_memory) || o->offset == OFF(segment_bytes);
 }
 
 /* Parses a number with an optional unit; "units" maps suffix to multiplier. */

@@ -34,6 +34,8 @@ struct gw_config {
 
     /* Kinesis behaviour */
     char *durability;            /* always | interval:MS | never */
+    size_t tail_memory;          /* the store's in-memory tail, all shards */
+    size_t segment_bytes;        /* segment files roll past this size */
     uint64_t stream_delay_ms;    /* time in CREATING / DELETING */
     uint64_t iterator_ttl_ms;    /* shard iterator lifetime (Kinesis: 5 min) */
     uint32_t shard_limit;        /* open shards across all streams */

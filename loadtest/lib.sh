@@ -1,0 +1,346 @@
+# Shared helpers for the h2load scenarios in loadtest/. Sourced, not run.
+#
+# A scenario script does, in order:
+#   source lib.sh; lt_init NAME
+#   lt_start_sluice [gateway flags]   (skipped when ENDPOINT is set)
+#   lt_start_nghttpd                  (skipped when BASELINE=0)
+#   lt_stream NAME SHARDS; generate bodies with lt_py ...
+#   lt_bench ...  (once per protocol, for the gateway and for nghttpd)
+#   lt_finish     (table, JSON lines, plots)
+#
+# Settings (environment):
+#   BUILD     build directory holding gateway/sluice          (default build/)
+#   ENDPOINT  host:port of a running gateway; none is started (default unset)
+#   RUNS      h2load runs per figure; medians are reported      (default 3)
+#   C, M      h2load -c (connections) and -m (streams per connection; with
+#             --h1, requests pipelined per connection)           (default 10, 10)
+#   PROTOS    protocols to run: h2c h2 h1                        (default all)
+#   BASELINE  1: the same h2load settings against nghttpd        (default 1)
+#   TIMEOUT   seconds allowed per h2load run                     (default 120)
+#   OUT       output directory (JSON, tables, PNGs, logs)        (default loadtest/out)
+#   PERF      1: one extra, uncounted run per gateway figure under
+#             perf record -g; top symbols go to OUT/NAME.perf.txt (default 0)
+#
+# Everything binds 127.0.0.1; every process started here is stopped on exit.
+
+set -euo pipefail
+LT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LT_ROOT=$(dirname "$LT_DIR")
+BUILD=${BUILD:-$LT_ROOT/build}
+ENDPOINT=${ENDPOINT:-}
+RUNS=${RUNS:-3} C=${C:-10} M=${M:-10} TIMEOUT=${TIMEOUT:-120}
+PROTOS=${PROTOS:-h2c h2 h1} BASELINE=${BASELINE:-1} PERF=${PERF:-0}
+OUT=${OUT:-$LT_DIR/out}
+LT_TMP="" LT_PIDS=() LT_PID="" LT_HOST="" LT_NPORT="" LT_NTLSPORT="" LT_ROWS=()
+
+lt_die() { echo "$LT_NAME: $*" >&2; exit 1; }
+
+lt_cleanup() {
+  local p
+  for p in "${LT_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${LT_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ -n "$LT_TMP" ] && rm -rf "$LT_TMP"
+}
+
+# lt_init NAME: checks tools, makes the scratch and output directories, a
+# self-signed certificate, and installs the exit trap.
+lt_init() {
+  LT_NAME=$1
+  local t
+  for t in h2load curl python3 openssl timeout; do
+    command -v "$t" >/dev/null || lt_die "needs $t (apt-get install nghttp2-client curl python3 openssl)"
+  done
+  [ "$BASELINE" = 0 ] || command -v nghttpd >/dev/null || lt_die "needs nghttpd (apt-get install nghttp2-server) or BASELINE=0"
+  [ "$PERF" = 0 ] || command -v perf >/dev/null || lt_die "PERF=1 needs perf (apt-get install linux-perf)"
+  LT_TMP=$(mktemp -d /tmp/sluice-lt.XXXXXX)
+  trap lt_cleanup EXIT
+  trap 'exit 130' INT TERM
+  mkdir -p "$OUT/logs/$LT_NAME"
+  rm -f "$OUT/$LT_NAME.json" "$OUT/$LT_NAME.txt" "$OUT/$LT_NAME.perf.txt" "$OUT/logs/$LT_NAME"/*.log
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$LT_TMP/key.pem" -out "$LT_TMP/cert.pem" \
+    -days 1 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+}
+
+lt_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# lt_start_sluice [flags...]: a gateway on 127.0.0.1:0 with a fresh data
+# directory and TLS on the same port; sets LT_HOST (host:port) and LT_PID.
+# With ENDPOINT set, uses it instead and starts nothing.
+lt_start_sluice() {
+  if [ -n "$ENDPOINT" ]; then LT_HOST=$ENDPOINT LT_PID=""; return; fi
+  local bin=$BUILD/gateway/sluice
+  [ -x "$bin" ] || lt_die "build first: $bin not found (set BUILD)"
+  local dir log port=""
+  dir=$(mktemp -d "$LT_TMP/data.XXXX"); log=$dir.log
+  "$bin" --listen 127.0.0.1:0 --data-dir "$dir" --tls-cert "$LT_TMP/cert.pem" \
+    --tls-key "$LT_TMP/key.pem" --log-level info "$@" 2>"$log" &
+  LT_PID=$!; LT_PIDS+=("$LT_PID")
+  for _ in $(seq 200); do
+    port=$(sed -n 's/.*"event":"listening".*"port":"\{0,1\}\([0-9]*\).*/\1/p' "$log" | head -1)
+    [ -n "$port" ] && break; sleep 0.05
+  done
+  [ -n "$port" ] || { cat "$log" >&2; lt_die "sluice did not start"; }
+  LT_HOST=127.0.0.1:$port
+}
+
+# lt_start_nghttpd: nghttpd over h2c and over TLS serving $LT_TMP/www, where
+# lt_static puts the canned responses. nghttpd speaks HTTP/2 only, so there is
+# no HTTP/1.1 baseline.
+lt_start_nghttpd() {
+  [ "$BASELINE" = 0 ] && return
+  mkdir -p "$LT_TMP/www"
+  LT_NPORT=$(lt_free_port)
+  nghttpd --no-tls -a 127.0.0.1 -d "$LT_TMP/www" "$LT_NPORT" >/dev/null 2>&1 &
+  LT_PIDS+=($!)
+  LT_NTLSPORT=$(lt_free_port)
+  nghttpd -a 127.0.0.1 -d "$LT_TMP/www" "$LT_NTLSPORT" "$LT_TMP/key.pem" "$LT_TMP/cert.pem" >/dev/null 2>&1 &
+  LT_PIDS+=($!)
+  for _ in $(seq 100); do
+    curl -s -o /dev/null --http2-prior-knowledge "http://127.0.0.1:$LT_NPORT/" && return
+    sleep 0.05
+  done
+  lt_die "nghttpd did not start"
+}
+
+# lt_static NAME FILE: nghttpd answers /NAME with the bytes of FILE.
+lt_static() { [ "$BASELINE" = 0 ] || cp "$2" "$LT_TMP/www/$1"; }
+
+# lt_kinesis OP JSON: one Kinesis-door call over HTTP/1.1; prints the answer.
+lt_kinesis() {
+  curl -sS --max-time 60 -X POST "http://$LT_HOST/" -H 'Content-Type: application/x-amz-json-1.1' \
+    -H "X-Amz-Target: Kinesis_20131202.$1" --data-binary "$2"
+}
+
+# lt_stream NAME SHARDS: creates the stream and waits for ACTIVE.
+lt_stream() {
+  lt_kinesis CreateStream "{\"StreamName\":\"$1\",\"ShardCount\":$2}" >/dev/null
+  for _ in $(seq 200); do
+    lt_kinesis DescribeStreamSummary "{\"StreamName\":\"$1\"}" | grep -q '"ACTIVE"' && return
+    sleep 0.05
+  done
+  lt_die "stream $1 not ACTIVE"
+}
+
+# lt_py ARGS...: python3 with the scenario's scratch directory as cwd.
+lt_py() { (cd "$LT_TMP" && python3 "$@"); }
+
+lt_median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# lt_url PROTO sluice|nghttpd PATH: the URL h2load is given.
+lt_url() {
+  case $2:$1 in
+    sluice:h2) echo "https://$LT_HOST/$3" ;;
+    sluice:*) echo "http://$LT_HOST/$3" ;;
+    nghttpd:h2c) echo "http://127.0.0.1:$LT_NPORT/$3" ;;
+    nghttpd:h2) echo "https://127.0.0.1:$LT_NTLSPORT/$3" ;;
+    *) echo "" ;;
+  esac
+}
+
+# lt_h2load LOG N BODY OP URL PROTO: one bounded h2load run; prints its output.
+lt_h2load() {
+  local log=$1 n=$2 body=$3 op=$4 url=$5 proto=$6 h1=()
+  [ "$proto" = h1 ] && h1=(--h1)
+  timeout "$TIMEOUT" h2load "${h1[@]}" -n "$n" -c "$C" -m "$M" -d "$body" \
+    -H 'Content-Type: application/x-amz-json-1.1' -H "X-Amz-Target: Kinesis_20131202.$op" \
+    --log-file="$log" "$url" 2>&1 || true
+}
+
+# lt_bench LABEL PROTO TARGET N BODY OP PER SIZE [PATH]
+#   LABEL   figure name, e.g. "PutRecords 500x100B"
+#   PROTO   h2c | h2 | h1;  TARGET sluice | nghttpd
+#   N       requests per run; BODY file POSTed; OP the X-Amz-Target operation
+#   PER     records per request; SIZE bytes per record (for MB/s)
+#   PATH    request path (nghttpd: the lt_static name)
+# Runs RUNS times, keeps the median run's --log-file for the plots and adds a
+# row (median req/s, p50, p99 across runs) for lt_finish. With PERF=1 and a
+# local gateway, one more run under perf record comes first and is not counted.
+lt_bench() {
+  local label=$1 proto=$2 target=$3 n=$4 body=$5 op=$6 per=$7 size=$8 path=${9:-}
+  local url tag i out rps p50 p99 lines=() err=""
+  url=$(lt_url "$proto" "$target" "$path")
+  [ -n "$url" ] || return 0
+  tag=$(echo "$label-$target-$proto" | tr -c 'A-Za-z0-9.\n-' '_')
+  if [ "$PERF" = 1 ] && [ "$target" = sluice ] && [ -n "$LT_PID" ]; then lt_perf "$tag" "$n" "$body" "$op" "$url" "$proto" "$label ($proto)"; fi
+  for i in $(seq "$RUNS"); do
+    out=$(lt_h2load "$LT_TMP/$tag.$i.log" "$n" "$body" "$op" "$url" "$proto")
+    if ! echo "$out" | grep -q " 0 failed, 0 errored" || ! echo "$out" | grep -q "$n 2xx"; then
+      err="run $i: $(echo "$out" | grep -E '^(requests|status codes|finished)|rror' | tr '\n' ' ' | tr -d '"\\' | cut -c1-300)"
+      echo "$LT_NAME: $label $target $proto failed: $out" >&2
+      break
+    fi
+    rps=$(echo "$out" | sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p')
+    read -r p50 p99 < <(awk '{print $3}' "$LT_TMP/$tag.$i.log" | sort -n |
+      awk '{a[NR]=$1} END {i=int(NR*0.5); j=int(NR*0.99); if (i<1) i=1; if (j<1) j=1; print a[i], a[j]}')
+    lines+=("$rps $p50 $p99 $i")
+    printf '  %-24s %-7s %-4s run %s: %10.0f req/s  p50 %7s us  p99 %7s us\n' \
+      "$label" "$target" "$proto" "$i" "$rps" "$p50" "$p99" >&2
+  done
+  if [ -n "$err" ]; then LT_ROWS+=("$label|$proto|$target|$per|$size|$n|error|$err"); return 0; fi
+  rps=$(printf '%s\n' "${lines[@]}" | awk '{print $1}' | lt_median)
+  p50=$(printf '%s\n' "${lines[@]}" | awk '{print $2}' | lt_median)
+  p99=$(printf '%s\n' "${lines[@]}" | awk '{print $3}' | lt_median)
+  # the run closest to the median req/s supplies the plotted log
+  i=$(printf '%s\n' "${lines[@]}" | awk -v m="$rps" '{d=$1-m; if (d<0) d=-d; if (NR==1 || d<b) {b=d; k=$4}} END {print k}')
+  cp "$LT_TMP/$tag.$i.log" "$OUT/logs/$LT_NAME/$tag.log"
+  LT_ROWS+=("$label|$proto|$target|$per|$size|$n|$rps $p50 $p99|$tag")
+}
+
+# lt_perf TAG N BODY OP URL PROTO TITLE: one h2load run with perf record -g
+# attached to the gateway; appends the top symbols to OUT/NAME.perf.txt.
+lt_perf() {
+  local tag=$1 data="$LT_TMP/$1.perf.data" ppid out
+  perf record -g -o "$data" -p "$LT_PID" >/dev/null 2>&1 &
+  ppid=$!; LT_PIDS+=("$ppid")
+  sleep 0.3
+  out=$(lt_h2load "$LT_TMP/$tag.perf.log" "$2" "$3" "$4" "$5" "$6")
+  kill -INT "$ppid" 2>/dev/null || true; wait "$ppid" 2>/dev/null || true
+  {
+    echo "=== $7: $(echo "$out" | grep '^finished')"
+    echo "--- self time (perf report --no-children), top 25"
+    perf report -i "$data" --stdio --no-children --sort symbol -g none 2>/dev/null |
+      grep -E '^ +[0-9]' | head -25
+    echo "--- inclusive time (children), top 25"
+    perf report -i "$data" --stdio --children --sort symbol -g none 2>/dev/null |
+      grep -E '^ +[0-9]' | head -25
+    echo
+  } >> "$OUT/$LT_NAME.perf.txt"
+  rm -f "$data"
+}
+
+# lt_finish [EXTRA_JSON]: prints the table, writes OUT/NAME.txt and
+# OUT/NAME.json (one JSON line per figure) and the plots. EXTRA_JSON, if set,
+# is a function called with a row's tag that prints extra ',"key":value' JSON.
+lt_finish() {
+  local extra=${1:-} row label proto target per size n fig tag rps p50 p99 base ratio x
+  declare -A baseline=()
+  for row in "${LT_ROWS[@]}"; do
+    IFS='|' read -r label proto target per size n fig tag <<<"$row"
+    [ "$target" = nghttpd ] && [ "$fig" != error ] && baseline["$label|$proto"]=${fig%% *}
+  done
+  {
+    printf '%s: h2load -c %s -m %s, median of %s runs, %s cores, %s\n' "$LT_NAME" "$C" "$M" "$RUNS" "$(nproc)" "$(date -u +%FT%TZ)"
+    printf '%-26s %-4s %-8s %10s %12s %9s %9s %9s %7s\n' scenario prot target req/s records/s MB/s p50_us p99_us ratio
+    for row in "${LT_ROWS[@]}"; do
+      IFS='|' read -r label proto target per size n fig tag <<<"$row"
+      if [ "$fig" = error ]; then printf '%-26s %-4s %-8s  ERROR %s\n' "$label" "$proto" "$target" "$tag"; continue; fi
+      read -r rps p50 p99 <<<"$fig"
+      base=${baseline["$label|$proto"]:-}
+      awk -v l="$label" -v p="$proto" -v t="$target" -v r="$rps" -v per="$per" -v s="$size" \
+        -v a="$p50" -v b="$p99" -v base="$base" 'BEGIN {
+          printf "%-26s %-4s %-8s %10.0f %12.0f %9.1f %9.0f %9.0f %7s\n", l, p, t, r, r*per, r*per*s/1e6, a, b,
+            base == "" ? "-" : sprintf("%.2f", r / base) }'
+    done
+  } | tee "$OUT/$LT_NAME.txt"
+  for row in "${LT_ROWS[@]}"; do
+    IFS='|' read -r label proto target per size n fig tag <<<"$row"
+    if [ "$fig" = error ]; then
+      printf '{"scenario":"%s","label":"%s","proto":"%s","target":"%s","error":"%s"}\n' \
+        "$LT_NAME" "$label" "$proto" "$target" "$tag"
+      continue
+    fi
+    read -r rps p50 p99 <<<"$fig"
+    base=${baseline["$label|$proto"]:-}
+    x=""; [ -n "$extra" ] && x=$("$extra" "$tag")
+    awk -v sc="$LT_NAME" -v l="$label" -v p="$proto" -v t="$target" -v r="$rps" -v per="$per" -v s="$size" \
+      -v a="$p50" -v b="$p99" -v base="$base" -v n="$n" -v c="$C" -v m="$M" -v runs="$RUNS" -v x="$x" 'BEGIN {
+        printf "{\"scenario\":\"%s\",\"label\":\"%s\",\"proto\":\"%s\",\"target\":\"%s\",\"c\":%d,\"m\":%d,\"n\":%d,\"runs\":%d,", sc, l, p, t, c, m, n, runs
+        printf "\"records_per_request\":%d,\"record_bytes\":%d,\"req_per_s\":%.1f,\"records_per_s\":%.0f,\"mb_per_s\":%.2f,", per, s, r, r*per, r*per*s/1e6
+        printf "\"p50_us\":%d,\"p99_us\":%d,\"ratio_to_nghttpd\":%s%s}\n", a, b, base == "" ? "null" : sprintf("%.3f", r / base), x }'
+  done | tee "$OUT/$LT_NAME.json"
+  lt_plot
+}
+
+# lt_plot: OUT/NAME-latency-cdf.png (every figure's median-run latencies) and
+# OUT/NAME-throughput.png (records/s per 100 ms of that run) with gnuplot.
+lt_plot() {
+  command -v gnuplot >/dev/null || { echo "$LT_NAME: no gnuplot (apt-get install gnuplot-nox); no plots" >&2; return 0; }
+  local row label proto target per size n fig tag cdf="" tp="" d=$LT_TMP/plot
+  mkdir -p "$d"
+  for row in "${LT_ROWS[@]}"; do
+    IFS='|' read -r label proto target per size n fig tag <<<"$row"
+    [ "$fig" = error ] && continue
+    local log=$OUT/logs/$LT_NAME/$tag.log
+    # CDF: at most ~2000 points, always the last (max) one
+    awk '{print $3}' "$log" | sort -n | awk '{a[NR]=$1} END {s=int(NR/2000); if (s<1) s=1;
+      for (i=s; i<=NR; i+=s) print a[i], i/NR; if ((NR%s)!=0) print a[NR], 1}' >"$d/$tag.cdf"
+    # throughput: completions per 100 ms bucket, as records/s, time from the first
+    # request; the last, partial bucket is left out
+    awk -v per="$per" 'NR==1 {t0=$1} {b=int(($1+$3-t0)/100000); c[b]++; if (b>mx) mx=b}
+      END {if (mx>0) mx--; for (i=0; i<=mx; i++) printf "%.1f %.0f\n", i/10, c[i]*10*per}' "$log" >"$d/$tag.tp"
+    local title="$label $proto $target"
+    [ "$target" = nghttpd ] && [ "$per" != 1 ] && title="$title (req/s x $per)"
+    cdf+="${cdf:+, }'$d/$tag.cdf' using (\$1/1000.0):2 with lines lw 2 title '$title'"
+    tp+="${tp:+, }'$d/$tag.tp' using 1:2 with lines lw 2 title '$title'"
+  done
+  [ -n "$cdf" ] || return 0
+  gnuplot <<EOF
+set terminal pngcairo size 1100,650 font 'sans,10'
+set key bottom right
+set grid
+set output '$OUT/$LT_NAME-latency-cdf.png'
+set title "$LT_NAME: request latency CDF (median run; h2load -c $C -m $M)"
+set logscale x
+set format x '%g'
+set xlabel 'latency (ms, log scale)'
+set ylabel 'fraction of requests'
+set yrange [0:1]
+set ytics 0.1
+plot $cdf
+set output '$OUT/$LT_NAME-throughput.png'
+set title "$LT_NAME: throughput over time (median run, 100 ms buckets)"
+unset logscale x
+set format x '%g'
+set key outside right top vertical
+set xlabel 'seconds since the first request'
+set ylabel 'records/s'
+set format y '%.0s%c'
+set ytics auto
+set yrange [0:*]
+plot $tp
+EOF
+  echo "$LT_NAME: plots $OUT/$LT_NAME-latency-cdf.png $OUT/$LT_NAME-throughput.png" >&2
+}
+
+# lt_body FILE STREAM COUNT SIZE: a PutRecords body (COUNT records of SIZE
+# random bytes, partition keys random per record), or with COUNT=0 a PutRecord
+# body with one record and a random key. A fresh body per call.
+lt_body() {
+  lt_py - "$@" <<'PY'
+import base64, json, os, sys, uuid
+f, stream, count, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rec = lambda: {"Data": base64.b64encode(os.urandom(size)).decode(), "PartitionKey": "pk-" + uuid.uuid4().hex}
+if count == 0:
+    body = dict(StreamName=stream, **rec())
+else:
+    body = {"StreamName": stream, "Records": [rec() for _ in range(count)]}
+with open(f, "w") as o:
+    json.dump(body, o, separators=(",", ":"))
+PY
+}
+
+# lt_put_scenario LABEL COUNT SIZE N: the write-path scenario shared by
+# put-record.sh, put-records.sh and put-records-large.sh. For each protocol in
+# PROTOS: a fresh body, N requests per run against the gateway (durability
+# DURABILITY, default interval:100, stream of 4 shards) and, for scale,
+# against nghttpd answering the same POST with the gateway's own reply bytes.
+lt_put_scenario() {
+  local label=$1 count=$2 size=$3 n=$4 op=PutRecords per=$2 proto
+  [ "$count" = 0 ] && op=PutRecord per=1
+  DURABILITY=${DURABILITY:-interval:100}
+  lt_start_sluice --durability "$DURABILITY"
+  lt_start_nghttpd
+  lt_stream "bench-$LT_NAME-$$" 4
+  for proto in $PROTOS; do
+    lt_body "body.$proto.json" "bench-$LT_NAME-$$" "$count" "$size"
+    lt_kinesis "$op" "@$LT_TMP/body.$proto.json" >"$LT_TMP/reply.json"
+    grep -q '"SequenceNumber"' "$LT_TMP/reply.json" || lt_die "$op failed: $(head -c 300 "$LT_TMP/reply.json")"
+    lt_static "$LT_NAME" "$LT_TMP/reply.json"
+    lt_bench "$label" "$proto" nghttpd "$n" "$LT_TMP/body.$proto.json" "$op" "$per" "$size" "$LT_NAME"
+    lt_bench "$label" "$proto" sluice "$n" "$LT_TMP/body.$proto.json" "$op" "$per" "$size"
+  done
+  lt_finish lt_durability_json
+}
+lt_durability_json() { [ -n "$ENDPOINT" ] && printf ',"durability":"endpoint"' || printf ',"durability":"%s"' "$DURABILITY"; }

@@ -42,6 +42,20 @@ void op_deregister_consumer(struct gw_app *app, struct gw_req *req);
 
 /* ---- ops_util.c ------------------------------------------------------------ */
 
+/* The body of a JSON-in/JSON-out operation: reads "body", sets "*out" (new,
+ * NULL for an empty answer) or fails with "err". */
+typedef int (*gw_op_body_fn)(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                             struct gw_error *err);
+/* Runs such an operation: decodes the body (either door), calls "fn", and
+ * answers. With "mutates", the answer waits until the catalog change is in a
+ * durable manifest (store_catalog_sync), as an acknowledgement promises. */
+void gw_op_run(struct gw_app *app, struct gw_req *req, gw_op_body_fn fn, bool mutates);
+
+/* Calls "fn" for every stream (a copy of the names is taken first, so "fn"
+ * may change the catalog). */
+void gw_op_each_stream(struct gw_app *app, void (*fn)(struct store_stream *s, void *arg),
+                       void *arg);
+
 /* Decodes the request body for operation "req" into "*body" (new), merging
  * REST path parameters ({stream} -> StreamName, {shard} -> ShardId) and, for
  * REST requests without a body, starting from an empty object. */

@@ -20,59 +20,6 @@
 #define MAX_CONSUMERS_CREATING 5
 #define TOKEN_TTL_MS 300000
 
-typedef int (*op_body_fn)(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                          struct gw_error *err);
-
-/* Catalog changes answer once their manifest is durable (ops_streams.c has
- * the same frame). */
-struct parked {
-    struct gw_req *req;
-    json_t *out;
-};
-
-static void on_parked_abort(struct gw_req *req, void *arg) { ((struct parked *)arg)->req = NULL; }
-
-static void on_synced(void *arg, const struct store_err *se)
-{
-    struct parked *p = arg;
-    if (p->req) {
-        gw_req_on_abort(p->req, NULL, NULL);
-        if (se) {
-            struct gw_error err = {0};
-            gw_error_set(&err, GW_ERR_INTERNAL_FAILURE, "Could not persist the change: %s", se->msg);
-            gw_body_error(p->req, &err);
-        } else {
-            gw_body_reply(p->req, p->out);
-        }
-    }
-    json_decref(p->out);
-    free(p);
-}
-
-static void run(struct gw_app *app, struct gw_req *req, op_body_fn fn, bool mutates)
-{
-    struct gw_error err = {0};
-    json_t *body = NULL, *out = NULL;
-    if (gw_op_body(req, &body, &err) != 0 || fn(app, req, body, &out, &err) != 0) {
-        gw_body_error(req, &err);
-        json_decref(out);
-        json_decref(body);
-        return;
-    }
-    json_decref(body);
-    if (!mutates) {
-        gw_body_reply(req, out);
-        json_decref(out);
-        return;
-    }
-    struct parked *p = xcalloc(1, sizeof *p);
-    p->req = req;
-    p->out = out;
-    gw_req_on_abort(req, on_parked_abort, p);
-    store_catalog_sync(app->store, on_synced, p);
-    gw_app_commit_soon(app);
-}
-
 static json_t *consumer_json(const struct store_consumer_info *ci, const char *stream_arn)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "ConsumerName", ci->name, "ConsumerARN", ci->arn,
@@ -210,7 +157,7 @@ static int register_consumer(struct gw_app *app, struct gw_req *req, json_t *bod
 
 void op_register_consumer(struct gw_app *app, struct gw_req *req)
 {
-    run(app, req, register_consumer, true);
+    gw_op_run(app, req, register_consumer, true);
 }
 
 /* ---- Describe / Deregister: by ConsumerARN, or StreamARN + ConsumerName --------- */
@@ -273,7 +220,7 @@ static int describe_consumer(struct gw_app *app, struct gw_req *req, json_t *bod
 
 void op_describe_consumer(struct gw_app *app, struct gw_req *req)
 {
-    run(app, req, describe_consumer, false);
+    gw_op_run(app, req, describe_consumer, false);
 }
 
 static int deregister_consumer(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
@@ -299,7 +246,7 @@ static int deregister_consumer(struct gw_app *app, struct gw_req *req, json_t *b
 
 void op_deregister_consumer(struct gw_app *app, struct gw_req *req)
 {
-    run(app, req, deregister_consumer, true);
+    gw_op_run(app, req, deregister_consumer, true);
 }
 
 /* ---- ListStreamConsumers ------------------------------------------------------------- */
@@ -374,5 +321,5 @@ static int list_consumers(struct gw_app *app, struct gw_req *req, json_t *body, 
 
 void op_list_consumers(struct gw_app *app, struct gw_req *req)
 {
-    run(app, req, list_consumers, false);
+    gw_op_run(app, req, list_consumers, false);
 }

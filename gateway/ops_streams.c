@@ -23,110 +23,30 @@
 
 static const char *const modes[] = {"PROVISIONED", "ON_DEMAND", NULL};
 
-/* Handler frame: decode, run "body_fn", answer. */
-typedef int (*op_body_fn)(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                          struct gw_error *err);
-
-static void run(struct gw_app *app, struct gw_req *req, op_body_fn fn)
-{
-    struct gw_error err = {0};
-    json_t *body = NULL, *out = NULL;
-    if (gw_op_body(req, &body, &err) != 0 || fn(app, req, body, &out, &err) != 0)
-        gw_body_error(req, &err);
-    else
-        gw_body_reply(req, out);
-    json_decref(out);
-    json_decref(body);
-}
-
-/* A catalog change is acknowledged once the manifest holding it is durable:
- * the reply is parked until store_catalog_sync() calls back. */
-struct parked {
-    struct gw_req *req; /* NULL once the client has gone */
-    json_t *out;
+struct stream_totals {
+    uint32_t open_shards, creating, on_demand;
 };
 
-static void on_parked_abort(struct gw_req *req, void *arg)
+static void add_totals(struct store_stream *s, void *arg)
 {
-    ((struct parked *)arg)->req = NULL;
+    struct stream_totals *t = arg;
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    t->open_shards += info.open_shard_count;
+    t->creating += info.status == STORE_STREAM_CREATING;
+    t->on_demand += info.on_demand ? 1 : 0;
 }
 
-static void on_catalog_synced(void *arg, const struct store_err *se)
+static struct stream_totals totals(struct gw_app *app)
 {
-    struct parked *p = arg;
-    if (p->req) {
-        gw_req_on_abort(p->req, NULL, NULL);
-        if (se) {
-            struct gw_error err = {0};
-            gw_error_set(&err, GW_ERR_INTERNAL_FAILURE, "Could not persist the change: %s",
-                         se->msg);
-            gw_body_error(p->req, &err);
-        } else {
-            gw_body_reply(p->req, p->out);
-        }
-    }
-    json_decref(p->out);
-    free(p);
-}
-
-static void run_mut(struct gw_app *app, struct gw_req *req, op_body_fn fn)
-{
-    struct gw_error err = {0};
-    json_t *body = NULL, *out = NULL;
-    if (gw_op_body(req, &body, &err) != 0 || fn(app, req, body, &out, &err) != 0) {
-        gw_body_error(req, &err);
-        json_decref(out);
-        json_decref(body);
-        return;
-    }
-    json_decref(body);
-    struct parked *p = xcalloc(1, sizeof *p);
-    p->req = req;
-    p->out = out;
-    gw_req_on_abort(req, on_parked_abort, p);
-    store_catalog_sync(app->store, on_catalog_synced, p);
-    gw_app_commit_soon(app);
-}
-
-static uint32_t open_shards_total(struct gw_app *app)
-{
-    size_t n = store_stream_count(app->store);
-    const char **names = xcalloc(n ? n : 1, sizeof *names);
-    n = store_stream_list(app->store, NULL, names, n);
-    uint32_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct store_stream *s;
-        if (store_stream_lookup(app->store, names[i], &s, NULL) == 0) {
-            struct store_stream_info info;
-            store_stream_info(s, &info);
-            total += info.open_shard_count;
-        }
-    }
-    free(names);
-    return total;
+    struct stream_totals t = {0};
+    gw_op_each_stream(app, add_totals, &t);
+    return t;
 }
 
 /* ---- CreateStream ------------------------------------------------------------- */
 
 #define MAX_CREATING 5 /* the service allows five streams in CREATING at once */
-
-static int streams_creating(struct gw_app *app)
-{
-    size_t n = store_stream_count(app->store);
-    const char **names = xcalloc(n ? n : 1, sizeof *names);
-    n = store_stream_list(app->store, NULL, names, n);
-    int creating = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct store_stream *s;
-        if (store_stream_lookup(app->store, names[i], &s, NULL) == 0) {
-            struct store_stream_info info;
-            store_stream_info(s, &info);
-            creating += info.status == STORE_STREAM_CREATING;
-        }
-    }
-    free(names);
-    return creating;
-}
 
 static int validate_tags_map(struct gw_valid *v, json_t *tags, struct gw_error *err);
 
@@ -161,7 +81,8 @@ static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
     if (tags && validate_tags_map(&v, tags, err) != 0)
         return -1;
     uint32_t shards = on_demand ? app->cfg->on_demand_shards : (uint32_t)count;
-    uint32_t current = open_shards_total(app);
+    struct stream_totals tot = totals(app);
+    uint32_t current = tot.open_shards;
     if (shards > STORE_MAX_SHARDS || current + (uint64_t)shards > app->cfg->shard_limit)
         return gw_error_set(err, GW_ERR_LIMIT_EXCEEDED,
                             "This request would exceed the shard limit for the account %s in %s. "
@@ -173,7 +94,7 @@ static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
     if (store_stream_lookup(app->store, name, &s, NULL) == 0)
         return gw_error_set(err, GW_ERR_RESOURCE_IN_USE,
                             "Stream %s under account %s already exists.", name, app->cfg->account);
-    if (streams_creating(app) >= MAX_CREATING)
+    if (tot.creating >= MAX_CREATING)
         return gw_error_set(err, GW_ERR_LIMIT_EXCEEDED,
                             "Account %s has %d streams in CREATING state, the most allowed at "
                             "once; retry when one is ACTIVE.",
@@ -206,7 +127,7 @@ static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
     return 0;
 }
 
-void op_create_stream(struct gw_app *app, struct gw_req *req) { run_mut(app, req, create_stream); }
+void op_create_stream(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, create_stream, true); }
 
 /* ---- DeleteStream -------------------------------------------------------------- */
 
@@ -240,7 +161,7 @@ static int delete_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
     return 0;
 }
 
-void op_delete_stream(struct gw_app *app, struct gw_req *req) { run_mut(app, req, delete_stream); }
+void op_delete_stream(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, delete_stream, true); }
 
 /* ---- DescribeStream / DescribeStreamSummary ------------------------------------ */
 
@@ -305,7 +226,7 @@ static int describe_stream(struct gw_app *app, struct gw_req *req, json_t *body,
     return 0;
 }
 
-void op_describe_stream(struct gw_app *app, struct gw_req *req) { run(app, req, describe_stream); }
+void op_describe_stream(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, describe_stream, false); }
 
 static int describe_summary(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
                             struct gw_error *err)
@@ -330,7 +251,7 @@ static int describe_summary(struct gw_app *app, struct gw_req *req, json_t *body
 
 void op_describe_stream_summary(struct gw_app *app, struct gw_req *req)
 {
-    run(app, req, describe_summary);
+    gw_op_run(app, req, describe_summary, false);
 }
 
 /* ---- ListStreams ----------------------------------------------------------------- */
@@ -400,7 +321,7 @@ static int list_streams(struct gw_app *app, struct gw_req *req, json_t *body, js
     return 0;
 }
 
-void op_list_streams(struct gw_app *app, struct gw_req *req) { run(app, req, list_streams); }
+void op_list_streams(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, list_streams, false); }
 
 /* ---- ListShards --------------------------------------------------------------------- */
 
@@ -523,7 +444,7 @@ static int list_shards(struct gw_app *app, struct gw_req *req, json_t *body, jso
     return 0;
 }
 
-void op_list_shards(struct gw_app *app, struct gw_req *req) { run(app, req, list_shards); }
+void op_list_shards(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, list_shards, false); }
 
 /* ---- retention ------------------------------------------------------------------------ */
 
@@ -587,12 +508,12 @@ static int decrease_retention(struct gw_app *app, struct gw_req *req, json_t *bo
 
 void op_increase_retention(struct gw_app *app, struct gw_req *req)
 {
-    run_mut(app, req, increase_retention);
+    gw_op_run(app, req, increase_retention, true);
 }
 
 void op_decrease_retention(struct gw_app *app, struct gw_req *req)
 {
-    run_mut(app, req, decrease_retention);
+    gw_op_run(app, req, decrease_retention, true);
 }
 
 /* ---- tags ------------------------------------------------------------------------------- */
@@ -700,7 +621,7 @@ static int add_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t
     return rc == 0 ? 0 : gw_op_store_error(&se, err);
 }
 
-void op_add_tags(struct gw_app *app, struct gw_req *req) { run_mut(app, req, add_tags); }
+void op_add_tags(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, add_tags, true); }
 
 static int remove_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
                        struct gw_error *err)
@@ -739,7 +660,7 @@ static int remove_tags(struct gw_app *app, struct gw_req *req, json_t *body, jso
     return 0;
 }
 
-void op_remove_tags(struct gw_app *app, struct gw_req *req) { run_mut(app, req, remove_tags); }
+void op_remove_tags(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, remove_tags, true); }
 
 static int list_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
                      struct gw_error *err)
@@ -770,31 +691,18 @@ static int list_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_
     return 0;
 }
 
-void op_list_tags(struct gw_app *app, struct gw_req *req) { run(app, req, list_tags); }
+void op_list_tags(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, list_tags, false); }
 
 /* ---- DescribeLimits ---------------------------------------------------------------------- */
 
 static int describe_limits(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
                            struct gw_error *err)
 {
-    size_t n = store_stream_count(app->store);
-    const char **names = xcalloc(n ? n : 1, sizeof *names);
-    n = store_stream_list(app->store, NULL, names, n);
-    uint32_t open = 0, on_demand = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct store_stream *s;
-        if (store_stream_lookup(app->store, names[i], &s, NULL) != 0)
-            continue;
-        struct store_stream_info info;
-        store_stream_info(s, &info);
-        open += info.open_shard_count;
-        on_demand += info.on_demand ? 1 : 0;
-    }
-    free(names);
+    struct stream_totals t = totals(app);
     *out = json_pack("{s:i, s:i, s:i, s:i}", "ShardLimit", (json_int_t)app->cfg->shard_limit,
-                     "OpenShardCount", (json_int_t)open, "OnDemandStreamCount",
-                     (json_int_t)on_demand, "OnDemandStreamCountLimit", (json_int_t)50);
+                     "OpenShardCount", (json_int_t)t.open_shards, "OnDemandStreamCount",
+                     (json_int_t)t.on_demand, "OnDemandStreamCountLimit", (json_int_t)50);
     return 0;
 }
 
-void op_describe_limits(struct gw_app *app, struct gw_req *req) { run(app, req, describe_limits); }
+void op_describe_limits(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, describe_limits, false); }

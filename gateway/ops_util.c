@@ -11,6 +11,78 @@
 #include "mem.h"
 #include "ops.h"
 
+/* A catalog change's answer, parked until its manifest is durable. */
+struct parked {
+    struct gw_req *req; /* NULL once the client has gone */
+    json_t *out;
+};
+
+static void on_parked_abort(struct gw_req *req, void *arg)
+{
+    ((struct parked *)arg)->req = NULL;
+}
+
+static void on_catalog_synced(void *arg, const struct store_err *se)
+{
+    struct parked *p = arg;
+    if (p->req) {
+        gw_req_on_abort(p->req, NULL, NULL);
+        if (se) {
+            struct gw_error err = {0};
+            gw_error_set(&err, GW_ERR_INTERNAL_FAILURE, "Could not persist the change: %s",
+                         se->msg);
+            gw_body_error(p->req, &err);
+        } else {
+            gw_body_reply(p->req, p->out);
+        }
+    }
+    json_decref(p->out);
+    free(p);
+}
+
+void gw_op_run(struct gw_app *app, struct gw_req *req, gw_op_body_fn fn, bool mutates)
+{
+    struct gw_error err = {0};
+    json_t *body = NULL, *out = NULL;
+    if (gw_op_body(req, &body, &err) != 0 || fn(app, req, body, &out, &err) != 0) {
+        gw_body_error(req, &err);
+        json_decref(out);
+        json_decref(body);
+        return;
+    }
+    json_decref(body);
+    if (!mutates) {
+        gw_body_reply(req, out);
+        json_decref(out);
+        return;
+    }
+    struct parked *p = xcalloc(1, sizeof *p);
+    p->req = req;
+    p->out = out;
+    gw_req_on_abort(req, on_parked_abort, p);
+    store_catalog_sync(app->store, on_catalog_synced, p);
+    gw_app_commit_soon(app);
+}
+
+void gw_op_each_stream(struct gw_app *app, void (*fn)(struct store_stream *s, void *arg),
+                       void *arg)
+{
+    size_t n = store_stream_count(app->store);
+    const char **names = xcalloc(n ? n : 1, sizeof *names);
+    n = store_stream_list(app->store, NULL, names, n);
+    char **copy = xcalloc(n ? n : 1, sizeof *copy);
+    for (size_t i = 0; i < n; i++)
+        copy[i] = xstrdup(names[i]);
+    free(names);
+    for (size_t i = 0; i < n; i++) {
+        struct store_stream *s;
+        if (store_stream_lookup(app->store, copy[i], &s, NULL) == 0)
+            fn(s, arg);
+        free(copy[i]);
+    }
+    free(copy);
+}
+
 int gw_op_body(struct gw_req *req, json_t **body, struct gw_error *err)
 {
     size_t len;

@@ -9,7 +9,8 @@
 #   lt_finish     (table, JSON lines, plots)
 #
 # Settings (environment):
-#   BUILD     build directory holding gateway/sluice          (default build/)
+#   BUILD     build directory holding gateway/sluice (or the script's first
+#             argument)                                          (default build/)
 #   ENDPOINT  host:port of a running gateway; none is started (default unset)
 #   RUNS      h2load runs per figure; medians are reported      (default 3)
 #   C, M      h2load -c (connections) and -m (streams per connection; with
@@ -26,7 +27,7 @@
 set -euo pipefail
 LT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LT_ROOT=$(dirname "$LT_DIR")
-BUILD=${BUILD:-$LT_ROOT/build}
+BUILD=${BUILD:-${1:-$LT_ROOT/build}}
 ENDPOINT=${ENDPOINT:-}
 RUNS=${RUNS:-3} C=${C:-10} M=${M:-10} TIMEOUT=${TIMEOUT:-120}
 PROTOS=${PROTOS:-h2c h2 h1} BASELINE=${BASELINE:-1} PERF=${PERF:-0}
@@ -140,12 +141,12 @@ lt_url() {
 }
 
 # lt_h2load LOG N BODY OP URL PROTO: one bounded h2load run; prints its output.
+# An empty BODY makes it a GET.
 lt_h2load() {
-  local log=$1 n=$2 body=$3 op=$4 url=$5 proto=$6 h1=()
-  [ "$proto" = h1 ] && h1=(--h1)
-  timeout "$TIMEOUT" h2load "${h1[@]}" -n "$n" -c "$C" -m "$M" -d "$body" \
-    -H 'Content-Type: application/x-amz-json-1.1' -H "X-Amz-Target: Kinesis_20131202.$op" \
-    --log-file="$log" "$url" 2>&1 || true
+  local log=$1 n=$2 body=$3 op=$4 url=$5 proto=$6 a=()
+  [ "$proto" = h1 ] && a+=(--h1)
+  [ -n "$body" ] && a+=(-d "$body" -H 'Content-Type: application/x-amz-json-1.1' -H "X-Amz-Target: Kinesis_20131202.$op")
+  timeout "$TIMEOUT" h2load "${a[@]}" -n "$n" -c "$C" -m "$M" --log-file="$log" "$url" 2>&1 || true
 }
 
 # lt_bench LABEL PROTO TARGET N BODY OP PER SIZE [PATH]
@@ -153,7 +154,7 @@ lt_h2load() {
 #   PROTO   h2c | h2 | h1;  TARGET sluice | nghttpd
 #   N       requests per run; BODY file POSTed; OP the X-Amz-Target operation
 #   PER     records per request; SIZE bytes per record (for MB/s)
-#   PATH    request path (nghttpd: the lt_static name)
+#   PATH    request path (nghttpd: the lt_static name); BODY "" for a GET
 # Runs RUNS times, keeps the median run's --log-file for the plots and adds a
 # row (median req/s, p50, p99 across runs) for lt_finish. With PERF=1 and a
 # local gateway, one more run under perf record comes first and is not counted.
@@ -165,7 +166,9 @@ lt_bench() {
   tag=$(echo "$label-$target-$proto" | tr -c 'A-Za-z0-9.\n-' '_')
   if [ "$PERF" = 1 ] && [ "$target" = sluice ] && [ -n "$LT_PID" ]; then lt_perf "$tag" "$n" "$body" "$op" "$url" "$proto" "$label ($proto)"; fi
   for i in $(seq "$RUNS"); do
+    [ "$target" = sluice ] && lt_fsync_start
     out=$(lt_h2load "$LT_TMP/$tag.$i.log" "$n" "$body" "$op" "$url" "$proto")
+    [ "$target" = sluice ] && lt_fsync_stop "$tag"
     if ! echo "$out" | grep -q " 0 failed, 0 errored" || ! echo "$out" | grep -q "$n 2xx"; then
       err="run $i: $(echo "$out" | grep -E '^(requests|status codes|finished)|rror' | tr '\n' ' ' | tr -d '"\\' | cut -c1-300)"
       echo "$LT_NAME: $label $target $proto failed: $out" >&2
@@ -187,6 +190,32 @@ lt_bench() {
   cp "$LT_TMP/$tag.$i.log" "$OUT/logs/$LT_NAME/$tag.log"
   LT_ROWS+=("$label|$proto|$target|$per|$size|$n|$rps $p50 $p99|$tag")
 }
+
+# FSYNC=1 (with a local gateway): each gateway run is watched by perf stat on
+# the fsync/fdatasync syscall tracepoints; LT_FSYNC[TAG] holds the median
+# fsyncs/s of the runs (lt_fsync_json prints it for lt_finish).
+FSYNC=${FSYNC:-0}
+declare -A LT_FSYNC=() LT_FSYNC_RUNS=()
+lt_fsync_start() {
+  LT_FSYNC_PID=""
+  [ "$FSYNC" = 1 ] && [ -n "$LT_PID" ] || return 0
+  rm -f "$LT_TMP/fsync.csv"
+  perf stat -x, -o "$LT_TMP/fsync.csv" -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync \
+    -p "$LT_PID" >/dev/null 2>&1 &
+  LT_FSYNC_PID=$!; LT_PIDS+=("$LT_FSYNC_PID")
+  LT_FSYNC_T0=$(date +%s.%N)
+  sleep 0.2
+}
+lt_fsync_stop() {
+  [ -n "${LT_FSYNC_PID:-}" ] || return 0
+  kill -INT "$LT_FSYNC_PID" 2>/dev/null || true; wait "$LT_FSYNC_PID" 2>/dev/null || true
+  local t1 r
+  t1=$(date +%s.%N)
+  r=$(awk -F, -v t0="$LT_FSYNC_T0" -v t1="$t1" '/syscalls:/ {n+=$1} END {printf "%.0f", n/(t1-t0)}' "$LT_TMP/fsync.csv" 2>/dev/null)
+  LT_FSYNC_RUNS[$1]="${LT_FSYNC_RUNS[$1]:-} $r"
+  LT_FSYNC[$1]=$(printf '%s\n' ${LT_FSYNC_RUNS[$1]} | lt_median)
+}
+lt_fsync_json() { [ -n "${LT_FSYNC[$1]:-}" ] && printf ',"fsyncs_per_s":%s' "${LT_FSYNC[$1]}" || true; }
 
 # lt_perf TAG N BODY OP URL PROTO TITLE: one h2load run with perf record -g
 # attached to the gateway; appends the top symbols to OUT/NAME.perf.txt.
@@ -220,17 +249,25 @@ lt_finish() {
     IFS='|' read -r label proto target per size n fig tag <<<"$row"
     [ "$target" = nghttpd ] && [ "$fig" != error ] && baseline["$label|$proto"]=${fig%% *}
   done
+  # a figure labelled "L something" (durability.sh) is compared with baseline "L"
+  for row in "${LT_ROWS[@]}"; do
+    IFS='|' read -r label proto target per size n fig tag <<<"$row"
+    for x in "${!baseline[@]}"; do
+      [ -z "${baseline["$label|$proto"]:-}" ] && [ "${x#*|}" = "$proto" ] && [ "${label#"${x%|*} "}" != "$label" ] &&
+        baseline["$label|$proto"]=${baseline[$x]}
+    done
+  done
   {
     printf '%s: h2load -c %s -m %s, median of %s runs, %s cores, %s\n' "$LT_NAME" "$C" "$M" "$RUNS" "$(nproc)" "$(date -u +%FT%TZ)"
-    printf '%-26s %-4s %-8s %10s %12s %9s %9s %9s %7s\n' scenario prot target req/s records/s MB/s p50_us p99_us ratio
+    printf '%-34s %-4s %-8s %10s %12s %9s %9s %9s %7s\n' scenario prot target req/s records/s MB/s p50_us p99_us ratio
     for row in "${LT_ROWS[@]}"; do
       IFS='|' read -r label proto target per size n fig tag <<<"$row"
-      if [ "$fig" = error ]; then printf '%-26s %-4s %-8s  ERROR %s\n' "$label" "$proto" "$target" "$tag"; continue; fi
+      if [ "$fig" = error ]; then printf '%-34s %-4s %-8s  ERROR %s\n' "$label" "$proto" "$target" "$tag"; continue; fi
       read -r rps p50 p99 <<<"$fig"
       base=${baseline["$label|$proto"]:-}
       awk -v l="$label" -v p="$proto" -v t="$target" -v r="$rps" -v per="$per" -v s="$size" \
         -v a="$p50" -v b="$p99" -v base="$base" 'BEGIN {
-          printf "%-26s %-4s %-8s %10.0f %12.0f %9.1f %9.0f %9.0f %7s\n", l, p, t, r, r*per, r*per*s/1e6, a, b,
+          printf "%-34s %-4s %-8s %10.0f %12.0f %9.1f %9.0f %9.0f %7s\n", l, p, t, r, r*per, r*per*s/1e6, a, b,
             base == "" ? "-" : sprintf("%.2f", r / base) }'
     done
   } | tee "$OUT/$LT_NAME.txt"

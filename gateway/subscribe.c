@@ -361,7 +361,7 @@ static enum gw_pull finish(struct gw_sub *s)
     return GW_PULL_EOF;
 }
 
-static enum gw_pull pull(struct gw_req *req, void *ctx, struct evbuffer *out, size_t max)
+static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *out, size_t max)
 {
     struct gw_sub *s = ctx;
     const struct gw_config *cfg = s->app->cfg;
@@ -425,7 +425,7 @@ static enum gw_pull pull(struct gw_req *req, void *ctx, struct evbuffer *out, si
                              &next, &behind, &se) != 0) {
             gw_log(GW_LOG_ERROR, "sub_read", "consumer=%s: %s", s->consumer_arn, se.msg);
             end_with(s, "InternalFailureException", "Internal service failure.");
-            return pull(req, ctx, out, max);
+            return pull_once(req, ctx, out, max);
         }
     }
     if (n > 0) {
@@ -489,6 +489,20 @@ static enum gw_pull pull(struct gw_req *req, void *ctx, struct evbuffer *out, si
     }
     arm(s, wake - now);
     return GW_PULL_DEFER;
+}
+
+/* The pull callback. Record views pin the store's tail chunks until the next
+ * read on their cursor; a subscription that then stalls must not keep them
+ * pinned, so every pull ends with a fresh cursor. */
+static enum gw_pull pull(struct gw_req *req, void *ctx, struct evbuffer *out, size_t max)
+{
+    struct gw_sub *s = ctx;
+    enum gw_pull r = pull_once(req, ctx, out, max);
+    if (r == GW_PULL_MORE || r == GW_PULL_DEFER) { /* on EOF "s" is gone */
+        store_cursor_free(s->cur);
+        s->cur = store_cursor_new();
+    }
+    return r;
 }
 
 /* ---- starting a subscription ------------------------------------------------------ */

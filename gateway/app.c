@@ -132,9 +132,10 @@ static void finish_transitions(struct gw_app *app)
             store_stream_delete(app->store, copy[i], NULL);
         } else {
             /* Consumers likewise: CREATING -> ACTIVE, DELETING -> removed. */
-            struct store_consumer_info ci[STORE_MAX_CONSUMERS];
-            size_t nc = store_consumer_list(s, 0, ci, STORE_MAX_CONSUMERS);
-            char cnames[STORE_MAX_CONSUMERS][129];
+            size_t nc = info.consumer_count;
+            struct store_consumer_info *ci = xcalloc(nc ? nc : 1, sizeof *ci);
+            nc = store_consumer_list(s, 0, ci, nc);
+            char (*cnames)[129] = xcalloc(nc ? nc : 1, sizeof *cnames);
             for (size_t k = 0; k < nc; k++)
                 snprintf(cnames[k], sizeof cnames[k], "%s", ci[k].name);
             for (size_t k = 0; k < nc; k++) {
@@ -143,6 +144,8 @@ static void finish_transitions(struct gw_app *app)
                 else if (ci[k].status == STORE_CONSUMER_DELETING)
                     store_consumer_deregister(s, cnames[k], NULL);
             }
+            free(cnames);
+            free(ci);
         }
         free(copy[i]);
     }
@@ -163,6 +166,7 @@ int gw_app_open(struct gw_app *app, struct event_base *base, const struct gw_con
     app->durability = o.durability;
     app->interval_ms = o.interval_ms;
     o.tail_budget_bytes = cfg->tail_memory;
+    o.max_consumers = cfg->max_consumers;
     o.segment_bytes = cfg->segment_bytes;
     o.region = cfg->region;
     o.account = cfg->account;

@@ -85,6 +85,8 @@ static const struct opt opts[] = {
      "Refuse Kinesis-door requests without a SigV4 Authorization header "
      "(MissingAuthenticationTokenException) or with a malformed one "
      "(IncompleteSignatureException), as Kinesis does. Signatures are not verified (on/off)."},
+    {"max-consumers", "SLUICE_MAX_CONSUMERS", OPT_UINT, OFF(max_consumers), "20", 1, 10000,
+     "Registered consumers per stream (Kinesis allows 20; raise it for fan-out load tests)."},
     {"consumer-rate", "SLUICE_CONSUMER_RATE", OPT_SIZE, OFF(consumer_rate), "2MiB", 1, 16 * GiB,
      "Record bytes per second pushed to each consumer-shard subscription (token bucket)."},
     {"consumer-burst", "SLUICE_CONSUMER_BURST", OPT_SIZE, OFF(consumer_burst), "2MiB", 1, 16 * GiB,

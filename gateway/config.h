@@ -44,6 +44,7 @@ struct gw_config {
     uint32_t require_auth;       /* 1: Kinesis-door requests must carry SigV4 headers */
 
     /* Enhanced fan-out */
+    uint32_t max_consumers;      /* registered consumers per stream (Kinesis: 20) */
     size_t consumer_rate;        /* record bytes/s per consumer-shard subscription */
     size_t consumer_burst;       /* token bucket depth */
     uint64_t subscription_ttl_ms;/* a subscription ends cleanly after this */

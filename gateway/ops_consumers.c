@@ -131,14 +131,18 @@ static int register_consumer(struct gw_app *app, struct gw_req *req, json_t *bod
         return gw_error_set(err, GW_ERR_RESOURCE_IN_USE,
                             "Consumer %s under stream %s already exists for account %s.", name,
                             arn, app->cfg->account);
-    struct store_consumer_info list[STORE_MAX_CONSUMERS];
-    size_t n = store_consumer_list(s, 0, list, STORE_MAX_CONSUMERS), creating = 0;
+    struct store_stream_info sinfo;
+    store_stream_info(s, &sinfo);
+    size_t n = sinfo.consumer_count, creating = 0;
+    struct store_consumer_info *list = xcalloc(n ? n : 1, sizeof *list);
+    n = store_consumer_list(s, 0, list, n);
     for (size_t i = 0; i < n; i++)
         creating += list[i].status == STORE_CONSUMER_CREATING;
-    if (n >= STORE_MAX_CONSUMERS)
+    free(list);
+    if (n >= app->cfg->max_consumers)
         return gw_error_set(err, GW_ERR_LIMIT_EXCEEDED,
-                            "Stream %s has reached the limit of %d registered consumers.", arn,
-                            STORE_MAX_CONSUMERS);
+                            "Stream %s has reached the limit of %u registered consumers.", arn,
+                            app->cfg->max_consumers);
     if (creating >= MAX_CONSUMERS_CREATING)
         return gw_error_set(err, GW_ERR_LIMIT_EXCEEDED,
                             "Stream %s has %d consumers in CREATING state, the most allowed at "
@@ -300,7 +304,7 @@ static int list_consumers(struct gw_app *app, struct gw_req *req, json_t *body, 
                                 "NextToken does not belong to stream %s.", arn);
         first = t.next;
     }
-    struct store_consumer_info list[STORE_MAX_CONSUMERS + 1];
+    struct store_consumer_info *list = xcalloc((size_t)max + 1, sizeof *list);
     size_t n = store_consumer_list(s, first, list, (size_t)max + 1);
     bool more = n > (size_t)max;
     if (more)
@@ -308,6 +312,7 @@ static int list_consumers(struct gw_app *app, struct gw_req *req, json_t *body, 
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, consumer_json(&list[i], NULL));
+    free(list);
     *out = json_pack("{s:o}", "Consumers", arr);
     if (more) {
         struct consumers_token t = {.created_ms = info.created_ms, .next = first + (uint32_t)n};

@@ -64,6 +64,7 @@ void store_opts_init(struct store_opts *o)
     o->interval_ms = 1000;
     o->segment_bytes = 64u << 20;
     o->tail_budget_bytes = 64u << 20;
+    o->max_consumers = STORE_MAX_CONSUMERS;
     o->retention_check_ms = 60000;
     o->region = "us-east-1";
     o->account = "000000000000";
@@ -595,6 +596,8 @@ int store_open(const char *dir, const struct store_opts *opts, struct store **ou
     store_opts_init(&def);
     if (!s->opts.segment_bytes) s->opts.segment_bytes = def.segment_bytes;
     if (!s->opts.tail_budget_bytes) s->opts.tail_budget_bytes = def.tail_budget_bytes;
+    if (!s->opts.max_consumers || s->opts.max_consumers > STORE_MAX_CONSUMERS_LIMIT)
+        s->opts.max_consumers = def.max_consumers;
     if (s->opts.retention_check_ms <= 0) s->opts.retention_check_ms = def.retention_check_ms;
     if (!s->opts.interval_ms) s->opts.interval_ms = def.interval_ms;
     const char *region = s->opts.region ? s->opts.region : def.region;

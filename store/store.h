@@ -248,6 +248,8 @@ struct store_opts {
     uint64_t segment_bytes;           /* roll segments past this size; default 64 MiB */
     uint64_t tail_budget_bytes;       /* in-memory tail, all shards together; default 64 MiB */
     int64_t retention_check_ms;       /* store_tick trims at most this often; default 60000 */
+    uint32_t max_consumers;           /* per stream; default STORE_MAX_CONSUMERS (Kinesis: 20),
+                                         at most STORE_MAX_CONSUMERS_LIMIT */
     const char *region;               /* for ARNs; default "us-east-1" (copied) */
     const char *account;              /* 12 digits; default "000000000000" (copied) */
     store_log_fn log;                 /* default: none */
@@ -337,6 +339,7 @@ void store_stats(const struct store *store, struct store_stats *out);
 #define STORE_MAX_SHARDS 10000
 #define STORE_MAX_TAGS 50
 #define STORE_MAX_CONSUMERS 20
+#define STORE_MAX_CONSUMERS_LIMIT 10000
 #define STORE_RETENTION_MIN_HOURS 24
 #define STORE_RETENTION_MAX_HOURS 8760
 

@@ -393,9 +393,9 @@ int store_consumer_register(struct store_stream *st, const char *name,
         return err_set(err, STORE_EINVAL, "invalid consumer name");
     if (consumer_find(st, name))
         return err_set(err, STORE_EEXISTS, "consumer %s already exists on stream %s", name, st->name);
-    if (st->nconsumers >= STORE_MAX_CONSUMERS)
-        return err_set(err, STORE_ELIMIT, "stream %s has %d consumers already", st->name,
-                       STORE_MAX_CONSUMERS);
+    if (st->nconsumers >= st->store->opts.max_consumers)
+        return err_set(err, STORE_ELIMIT, "stream %s has %u consumers already", st->name,
+                       (unsigned)st->store->opts.max_consumers);
     int64_t now = store_now(st->store);
     size_t n = strlen(st->arn) + strlen(name) + 48;
     char *arn = xmalloc(n);

@@ -9,7 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 lt_init get-records
 N=${N:-2000} LIMIT=${LIMIT:-1000} PREFILL=${PREFILL:-5000}
-lt_start_sluice --durability "${DURABILITY:-interval:100}"
+lt_start_sluice sluice --durability "${DURABILITY:-interval:100}"
 lt_start_nghttpd
 stream=bench-get-$$
 lt_stream "$stream" 1
@@ -26,7 +26,6 @@ for proto in $PROTOS; do
   per=$(grep -o '"SequenceNumber"' "$LT_TMP/reply.json" | wc -l)
   [ "$per" -gt 0 ] || lt_die "GetRecords returned no records: $(head -c 300 "$LT_TMP/reply.json")"
   lt_static get-records "$LT_TMP/reply.json"
-  lt_bench "GetRecords ${per}x100B" "$proto" nghttpd "$N" "$LT_TMP/get.$proto.json" GetRecords "$per" 100 get-records
-  lt_bench "GetRecords ${per}x100B" "$proto" sluice "$N" "$LT_TMP/get.$proto.json" GetRecords "$per" 100
+  lt_bench "GetRecords ${per}x100B" "$proto" "$N" "$LT_TMP/get.$proto.json" GetRecords "$per" 100 get-records "" nghttpd sluice
 done
 lt_finish

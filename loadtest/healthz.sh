@@ -7,12 +7,11 @@ C=${C:-50}
 source "$(dirname "$0")/lib.sh"
 lt_init healthz
 N=${N:-200000}
-lt_start_sluice
+lt_start_sluice sluice
 lt_start_nghttpd
 curl -s "http://$LT_HOST/healthz" >"$LT_TMP/healthz"
 lt_static healthz "$LT_TMP/healthz"
 for proto in $PROTOS; do
-  lt_bench "GET /healthz" "$proto" nghttpd "$N" "" "" 1 0 healthz
-  lt_bench "GET /healthz" "$proto" sluice "$N" "" "" 1 0 healthz
+  lt_bench "GET /healthz" "$proto" "$N" "" "" 1 0 healthz healthz nghttpd sluice
 done
 lt_finish

@@ -2,7 +2,7 @@
 #
 # A scenario script does, in order:
 #   source lib.sh; lt_init NAME
-#   lt_start_sluice [gateway flags]   (skipped when ENDPOINT is set)
+#   lt_start_sluice NAME [gateway flags]  (skipped when ENDPOINT is set)
 #   lt_start_nghttpd                  (skipped when BASELINE=0)
 #   lt_stream NAME SHARDS; generate bodies with lt_py ...
 #   lt_bench ...  (once per protocol, for the gateway and for nghttpd)
@@ -66,11 +66,14 @@ lt_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# lt_start_sluice [flags...]: a gateway on 127.0.0.1:0 with a fresh data
-# directory and TLS on the same port; sets LT_HOST (host:port) and LT_PID.
-# With ENDPOINT set, uses it instead and starts nothing.
+# lt_start_sluice NAME [flags...]: a gateway on 127.0.0.1:0 with a fresh data
+# directory and TLS on the same port, known to lt_bench as target NAME; sets
+# LT_HOST (host:port, used by lt_kinesis) and LT_PID. With ENDPOINT set, uses
+# it instead and starts nothing.
+declare -A LT_HOSTS=() LT_GWPID=()
 lt_start_sluice() {
-  if [ -n "$ENDPOINT" ]; then LT_HOST=$ENDPOINT LT_PID=""; return; fi
+  local name=$1; shift
+  if [ -n "$ENDPOINT" ]; then LT_HOST=$ENDPOINT LT_PID="" LT_HOSTS[$name]=$ENDPOINT; return; fi
   local bin=$BUILD/gateway/sluice
   [ -x "$bin" ] || lt_die "build first: $bin not found (set BUILD)"
   local dir log port=""
@@ -83,7 +86,7 @@ lt_start_sluice() {
     [ -n "$port" ] && break; sleep 0.05
   done
   [ -n "$port" ] || { cat "$log" >&2; lt_die "sluice did not start"; }
-  LT_HOST=127.0.0.1:$port
+  LT_HOST=127.0.0.1:$port LT_HOSTS[$name]=127.0.0.1:$port LT_GWPID[$name]=$LT_PID
 }
 
 # lt_start_nghttpd: nghttpd over h2c and over TLS serving $LT_TMP/www, where
@@ -129,11 +132,11 @@ lt_py() { (cd "$LT_TMP" && python3 "$@"); }
 
 lt_median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-# lt_url PROTO sluice|nghttpd PATH: the URL h2load is given.
+# lt_url PROTO sluice|nghttpd PATH [HOST]: the URL h2load is given.
 lt_url() {
   case $2:$1 in
-    sluice:h2) echo "https://$LT_HOST/$3" ;;
-    sluice:*) echo "http://$LT_HOST/$3" ;;
+    sluice:h2) echo "https://${4:-$LT_HOST}/$3" ;;
+    sluice:*) echo "http://${4:-$LT_HOST}/$3" ;;
     nghttpd:h2c) echo "http://127.0.0.1:$LT_NPORT/$3" ;;
     nghttpd:h2) echo "https://127.0.0.1:$LT_NTLSPORT/$3" ;;
     *) echo "" ;;
@@ -149,46 +152,72 @@ lt_h2load() {
   timeout "$TIMEOUT" h2load "${a[@]}" -n "$n" -c "$C" -m "$M" --log-file="$log" "$url" 2>&1 || true
 }
 
-# lt_bench LABEL PROTO TARGET N BODY OP PER SIZE [PATH]
+# lt_bench LABEL PROTO N BODY OP PER SIZE NGPATH SPATH TARGET...
 #   LABEL   figure name, e.g. "PutRecords 500x100B"
-#   PROTO   h2c | h2 | h1;  TARGET sluice | nghttpd
-#   N       requests per run; BODY file POSTed; OP the X-Amz-Target operation
+#   PROTO   h2c | h2 | h1
+#   N       requests per run; BODY file POSTed ("" for a GET); OP the
+#           X-Amz-Target operation
 #   PER     records per request; SIZE bytes per record (for MB/s)
-#   PATH    request path (nghttpd: the lt_static name); BODY "" for a GET
-# Runs RUNS times, keeps the median run's --log-file for the plots and adds a
-# row (median req/s, p50, p99 across runs) for lt_finish. With PERF=1 and a
-# local gateway, one more run under perf record comes first and is not counted.
+#   NGPATH  nghttpd's path (the lt_static name); SPATH the gateway's path
+#   TARGET  nghttpd, or the NAME of a gateway started with lt_start_sluice
+#           (a gateway named other than "sluice" is labelled "LABEL NAME")
+# Runs RUNS rounds; a round runs each target once, one after the other, so
+# the targets see the same machine noise. Per target: keeps the median run's
+# --log-file for the plots and adds a row (median req/s, p50, p99 across runs)
+# for lt_finish. With PERF=1, one more run of each local gateway under perf
+# record comes first and is not counted. nghttpd is skipped for HTTP/1.1 and
+# with BASELINE=0.
 lt_bench() {
-  local label=$1 proto=$2 target=$3 n=$4 body=$5 op=$6 per=$7 size=$8 path=${9:-}
-  local url tag i out rps p50 p99 lines=() err=""
-  url=$(lt_url "$proto" "$target" "$path")
-  [ -n "$url" ] || return 0
-  tag=$(echo "$label-$target-$proto" | tr -c 'A-Za-z0-9.\n-' '_')
-  if [ "$PERF" = 1 ] && [ "$target" = sluice ] && [ -n "$LT_PID" ]; then lt_perf "$tag" "$n" "$body" "$op" "$url" "$proto" "$label ($proto)"; fi
-  for i in $(seq "$RUNS"); do
-    [ "$target" = sluice ] && lt_fsync_start
-    out=$(lt_h2load "$LT_TMP/$tag.$i.log" "$n" "$body" "$op" "$url" "$proto")
-    [ "$target" = sluice ] && lt_fsync_stop "$tag"
-    if ! echo "$out" | grep -q " 0 failed, 0 errored" || ! echo "$out" | grep -q "$n 2xx"; then
-      err="run $i: $(echo "$out" | grep -E '^(requests|status codes|finished)|rror' | tr '\n' ' ' | tr -d '"\\' | cut -c1-300)"
-      echo "$LT_NAME: $label $target $proto failed: $out" >&2
-      break
+  local label=$1 proto=$2 n=$3 body=$4 op=$5 per=$6 size=$7 ngpath=$8 spath=$9
+  shift 9
+  local t url tag i out rps p50 p99 lab kind targets=()
+  declare -A urls=() tags=() lines=() errs=() labs=() kinds=()
+  for t in "$@"; do
+    if [ "$t" = nghttpd ]; then
+      [ "$BASELINE" = 0 ] && continue
+      url=$(lt_url "$proto" nghttpd "$ngpath") lab=$label kind=nghttpd
+    else
+      url=$(lt_url "$proto" sluice "$spath" "${LT_HOSTS[$t]}") kind=sluice
+      lab=$label; [ "$t" = sluice ] || lab="$label $t"
     fi
-    rps=$(echo "$out" | sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p')
-    read -r p50 p99 < <(awk '{print $3}' "$LT_TMP/$tag.$i.log" | sort -n |
-      awk '{a[NR]=$1} END {i=int(NR*0.5); j=int(NR*0.99); if (i<1) i=1; if (j<1) j=1; print a[i], a[j]}')
-    lines+=("$rps $p50 $p99 $i")
-    printf '  %-24s %-7s %-4s run %s: %10.0f req/s  p50 %7s us  p99 %7s us\n' \
-      "$label" "$target" "$proto" "$i" "$rps" "$p50" "$p99" >&2
+    [ -n "$url" ] || continue
+    targets+=("$t"); urls[$t]=$url; labs[$t]=$lab; kinds[$t]=$kind
+    tags[$t]=$(echo "$lab-$kind-$proto" | tr -c 'A-Za-z0-9.\n-' '_')
+    if [ "$PERF" = 1 ] && [ "$kind" = sluice ] && [ -n "${LT_GWPID[$t]:-}" ]; then
+      lt_perf "${tags[$t]}" "$n" "$body" "$op" "$url" "$proto" "$lab ($proto)" "${LT_GWPID[$t]}"
+    fi
   done
-  if [ -n "$err" ]; then LT_ROWS+=("$label|$proto|$target|$per|$size|$n|error|$err"); return 0; fi
-  rps=$(printf '%s\n' "${lines[@]}" | awk '{print $1}' | lt_median)
-  p50=$(printf '%s\n' "${lines[@]}" | awk '{print $2}' | lt_median)
-  p99=$(printf '%s\n' "${lines[@]}" | awk '{print $3}' | lt_median)
-  # the run closest to the median req/s supplies the plotted log
-  i=$(printf '%s\n' "${lines[@]}" | awk -v m="$rps" '{d=$1-m; if (d<0) d=-d; if (NR==1 || d<b) {b=d; k=$4}} END {print k}')
-  cp "$LT_TMP/$tag.$i.log" "$OUT/logs/$LT_NAME/$tag.log"
-  LT_ROWS+=("$label|$proto|$target|$per|$size|$n|$rps $p50 $p99|$tag")
+  for i in $(seq "$RUNS"); do
+    for t in "${targets[@]}"; do
+      [ -n "${errs[$t]:-}" ] && continue
+      tag=${tags[$t]}
+      [ "${kinds[$t]}" = sluice ] && lt_fsync_start "${LT_GWPID[$t]:-}"
+      out=$(lt_h2load "$LT_TMP/$tag.$i.log" "$n" "$body" "$op" "${urls[$t]}" "$proto")
+      [ "${kinds[$t]}" = sluice ] && lt_fsync_stop "$tag"
+      if ! echo "$out" | grep -q " 0 failed, 0 errored" || ! echo "$out" | grep -q "$n 2xx"; then
+        errs[$t]="run $i: $(echo "$out" | grep -E '^(requests|status codes|finished)|rror' | tr '\n' ' ' | tr -d '"\\' | cut -c1-300)"
+        echo "$LT_NAME: ${labs[$t]} ${kinds[$t]} $proto failed: $out" >&2
+        continue
+      fi
+      rps=$(echo "$out" | sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p')
+      read -r p50 p99 < <(awk '{print $3}' "$LT_TMP/$tag.$i.log" | sort -n |
+        awk '{a[NR]=$1} END {i=int(NR*0.5); j=int(NR*0.99); if (i<1) i=1; if (j<1) j=1; print a[i], a[j]}')
+      lines[$t]+="$rps $p50 $p99 $i"$'\n'
+      printf '  %-34s %-7s %-4s run %s: %10.0f req/s  p50 %7s us  p99 %7s us\n' \
+        "${labs[$t]}" "${kinds[$t]}" "$proto" "$i" "$rps" "$p50" "$p99" >&2
+    done
+  done
+  for t in "${targets[@]}"; do
+    tag=${tags[$t]}
+    if [ -n "${errs[$t]:-}" ]; then LT_ROWS+=("${labs[$t]}|$proto|${kinds[$t]}|$per|$size|$n|error|${errs[$t]}"); continue; fi
+    rps=$(printf '%s' "${lines[$t]}" | awk '{print $1}' | lt_median)
+    p50=$(printf '%s' "${lines[$t]}" | awk '{print $2}' | lt_median)
+    p99=$(printf '%s' "${lines[$t]}" | awk '{print $3}' | lt_median)
+    # the run closest to the median req/s supplies the plotted log
+    i=$(printf '%s' "${lines[$t]}" | awk -v m="$rps" '{d=$1-m; if (d<0) d=-d; if (NR==1 || d<b) {b=d; k=$4}} END {print k}')
+    cp "$LT_TMP/$tag.$i.log" "$OUT/logs/$LT_NAME/$tag.log"
+    LT_ROWS+=("${labs[$t]}|$proto|${kinds[$t]}|$per|$size|$n|$rps $p50 $p99|$tag")
+  done
 }
 
 # FSYNC=1 (with a local gateway): each gateway run is watched by perf stat on
@@ -198,10 +227,10 @@ FSYNC=${FSYNC:-0}
 declare -A LT_FSYNC=() LT_FSYNC_RUNS=()
 lt_fsync_start() {
   LT_FSYNC_PID=""
-  [ "$FSYNC" = 1 ] && [ -n "$LT_PID" ] || return 0
+  [ "$FSYNC" = 1 ] && [ -n "${1:-}" ] || return 0
   rm -f "$LT_TMP/fsync.csv"
   perf stat -x, -o "$LT_TMP/fsync.csv" -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync \
-    -p "$LT_PID" >/dev/null 2>&1 &
+    -p "$1" >/dev/null 2>&1 &
   LT_FSYNC_PID=$!; LT_PIDS+=("$LT_FSYNC_PID")
   LT_FSYNC_T0=$(date +%s.%N)
   sleep 0.2
@@ -217,11 +246,11 @@ lt_fsync_stop() {
 }
 lt_fsync_json() { [ -n "${LT_FSYNC[$1]:-}" ] && printf ',"fsyncs_per_s":%s' "${LT_FSYNC[$1]}" || true; }
 
-# lt_perf TAG N BODY OP URL PROTO TITLE: one h2load run with perf record -g
+# lt_perf TAG N BODY OP URL PROTO TITLE PID: one h2load run with perf record -g
 # attached to the gateway; appends the top symbols to OUT/NAME.perf.txt.
 lt_perf() {
   local tag=$1 data="$LT_TMP/$1.perf.data" ppid out
-  perf record -g -o "$data" -p "$LT_PID" >/dev/null 2>&1 &
+  perf record -g -o "$data" -p "$8" >/dev/null 2>&1 &
   ppid=$!; LT_PIDS+=("$ppid")
   sleep 0.3
   out=$(lt_h2load "$LT_TMP/$tag.perf.log" "$2" "$3" "$4" "$5" "$6")
@@ -367,7 +396,7 @@ lt_put_scenario() {
   local label=$1 count=$2 size=$3 n=$4 op=PutRecords per=$2 proto
   [ "$count" = 0 ] && op=PutRecord per=1
   DURABILITY=${DURABILITY:-interval:100}
-  lt_start_sluice --durability "$DURABILITY"
+  lt_start_sluice sluice --durability "$DURABILITY"
   lt_start_nghttpd
   lt_stream "bench-$LT_NAME-$$" 4
   for proto in $PROTOS; do
@@ -375,8 +404,7 @@ lt_put_scenario() {
     lt_kinesis "$op" "@$LT_TMP/body.$proto.json" >"$LT_TMP/reply.json"
     grep -q '"SequenceNumber"' "$LT_TMP/reply.json" || lt_die "$op failed: $(head -c 300 "$LT_TMP/reply.json")"
     lt_static "$LT_NAME" "$LT_TMP/reply.json"
-    lt_bench "$label" "$proto" nghttpd "$n" "$LT_TMP/body.$proto.json" "$op" "$per" "$size" "$LT_NAME"
-    lt_bench "$label" "$proto" sluice "$n" "$LT_TMP/body.$proto.json" "$op" "$per" "$size"
+    lt_bench "$label" "$proto" "$n" "$LT_TMP/body.$proto.json" "$op" "$per" "$size" "$LT_NAME" "" nghttpd sluice
   done
   lt_finish lt_durability_json
 }

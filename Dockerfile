@@ -10,8 +10,7 @@ WORKDIR /src
 COPY CMakeLists.txt ./
 COPY store store
 COPY gateway gateway
-COPY loadtest loadtest
-RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF \
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF -DSLUICE_BENCH=OFF \
     && cmake --build build -j"$(nproc)" --target sluice \
     && install -m 0755 build/gateway/sluice /usr/local/bin/sluice
 

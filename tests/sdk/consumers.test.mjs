@@ -286,8 +286,20 @@ describe('consumers survive a restart', () => {
       await send(c2, 'DeregisterStreamConsumer', { ConsumerARN: g.ConsumerARN });
       await waitConsumerGone(c2, g.ConsumerARN);
       const put = await send(c2, 'PutRecord', { StreamName: name, PartitionKey: 'p', Data: Buffer.from('kept') });
+      // a live subscription during the restart: SIGTERM ends it cleanly and promptly
+      const live = await subscribe(c2, { ConsumerARN: b.ConsumerARN, ShardId: SHARD0, StartingPosition: { Type: 'TRIM_HORIZON' } });
+      const t0 = Date.now();
+      try {
+        const ending = live.until(() => false, 8000); // keep reading, as a real consumer does
+        s2 = await s2.restart();
+        const stopMs = Date.now() - t0;
+        const end = await ending;
+        assert.deepEqual(end.records.map((r) => r.SequenceNumber), [put.SequenceNumber]);
+        assert.equal(end.error, undefined, `the subscription failed on SIGTERM: ${end.error?.name}: ${end.error?.message}`);
+        assert.ok(end.end);
+        assert.ok(stopMs < 5000, `SIGTERM with a live subscription took ${stopMs} ms (waited for --drain-timeout?)`);
+      } finally { live.close(); }
       c2.destroy();
-      s2 = await s2.restart();
       c2 = client(s2.endpoint);
       const list = (await send(c2, 'ListStreamConsumers', { StreamARN: arn })).Consumers;
       assert.deepEqual(list.map((x) => x.ConsumerName).sort(), ['alpha', 'beta']);

@@ -13,9 +13,12 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import zlib from 'node:zlib';
 import {
   startSluice, client, send, expectError, createActive, streamName, registerActive, subscribe,
-  makeTlsCert, sleep,
+  makeTlsCert, sleep, SHARED,
 } from './lib/harness.mjs';
 
 const SHARD0 = 'shardId-000000000000';
@@ -113,6 +116,31 @@ async function roundTrip(c) {
   } finally { sub2.close(); }
 }
 
+// Splits an event-stream body into messages, checking both CRCs of each;
+// resolves to [{ headers: {name: value}, payload (Buffer) }] and the leftover bytes.
+function splitMessages(buf) {
+  const out = [];
+  let off = 0;
+  while (buf.length - off >= 16) {
+    const total = buf.readUInt32BE(off);
+    const hlen = buf.readUInt32BE(off + 4);
+    if (buf.length - off < total) break;
+    const m = buf.subarray(off, off + total);
+    assert.equal(m.readUInt32BE(8), zlib.crc32(m.subarray(0, 8)), 'prelude CRC');
+    assert.equal(m.readUInt32BE(total - 4), zlib.crc32(m.subarray(0, total - 4)), 'message CRC');
+    const headers = {};
+    for (let h = 12; h < 12 + hlen;) {
+      const nlen = m[h]; const name = m.toString('utf8', h + 1, h + 1 + nlen); h += 1 + nlen;
+      const type = m[h]; h += 1;
+      assert.equal(type, 7, `header ${name} is a string`);
+      const vlen = m.readUInt16BE(h); headers[name] = m.toString('utf8', h + 2, h + 2 + vlen); h += 2 + vlen;
+    }
+    out.push({ headers, payload: m.subarray(12 + hlen, total - 4) });
+    off += total;
+  }
+  return { messages: out, rest: buf.subarray(off) };
+}
+
 describe('SubscribeToShard over h2c (SDK default NodeHttp2Handler)', () => {
   let srv; let c;
   before(async () => {
@@ -190,6 +218,88 @@ describe('SubscribeToShard over h2c (SDK default NodeHttp2Handler)', () => {
     try {
       assertExactly((await ok.until((r) => r.length >= 1)).records, [p0], 'after refusals');
     } finally { ok.close(); }
+  });
+
+  test('large (1 MB), binary and empty records arrive intact', async () => {
+    const stream = streamName('big');
+    const { StreamARN } = await createActive(c, stream, { ShardCount: 1 });
+    const k = await registerActive(c, StreamARN, 'big');
+    const payloads = [Buffer.alloc(1000000, 0x5a), Uint8Array.from({ length: 256 }, (_, i) => i), new Uint8Array(0),
+      Buffer.from('snowman ☃ / ключ'), Buffer.alloc(1048576 - 3, 0xc3)];
+    const put = [];
+    for (const [i, d] of payloads.entries()) put.push((await send(c, 'PutRecord', { StreamName: stream, PartitionKey: `k${i}`, Data: d })).SequenceNumber);
+    const sub = await subscribe(c, { ConsumerARN: k.ConsumerARN, ShardId: SHARD0, StartingPosition: { Type: 'TRIM_HORIZON' } });
+    try {
+      const got = await sub.until((r) => r.length >= payloads.length, 8000);
+      assert.equal(got.error, undefined, `${got.error?.name}: ${got.error?.message}`);
+      assert.deepEqual(seqs(got.records), put);
+      got.records.forEach((r, i) => {
+        assert.ok(Buffer.from(r.Data).equals(Buffer.from(payloads[i])), `record ${i}: ${r.Data.length} bytes`);
+        assert.equal(r.PartitionKey, `k${i}`);
+        assert.ok(r.ApproximateArrivalTimestamp instanceof Date);
+      });
+      checkEvents(sub.events);
+    } finally { sub.close(); }
+  });
+
+  test('on the wire (h2c and HTTP/1.1): 200, application/vnd.amazon.eventstream, initial-response byte for byte, CRC-checked events', async () => {
+    const stream = streamName('wire');
+    const { StreamARN } = await createActive(c, stream, { ShardCount: 1 });
+    const [put] = await putMany(c, stream, 1, 'wire');
+    const vector = readFileSync(join(SHARED, 'testvectors', 'eventstream', 'initial-response.bin'));
+    const check = (status, headers, body, what) => {
+      assert.equal(status, 200, what);
+      assert.equal(headers['content-type'], 'application/vnd.amazon.eventstream', what);
+      assert.ok(headers['x-amzn-requestid'], `${what}: x-amzn-RequestId`);
+      assert.equal(headers['content-length'], undefined, `${what}: no Content-Length`);
+      assert.ok(body.subarray(0, vector.length).equals(vector), `${what}: the body starts with initial-response.bin`);
+      const { messages } = splitMessages(body);
+      assert.ok(messages.length >= 2, `${what}: ${messages.length} messages`);
+      for (const m of messages.slice(1)) {
+        assert.equal(m.headers[':message-type'], 'event', what);
+        assert.equal(m.headers[':event-type'], 'SubscribeToShardEvent', what);
+      }
+      const ev = JSON.parse(messages[1].payload.toString('utf8'));
+      assert.equal(ev.Records[0].SequenceNumber, put.seq);
+      assert.equal(Buffer.from(ev.Records[0].Data, 'base64').toString(), put.data);
+      assert.equal(ev.ContinuationSequenceNumber, put.seq);
+    };
+    const body = (ConsumerARN) => JSON.stringify({ ConsumerARN, ShardId: SHARD0, StartingPosition: { Type: 'TRIM_HORIZON' } });
+    const reqHeaders = { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'Kinesis_20131202.SubscribeToShard' };
+    const enough = (chunks) => splitMessages(Buffer.concat(chunks)).messages.length >= 2;
+
+    // h2c, behaving like the JS SDK: GOAWAY right after the response headers, then keep reading
+    const k1 = await registerActive(c, StreamARN, 'wire-h2');
+    const h2 = await new Promise((resolve, reject) => {
+      const session = http2.connect(srv.endpoint);
+      session.on('error', reject);
+      const req = session.request({ ':method': 'POST', ':path': '/', ...reqHeaders });
+      const chunks = []; let headers;
+      req.on('response', (h) => { headers = h; session.close(); });
+      req.on('data', (d) => { chunks.push(d); if (enough(chunks)) { resolve({ status: headers[':status'], headers, body: Buffer.concat(chunks) }); req.close(); session.destroy(); } });
+      req.on('error', reject);
+      req.on('end', () => resolve({ status: headers?.[':status'], headers: headers ?? {}, body: Buffer.concat(chunks) }));
+      req.end(body(k1.ConsumerARN));
+    });
+    check(h2.status, h2.headers, h2.body, 'h2c');
+
+    // HTTP/1.1 (what boto3 and the AWS CLI use): chunked
+    const k2 = await registerActive(c, StreamARN, 'wire-h1');
+    const u = new URL(srv.endpoint);
+    const h1 = await new Promise((resolve, reject) => {
+      const b = body(k2.ConsumerARN);
+      const req = http.request({ host: u.hostname, port: u.port, path: '/', method: 'POST', agent: false,
+        headers: { ...reqHeaders, 'content-length': Buffer.byteLength(b) } }, (res) => {
+        const chunks = [];
+        res.on('data', (d) => { chunks.push(d); if (enough(chunks)) { resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }); req.destroy(); } });
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', () => {});
+      });
+      req.on('error', reject);
+      req.end(b);
+    });
+    assert.equal(h1.headers['transfer-encoding'], 'chunked');
+    check(h1.status, h1.headers, h1.body, 'HTTP/1.1');
   });
 
   test(`heartbeat: an empty event at least every --heartbeat ${HEARTBEAT_MS}ms while idle, its ContinuationSequenceNumber resumes correctly`, async () => {
@@ -285,6 +395,55 @@ describe('the 5-second rule (default --subscription-ttl)', () => {
         assert.equal(second.error, undefined);
       } finally { second.close(); }
     } finally { first.close(); for (const s of side) s.close(); }
+  });
+});
+
+describe('per consumer-shard rate limit (--consumer-rate 256KiB --consumer-burst 64KiB)', () => {
+  let srv; let c;
+  before(async () => {
+    srv = await startSluice({ args: ['--consumer-rate', '256KiB', '--consumer-burst', '64KiB', '--heartbeat', `${HEARTBEAT_MS}ms`] });
+    c = client(srv.endpoint);
+  });
+  after(async () => {
+    c?.destroy();
+    const st = await srv?.stop();
+    if (st) assert.equal(st.code, 0, `sluice exited with ${st.code ?? st.signal} on SIGTERM:\n${srv.stderr().slice(-4000)}`);
+  });
+
+  test('two consumers each get every record at about the rate, independently, and fall behind meanwhile', async () => {
+    const stream = streamName('rate');
+    const { StreamARN } = await createActive(c, stream, { ShardCount: 1 });
+    const ks = [await registerActive(c, StreamARN, 'r1'), await registerActive(c, StreamARN, 'r2')];
+    const rec = (i) => ({ PartitionKey: 'p', Data: Buffer.alloc(64 * 1024 - 1, i) });
+    const put = [];
+    for (const half of [0, 1]) {
+      const r = await send(c, 'PutRecords', { StreamName: stream, Records: Array.from({ length: 6 }, (_, i) => rec(half * 6 + i)) });
+      put.push(...r.Records.map((x) => x.SequenceNumber));
+      if (!half) await sleep(300);
+    }
+    const total = 12 * 64 * 1024;  // record data and keys, about 768 KiB
+    const ideal = (total - 64 * 1024) / (256 * 1024) * 1000;
+    const t0 = Date.now();
+    const subs = await Promise.all(ks.map((k) => subscribe(c, { ConsumerARN: k.ConsumerARN, ShardId: SHARD0, StartingPosition: { Type: 'TRIM_HORIZON' } })));
+    try {
+      const took = await Promise.all(subs.map(async (s) => {
+        const got = await s.until((r) => r.length >= 12, 20000);
+        assert.equal(got.error, undefined, `${got.error?.name}: ${got.error?.message}`);
+        assert.deepEqual(seqs(got.records), put);
+        return Date.now() - t0;
+      }));
+      for (const ms of took) {
+        assert.ok(ms >= ideal * 0.8, `a consumer received ${total} bytes in ${ms} ms: faster than 256 KiB/s (ideal ${ideal} ms)`);
+        assert.ok(ms <= ideal + 1750, `a consumer took ${ms} ms (ideal ${ideal} ms): the consumers do not have independent budgets or the pump stalls`);
+      }
+      for (const s of subs) {
+        const behind = s.events.map((e) => e.SubscribeToShardEvent.MillisBehindLatest);
+        assert.ok(Math.max(...behind) >= 200, `MillisBehindLatest while throttled: ${behind.join(', ')}`);
+      }
+      // caught up: the next event says 0
+      const ev = await subs[0].next(HEARTBEAT_MS + 2000);
+      assert.equal(ev.SubscribeToShardEvent?.MillisBehindLatest, 0, JSON.stringify(ev));
+    } finally { for (const s of subs) s.close(); }
   });
 });
 
@@ -544,6 +703,27 @@ describe('REST door: Server-Sent Events', () => {
         assert.equal(JSON.parse(es.raw).__type, 'ResourceNotFoundException', `${path}: ${es.raw}`);
       } finally { es.close(); }
     }
+  });
+
+  test('deregistering the consumer ends its SSE subscription with an `error` event (ResourceNotFoundException)', async () => {
+    const stream = await setup('sse-dereg', ['gone']);
+    const es = eventSource(srv.endpoint, url(stream, 'gone', 'from=TRIM_HORIZON'));
+    try {
+      await es.opened;
+      assert.equal(es.status, 200);
+      const [p] = await putMany(c, stream, 1, 'd');
+      await es.records(1, 5000);
+      await send(c, 'DeregisterStreamConsumer', { StreamARN: (await send(c, 'DescribeStreamSummary', { StreamName: stream })).StreamDescriptionSummary.StreamARN, ConsumerName: 'gone' });
+      let err;
+      for (;;) {
+        const ev = await es.next(5000);
+        if (ev.end) break;
+        if (ev.event === 'error') err = ev;
+      }
+      assert.ok(err, `no error event before the end:\n${es.raw}`);
+      assert.equal(err.json?.__type, 'ResourceNotFoundException', err.data);
+      assertSseRecords(es.events.filter((e) => e.event === 'record'), [p], 'before the deregistration');
+    } finally { es.close(); }
   });
 
   test('curl -N receives the records as they are put', async () => {

@@ -7,6 +7,7 @@
 
 #include "ops.h"
 #include "server.h"
+#include "subscribe.h"
 
 void op_healthz(struct gw_app *app, struct gw_req *req)
 {
@@ -15,8 +16,9 @@ void op_healthz(struct gw_app *app, struct gw_req *req)
                                                          : "http/1.1";
     snprintf(body, sizeof body,
              "{\"status\":\"%s\",\"version\":\"%s\",\"protocol\":\"%s\",\"tls\":%s,"
-             "\"connections\":%zu}",
+             "\"connections\":%zu,\"subscriptions\":%zu}",
              gw_req_draining(req) ? "draining" : "ok", SLUICE_VERSION, proto,
-             gw_req_tls(req) ? "true" : "false", gw_server_connections(app->srv));
+             gw_req_tls(req) ? "true" : "false", gw_server_connections(app->srv),
+             gw_sub_count(app));
     gw_reply_json(req, gw_req_draining(req) ? 503 : 200, body);
 }

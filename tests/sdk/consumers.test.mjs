@@ -7,7 +7,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startSluice, client, send, expectError, validationRe, createActive, streamName, consumerArnRe, waitConsumer, waitConsumerGone, registerActive, subscribe, waitGone, rawH1, sleep,
+  startSluice, client, send, expectError, validationRe, createActive, streamName, consumerArnRe,
+  waitConsumer, waitConsumerGone, registerActive, subscribe, waitGone, waitStatus, rawH1,
 } from './lib/harness.mjs';
 
 const SHARD0 = 'shardId-000000000000';
@@ -322,21 +323,15 @@ describe('consumers survive a restart', () => {
   });
 });
 
-describe('CREATING state (server with --stream-delay 400ms)', () => {
+describe('CREATING state (server with --stream-delay 800ms)', () => {
   let slow; let cs;
-  before(async () => { slow = await startSluice({ args: ['--stream-delay', '400ms'] }); cs = client(slow.endpoint); });
+  before(async () => { slow = await startSluice({ args: ['--stream-delay', '800ms'] }); cs = client(slow.endpoint); });
   after(async () => { cs?.destroy(); await slow?.stop(); });
 
   test('CREATING for a while, SubscribeToShard refused until ACTIVE; DELETING after deregistration', async () => {
     const name = streamName('slow');
     await send(cs, 'CreateStream', { StreamName: name, ShardCount: 1 });
-    const { StreamARN: arn } = (await (async () => {
-      for (;;) {
-        const d = (await send(cs, 'DescribeStreamSummary', { StreamName: name })).StreamDescriptionSummary;
-        if (d.StreamStatus === 'ACTIVE') return d;
-        await sleep(20);
-      }
-    })());
+    const { StreamARN: arn } = await waitStatus(cs, name, 'ACTIVE');
     const r = await send(cs, 'RegisterStreamConsumer', { StreamARN: arn, ConsumerName: 'late' });
     const d0 = (await send(cs, 'DescribeStreamConsumer', { ConsumerARN: r.Consumer.ConsumerARN })).ConsumerDescription;
     assert.equal(d0.ConsumerStatus, 'CREATING');
@@ -347,5 +342,22 @@ describe('CREATING state (server with --stream-delay 400ms)', () => {
     const d1 = (await send(cs, 'DescribeStreamConsumer', { ConsumerARN: r.Consumer.ConsumerARN })).ConsumerDescription;
     assert.equal(d1.ConsumerStatus, 'DELETING');
     await waitConsumerGone(cs, r.Consumer.ConsumerARN);
+  });
+
+  test('at most 5 consumers CREATING at once: the 6th is LimitExceededException', async () => {
+    const name = streamName('burst');
+    await send(cs, 'CreateStream', { StreamName: name, ShardCount: 1 });
+    await waitStatus(cs, name, 'ACTIVE');
+    const arn = (await send(cs, 'DescribeStreamSummary', { StreamName: name })).StreamDescriptionSummary.StreamARN;
+    const t0 = Date.now();
+    const arns = [];
+    for (let i = 0; i < 5; i++) arns.push((await send(cs, 'RegisterStreamConsumer', { StreamARN: arn, ConsumerName: `b${i}` })).Consumer.ConsumerARN);
+    const e = await send(cs, 'RegisterStreamConsumer', { StreamARN: arn, ConsumerName: 'b5' }).then(() => null, (err) => err);
+    if (Date.now() - t0 < 700) {
+      assert.ok(e, 'a 6th consumer was registered while 5 were CREATING');
+      assert.equal(e.name, 'LimitExceededException', `${e.name}: ${e.message}`);
+    } // else too slow a machine to tell: the first ones may be ACTIVE already
+    for (const a of arns) await waitConsumer(cs, a, 'ACTIVE');
+    if (e) await send(cs, 'RegisterStreamConsumer', { StreamARN: arn, ConsumerName: 'b5' });
   });
 });

@@ -257,12 +257,15 @@ lt_perf() {
   kill -INT "$ppid" 2>/dev/null || true; wait "$ppid" 2>/dev/null || true
   {
     echo "=== $7: $(echo "$out" | grep '^finished')"
-    echo "--- self time (perf report --no-children), top 25"
-    perf report -i "$data" --stdio --no-children --sort symbol -g none 2>/dev/null |
-      grep -E '^ +[0-9]' | head -25
-    echo "--- inclusive time (children), top 25"
+    echo "--- self time by dso and symbol (perf report --no-children), top 30"
+    perf report -i "$data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
+      awk '/^ +[0-9]/ && n++ < 30' || true
+    echo "--- inclusive time (perf report --children), user-space symbols, top 30"
     perf report -i "$data" --stdio --children --sort symbol -g none 2>/dev/null |
-      grep -E '^ +[0-9]' | head -25
+      awk '/^ +[0-9]/ && /\[\.\]/ && n++ < 30' || true
+    echo "--- inclusive time, kernel symbols, top 15"
+    perf report -i "$data" --stdio --children --sort symbol -g none 2>/dev/null |
+      awk '/^ +[0-9]/ && /\[k\]/ && n++ < 15' || true
     echo
   } >> "$OUT/$LT_NAME.perf.txt"
   rm -f "$data"
@@ -336,10 +339,10 @@ lt_plot() {
     # request; the last, partial bucket is left out
     awk -v per="$per" 'NR==1 {t0=$1} {b=int(($1+$3-t0)/100000); c[b]++; if (b>mx) mx=b}
       END {if (mx>0) mx--; for (i=0; i<=mx; i++) printf "%.1f %.0f\n", i/10, c[i]*10*per}' "$log" >"$d/$tag.tp"
-    local title="$label $proto $target"
-    [ "$target" = nghttpd ] && [ "$per" != 1 ] && title="$title (req/s x $per)"
+    local title="$label $proto $target" ttitle
+    ttitle=$title; [ "$target" = nghttpd ] && [ "$per" != 1 ] && ttitle="$title (req/s x $per)"
     cdf+="${cdf:+, }'$d/$tag.cdf' using (\$1/1000.0):2 with lines lw 2 title '$title'"
-    tp+="${tp:+, }'$d/$tag.tp' using 1:2 with lines lw 2 title '$title'"
+    tp+="${tp:+, }'$d/$tag.tp' using 1:2 with lines lw 2 title '$ttitle'"
   done
   [ -n "$cdf" ] || return 0
   gnuplot <<EOF
@@ -359,10 +362,10 @@ set output '$OUT/$LT_NAME-throughput.png'
 set title "$LT_NAME: throughput over time (median run, 100 ms buckets)"
 unset logscale x
 set format x '%g'
-set key outside right top vertical
+set key outside top center horizontal
 set xlabel 'seconds since the first request'
 set ylabel 'records/s'
-set format y '%.0s%c'
+set format y '%.1s%c'
 set ytics auto
 set yrange [0:*]
 plot $tp

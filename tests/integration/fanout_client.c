@@ -428,6 +428,225 @@ static void handle_event(struct fc_sub *s, const struct gw_es_message *m)
     json_decref(j);
 }
 
+/* ---- the fast path: a scanner for exactly what Kinesis sends ------------------ */
+
+struct scan {
+    const char *p, *end;
+};
+
+static void sc_ws(struct scan *sc)
+{
+    while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\n' || *sc->p == '\r' || *sc->p == '\t'))
+        sc->p++;
+}
+
+static bool sc_lit(struct scan *sc, char c)
+{
+    sc_ws(sc);
+    if (sc->p < sc->end && *sc->p == c) {
+        sc->p++;
+        return true;
+    }
+    return false;
+}
+
+/* A string without escapes: a view of its bytes. */
+static bool sc_str(struct scan *sc, const char **v, size_t *n)
+{
+    if (!sc_lit(sc, '"'))
+        return false;
+    const char *q = memchr(sc->p, '"', (size_t)(sc->end - sc->p));
+    if (!q || memchr(sc->p, '\\', (size_t)(q - sc->p)))
+        return false;
+    *v = sc->p;
+    *n = (size_t)(q - sc->p);
+    sc->p = q + 1;
+    return true;
+}
+
+/* A non-negative number as milliseconds ("scale" 1000) or as an integer
+ * ("scale" 1); fractions past the third digit are rounded. */
+static bool sc_num(struct scan *sc, int scale, int64_t *out)
+{
+    sc_ws(sc);
+    int64_t ip = 0;
+    const char *s0 = sc->p;
+    while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9' && sc->p - s0 < 15)
+        ip = ip * 10 + (*sc->p++ - '0');
+    if (sc->p == s0)
+        return false;
+    int64_t frac = 0;
+    int digits = 0;
+    bool round_up = false;
+    if (sc->p < sc->end && *sc->p == '.') {
+        sc->p++;
+        while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9') {
+            if (digits < 3)
+                frac = frac * 10 + (*sc->p - '0');
+            else if (digits == 3)
+                round_up = *sc->p >= '5';
+            digits++;
+            sc->p++;
+        }
+    }
+    if (sc->p < sc->end && (*sc->p == 'e' || *sc->p == 'E'))
+        return false;
+    if (scale == 1) {
+        if (digits)
+            return false;
+        *out = ip;
+        return true;
+    }
+    for (int d = digits; d < 3; d++)
+        frac *= 10;
+    *out = ip * 1000 + frac + (round_up ? 1 : 0);
+    return true;
+}
+
+static bool sc_key(struct scan *sc, const char **k, size_t *n)
+{
+    return sc_str(sc, k, n) && sc_lit(sc, ':');
+}
+
+#define KEY_IS(k, n, lit) ((n) == sizeof(lit) - 1 && memcmp((k), (lit), (n)) == 0)
+
+struct fast_rec {
+    const char *seq, *data, *pk;
+    size_t seq_len, data_len, pk_len;
+    int64_t ms;
+};
+
+/* Parses one SubscribeToShardEvent payload and calls back. Returns 0, or -1
+ * before any callback when the payload is not in the expected shape (the
+ * caller then uses jansson). */
+static int fast_event(struct fc_sub *s, const struct gw_es_message *m)
+{
+    struct scan sc = {(const char *)m->payload, (const char *)m->payload + m->payload_len};
+    struct fast_rec stack[64], *recs = stack;
+    size_t n = 0, cap = 64;
+    const char *cont = NULL;
+    size_t cont_len = 0;
+    int64_t behind = -1;
+    bool have_records = false;
+    int rv = -1;
+    if (!sc_lit(&sc, '{'))
+        goto out;
+    if (sc_lit(&sc, '}'))
+        goto out;
+    do {
+        const char *k;
+        size_t kl;
+        if (!sc_key(&sc, &k, &kl))
+            goto out;
+        if (KEY_IS(k, kl, "Records")) {
+            have_records = true;
+            if (!sc_lit(&sc, '['))
+                goto out;
+            if (sc_lit(&sc, ']'))
+                continue;
+            do {
+                struct fast_rec r = {.ms = -1};
+                if (!sc_lit(&sc, '{'))
+                    goto out;
+                do {
+                    const char *rk;
+                    size_t rkl;
+                    if (!sc_key(&sc, &rk, &rkl))
+                        goto out;
+                    if (KEY_IS(rk, rkl, "SequenceNumber")) {
+                        if (!sc_str(&sc, &r.seq, &r.seq_len))
+                            goto out;
+                    } else if (KEY_IS(rk, rkl, "Data")) {
+                        if (!sc_str(&sc, &r.data, &r.data_len))
+                            goto out;
+                    } else if (KEY_IS(rk, rkl, "PartitionKey")) {
+                        if (!sc_str(&sc, &r.pk, &r.pk_len))
+                            goto out;
+                    } else if (KEY_IS(rk, rkl, "ApproximateArrivalTimestamp")) {
+                        if (!sc_num(&sc, 1000, &r.ms))
+                            goto out;
+                    } else {
+                        const char *v;
+                        size_t vl;
+                        if (!sc_str(&sc, &v, &vl)) /* EncryptionType and the like */
+                            goto out;
+                    }
+                } while (sc_lit(&sc, ','));
+                if (!sc_lit(&sc, '}') || !r.seq || !r.data || !r.pk || r.ms < 0)
+                    goto out;
+                if (n == cap) {
+                    cap *= 2;
+                    if (recs == stack) {
+                        recs = xrealloc(NULL, cap * sizeof *recs);
+                        memcpy(recs, stack, sizeof stack);
+                    } else {
+                        recs = xrealloc(recs, cap * sizeof *recs);
+                    }
+                }
+                recs[n++] = r;
+            } while (sc_lit(&sc, ','));
+            if (!sc_lit(&sc, ']'))
+                goto out;
+        } else if (KEY_IS(k, kl, "ContinuationSequenceNumber")) {
+            if (!sc_str(&sc, &cont, &cont_len))
+                goto out;
+        } else if (KEY_IS(k, kl, "MillisBehindLatest")) {
+            if (!sc_num(&sc, 1, &behind))
+                goto out;
+        } else {
+            goto out; /* ChildShards and anything else: jansson */
+        }
+    } while (sc_lit(&sc, ','));
+    if (!sc_lit(&sc, '}') || !have_records)
+        goto out;
+    sc_ws(&sc);
+    if (sc.p != sc.end)
+        goto out;
+
+    /* Well-formed: deliver. */
+    rv = 0;
+    struct fc_sub_stats *st = &s->st;
+    st->events++;
+    struct fc_event ev = {.millis_behind = behind, .wire_bytes = m->total_len};
+    char seq[160], pk[300];
+    for (size_t i = 0; i < n && !s->cancelled; i++) {
+        struct fast_rec *r = &recs[i];
+        size_t need = gw_base64_decoded_len(r->data, r->data_len);
+        if (need > s->scratch_cap) {
+            s->scratch = xrealloc(s->scratch, need);
+            s->scratch_cap = need;
+        }
+        long dl = gw_base64_decode(r->data, r->data_len, s->scratch, s->scratch_cap);
+        if (dl < 0 || r->seq_len >= sizeof seq || r->pk_len >= sizeof pk) {
+            sub_protocol_error(s, "record %zu: bad base64 or over-long member", i);
+            continue;
+        }
+        copy_str(seq, sizeof seq, r->seq, r->seq_len);
+        copy_str(pk, sizeof pk, r->pk, r->pk_len);
+        struct fc_record rec = {seq, r->ms, s->scratch, (size_t)dl, pk};
+        st->records++;
+        st->data_bytes += (size_t)dl;
+        ev.n_records++;
+        ev.data_bytes += (size_t)dl;
+        if (s->o.on_record)
+            s->o.on_record(s, &rec, s->o.ud);
+    }
+    if (ev.n_records == 0)
+        st->empty_events++;
+    if (cont) {
+        copy_str(st->last_cont_seq, sizeof st->last_cont_seq, cont, cont_len);
+        ev.cont_seq = st->last_cont_seq;
+    }
+    if (behind >= 0)
+        st->millis_behind = behind;
+    if (s->o.on_event && !s->cancelled)
+        s->o.on_event(s, &ev, s->o.ud);
+out:
+    if (recs != stack)
+        free(recs);
+    return rv;
+}
+
 static void handle_message(struct fc_sub *s, const struct gw_es_message *m)
 {
     struct fc_sub_stats *st = &s->st;
@@ -447,7 +666,8 @@ static void handle_message(struct fc_sub *s, const struct gw_es_message *m)
         } else if (hdr_is(&et, GW_ES_EVENT_SUBSCRIBE)) {
             if (!st->got_initial)
                 st->initial_not_first = true;
-            handle_event(s, m);
+            if (!s->o.fast_json || fast_event(s, m) != 0)
+                handle_event(s, m);
         } else {
             st->unknown_messages++;
         }

@@ -165,6 +165,11 @@ struct fc_sub_opts {
     const char *start_seq;    /* for the sequence-number types */
     double start_ts;          /* AT_TIMESTAMP: epoch seconds */
     bool stalled;             /* never consume this stream's DATA (see top) */
+    /* Parse SubscribeToShardEvent payloads with a minimal scanner for
+     * exactly the shape Kinesis sends (flat string/number members, Records
+     * objects without escapes), falling back to jansson for anything else;
+     * for benchmarks, where jansson would dominate the client's CPU. */
+    bool fast_json;
     fc_on_record_cb on_record;
     fc_on_event_cb on_event;
     fc_on_end_cb on_end;

@@ -10,8 +10,7 @@
  * SequenceNumber equal to the one PutRecords acknowledged for that index.
  *
  * Kinesis allows 20 consumers per stream and one live subscription per
- * consumer-shard, so "many subscriptions" below means many consumer-shard
- * pairs (20 consumers x 5 shards), not 100 readers of one shard. */
+ * consumer-shard; the 100-reader test raises the cap with --max-consumers. */
 #include <criterion/criterion.h>
 #include <event2/event.h>
 #include <jansson.h>
@@ -326,6 +325,7 @@ struct coll {
     bool ended;
     enum fc_end end;
     int subs_started;
+    bool fast_json; /* subscribe with fc_sub_opts.fast_json */
 };
 
 static void on_rec(struct fc_sub *s, const struct fc_record *r, void *ud)
@@ -402,6 +402,7 @@ static struct fc_sub *coll_subscribe(struct coll *c, struct fc_conn *conn, const
         .start_seq = seq,
         .start_ts = ts,
         .stalled = stalled,
+        .fast_json = c->fast_json,
         .on_record = on_rec,
         .on_event = on_ev,
         .on_end = on_end_cb,
@@ -499,21 +500,30 @@ static bool wait_initial(struct fc_sub *s, int timeout_ms)
 Test(subscribe, trim_horizon_replays_then_pushes_live)
 {
     start(NULL);
-    char sarn[256], carn[512];
+    char sarn[256], carn[512], carn2[512];
     mk_stream("a", 1, sarn, sizeof sarn);
     mk_consumer(sarn, "c1", carn, sizeof carn);
+    mk_consumer(sarn, "c2", carn2, sizeof carn2);
     struct producer *p = prod_new("a", 0, 1000);
     prod_put(p, 50);
     struct coll *c = coll_new(p);
     coll_subscribe(c, new_conn(NULL), carn, SHARD0, "TRIM_HORIZON", NULL, 0, false);
+    /* The same through the client's fast scanner (the benchmark's parser). */
+    struct coll *f = coll_new(p);
+    f->fast_json = true;
+    coll_subscribe(f, new_conn(NULL), carn2, SHARD0, "TRIM_HORIZON", NULL, 0, false);
     cr_assert(wait_one(c, 50, 10000), "replay: got %zu of 50", c->n);
     prod_put(p, 50);
     for (int i = 0; i < 20; i++) /* a burst of small puts, each pushed as it lands */
         prod_put(p, 1 + i % 3);
     cr_assert(wait_one(c, p->acked, 10000), "live: got %zu of %zu", c->n, p->acked);
+    cr_assert(wait_one(f, p->acked, 10000), "fast: got %zu of %zu", f->n, p->acked);
     fc_run_for(base, 300); /* room for a duplicate to show up */
     coll_check(c, 0, p->acked, NULL, "trim_horizon");
+    coll_check(f, 0, p->acked, NULL, "trim_horizon, fast scanner");
     expect_clean_stream(c->sub, "trim_horizon");
+    expect_clean_stream(f->sub, "trim_horizon, fast scanner");
+    cr_expect_str_eq(fc_sub_stats(f->sub)->last_cont_seq, fc_sub_stats(c->sub)->last_cont_seq);
     cr_expect_eq(fc_sub_stats(c->sub)->end, FC_END_NONE, "the subscription ended early");
     cr_expect_str_eq(fc_sub_stats(c->sub)->last_cont_seq, p->seq[p->acked - 1],
                      "ContinuationSequenceNumber is the last record's");
@@ -784,7 +794,57 @@ Test(subscribe, two_consumers_each_capped_at_consumer_rate, .timeout = 40)
 
 /* ---- (g) many subscriptions multiplexed ------------------------------------------------- */
 
-Test(subscribe, hundred_subscriptions_over_four_connections, .timeout = 60)
+Test(subscribe, hundred_subscriptions_of_one_shard_over_four_connections, .timeout = 60)
+{
+    enum { SUBS = 100, CONNS = 4 };
+    /* Kinesis caps a stream at 20 consumers; --max-consumers lifts the cap
+     * so that 100 consumers read the same shard. */
+    const char *args[] = {"--max-consumers", "100", NULL};
+    start(args);
+    char sarn[256];
+    static char carn[SUBS][512];
+    mk_stream("g", 1, sarn, sizeof sarn);
+    for (int i = 0; i < SUBS; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "c%d", i);
+        mk_consumer(sarn, name, carn[i], sizeof carn[i]);
+    }
+    struct producer *p = prod_new("g", 0, 2000);
+    prod_put(p, 100);
+    struct fc_conn *cn[CONNS];
+    for (int i = 0; i < CONNS; i++)
+        cn[i] = new_conn(NULL);
+    struct coll *cs[SUBS];
+    for (int k = 0; k < SUBS; k++) {
+        cs[k] = coll_new(p);
+        coll_subscribe(cs[k], cn[k % CONNS], carn[k], SHARD0, "TRIM_HORIZON", NULL, 0, false);
+    }
+    for (int k = 0; k < SUBS; k++)
+        cr_assert(wait_initial(cs[k]->sub, 10000), "sub %d: %d %s %s", k,
+                  fc_sub_stats(cs[k]->sub)->status, fc_sub_stats(cs[k]->sub)->error_type,
+                  fc_sub_stats(cs[k]->sub)->error_message);
+    for (int i = 0; i < 8; i++) /* live, while all 100 read */
+        prod_put(p, 50);
+    size_t want[SUBS];
+    for (int k = 0; k < SUBS; k++)
+        want[k] = p->acked;
+    bool ok = wait_records(cs, want, SUBS, 20000);
+    fc_run_for(base, 300);
+    size_t total = 0;
+    for (int k = 0; k < SUBS; k++)
+        total += cs[k]->n;
+    cr_expect(ok, "received %zu of %zu deliveries", total, (size_t)SUBS * p->acked);
+    for (int k = 0; k < SUBS; k++) {
+        char what[48];
+        snprintf(what, sizeof what, "sub %d", k);
+        coll_check(cs[k], 0, p->acked, NULL, what);
+        expect_clean_stream(cs[k]->sub, what);
+    }
+}
+
+/* 20 consumers x 5 shards of one stream: every subscription gets exactly its
+ * own shard's records. */
+Test(subscribe, consumers_times_shards_each_get_their_shard, .timeout = 60)
 {
     enum { CONSUMERS = 20, SHARDS = 5, CONNS = 4, SUBS = CONSUMERS * SHARDS };
     start(NULL);
@@ -814,7 +874,7 @@ Test(subscribe, hundred_subscriptions_over_four_connections, .timeout = 60)
         cr_assert(wait_initial(cs[k]->sub, 10000), "sub %d: %d %s %s", k,
                   fc_sub_stats(cs[k]->sub)->status, fc_sub_stats(cs[k]->sub)->error_type,
                   fc_sub_stats(cs[k]->sub)->error_message);
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 4; i++)
         prod_put(p, 50);
     size_t want[SUBS];
     for (int k = 0; k < SUBS; k++) {
@@ -824,12 +884,7 @@ Test(subscribe, hundred_subscriptions_over_four_connections, .timeout = 60)
     }
     bool ok = wait_records(cs, want, SUBS, 20000);
     fc_run_for(base, 300);
-    size_t total = 0, total_want = 0;
-    for (int k = 0; k < SUBS; k++) {
-        total += cs[k]->n;
-        total_want += want[k];
-    }
-    cr_expect(ok, "received %zu of %zu deliveries", total, total_want);
+    cr_expect(ok, "not every subscription received its shard");
     for (int k = 0; k < SUBS; k++) {
         char what[48];
         snprintf(what, sizeof what, "sub %d (%s)", k, shard[k / CONSUMERS]);
@@ -914,8 +969,15 @@ Test(subscribe, stalled_reader_costs_bounded_memory_and_slows_nobody, .timeout =
     cr_expect(ok, "others got %zu and %zu of %zu", b->n, c->n, n);
     coll_check(b, 0, n, NULL, "other connection");
     coll_check(c, 0, n, NULL, "same connection");
-    /* Both keep up with the producer: at most ~2 s behind its last ack. */
-    cr_expect_lt(got_s - put_s, 3.0, "the others lagged %.2f s behind the producer", got_s - put_s);
+    /* Both keep up with the producer: a reader blocked behind the stalled
+     * one would never finish; the bound only absorbs a loaded machine. */
+#ifdef __SANITIZE_ADDRESS__
+    const double lag_bound = 10.0;
+#else
+    const double lag_bound = 5.0;
+#endif
+    cr_expect_lt(got_s - put_s, lag_bound, "the others lagged %.2f s behind the producer",
+                 got_s - put_s);
     cr_expect_leq(sa->wire_bytes, 65535, "the server sent %llu bytes past a 64 KiB window",
                   (unsigned long long)sa->wire_bytes);
     cr_expect_lt(rss_max - rss0, bound_kb, "server RSS grew by %ld KiB while 20 MiB was produced",

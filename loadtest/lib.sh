@@ -247,7 +247,10 @@ lt_fsync_stop() {
 lt_fsync_json() { [ -n "${LT_FSYNC[$1]:-}" ] && printf ',"fsyncs_per_s":%s' "${LT_FSYNC[$1]}" || true; }
 
 # lt_perf TAG N BODY OP URL PROTO TITLE PID: one h2load run with perf record -g
-# attached to the gateway; appends the top symbols to OUT/NAME.perf.txt.
+# attached to the gateway; appends the top symbols to OUT/NAME.perf.txt: self
+# time by symbol and by library, and inclusive time of kernel symbols (a
+# Release build has no frame pointers, so user-space call chains are not
+# reliable; build with -fno-omit-frame-pointer for those).
 lt_perf() {
   local tag=$1 data="$LT_TMP/$1.perf.data" ppid out
   perf record -g -o "$data" -p "$8" >/dev/null 2>&1 &
@@ -260,9 +263,9 @@ lt_perf() {
     echo "--- self time by dso and symbol (perf report --no-children), top 30"
     perf report -i "$data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
       awk '/^ +[0-9]/ && n++ < 30' || true
-    echo "--- inclusive time (perf report --children), user-space symbols, top 30"
-    perf report -i "$data" --stdio --children --sort symbol -g none 2>/dev/null |
-      awk '/^ +[0-9]/ && /\[\.\]/ && n++ < 30' || true
+    echo "--- self time by dso"
+    perf report -i "$data" --stdio --no-children --sort dso -g none 2>/dev/null |
+      awk '/^ +[0-9]/ && n++ < 12' || true
     echo "--- inclusive time, kernel symbols, top 15"
     perf report -i "$data" --stdio --children --sort symbol -g none 2>/dev/null |
       awk '/^ +[0-9]/ && /\[k\]/ && n++ < 15' || true
@@ -342,7 +345,7 @@ lt_plot() {
     local title="$label $proto $target" ttitle
     ttitle=$title; [ "$target" = nghttpd ] && [ "$per" != 1 ] && ttitle="$title (req/s x $per)"
     cdf+="${cdf:+, }'$d/$tag.cdf' using (\$1/1000.0):2 with lines lw 2 title '$title'"
-    tp+="${tp:+, }'$d/$tag.tp' using 1:2 with lines lw 2 title '$ttitle'"
+    tp+="${tp:+, }'$d/$tag.tp' using 1:2 with linespoints lw 2 pt 7 ps 0.5 title '$ttitle'"
   done
   [ -n "$cdf" ] || return 0
   gnuplot <<EOF

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every scenario with small defaults (the whole run takes about 5 minutes on
-# 2 cores), results and plots in OUT (default loadtest/out/):
+# 2 cores, plus 3 x ~15 s of fan-out), results and plots in OUT (default loadtest/out/):
 #   OUT/<scenario>.json  one JSON line per figure    OUT/results.json  all of them
 #   OUT/<scenario>.txt   the human table             OUT/summary.txt   all of them
 #   OUT/<scenario>-latency-cdf.png, OUT/<scenario>-throughput.png
@@ -32,13 +32,18 @@ scenario() { # name N
   scenario get-records "${N_GET:-500}"
   [ -n "${ENDPOINT:-}" ] || scenario durability "${N_DURABILITY:-2000}"
 } | tee "$OUT/summary.txt"
-# the C fan-out benchmark, when it has been built
+# the C fan-out benchmark (fanout.c), when it has been built: RUNS runs of its
+# defaults (10 consumers on one shard, 1000 records/s, 10 s) unless FANOUT_ARGS
 fan=$BUILD/loadtest/sluice-bench-fanout
 if [ -x "$fan" ] && [ -z "${ENDPOINT:-}" ] && [ "${FANOUT:-1}" = 1 ]; then
-  echo "=== fanout $(date -u +%T)" >&2
-  timeout "${SCENARIO_TIMEOUT:-300}" "$fan" ${FANOUT_ARGS:-} >"$OUT/fanout.txt" 2>&1 || failed+=(fanout)
+  : >"$OUT/fanout.txt"
+  for i in $(seq "$RUNS"); do
+    echo "=== fanout run $i $(date -u +%T)" >&2
+    timeout "${SCENARIO_TIMEOUT:-300}" "$fan" --sluice "$BUILD/gateway/sluice" ${FANOUT_ARGS:-} >>"$OUT/fanout.txt" 2>&1 ||
+      failed+=("fanout run $i")
+  done
   grep '^{' "$OUT/fanout.txt" >"$OUT/fanout.json" || true
-  cat "$OUT/fanout.txt" | tee -a "$OUT/summary.txt"
+  tee -a "$OUT/summary.txt" <"$OUT/fanout.txt"
 fi
 for f in "$OUT"/*.json; do [ "$f" = "$OUT/results.json" ] || cat "$f"; done >"$OUT/results.json"
 echo "run-all: $(( $(date +%s) - t0 )) s; results in $OUT/results.json, tables in $OUT/summary.txt, plots $OUT/*.png" >&2

@@ -53,6 +53,14 @@ lt_init() {
   done
   [ "$BASELINE" = 0 ] || command -v nghttpd >/dev/null || lt_die "needs nghttpd (apt-get install nghttp2-server) or BASELINE=0"
   [ "$PERF" = 0 ] || command -v perf >/dev/null || lt_die "PERF=1 needs perf (apt-get install linux-perf)"
+  mkdir -p "$OUT"
+  # one scenario at a time per OUT: a second one waits rather than clobbering
+  # the first's files and sharing its CPUs
+  exec 9>"$OUT/.lock"
+  if ! flock -n 9; then
+    echo "$LT_NAME: waiting for another scenario writing to $OUT" >&2
+    flock -w 900 9 || lt_die "$OUT stayed locked for 15 minutes"
+  fi
   LT_TMP=$(mktemp -d /tmp/sluice-lt.XXXXXX)
   trap lt_cleanup EXIT
   trap 'exit 130' INT TERM

@@ -290,6 +290,10 @@ int gw_op_token_open(struct gw_app *app, char kind, const char *token, void *pay
             raw[n++] = (unsigned char)(acc >> bits);
         }
     }
+    /* Canonical form only: the bits below the last whole byte must be zero,
+     * or two different texts would open to the same token. */
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+        return -1;
     if (n < 10 + TOKEN_MAC || raw[0] != 1 || raw[1] != (unsigned char)kind)
         return -1;
     unsigned char want[TOKEN_MAC];

@@ -76,7 +76,7 @@ struct enc_batch {
     uint64_t bytes;         /* record data + partition keys, for the bucket */
     struct store_seq last;
     int64_t behind;
-    char *json;             /* the records, comma-separated objects */
+    uint8_t *msg;           /* the whole framed SubscribeToShardEvent */
     size_t len;
 };
 
@@ -135,7 +135,7 @@ static void shard_subs_release(struct shard_subs *ss)
         return;
     store_listener_remove(ss->listener);
     for (int i = 0; i < ENC_CACHE; i++)
-        free(ss->cache[i].json);
+        free(ss->cache[i].msg);
     for (struct shard_subs **p = &app->_subs; *p; p = &(*p)->next)
         if (*p == ss) {
             *p = ss->next;
@@ -241,13 +241,34 @@ static struct store_seq before(struct store_pos pos)
     return q;
 }
 
+/* Appends "p" as a JSON string. Partition keys were valid UTF-8 when they
+ * were accepted, so only quotes, backslashes and control characters need
+ * escaping. */
 static void add_json_escaped(struct evbuffer *out, const uint8_t *p, size_t n)
 {
-    json_t *j = json_stringn((const char *)p, n);
-    char *s = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-    evbuffer_add(out, s ? s : "\"\"", s ? strlen(s) : 2);
-    free(s);
-    json_decref(j);
+    static const char hex[] = "0123456789abcdef";
+    evbuffer_add(out, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        evbuffer_add(out, p + run, i - run);
+        char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
+        if (c < 0x20) {
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            evbuffer_add(out, esc, 6);
+        } else {
+            evbuffer_add(out, esc, 2);
+        }
+        run = i + 1;
+    }
+    evbuffer_add(out, p + run, n - run);
+    evbuffer_add(out, "\"", 1);
 }
 
 /* Appends one record's JSON object. */
@@ -311,15 +332,20 @@ static const struct enc_batch *cache_find(const struct shard_subs *ss, const str
     return NULL;
 }
 
+/* Caches the framed event "msg" (the last "len" bytes of "out"). Every
+ * subscription at "from" would frame the very same bytes: records,
+ * continuation (the batch's last record) and MillisBehindLatest. */
 static void cache_put(struct shard_subs *ss, const struct store_pos *from,
                       const struct store_pos *next, size_t n, uint64_t bytes, struct store_seq last,
-                      int64_t behind, struct evbuffer *records)
+                      int64_t behind, struct evbuffer *out, size_t len)
 {
     struct enc_batch *b = &ss->cache[ss->cache_next++ % ENC_CACHE];
-    free(b->json);
-    b->len = evbuffer_get_length(records);
-    b->json = xmalloc(b->len ? b->len : 1);
-    evbuffer_copyout(records, b->json, b->len);
+    free(b->msg);
+    b->len = len;
+    b->msg = xmalloc(len ? len : 1);
+    struct evbuffer_ptr at;
+    evbuffer_ptr_set(out, &at, evbuffer_get_length(out) - len, EVBUFFER_PTR_SET);
+    evbuffer_copyout_from(out, &at, b->msg, len);
     b->valid = true;
     b->from = *from;
     b->next = *next;
@@ -407,10 +433,7 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
             s->last = b->last;
             s->pos = b->next;
             s->last_event_ms = now;
-            struct evbuffer *rb = evbuffer_new();
-            evbuffer_add(rb, b->json, b->len);
-            add_event(s, out, rb, b->n, b->behind);
-            evbuffer_free(rb);
+            evbuffer_add(out, b->msg, b->len);
             return GW_PULL_MORE;
         }
     }
@@ -456,10 +479,12 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
                 add_record(rb, &recs[i]);
             }
             s->last = recs[n - 1].seq;
-            if (s->ss->subs && s->ss->subs->next) /* more than one reader of this shard */
-                cache_put(s->ss, &s->pos, &next, n, bytes, s->last, behind, rb);
+            size_t before_len = evbuffer_get_length(out);
             add_event(s, out, rb, n, behind);
             evbuffer_free(rb);
+            if (s->ss->subs && s->ss->subs->next) /* more than one reader of this shard */
+                cache_put(s->ss, &s->pos, &next, n, bytes, s->last, behind, out,
+                          evbuffer_get_length(out) - before_len);
         }
         s->last = recs[n - 1].seq;
         s->pos = next;

@@ -89,6 +89,14 @@ char *gw_op_token_make(struct gw_app *app, char kind, const void *payload, size_
 int gw_op_token_open(struct gw_app *app, char kind, const char *token, void *payload, size_t cap,
                      size_t *len, int64_t *issued_ms);
 
+struct evbuffer;
+/* Appends bytes "p" as a JSON string (the bytes must be valid UTF-8). */
+void gw_op_json_string(struct evbuffer *out, const uint8_t *p, size_t n);
+/* Appends one Record object ({SequenceNumber, ApproximateArrivalTimestamp,
+ * Data (base64), PartitionKey}) as GetRecords and SubscribeToShard answer it,
+ * without building a jansson tree. */
+void gw_op_record_json(struct evbuffer *out, const struct store_record *r);
+
 /* Answers a store error as its Kinesis error. */
 int gw_op_store_error(const struct store_err *se, struct gw_error *err);
 

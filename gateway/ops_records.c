@@ -9,6 +9,7 @@
  * per-shard batch's callback has fired, then answered from that callback.
  * Records of one request that route to the same shard are appended as one
  * batch, in request order. */
+#include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,15 @@ static void reply_put(struct put_ctx *ctx)
         char seq[STORE_SEQ_STRLEN], sid[STORE_SHARD_ID_STRLEN];
         store_seq_format(r->seq, seq);
         shard_id(r->shard, sid);
+        if (!ctx->cbor) {
+            char body[160];
+            int k = snprintf(body, sizeof body,
+                             "{\"ShardId\":\"%s\",\"SequenceNumber\":\"%s\",\"EncryptionType\":\"NONE\"}",
+                             sid, seq);
+            gw_resp_header(req, "content-type", "application/x-amz-json-1.1");
+            gw_resp_send(req, 200, body, (size_t)k);
+            return;
+        }
         json_t *out = json_pack("{s:s, s:s, s:s}", "ShardId", sid, "SequenceNumber", seq,
                                 "EncryptionType", "NONE");
         gw_body_reply(req, out);
@@ -244,6 +254,12 @@ static int decode_put(struct gw_req *req, bool batch, struct gw_put_batch *b, js
             b->entries[0].pk = pk;
             b->entries[0].pk_len = strlen(pk);
             b->entries[0].ehk = gw_req_query_param(req, "explicitHashKey");
+            /* Keys are JSON strings wherever they are read back: UTF-8 only. */
+            json_t *probe = json_stringn(pk, strlen(pk));
+            if (!probe)
+                return gw_error_set(err, GW_ERR_SERIALIZATION,
+                                    "partitionKey is not valid UTF-8");
+            json_decref(probe);
             struct gw_valid v;
             gw_valid_init(&v, err);
             size_t c = 0;
@@ -595,6 +611,27 @@ static void read_records(struct gw_app *app, struct gw_req *req, struct iter *it
         gw_op_store_error(&se, &err);
         goto fail;
     }
+    it->pos = next;
+    if (!gw_body_is_cbor(req)) {
+        /* Written directly: up to 10,000 records, and a tree would cost more
+         * than the read itself. */
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add(b, "{\"Records\":[", 12);
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                evbuffer_add(b, ",", 1);
+            gw_op_record_json(b, &recs[i]);
+        }
+        char *tok = iter_make(app, it);
+        evbuffer_add_printf(b, "],\"NextShardIterator\":\"%s\",\"MillisBehindLatest\":%lld}", tok,
+                            (long long)(behind > 0 ? behind : 0));
+        free(tok);
+        gw_resp_header(req, "content-type", "application/x-amz-json-1.1");
+        gw_resp_send_buffer(req, 200, b);
+        evbuffer_free(b);
+        store_cursor_free(cur);
+        return;
+    }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         char seq[STORE_SEQ_STRLEN];
@@ -609,7 +646,6 @@ static void read_records(struct gw_app *app, struct gw_req *req, struct iter *it
         json_array_append_new(arr, r);
         free(data);
     }
-    it->pos = next;
     char *tok = iter_make(app, it);
     json_t *out = json_pack("{s:o, s:s, s:I}", "Records", arr, "NextShardIterator", tok,
                             "MillisBehindLatest", (json_int_t)(behind > 0 ? behind : 0));

@@ -1,5 +1,6 @@
 /* ops_util.c - helpers shared by the operation handlers: request bodies for
  * both doors, stream resolution, shard JSON, sealed tokens. */
+#include <event2/buffer.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -207,6 +208,77 @@ json_t *gw_op_mode_json(const struct store_stream *s)
 int gw_op_store_error(const struct store_err *se, struct gw_error *err)
 {
     return gw_error_set(err, gw_app_store_errtype(se->code), "%s", se->msg);
+}
+
+/* ---- record JSON, written directly --------------------------------------------- */
+
+/* Appends "p" as a JSON string. Partition keys were valid UTF-8 when they
+ * were accepted, so only quotes, backslashes and control characters need
+ * escaping. */
+void gw_op_json_string(struct evbuffer *out, const uint8_t *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    evbuffer_add(out, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        evbuffer_add(out, p + run, i - run);
+        char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
+        if (c < 0x20) {
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            evbuffer_add(out, esc, 6);
+        } else {
+            evbuffer_add(out, esc, 2);
+        }
+        run = i + 1;
+    }
+    evbuffer_add(out, p + run, n - run);
+    evbuffer_add(out, "\"", 1);
+}
+
+/* Appends one record's JSON object. */
+void gw_op_record_json(struct evbuffer *out, const struct store_record *r)
+{
+    /* {"SequenceNumber":"<41 digits>","ApproximateArrivalTimestamp":<s>.<ms>,"Data":" */
+    char head[160], *h = head;
+    static const char k1[] = "{\"SequenceNumber\":\"", k2[] = "\",\"ApproximateArrivalTimestamp\":",
+                      k3[] = ",\"Data\":\"";
+    memcpy(h, k1, sizeof k1 - 1);
+    h += sizeof k1 - 1;
+    h += store_seq_format(r->seq, h);
+    memcpy(h, k2, sizeof k2 - 1);
+    h += sizeof k2 - 1;
+    /* epoch seconds and a 3-digit millisecond fraction, without printf */
+    char digits[24];
+    int nd = 0;
+    uint64_t sec = (uint64_t)(r->arrival_ms / 1000);
+    do {
+        digits[nd++] = (char)('0' + sec % 10);
+        sec /= 10;
+    } while (sec);
+    while (nd)
+        *h++ = digits[--nd];
+    int ms = (int)(r->arrival_ms % 1000);
+    *h++ = '.';
+    *h++ = (char)('0' + ms / 100);
+    *h++ = (char)('0' + ms / 10 % 10);
+    *h++ = (char)('0' + ms % 10);
+    memcpy(h, k3, sizeof k3 - 1);
+    h += sizeof k3 - 1;
+    evbuffer_add(out, head, (size_t)(h - head));
+    size_t b64len;
+    char *data = gw_base64_encode(r->data.p, r->data.len, &b64len);
+    evbuffer_add(out, data, b64len);
+    evbuffer_add(out, "\",\"PartitionKey\":", 17);
+    gw_op_json_string(out, r->partition_key.p, r->partition_key.len);
+    evbuffer_add(out, "}", 1);
+    free(data);
 }
 
 /* ---- tokens -------------------------------------------------------------------

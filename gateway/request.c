@@ -270,6 +270,14 @@ int gw_resp_send(struct gw_req *req, int status, const void *body, size_t len)
     return 0;
 }
 
+int gw_resp_send_buffer(struct gw_req *req, int status, struct evbuffer *body)
+{
+    if (req->resp.state != GW_RESP_NONE)
+        return -1;
+    evbuffer_add_buffer(req->resp.body, body);
+    return gw_resp_send(req, status, NULL, 0);
+}
+
 int gw_resp_error(struct gw_req *req, const struct gw_error *err)
 {
     char *body = gw_error_json(err);

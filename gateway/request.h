@@ -67,6 +67,9 @@ void gw_resp_header(struct gw_req *req, const char *name, const char *value);
  * already answered. */
 int gw_resp_send(struct gw_req *req, int status, const void *body, size_t len);
 
+/* One-shot reply whose body is moved out of "body" (left empty); no copy. */
+int gw_resp_send_buffer(struct gw_req *req, int status, struct evbuffer *body);
+
 /* Answers "err" as {"__type","message"} with its HTTP status, the request's
  * content type (JSON) and x-amzn-ErrorType. */
 int gw_resp_error(struct gw_req *req, const struct gw_error *err);

@@ -241,53 +241,6 @@ static struct store_seq before(struct store_pos pos)
     return q;
 }
 
-/* Appends "p" as a JSON string. Partition keys were valid UTF-8 when they
- * were accepted, so only quotes, backslashes and control characters need
- * escaping. */
-static void add_json_escaped(struct evbuffer *out, const uint8_t *p, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    evbuffer_add(out, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        evbuffer_add(out, p + run, i - run);
-        char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
-        if (c < 0x20) {
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            evbuffer_add(out, esc, 6);
-        } else {
-            evbuffer_add(out, esc, 2);
-        }
-        run = i + 1;
-    }
-    evbuffer_add(out, p + run, n - run);
-    evbuffer_add(out, "\"", 1);
-}
-
-/* Appends one record's JSON object. */
-static void add_record(struct evbuffer *out, const struct store_record *r)
-{
-    char seq[STORE_SEQ_STRLEN];
-    store_seq_format(r->seq, seq);
-    size_t b64len;
-    char *data = gw_base64_encode(r->data.p, r->data.len, &b64len);
-    evbuffer_add_printf(out, "{\"SequenceNumber\":\"%s\",\"ApproximateArrivalTimestamp\":%lld.%03d,"
-                             "\"Data\":\"",
-                        seq, (long long)(r->arrival_ms / 1000), (int)(r->arrival_ms % 1000));
-    evbuffer_add(out, data, b64len);
-    evbuffer_add(out, "\",\"PartitionKey\":", 17);
-    add_json_escaped(out, r->partition_key.p, r->partition_key.len);
-    evbuffer_add(out, "}", 1);
-    free(data);
-}
-
 /* Frames "payload" as one event-stream message of "kind" into "out". */
 static void add_message(struct evbuffer *out, bool exception, const char *type,
                         struct evbuffer *payload)
@@ -409,12 +362,12 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
     if (s->state == SUB_ENDING) {
         if (s->sse) {
             evbuffer_add_printf(out, "event: error\ndata: {\"__type\":\"%s\",\"message\":", s->end_type);
-            add_json_escaped(out, (const uint8_t *)s->end_msg, strlen(s->end_msg));
+            gw_op_json_string(out, (const uint8_t *)s->end_msg, strlen(s->end_msg));
             evbuffer_add(out, "}\n\n", 3);
         } else {
             struct evbuffer *p = evbuffer_new();
             evbuffer_add(p, "{\"message\":", 11);
-            add_json_escaped(p, (const uint8_t *)s->end_msg, strlen(s->end_msg));
+            gw_op_json_string(p, (const uint8_t *)s->end_msg, strlen(s->end_msg));
             evbuffer_add(p, "}", 1);
             add_message(out, true, s->end_type, p);
             evbuffer_free(p);
@@ -468,7 +421,7 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
                 char seq[STORE_SEQ_STRLEN];
                 store_seq_format(recs[i].seq, seq);
                 evbuffer_add_printf(out, "id: %s\nevent: record\ndata: ", seq);
-                add_record(out, &recs[i]);
+                gw_op_record_json(out, &recs[i]);
                 evbuffer_add(out, "\n\n", 2);
             }
         } else {
@@ -476,7 +429,7 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
             for (size_t i = 0; i < n; i++) {
                 if (i)
                     evbuffer_add(rb, ",", 1);
-                add_record(rb, &recs[i]);
+                gw_op_record_json(rb, &recs[i]);
             }
             s->last = recs[n - 1].seq;
             size_t before_len = evbuffer_get_length(out);

@@ -226,6 +226,12 @@ Test(kinesis, rest_door_round_trip)
             "partitionKey=k'",
             s.port);
     cr_expect(strstr(out, "ResourceNotFoundException") != NULL, "%s", out);
+    /* Keys come back inside JSON: bytes that are not UTF-8 are refused. */
+    run_cmd(out, sizeof out,
+            "curl -s -X POST --data-binary x 'http://127.0.0.1:%d/v1/streams/r1/records?"
+            "partitionKey=%%ff%%fe'",
+            s.port);
+    cr_expect(strstr(out, "SerializationException") != NULL, "%s", out);
 }
 
 /* Puts "n" records to stream "name" one PutRecords each; all must succeed. */

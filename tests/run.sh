@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash .ci/deps test
 bash tests/sdk/install.sh
 dir=build
-opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON)
+opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON -DSLUICE_TESTS=ON)
 if [ "${1:-}" = --sanitize ]; then
   dir=build-asan
   opts+=(-DSLUICE_SANITIZE=ON)

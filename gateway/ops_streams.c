@@ -127,7 +127,10 @@ static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
     return 0;
 }
 
-void op_create_stream(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, create_stream, true); }
+void op_create_stream(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, create_stream, true);
+}
 
 /* ---- DeleteStream -------------------------------------------------------------- */
 
@@ -161,7 +164,10 @@ static int delete_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
     return 0;
 }
 
-void op_delete_stream(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, delete_stream, true); }
+void op_delete_stream(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, delete_stream, true);
+}
 
 /* ---- DescribeStream / DescribeStreamSummary ------------------------------------ */
 
@@ -226,7 +232,10 @@ static int describe_stream(struct gw_app *app, struct gw_req *req, json_t *body,
     return 0;
 }
 
-void op_describe_stream(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, describe_stream, false); }
+void op_describe_stream(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, describe_stream, false);
+}
 
 static int describe_summary(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
                             struct gw_error *err)
@@ -321,7 +330,10 @@ static int list_streams(struct gw_app *app, struct gw_req *req, json_t *body, js
     return 0;
 }
 
-void op_list_streams(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, list_streams, false); }
+void op_list_streams(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, list_streams, false);
+}
 
 /* ---- ListShards --------------------------------------------------------------------- */
 
@@ -444,7 +456,10 @@ static int list_shards(struct gw_app *app, struct gw_req *req, json_t *body, jso
     return 0;
 }
 
-void op_list_shards(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, list_shards, false); }
+void op_list_shards(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, list_shards, false);
+}
 
 /* ---- retention ------------------------------------------------------------------------ */
 
@@ -621,7 +636,10 @@ static int add_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t
     return rc == 0 ? 0 : gw_op_store_error(&se, err);
 }
 
-void op_add_tags(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, add_tags, true); }
+void op_add_tags(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, add_tags, true);
+}
 
 static int remove_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
                        struct gw_error *err)
@@ -660,7 +678,10 @@ static int remove_tags(struct gw_app *app, struct gw_req *req, json_t *body, jso
     return 0;
 }
 
-void op_remove_tags(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, remove_tags, true); }
+void op_remove_tags(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, remove_tags, true);
+}
 
 static int list_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
                      struct gw_error *err)
@@ -691,7 +712,10 @@ static int list_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_
     return 0;
 }
 
-void op_list_tags(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, list_tags, false); }
+void op_list_tags(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, list_tags, false);
+}
 
 /* ---- DescribeLimits ---------------------------------------------------------------------- */
 
@@ -705,4 +729,7 @@ static int describe_limits(struct gw_app *app, struct gw_req *req, json_t *body,
     return 0;
 }
 
-void op_describe_limits(struct gw_app *app, struct gw_req *req) { gw_op_run(app, req, describe_limits, false); }
+void op_describe_limits(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, describe_limits, false);
+}

@@ -128,10 +128,25 @@ int main(int argc, char **argv)
     event_base_dispatch(r.base);
     rc = 0;
 out:
-    if (sigterm)
-        event_free(sigterm);
-    if (sigint)
-        event_free(sigint);
+    /* Shutting down already: a repeated SIGTERM (a supervisor's, a test's)
+     * must not turn the clean exit into a kill. Freeing libevent's signal
+     * events restores the default handlers, so block the signals across
+     * that, then ignore them (a pending blocked signal is discarded once
+     * ignored). */
+    {
+        sigset_t set, old;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigprocmask(SIG_BLOCK, &set, &old);
+        if (sigterm)
+            event_free(sigterm);
+        if (sigint)
+            event_free(sigint);
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGINT, SIG_IGN);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+    }
     gw_server_free(r.srv);
     gw_app_close(&app);
     if (r.base)

@@ -385,6 +385,7 @@ Test(drain, sigterm_sends_goaway_and_exits_zero, .timeout = 60)
     cr_expect(closed, "idle keep-alive connection closed by the drain");
     close(h1);
     close(h2);
-    cr_expect_eq(srv_stop(&t, 10000), 0, "exit status after drain");
+    int status = srv_stop(&t, 10000);
+    cr_expect_eq(status, 0, "exit status after drain: %d (log %s)", status, t.log);
     cr_expect_geq(srv_log_count(&t, "\"event\":\"draining\""), 1);
 }

@@ -38,6 +38,10 @@ struct h2 {
     size_t nstreams;
     bool goaway_sent;
     struct h2s *streams; /* doubly linked, for drain and teardown */
+    /* Frames produced by one nghttp2_session_send(), sent with one write at
+     * its end (gw_conn_send_buffer); empty between flushes. */
+    struct evbuffer *stage;
+    bool stage_full; /* on_send_cb refused a frame: more to send after the write */
 };
 
 struct h2s {
@@ -205,9 +209,11 @@ static ssize_t on_send_cb(nghttp2_session *session, const uint8_t *data, size_t 
     struct h2 *h = user_data;
     if (h->c->closing)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (gw_conn_output_full(h->c))
+    if (gw_conn_output_len(h->c) + evbuffer_get_length(h->stage) >= h->c->cfg->conn_buffer_bytes) {
+        h->stage_full = true;
         return NGHTTP2_ERR_WOULDBLOCK;
-    if (evbuffer_add(bufferevent_get_output(h->c->bev), data, length) != 0)
+    }
+    if (evbuffer_add(h->stage, data, length) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     return (ssize_t)length;
 }
@@ -339,7 +345,21 @@ static void flush(struct h2 *h)
     struct gw_conn *c = h->c;
     if (c->closing || c->close_on_flush)
         return;
-    int rv = nghttp2_session_send(h->s);
+    int rv;
+    for (int round = 0;; round++) {
+        h->stage_full = false;
+        rv = nghttp2_session_send(h->s);
+        gw_conn_send_buffer(c, h->stage);
+        /* A full stage that the kernel took whole leaves no queued output,
+         * so no write callback would come to continue: go on here, a few
+         * rounds, then on the next loop pass (fairness to other conns). */
+        if (rv != 0 || !h->stage_full || c->closing || gw_conn_output_len(c) > 0)
+            break;
+        if (round == 3) {
+            gw_conn_kick(c);
+            break;
+        }
+    }
     if (rv != 0) {
         gw_log(GW_LOG_DEBUG, "h2_send", "conn=%llu: %s", (unsigned long long)c->id,
                nghttp2_strerror(rv));
@@ -368,6 +388,7 @@ static void h2_on_read(struct gw_conn *c)
                    c->peer, nghttp2_strerror((int)rv));
             /* nghttp2 has queued a GOAWAY for protocol errors: send it, close. */
             nghttp2_session_send(h->s);
+            gw_conn_send_buffer(c, h->stage);
             gw_conn_close_after_flush(c);
             return;
         }
@@ -430,6 +451,7 @@ static void h2_on_free(struct gw_conn *c)
     nghttp2_session_del(h->s);
     while (h->streams)
         stream_free(h->streams);
+    evbuffer_free(h->stage);
     free(h);
     c->proto_state = NULL;
 }
@@ -443,6 +465,9 @@ void gw_h2_attach(struct gw_conn *c)
     const struct gw_config *cfg = c->cfg;
     struct h2 *h = xcalloc(1, sizeof *h);
     h->c = c;
+    h->stage = evbuffer_new();
+    if (!h->stage)
+        abort();
     nghttp2_session_callbacks *cbs;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_send_callback(cbs, on_send_cb);
@@ -464,6 +489,7 @@ void gw_h2_attach(struct gw_conn *c)
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0) {
+        evbuffer_free(h->stage);
         free(h);
         gw_conn_close(c);
         return;

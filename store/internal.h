@@ -193,6 +193,8 @@ struct store_shard {
     struct store_shard *notify_next;
     int commit_marked;
     struct store_shard *commit_next;
+    struct store_shard *done_next; /* store_commit's list of written shards: a
+                                    * callback's append may relink commit_next */
 
     int rfd;                      /* read fd cache for rfd_seg */
     struct segment *rfd_seg;
@@ -205,7 +207,8 @@ void shard_free(struct store_shard *sh);
 void shard_destroy_data(struct store_shard *sh);
 /* Writes a shard's pending chunks (store_commit). Returns 0 or error code. */
 int shard_commit(struct store_shard *sh, struct sync_item_vec *items);
-/* Publishes up to "lsn", fires tickets up to "lsn", marks listeners. */
+/* Publishes up to "lsn" and marks listeners; the caller fires the tickets
+ * (shard_fire_tickets up to lsn_published) after the listeners. */
 void shard_publish(struct store_shard *sh, uint64_t lsn);
 void shard_fire_tickets(struct store_shard *sh, uint64_t lsn, const struct store_err *err);
 /* Handles an fsync failure: discard everything past lsn_durable. */

@@ -14,8 +14,10 @@
  * Appends encode into the last pending chunk (never inside a written one, so
  * readers' borrowed views never move). Commit writes pending chunks to the
  * active segment. Publishing (at write in modes NEVER/INTERVAL, at fsync in
- * ALWAYS) moves "unpub" forward, fires append tickets in order, and marks the
- * shard for its listeners; it never calls user code from append.
+ * ALWAYS) moves "unpub" forward and marks the shard for its listeners; then
+ * store.c fires the listeners and after them the append tickets, in order, so
+ * subscribers get new records before the producer's acknowledgement goes out
+ * (both after the same write or fsync). Never user code from append.
  *
  * "lsn" counts frame bytes appended to the shard by this process. Tickets,
  * sync items and publication are all expressed in lsn, so one comparison
@@ -505,7 +507,6 @@ void shard_publish(struct store_shard *sh, uint64_t lsn)
     sh->lsn_published = lsn;
     if (advanced)
         shard_mark_notify(sh);
-    shard_fire_tickets(sh, lsn, NULL);
 }
 
 void shard_fire_listeners(struct store_shard *sh)

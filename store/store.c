@@ -779,7 +779,7 @@ int store_commit(struct store *s)
             continue;
         int r = shard_commit(sh, &items);
         if (r && !rc) rc = r;
-        sh->commit_next = done;
+        sh->done_next = done;
         done = sh;
     }
     if (items.n) {
@@ -790,9 +790,16 @@ int store_commit(struct store *s)
     }
     free(items.v);
     if (s->opts.durability != STORE_DURABILITY_ALWAYS) {
-        for (struct store_shard *sh = done; sh; sh = sh->commit_next)
+        for (struct store_shard *sh = done; sh; sh = sh->done_next)
             if (!sh->deleted)
                 shard_publish(sh, sh->lsn_written);
+        /* Listeners before tickets: the push to subscribers is written before
+         * the producer's acknowledgement (see shard.c). Deleted shards stay
+         * allocated (zombies) until reap(), so "done" stays walkable. */
+        fire_listeners(s);
+        for (struct store_shard *sh = done; sh; sh = sh->done_next)
+            if (!sh->deleted)
+                shard_fire_tickets(sh, sh->lsn_published, NULL);
     }
     if (s->catalog_version > s->manifest_posted) {
         size_t len;
@@ -841,7 +848,7 @@ void store_dispatch(struct store *s)
             if (r->lsn > sh->lsn_durable) {
                 sh->lsn_durable = r->lsn;
                 if (s->opts.durability == STORE_DURABILITY_ALWAYS)
-                    shard_publish(sh, r->lsn);
+                    shard_publish(sh, r->lsn); /* tickets fired below */
                 durable_advanced(s, sh);
             }
         } else if (s->opts.durability == STORE_DURABILITY_ALWAYS) {
@@ -849,6 +856,15 @@ void store_dispatch(struct store *s)
         } else {
             store_log(s, STORE_LOG_ERROR, "shard=%s fsync failed: %s (records already acknowledged)",
                       sh->id, strerror(r->err));
+        }
+    }
+    if (s->opts.durability == STORE_DURABILITY_ALWAYS) {
+        /* As in store_commit: push to subscribers, then acknowledge. */
+        fire_listeners(s);
+        for (size_t i = 0; i < res.n; i++) {
+            struct store_shard *sh = res.v[i].shard;
+            if (!sh->deleted && !sh->offline && res.v[i].epoch == sh->epoch)
+                shard_fire_tickets(sh, sh->lsn_published, NULL);
         }
     }
     free(res.v);

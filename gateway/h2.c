@@ -58,6 +58,7 @@ struct h2s {
     bool rejected;
     bool dispatched;
     bool deferred;             /* data provider returned NGHTTP2_ERR_DEFERRED */
+    bool pull_deferred;        /* the last pull gave data with GW_PULL_DEFER */
     struct h2s *prev, *next;
 };
 
@@ -129,6 +130,13 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t
     struct gw_req *req = s->req;
     struct evbuffer *body = req->resp.body;
     if (req->resp.state == GW_RESP_STREAM && evbuffer_get_length(body) == 0 && !req->resp.eof) {
+        if (s->pull_deferred) {
+            /* The handler said, with its data, that nothing more is ready
+             * until it calls gw_resp_resume(): no need to ask again. */
+            s->pull_deferred = false;
+            s->deferred = true;
+            return NGHTTP2_ERR_DEFERRED;
+        }
         enum gw_pull r = GW_PULL_MORE;
         for (int round = 0; round < 8 && r == GW_PULL_MORE && evbuffer_get_length(body) == 0;
              round++)
@@ -141,6 +149,7 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t
                 gw_conn_kick(s->h->c);
             return NGHTTP2_ERR_DEFERRED;
         }
+        s->pull_deferred = r == GW_PULL_DEFER;
     }
     int n = evbuffer_remove(body, buf, length);
     if (n < 0)
@@ -192,6 +201,7 @@ static void on_stream(struct gw_req *req) { submit(req->tp_ctx, true); }
 static void on_resume(struct gw_req *req)
 {
     struct h2s *s = req->tp_ctx;
+    s->pull_deferred = false; /* new data: pull again even if not deferred yet */
     if (s->deferred) {
         s->deferred = false;
         nghttp2_session_resume_data(s->h->s, s->id);
@@ -500,6 +510,9 @@ void gw_h2_attach(struct gw_conn *c)
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->max_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->h2_window},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->max_header_bytes},
+        /* RFC 9218: no RFC 7540 priority tree to maintain per stream (and no
+         * closed streams kept for it); every stream here is equal anyway. */
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
     nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0, (int32_t)cfg->h2_window);

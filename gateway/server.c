@@ -205,9 +205,53 @@ void gw_conn_resume_read(struct gw_conn *c)
 
 static void sniff_plain(struct gw_conn *c);
 
+/* libevent 2.1's evbuffer_read() takes at most 4 KiB per call whatever
+ * bufferevent_set_max_single_read() says (the limit became configurable in
+ * 2.2), so a 200 KiB PutRecords body cost 50 loop passes. On plain TCP, top
+ * the input up straight from the socket, up to the read high watermark and
+ * READ_CHUNK per pass. EAGAIN ends it; EOF and errors are left for the
+ * bufferevent's next read to report. */
+static void read_more(struct gw_conn *c, struct evbuffer *in)
+{
+    /* The bufferevent reads min(bytes waiting, 4 KiB): with less than that
+     * in the buffer, its read emptied the socket, so skip a read that would
+     * only return EAGAIN (one syscall per small request). */
+    if (evbuffer_get_length(in) < 4096)
+        return;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    size_t taken = 0;
+    /* A socket bufferevent keeps its input's end frozen against writers
+     * other than itself; its own read does this same unfreeze/freeze. */
+    evbuffer_unfreeze(in, 0);
+    while (fd >= 0 && taken < READ_CHUNK) {
+        size_t have = evbuffer_get_length(in);
+        if (have >= READ_HIGH_WATERMARK)
+            break;
+        size_t want = READ_HIGH_WATERMARK - have;
+        if (want > 65536)
+            want = 65536;
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) < 1)
+            break;
+        if (v.iov_len > want)
+            v.iov_len = want;
+        ssize_t n = read(fd, v.iov_base, v.iov_len);
+        if (n <= 0)
+            break;
+        v.iov_len = (size_t)n;
+        evbuffer_commit_space(in, &v, 1);
+        taken += (size_t)n;
+        if ((size_t)n < want)
+            break;
+    }
+    evbuffer_freeze(in, 0);
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct gw_conn *c = arg;
+    if (!c->tls)
+        read_more(c, bufferevent_get_input(bev));
     if (c->proto)
         c->proto->on_read(c);
     else
@@ -288,8 +332,8 @@ static void setup_bev(struct gw_conn *c)
     /* The write callback runs once output drains to a quarter of the limit. */
     bufferevent_setwatermark(c->bev, EV_WRITE, cfg->conn_buffer_bytes / 4, 0);
     bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
-    /* libevent reads 16 KiB per callback by default; large uploads
-     * (PutRecords bodies) then cost a loop turn per 16 KiB. */
+    /* Up to READ_CHUNK per callback (but see read_more: libevent 2.1 itself
+     * still stops at 4 KiB, which is what TLS connections get). */
     bufferevent_set_max_single_read(c->bev, READ_CHUNK);
     /* A peer that stops reading for the idle timeout is cut off. */
     struct timeval wt = {(time_t)(cfg->idle_timeout_ms / 1000),

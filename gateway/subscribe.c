@@ -225,6 +225,24 @@ static void arm(struct gw_sub *s, int64_t ms)
     evtimer_add(s->timer, &tv);
 }
 
+/* After an event that reached the newest readable record: nothing more to
+ * send until the store's listener (new records) or the heartbeat/expiry
+ * timer. Saying so with the data (GW_PULL_DEFER) spares the transport a
+ * second, empty pull per push. */
+static enum gw_pull sent(struct gw_sub *s, int64_t now)
+{
+    int has = 0;
+    struct store_seq tip;
+    store_shard_latest(s->ss->shard, &has, &tip);
+    if (!has || store_seq_cmp(s->last, tip) < 0)
+        return GW_PULL_MORE;
+    int64_t wake = s->last_event_ms + (int64_t)s->app->cfg->heartbeat_ms;
+    if (s->expires_ms < wake)
+        wake = s->expires_ms;
+    arm(s, wake - now);
+    return GW_PULL_DEFER;
+}
+
 /* The sequence number just before "pos": what AFTER_SEQUENCE_NUMBER resumes
  * from to reach "pos" again, for events sent before any record. */
 static struct store_seq before(struct store_pos pos)
@@ -387,7 +405,7 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
             s->pos = b->next;
             s->last_event_ms = now;
             evbuffer_add(out, b->msg, b->len);
-            return GW_PULL_MORE;
+            return sent(s, now);
         }
     }
     const struct store_record *recs = NULL;
@@ -442,7 +460,7 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
         s->last = recs[n - 1].seq;
         s->pos = next;
         s->last_event_ms = now;
-        return GW_PULL_MORE;
+        return sent(s, now);
     }
     /* Nothing to send: heartbeat when due, else sleep until the next due
      * time (heartbeat, refill or expiry) or a store wake-up. */
@@ -471,15 +489,13 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
 
 /* The pull callback. Record views pin the store's tail chunks until the next
  * read on their cursor; a subscription that then stalls must not keep them
- * pinned, so every pull ends with a fresh cursor. */
+ * pinned, so every pull ends by releasing the cursor's views. */
 static enum gw_pull pull(struct gw_req *req, void *ctx, struct evbuffer *out, size_t max)
 {
     struct gw_sub *s = ctx;
     enum gw_pull r = pull_once(req, ctx, out, max);
-    if (r == GW_PULL_MORE || r == GW_PULL_DEFER) { /* on EOF "s" is gone */
-        store_cursor_free(s->cur);
-        s->cur = store_cursor_new();
-    }
+    if (r == GW_PULL_MORE || r == GW_PULL_DEFER) /* on EOF "s" is gone */
+        store_cursor_release(s->cur);
     return r;
 }
 

@@ -23,7 +23,12 @@
  *       [--rate R (records/s per stream; 0 = flat out)] [--size BYTES]
  *       [--batch B (records per PutRecords; 1 = PutRecord)] [--inflight M]
  *       [--producer-conns P] [--duration SEC] [--drain SEC]
- *       [--max-records N (per stream)] [--label TEXT] [--jansson]
+ *       [--max-records N (per stream)] [--label TEXT] [--jansson] [--one-thread]
+ *
+ * --one-thread runs the producer on the subscribers' event loop instead of its
+ * own thread: the client is then one thread, so on a 2-core machine the
+ * gateway and the client each have a core, and latency measures the gateway
+ * and loopback rather than three threads taking turns on two cores.
  *
  * Event payloads are parsed with the client's minimal scanner (fast_json;
  * --jansson for the general parser), so that at 100,000 deliveries/s the
@@ -70,6 +75,7 @@ static struct {
     int streams, shards, consumers, subs, conns, producer_conns, batch, inflight;
     double rate, duration, drain;
     bool jansson; /* parse events with jansson rather than the client's scanner */
+    bool one_thread; /* producer on the subscribers' loop (no producer thread) */
     size_t size, max_records;
 } opt = {
     .sluice = SLUICE_BIN_DEFAULT,
@@ -94,7 +100,8 @@ static void usage(void)
             "usage: sluice-bench-fanout [--sluice BIN | --endpoint HOST:PORT] [--gw-arg ARG]...\n"
             "  [--streams K] [--shards N] [--consumers C] [--subs S] [--conns N]\n"
             "  [--rate R] [--size B] [--batch B] [--inflight M] [--producer-conns P]\n"
-            "  [--duration SEC] [--drain SEC] [--max-records N] [--label TEXT] [--jansson]\n");
+            "  [--duration SEC] [--drain SEC] [--max-records N] [--label TEXT] [--jansson]\n"
+            "  [--one-thread]\n");
     exit(2);
 }
 
@@ -704,7 +711,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void *producer_main(void *arg)
+static void producer_start(void)
 {
     struct timeval tv = {0, 1000}; /* 1 ms: enough for 1,000 rec/s one by one */
     if (opt.rate <= 0 || opt.rate * opt.streams > 20000)
@@ -713,6 +720,11 @@ static void *producer_main(void *arg)
     event_add(prod.tick, &tv);
     prod.t0_mono = fc_now_mono_ns();
     prod.stop_mono = prod.t0_mono + (int64_t)(opt.duration * 1e9);
+}
+
+static void *producer_main(void *arg)
+{
+    producer_start();
     event_base_dispatch(prod.base);
     /* Collect the outstanding acknowledgements (bounded). */
     event_del(prod.tick);
@@ -772,6 +784,8 @@ int main(int argc, char **argv)
             opt.max_records = (size_t)atol(v);
         else if (ARG("--label"))
             opt.label = v;
+        else if (strcmp(a, "--one-thread") == 0)
+            opt.one_thread = true;
         else if (strcmp(a, "--jansson") == 0)
             opt.jansson = true;
         else
@@ -816,7 +830,12 @@ int main(int argc, char **argv)
         }
         start_gateway();
     }
-    base = event_base_new();
+    /* Precise clocks: libevent's default CLOCK_MONOTONIC_COARSE ticks every
+     * 4 ms here, which made the 1 ms pacing timer send bursts of 4-8
+     * PutRecords at once instead of one per millisecond. */
+    struct event_config *pcfg = event_config_new();
+    event_config_set_flag(pcfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    base = event_base_new_with_config(pcfg);
     struct fc_conn *ctl = fc_conn_new(base, host, port, NULL);
     if (!ctl)
         die("cannot connect to %s:%d", host, port);
@@ -871,12 +890,7 @@ int main(int argc, char **argv)
     struct proc_sample p_idle = proc_sample();
 
     /* Produce. */
-    /* A precise clock: libevent's default CLOCK_MONOTONIC_COARSE ticks every
-     * 4 ms here, which made the 1 ms pacing timer fire every 4-8 ms and send
-     * bursts of 4-8 PutRecords at once instead of one per millisecond. */
-    struct event_config *pcfg = event_config_new();
-    event_config_set_flag(pcfg, EVENT_BASE_FLAG_PRECISE_TIMER);
-    prod.base = event_base_new_with_config(pcfg);
+    prod.base = opt.one_thread ? base : event_base_new_with_config(pcfg);
     event_config_free(pcfg);
     prod.conns = calloc((size_t)opt.producer_conns, sizeof *prod.conns);
     for (int i = 0; i < opt.producer_conns; i++)
@@ -887,7 +901,10 @@ int main(int argc, char **argv)
     int64_t t0 = fc_now_mono_ns();
     epoch_real_ns = fc_now_real_ns();
     pthread_t th;
-    pthread_create(&th, NULL, producer_main, NULL);
+    if (opt.one_thread)
+        producer_start();
+    else
+        pthread_create(&th, NULL, producer_main, NULL);
     long rss_max = p0.rss_kb;
     int64_t hard_end = t0 + (int64_t)((opt.duration + 15) * 1e9);
     /* Receive while the producer runs. */
@@ -902,7 +919,10 @@ int main(int argc, char **argv)
         if ((double)(fc_now_mono_ns() - t0) / 1e9 > opt.duration + 0.05)
             break;
     }
-    pthread_join(th, NULL);
+    if (opt.one_thread)
+        event_del(prod.tick); /* outstanding acks arrive in the drain below */
+    else
+        pthread_join(th, NULL);
     int64_t t_prod_end = fc_now_mono_ns();
     struct proc_sample p1 = proc_sample();
     /* Drain: until every subscription holds every acked record of its shard. */
@@ -1043,6 +1063,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < opt.n_gw_args; i++)
         json_array_append_new(json_object_get(json_object_get(j, "config"), "gw_args"),
                               json_string(opt.gw_args[i]));
+    json_object_set_new(json_object_get(j, "config"), "one_thread", json_boolean(opt.one_thread));
     json_t *cons = json_array();
     for (int i = 0; i < nc && nc <= 100; i++)
         json_array_append_new(
@@ -1093,7 +1114,9 @@ int main(int argc, char **argv)
     /* Teardown. */
     for (int i = 0; i < opt.producer_conns; i++)
         fc_conn_free(prod.conns[i]);
-    event_base_free(prod.base);
+    event_free(prod.tick);
+    if (!opt.one_thread)
+        event_base_free(prod.base);
     for (int t = 0; t < opt.subs; t++) {
         event_free(subs[t].retry);
         free(subs[t].seen);

@@ -85,6 +85,18 @@ static void release_refs(struct store_cursor *cur)
     cur->nrefs = 0;
 }
 
+void store_cursor_release(struct store_cursor *cur)
+{
+    release_refs(cur);
+    /* Keep the small arrays for the next read; a segment read buffer can
+     * be large and an idle holder should not keep it. */
+    if (cur->bufcap > 65536) {
+        free(cur->buf);
+        cur->buf = NULL;
+        cur->bufcap = 0;
+    }
+}
+
 void store_cursor_free(struct store_cursor *cur)
 {
     if (!cur)

@@ -355,12 +355,6 @@ static void push_item(struct sync_item_vec *items, struct store_shard *sh, struc
         items->v[items->n - 1].dir_sync |= is_new;
         return;
     }
-    int fd = fcntl(seg->fd, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) {
-        /* Cannot hand the fd to the syncer; report it as an fsync failure so
-         * the ack is never sent for data we could not sync. */
-        fd = -1;
-    }
     if (items->n == items->cap) {
         items->cap = items->cap ? items->cap * 2 : 16;
         items->v = xrealloc(items->v, items->cap * sizeof *items->v);
@@ -370,7 +364,7 @@ static void push_item(struct sync_item_vec *items, struct store_shard *sh, struc
     it->epoch = sh->epoch;
     it->lsn = sh->lsn_written;
     it->seg_id = seg->id;
-    it->fd = fd;
+    it->fd = seg->fd; /* borrowed: syncer_post dups it if it queues this item */
     it->dir_sync = is_new;
     it->merged = 0;
 }

@@ -616,6 +616,11 @@ struct store_cursor *store_cursor_new(void);
 /* Frees a cursor and releases what its views borrow. Accepts NULL. */
 void store_cursor_free(struct store_cursor *cur);
 
+/* Releases what the cursor's views borrow (they become invalid), keeping the
+ * cursor for further reads: what a reader that may stall for long calls after
+ * each read, so it pins no tail memory meanwhile. */
+void store_cursor_release(struct store_cursor *cur);
+
 /* Resolves a position of "type" in "shard":
  *   TRIM_HORIZON          the oldest retained record;
  *   LATEST                just after the newest readable record;

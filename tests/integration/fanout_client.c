@@ -8,9 +8,13 @@
  * from the subscription's pending buffer; handle_message() dispatches on
  * :message-type / :event-type and parses SubscribeToShardEvent payloads.
  * Unary calls and subscriptions share struct fc_sub (a "stream"); unary
- * calls just collect their body. Frames go out through on_send() into the
- * bufferevent's output, which stops taking frames past "out_high" bytes
- * (NGHTTP2_ERR_WOULDBLOCK) until the write callback drains it.
+ * calls just collect their body. Frames go out through on_send() into a
+ * stage buffer that conn_flush() writes to the socket at once when nothing is
+ * queued (so a request leaves in the same loop pass, as a latency-minded
+ * client does); the rest goes to the bufferevent's output, which stops
+ * taking frames past "out_high" bytes (NGHTTP2_ERR_WOULDBLOCK) until the
+ * write callback drains it. Reads top up the bufferevent's input straight
+ * from the socket (libevent 2.1 reads at most 4 KiB per loop pass).
  */
 #include "fanout_client.h"
 
@@ -28,6 +32,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "eventstream.h"
 #include "json.h"
@@ -42,6 +47,8 @@ struct fc_conn {
     char err[160];
     struct fc_sub *streams; /* every stream not yet freed, open or closed */
     size_t n_open;
+    struct evbuffer *stage; /* frames of one nghttp2_session_send() */
+    bool stage_full, connected;
 };
 
 /* A stream: a unary call (is_sub false) or a subscription. */
@@ -160,18 +167,58 @@ static void conn_flush(struct fc_conn *c)
 {
     if (c->failed || c->in_recv || c->freeing)
         return;
-    int rv = nghttp2_session_send(c->h2);
-    if (rv != 0)
-        conn_fail(c, nghttp2_strerror(rv));
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    for (;;) { /* ends when nghttp2 is done or the socket is full (output queued) */
+        c->stage_full = false;
+        int rv = nghttp2_session_send(c->h2);
+        if (c->connected && evbuffer_get_length(out) == 0 && evbuffer_get_length(c->stage) > 0)
+            (void)evbuffer_write(c->stage, bufferevent_getfd(c->bev)); /* errors: the bev reports */
+        if (evbuffer_get_length(c->stage) > 0)
+            evbuffer_add_buffer(out, c->stage);
+        if (rv != 0) {
+            conn_fail(c, nghttp2_strerror(rv));
+            return;
+        }
+        /* Stopped on a full stage that the kernel took whole: no write
+         * callback will come, so continue here. */
+        if (!c->stage_full || evbuffer_get_length(out) > 0)
+            return;
+    }
+}
+
+/* Reads what the socket holds (up to 1 MiB) into "in". */
+static void read_more(struct fc_conn *c, struct evbuffer *in)
+{
+    if (evbuffer_get_length(in) < 4096) /* libevent's read emptied the socket */
+        return;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    evbuffer_unfreeze(in, 0); /* the bufferevent keeps its input's end frozen */
+    for (int i = 0; i < 16 && fd >= 0; i++) {
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(in, 65536, &v, 1) < 1)
+            break;
+        if (v.iov_len > 65536)
+            v.iov_len = 65536;
+        ssize_t n = read(fd, v.iov_base, v.iov_len);
+        if (n <= 0) /* EAGAIN, or EOF/error that the bufferevent reports next */
+            break;
+        v.iov_len = (size_t)n;
+        evbuffer_commit_space(in, &v, 1);
+        if ((size_t)n < 65536)
+            break;
+    }
+    evbuffer_freeze(in, 0);
 }
 
 static ssize_t on_send(nghttp2_session *h, const uint8_t *data, size_t len, int flags, void *ud)
 {
     struct fc_conn *c = ud;
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) >= c->o.out_high)
+    if (evbuffer_get_length(out) + evbuffer_get_length(c->stage) >= c->o.out_high) {
+        c->stage_full = true;
         return NGHTTP2_ERR_WOULDBLOCK;
-    evbuffer_add(out, data, len);
+    }
+    evbuffer_add(c->stage, data, len);
     return (ssize_t)len;
 }
 
@@ -179,6 +226,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct fc_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    read_more(c, in);
     c->in_recv = true;
     while (!c->failed && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
@@ -207,6 +255,7 @@ static void on_bev_event(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         int one = 1;
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->connected = true;
         return;
     }
     if (what & BEV_EVENT_EOF)
@@ -833,7 +882,12 @@ struct fc_conn *fc_conn_new(struct event_base *base, const char *host, int port,
         return NULL;
     }
     c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
+    c->stage = evbuffer_new();
+    if (!c->bev || !c->stage) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        if (c->stage)
+            evbuffer_free(c->stage);
         free(c);
         return NULL;
     }
@@ -880,6 +934,7 @@ void fc_conn_free(struct fc_conn *c)
     }
     nghttp2_session_del(c->h2);
     bufferevent_free(c->bev);
+    evbuffer_free(c->stage);
     free(c);
 }
 

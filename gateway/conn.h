@@ -73,10 +73,9 @@ void gw_conn_kick(struct gw_conn *c);
 /* Bytes waiting in the output buffer; and whether that is over the limit. */
 size_t gw_conn_output_len(struct gw_conn *c);
 bool gw_conn_output_full(struct gw_conn *c);
-/* Sends the bytes in "buf" (emptied): written to the socket at once when no
- * output is queued (plain TCP), the rest queued in the output buffer. */
-struct evbuffer;
-void gw_conn_send_buffer(struct gw_conn *c, struct evbuffer *buf);
+/* Sends "len" bytes at "p": written to the socket at once when no output is
+ * queued (plain TCP), the rest copied to the output buffer. */
+void gw_conn_send_bytes(struct gw_conn *c, const uint8_t *p, size_t len);
 /* Stops/resumes reading the socket (back-pressure). */
 void gw_conn_pause_read(struct gw_conn *c);
 void gw_conn_resume_read(struct gw_conn *c);

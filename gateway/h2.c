@@ -40,7 +40,8 @@ struct h2 {
     struct h2s *streams; /* doubly linked, for drain and teardown */
     /* Frames produced by one nghttp2_session_send(), sent with one write at
      * its end (gw_conn_send_buffer); empty between flushes. */
-    struct evbuffer *stage;
+    uint8_t *stage;
+    size_t stage_len, stage_cap;
     bool stage_full; /* on_send_cb refused a frame: more to send after the write */
 };
 
@@ -219,12 +220,20 @@ static ssize_t on_send_cb(nghttp2_session *session, const uint8_t *data, size_t 
     struct h2 *h = user_data;
     if (h->c->closing)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (gw_conn_output_len(h->c) + evbuffer_get_length(h->stage) >= h->c->cfg->conn_buffer_bytes) {
+    if (gw_conn_output_len(h->c) + h->stage_len >= h->c->cfg->conn_buffer_bytes) {
         h->stage_full = true;
         return NGHTTP2_ERR_WOULDBLOCK;
     }
-    if (evbuffer_add(h->stage, data, length) != 0)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    /* A flat buffer, not an evbuffer: no chain allocated per frame. */
+    if (h->stage_len + length > h->stage_cap) {
+        size_t cap = h->stage_cap ? h->stage_cap : 16384;
+        while (cap < h->stage_len + length)
+            cap *= 2;
+        h->stage = xrealloc(h->stage, cap);
+        h->stage_cap = cap;
+    }
+    memcpy(h->stage + h->stage_len, data, length);
+    h->stage_len += length;
     return (ssize_t)length;
 }
 
@@ -350,6 +359,19 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 /* ---- session I/O ---------------------------------------------------------------- */
 
+/* Sends the staged frames; a stage grown past 64 KiB by a burst is given
+ * back rather than kept for the connection's lifetime. */
+static void stage_send(struct h2 *h)
+{
+    gw_conn_send_bytes(h->c, h->stage, h->stage_len);
+    h->stage_len = 0;
+    if (h->stage_cap > 65536) {
+        free(h->stage);
+        h->stage = NULL;
+        h->stage_cap = 0;
+    }
+}
+
 static void flush(struct h2 *h)
 {
     struct gw_conn *c = h->c;
@@ -359,7 +381,7 @@ static void flush(struct h2 *h)
     for (int round = 0;; round++) {
         h->stage_full = false;
         rv = nghttp2_session_send(h->s);
-        gw_conn_send_buffer(c, h->stage);
+        stage_send(h);
         /* A full stage that the kernel took whole leaves no queued output,
          * so no write callback would come to continue: go on here, a few
          * rounds, then on the next loop pass (fairness to other conns). */
@@ -398,7 +420,7 @@ static void h2_on_read(struct gw_conn *c)
                    c->peer, nghttp2_strerror((int)rv));
             /* nghttp2 has queued a GOAWAY for protocol errors: send it, close. */
             nghttp2_session_send(h->s);
-            gw_conn_send_buffer(c, h->stage);
+            stage_send(h);
             gw_conn_close_after_flush(c);
             return;
         }
@@ -461,7 +483,7 @@ static void h2_on_free(struct gw_conn *c)
     nghttp2_session_del(h->s);
     while (h->streams)
         stream_free(h->streams);
-    evbuffer_free(h->stage);
+    free(h->stage);
     free(h);
     c->proto_state = NULL;
 }
@@ -475,9 +497,6 @@ void gw_h2_attach(struct gw_conn *c)
     const struct gw_config *cfg = c->cfg;
     struct h2 *h = xcalloc(1, sizeof *h);
     h->c = c;
-    h->stage = evbuffer_new();
-    if (!h->stage)
-        abort();
     nghttp2_session_callbacks *cbs;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_send_callback(cbs, on_send_cb);
@@ -499,7 +518,6 @@ void gw_h2_attach(struct gw_conn *c)
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0) {
-        evbuffer_free(h->stage);
         free(h);
         gw_conn_close(c);
         return;

@@ -102,9 +102,9 @@ bool gw_conn_output_full(struct gw_conn *c)
     return gw_conn_output_len(c) >= c->cfg->conn_buffer_bytes;
 }
 
-void gw_conn_send_buffer(struct gw_conn *c, struct evbuffer *buf)
+void gw_conn_send_bytes(struct gw_conn *c, const uint8_t *p, size_t len)
 {
-    if (!c->bev || c->closing || evbuffer_get_length(buf) == 0)
+    if (!c->bev || c->closing || len == 0)
         return;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     /* Write-through: with nothing queued ahead, hand the bytes to the kernel
@@ -116,11 +116,14 @@ void gw_conn_send_buffer(struct gw_conn *c, struct evbuffer *buf)
      * TLS output must go through OpenSSL's bufferevent. */
     if (!c->tls && evbuffer_get_length(out) == 0) {
         evutil_socket_t fd = bufferevent_getfd(c->bev);
-        if (fd >= 0)
-            (void)evbuffer_write(buf, fd);
+        ssize_t n = fd >= 0 ? write(fd, p, len) : -1;
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+        }
     }
-    if (evbuffer_get_length(buf) > 0)
-        evbuffer_add_buffer(out, buf);
+    if (len > 0)
+        evbuffer_add(out, p, len);
 }
 
 #define LINGER_MS 2000

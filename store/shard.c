@@ -294,7 +294,9 @@ int store_shard_append(struct store_shard *sh, const struct store_record_in *rec
     struct chunk *c = sh->tail.tail;
     int roll = sh->seg.fill > 0 && sh->seg.fill >= s->opts.segment_bytes;
     if (!c || c->written || roll || (c->len > 0 && c->len + total > CHUNK_TARGET)) {
-        size_t cap = total > 4096 ? total : 4096;
+        /* Sized for this append (commit trims what stays unused): one record
+         * per loop turn is the common case of a trickle. */
+        size_t cap = total > 1024 ? total : 1024;
         c = chunk_new(sh, cap);
         c->new_segment = roll;
         if (roll)
@@ -462,6 +464,15 @@ int shard_commit(struct store_shard *sh, struct sync_item_vec *items)
         segment_note_frames(seg, c->buf, c->off, c->n, at);
         seg->size = at + c->len;
         s->stats.bytes_written += c->len;
+        /* A written chunk never grows again: give back its slack before it
+         * becomes readable (nobody borrows from it yet, so it may move).
+         * Without this a trickle of single records kept ~1-4 KiB of heap per
+         * ~150-byte record in the tail. */
+        if (c->len > 0 && c->cap - c->len >= 256) {
+            sh->tail.bytes -= c->cap - c->len;
+            c->buf = xrealloc(c->buf, c->len);
+            c->cap = c->len;
+        }
         c->written = 1;
         sh->lsn_written = c->lsn + c->len;
         sh->tail.pending = c->next;

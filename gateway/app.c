@@ -74,6 +74,42 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         gw_app_commit_soon(app);
 }
 
+struct gw_after {
+    void (*fn)(void *);
+    void *arg;
+};
+
+static void run_after(struct gw_app *app)
+{
+    /* Calls may queue more: take the batch first, loop until empty. */
+    while (app->_nafter) {
+        size_t n = app->_nafter;
+        struct gw_after *v = app->_after;
+        app->_after = NULL;
+        app->_nafter = app->_capafter = 0;
+        for (size_t i = 0; i < n; i++)
+            v[i].fn(v[i].arg);
+        free(v);
+    }
+}
+
+static void on_after(evutil_socket_t fd, short what, void *arg) { run_after(arg); }
+
+void gw_app_after(struct gw_app *app, void (*fn)(void *), void *arg)
+{
+    if (!app->_ev.after) {
+        fn(arg);
+        return;
+    }
+    if (app->_nafter == app->_capafter) {
+        app->_capafter = app->_capafter ? app->_capafter * 2 : 16;
+        app->_after = xrealloc(app->_after, app->_capafter * sizeof *app->_after);
+    }
+    app->_after[app->_nafter++] = (struct gw_after){fn, arg};
+    if (app->_nafter == 1)
+        event_active(app->_ev.after, EV_TIMEOUT, 0);
+}
+
 void gw_app_commit_soon(struct gw_app *app)
 {
     event_active(app->_ev.commit, EV_TIMEOUT, 0);
@@ -181,7 +217,8 @@ int gw_app_open(struct gw_app *app, struct event_base *base, const struct gw_con
                                 on_notify, app);
     app->_ev.commit = event_new(base, -1, 0, on_commit, app);
     app->_ev.tick = event_new(base, -1, EV_PERSIST, on_tick, app);
-    if (!app->_ev.notify || !app->_ev.commit || !app->_ev.tick)
+    app->_ev.after = event_new(base, -1, 0, on_after, app);
+    if (!app->_ev.notify || !app->_ev.commit || !app->_ev.tick || !app->_ev.after)
         abort();
     event_add(app->_ev.notify, NULL);
     struct timeval tv = {TICK_MS / 1000, 0};
@@ -349,5 +386,9 @@ void gw_app_close(struct gw_app *app)
         event_free(app->_ev.tick);
     store_close(app->store);
     app->store = NULL;
+    run_after(app); /* acknowledgements the close's commit queued */
+    if (app->_ev.after)
+        event_free(app->_ev.after);
+    app->_ev.after = NULL;
     throttle_reset(app);
 }

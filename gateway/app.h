@@ -23,6 +23,7 @@ struct gw_op;
 struct gw_throttle;
 struct gw_transition;
 struct shard_subs;
+struct gw_after;
 
 struct gw_app {
     const struct gw_config *cfg;
@@ -37,7 +38,10 @@ struct gw_app {
         struct event *notify; /* store_notify_fd readable */
         struct event *commit; /* zero-delay, armed by gw_app_commit_soon */
         struct event *tick;   /* retention */
+        struct event *after;  /* runs the gw_app_after() queue */
     } _ev;
+    struct gw_after *_after; /* queued gw_app_after() calls */
+    size_t _nafter, _capafter;
     struct gw_throttle *_throttle; /* per-shard write limits, when enabled */
     struct gw_transition *_transitions; /* pending status changes */
     struct shard_subs *_subs; /* subscribe.c: shards with live subscriptions */
@@ -54,6 +58,12 @@ void gw_app_close(struct gw_app *app);
 /* Arranges one store_commit() on the next loop pass (coalesced). Call after
  * store_shard_append(). */
 void gw_app_commit_soon(struct gw_app *app);
+
+/* Runs fn(arg) later in this loop pass, after the events already pending
+ * (in order of calls). Put acknowledgements go through it so that the pushes
+ * a commit woke up (already pending) are written first. Runs at once when
+ * the app has no loop (tests); pending calls run in gw_app_close(). */
+void gw_app_after(struct gw_app *app, void (*fn)(void *), void *arg);
 
 /* Schedules "name"'s CREATING -> ACTIVE after cfg->stream_delay_ms. */
 void gw_app_stream_created(struct gw_app *app, const char *name);

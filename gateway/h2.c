@@ -178,6 +178,8 @@ static void submit(struct h2s *s, bool streaming)
     gw_http_date(date, sizeof date);
     NV("date", date);
     NV("x-amzn-requestid", req->request_id);
+    /* Unique per reply: indexing it would only churn the HPACK table. */
+    nva[k - 1].flags = NGHTTP2_NV_FLAG_NO_INDEX;
     size_t blen = evbuffer_get_length(req->resp.body);
     if (!streaming) {
         snprintf(clen, sizeof clen, "%zu", blen);

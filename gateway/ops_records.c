@@ -209,6 +209,8 @@ static void put_finish(struct put_ctx *ctx)
     put_ctx_free(ctx);
 }
 
+static void put_finish_cb(void *arg) { put_finish(arg); }
+
 static void on_put_abort(struct gw_req *req, void *arg)
 {
     struct put_ctx *ctx = arg;
@@ -226,8 +228,8 @@ static void on_group_done(void *arg, const struct store_err *se)
                se->msg);
         snprintf(ctx->fail_msg, sizeof ctx->fail_msg, "%s", se->msg);
     }
-    if (--ctx->pending == 0)
-        put_finish(ctx);
+    if (--ctx->pending == 0) /* after the pushes this commit woke up */
+        gw_app_after(ctx->app, put_finish_cb, ctx);
 }
 
 /* Decodes the request into "b": REST raw bodies, the JSON fast path, or the

@@ -213,6 +213,7 @@ struct bstream {
     /* Written by the producer thread, read by the subscriber thread. */
     _Atomic int64_t *ack_ns; /* per index: ack time (0 = not acked) */
     uint8_t *shard_of;       /* per index: shard number, valid once acked */
+    uint8_t *first;          /* per index bit: some subscription received it */
     atomic_size_t sent, acked, failed;
 };
 
@@ -239,6 +240,9 @@ struct bsub {
 static struct bsub *subs;
 static struct consumer_stats *cstats; /* [stream * consumers + consumer] */
 static struct shist lat_send, lat_ack;
+/* Send -> the first subscription's receipt of each record: the gateway's
+ * push latency without the client's own serial work on the other nine. */
+static struct shist lat_first;
 static int64_t last_receipt_real_ns;
 
 struct pending_ack {
@@ -506,12 +510,19 @@ static void on_record(struct fc_sub *fs, const struct fc_record *r, void *ud)
     b->seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
     if (b->last_seq[0] && fc_seq_cmp(r->seq, b->last_seq) <= 0)
         b->out_of_order++;
-    snprintf(b->last_seq, sizeof b->last_seq, "%s", r->seq);
+    size_t sl = strnlen(r->seq, sizeof b->last_seq - 1);
+    memcpy(b->last_seq, r->seq, sl);
+    b->last_seq[sl] = '\0';
     b->deliveries++;
     struct consumer_stats *cs = &cstats[b->stream * opt.consumers + b->consumer];
     cs->deliveries++;
     cs->bytes += r->len;
     sh_add(&lat_send, now - sent);
+    uint8_t *fb = &streams[b->stream].first[idx / 8];
+    if (!(*fb & (1u << (idx % 8)))) {
+        *fb |= (uint8_t)(1u << (idx % 8));
+        sh_add(&lat_first, now - sent);
+    }
     int64_t ack = atomic_load_explicit(&streams[b->stream].ack_ns[idx], memory_order_acquire);
     if (ack)
         sh_add(&lat_ack, now - ack);
@@ -847,6 +858,7 @@ int main(int argc, char **argv)
         setup_stream(ctl, k);
         streams[k].ack_ns = calloc(opt.max_records, sizeof *streams[k].ack_ns);
         streams[k].shard_of = calloc(opt.max_records, 1);
+        streams[k].first = calloc(opt.max_records / 8 + 1, 1);
         if (!streams[k].ack_ns || !streams[k].shard_of)
             die("out of memory for %zu records per stream", opt.max_records);
     }
@@ -995,8 +1007,9 @@ int main(int argc, char **argv)
     double cpu_pct = p1.cpu_s >= 0 ? 100.0 * (p1.cpu_s - p0.cpu_s) / prod_s : -1;
     const double us = 1000.0;
     double q[] = {0.5, 0.9, 0.99, 0.999};
-    double ls[4], la[4];
+    double ls[4], la[4], lf[4];
     for (int i = 0; i < 4; i++) {
+        lf[i] = sh_quantile(&lat_first, q[i]) / us;
         ls[i] = sh_quantile(&lat_send, q[i]) / us;
         la[i] = sh_quantile(&lat_ack, q[i]) / us;
     }
@@ -1030,6 +1043,9 @@ int main(int argc, char **argv)
     printf("  latency send->receipt  us: p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  (n=%" PRIu64
            ")\n",
            ls[0], ls[1], ls[2], ls[3], sh_max(&lat_send) / us, lat_send.pos.n + lat_send.neg.n);
+    printf("  latency send->first    us: p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  (n=%" PRIu64
+           ", the first subscription to get each record)\n",
+           lf[0], lf[1], lf[2], lf[3], sh_max(&lat_first) / us, lat_first.pos.n + lat_first.neg.n);
     printf("  latency ack->receipt   us: p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  (n=%" PRIu64
            ", %" PRIu64 " before the ack)\n",
            la[0], la[1], la[2], la[3], sh_max(&lat_ack) / us, lat_ack.pos.n + lat_ack.neg.n,
@@ -1079,8 +1095,9 @@ int main(int argc, char **argv)
                                   (json_int_t)dv[nc / 2], "max", (json_int_t)dv[nc - 1],
                                   "median_rec_s", (double)dv[nc / 2] / span_s));
     const char *qn[] = {"p50", "p90", "p99", "p999"};
-    json_t *js = json_object(), *ja = json_object();
+    json_t *js = json_object(), *ja = json_object(), *jf = json_object();
     for (int i = 0; i < 4; i++) {
+        json_object_set_new(jf, qn[i], json_real(isnan(lf[i]) ? -1 : lf[i]));
         json_object_set_new(js, qn[i], json_real(isnan(ls[i]) ? -1 : ls[i]));
         json_object_set_new(ja, qn[i], json_real(isnan(la[i]) ? -1 : la[i]));
     }
@@ -1089,7 +1106,10 @@ int main(int argc, char **argv)
     json_object_set_new(js, "n", json_integer((json_int_t)(lat_send.pos.n + lat_send.neg.n)));
     json_object_set_new(ja, "n", json_integer((json_int_t)(lat_ack.pos.n + lat_ack.neg.n)));
     json_object_set_new(ja, "before_ack", json_integer((json_int_t)lat_ack.neg.n));
+    json_object_set_new(jf, "max", json_real(sh_max(&lat_first) / us));
+    json_object_set_new(jf, "n", json_integer((json_int_t)(lat_first.pos.n + lat_first.neg.n)));
     json_object_set_new(j, "latency_send_us", js);
+    json_object_set_new(j, "latency_first_us", jf);
     json_object_set_new(j, "latency_ack_us", ja);
     json_object_set_new(
         j, "integrity",
@@ -1128,6 +1148,7 @@ int main(int argc, char **argv)
     for (int k = 0; k < opt.streams; k++) {
         free(streams[k].ack_ns);
         free(streams[k].shard_of);
+        free(streams[k].first);
         free(streams[k].consumer_arn);
     }
     kill_gateway();

@@ -152,13 +152,15 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t
         }
         s->pull_deferred = r == GW_PULL_DEFER;
     }
-    int n = evbuffer_remove(body, buf, length);
-    if (n < 0)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    if (evbuffer_get_length(body) == 0 &&
-        (req->resp.state == GW_RESP_ONESHOT || req->resp.eof))
+    /* No copy into nghttp2's buffer: on_send_data_cb moves the bytes from
+     * "body" to the stage when the frame goes out. Nothing else touches the
+     * front of "body" in between (pulls only append). */
+    size_t have = evbuffer_get_length(body);
+    size_t n = have < length ? have : length;
+    *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == have && (req->resp.state == GW_RESP_ONESHOT || req->resp.eof))
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-    return n;
+    return (ssize_t)n;
 }
 
 static void submit(struct h2s *s, bool streaming)
@@ -216,27 +218,63 @@ static const struct gw_req_transport h2_transport = {on_send, on_stream, on_resu
 
 /* ---- nghttp2 callbacks ------------------------------------------------------------ */
 
+/* Room for "n" more bytes in the stage, or false (stage_full) when the
+ * connection's output limit is reached. A flat buffer, not an evbuffer: no
+ * chain allocated per frame. */
+static bool stage_reserve(struct h2 *h, size_t n)
+{
+    if (gw_conn_output_len(h->c) + h->stage_len >= h->c->cfg->conn_buffer_bytes) {
+        h->stage_full = true;
+        return false;
+    }
+    if (h->stage_len + n > h->stage_cap) {
+        size_t cap = h->stage_cap ? h->stage_cap : 16384;
+        while (cap < h->stage_len + n)
+            cap *= 2;
+        h->stage = xrealloc(h->stage, cap);
+        h->stage_cap = cap;
+    }
+    return true;
+}
+
 static ssize_t on_send_cb(nghttp2_session *session, const uint8_t *data, size_t length,
                           int flags, void *user_data)
 {
     struct h2 *h = user_data;
     if (h->c->closing)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (gw_conn_output_len(h->c) + h->stage_len >= h->c->cfg->conn_buffer_bytes) {
-        h->stage_full = true;
+    if (!stage_reserve(h, length))
         return NGHTTP2_ERR_WOULDBLOCK;
-    }
-    /* A flat buffer, not an evbuffer: no chain allocated per frame. */
-    if (h->stage_len + length > h->stage_cap) {
-        size_t cap = h->stage_cap ? h->stage_cap : 16384;
-        while (cap < h->stage_len + length)
-            cap *= 2;
-        h->stage = xrealloc(h->stage, cap);
-        h->stage_cap = cap;
-    }
     memcpy(h->stage + h->stage_len, data, length);
     h->stage_len += length;
     return (ssize_t)length;
+}
+
+/* A DATA frame whose payload on_data_read left in the reply body (NO_COPY). */
+static int on_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                           size_t length, nghttp2_data_source *source, void *user_data)
+{
+    struct h2 *h = user_data;
+    struct h2s *s = source->ptr;
+    if (h->c->closing)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    size_t padlen = frame->data.padlen; /* pad-length byte included; 0 here */
+    if (!stage_reserve(h, 9 + length + padlen))
+        return NGHTTP2_ERR_WOULDBLOCK;
+    uint8_t *p = h->stage + h->stage_len;
+    memcpy(p, framehd, 9);
+    p += 9;
+    if (padlen > 0)
+        *p++ = (uint8_t)(padlen - 1);
+    if (evbuffer_remove(s->req->resp.body, p, length) != (int)length)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    p += length;
+    if (padlen > 1) {
+        memset(p, 0, padlen - 1);
+        p += padlen - 1;
+    }
+    h->stage_len = (size_t)(p - h->stage);
+    return 0;
 }
 
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
@@ -502,6 +540,7 @@ void gw_h2_attach(struct gw_conn *c)
     nghttp2_session_callbacks *cbs;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_send_callback(cbs, on_send_cb);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, on_send_data_cb);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);

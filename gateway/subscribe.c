@@ -236,10 +236,15 @@ static enum gw_pull sent(struct gw_sub *s, int64_t now)
     store_shard_latest(s->ss->shard, &has, &tip);
     if (!has || store_seq_cmp(s->last, tip) < 0)
         return GW_PULL_MORE;
-    int64_t wake = s->last_event_ms + (int64_t)s->app->cfg->heartbeat_ms;
-    if (s->expires_ms < wake)
-        wake = s->expires_ms;
-    arm(s, wake - now);
+    /* A timer still pending fires no later than this push's heartbeat
+     * would be due; the pull it triggers re-arms for what is then left. So
+     * only an idle timer is armed: no timer-heap update per push. */
+    if (!evtimer_pending(s->timer, NULL)) {
+        int64_t wake = s->last_event_ms + (int64_t)s->app->cfg->heartbeat_ms;
+        if (s->expires_ms < wake)
+            wake = s->expires_ms;
+        arm(s, wake - now);
+    }
     return GW_PULL_DEFER;
 }
 

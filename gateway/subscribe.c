@@ -308,20 +308,17 @@ static const struct enc_batch *cache_find(const struct shard_subs *ss, const str
     return NULL;
 }
 
-/* Caches the framed event "msg" (the last "len" bytes of "out"). Every
- * subscription at "from" would frame the very same bytes: records,
- * continuation (the batch's last record) and MillisBehindLatest. */
+/* Caches the framed event "msg" (taken over). Every subscription at "from"
+ * would frame the very same bytes: records, continuation (the batch's last
+ * record) and MillisBehindLatest. */
 static void cache_put(struct shard_subs *ss, const struct store_pos *from,
                       const struct store_pos *next, size_t n, uint64_t bytes, struct store_seq last,
-                      int64_t behind, struct evbuffer *out, size_t len)
+                      int64_t behind, uint8_t *msg, size_t len)
 {
     struct enc_batch *b = &ss->cache[ss->cache_next++ % ENC_CACHE];
     free(b->msg);
     b->len = len;
-    b->msg = xmalloc(len ? len : 1);
-    struct evbuffer_ptr at;
-    evbuffer_ptr_set(out, &at, evbuffer_get_length(out) - len, EVBUFFER_PTR_SET);
-    evbuffer_copyout_from(out, &at, b->msg, len);
+    b->msg = msg;
     b->valid = true;
     b->from = *from;
     b->next = *next;
@@ -331,28 +328,71 @@ static void cache_put(struct shard_subs *ss, const struct store_pos *from,
     b->behind = behind;
 }
 
-static void add_event(struct gw_sub *s, struct evbuffer *out, struct evbuffer *records,
-                      size_t nrec, int64_t behind)
+/* Frames a SubscribeToShardEvent whose Records are the comma-joined JSON in
+ * "records" (drained; NULL for none) into one new buffer, straight: no
+ * intermediate evbuffers or printf on the push path. NULL only if the event
+ * cannot be framed (logged). */
+static uint8_t *frame_event(struct gw_sub *s, struct evbuffer *records, int64_t behind,
+                            size_t *len)
 {
-    char cont[STORE_SEQ_STRLEN];
-    store_seq_format(s->last, cont);
-    struct evbuffer *p = evbuffer_new();
+    static const char k1[] = "],\"ContinuationSequenceNumber\":\"",
+                      k2[] = "\",\"MillisBehindLatest\":";
+    char tail[sizeof k1 + STORE_SEQ_STRLEN + sizeof k2 + 24], *t = tail;
+    memcpy(t, k1, sizeof k1 - 1);
+    t += sizeof k1 - 1;
+    t += store_seq_format(s->last, t);
+    memcpy(t, k2, sizeof k2 - 1);
+    t += sizeof k2 - 1;
+    char digits[24];
+    int nd = 0;
+    uint64_t v = behind > 0 ? (uint64_t)behind : 0;
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (nd)
+        *t++ = digits[--nd];
+    *t++ = '}';
+    size_t tlen = (size_t)(t - tail);
+    size_t rlen = records ? evbuffer_get_length(records) : 0;
+    size_t plen = 12 + rlen + tlen;
+    struct gw_es_headers hs;
+    gw_es_headers_event(&hs, GW_ES_EVENT_SUBSCRIBE);
+    size_t size, off;
+    char why[128];
+    if (gw_es_message_size(hs.h, hs.n, plen, &size, why, sizeof why) != 0) {
+        gw_log(GW_LOG_ERROR, "eventstream", "cannot frame a %zu-byte event: %s", plen, why);
+        return NULL;
+    }
+    uint8_t *msg = xmalloc(size);
+    gw_es_encode_head(hs.h, hs.n, plen, msg, size, &off, why, sizeof why);
+    memcpy(msg + off, "{\"Records\":[", 12);
+    if (rlen)
+        evbuffer_remove(records, msg + off + 12, rlen);
+    memcpy(msg + off + 12 + rlen, tail, tlen);
+    gw_es_encode_finish(msg, size);
+    *len = size;
+    return msg;
+}
+
+/* A heartbeat: an event without records (MillisBehindLatest up to date). */
+static void add_heartbeat(struct gw_sub *s, struct evbuffer *out, int64_t behind)
+{
     if (s->sse) {
-        /* Records went out one SSE event each (see pull); this is the
-         * heartbeat. */
+        /* Records went out one SSE event each (see pull). */
+        char cont[STORE_SEQ_STRLEN];
+        store_seq_format(s->last, cont);
         evbuffer_add_printf(out, "event: heartbeat\ndata: {\"ContinuationSequenceNumber\":\"%s\","
                                  "\"MillisBehindLatest\":%lld}\n\n",
                             cont, (long long)behind);
-        evbuffer_free(p);
         return;
     }
-    evbuffer_add(p, "{\"Records\":[", 12);
-    if (nrec)
-        evbuffer_add_buffer(p, records);
-    evbuffer_add_printf(p, "],\"ContinuationSequenceNumber\":\"%s\",\"MillisBehindLatest\":%lld}",
-                        cont, (long long)behind);
-    add_message(out, false, GW_ES_EVENT_SUBSCRIBE, p);
-    evbuffer_free(p);
+    size_t len;
+    uint8_t *msg = frame_event(s, NULL, behind, &len);
+    if (msg) {
+        evbuffer_add(out, msg, len);
+        free(msg);
+    }
 }
 
 static enum gw_pull finish(struct gw_sub *s)
@@ -455,12 +495,16 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
                 gw_op_record_json(rb, &recs[i]);
             }
             s->last = recs[n - 1].seq;
-            size_t before_len = evbuffer_get_length(out);
-            add_event(s, out, rb, n, behind);
+            size_t len;
+            uint8_t *msg = frame_event(s, rb, behind, &len);
             evbuffer_free(rb);
-            if (s->ss->subs && s->ss->subs->next) /* more than one reader of this shard */
-                cache_put(s->ss, &s->pos, &next, n, bytes, s->last, behind, out,
-                          evbuffer_get_length(out) - before_len);
+            if (msg) {
+                evbuffer_add(out, msg, len);
+                if (s->ss->subs && s->ss->subs->next) /* more than one reader of this shard */
+                    cache_put(s->ss, &s->pos, &next, n, bytes, s->last, behind, msg, len);
+                else
+                    free(msg);
+            }
         }
         s->last = recs[n - 1].seq;
         s->pos = next;
@@ -476,7 +520,7 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
             store_shard_read(s->ss->shard, s->cur, &s->pos, 1, 1, &recs, &n, &next, &behind, NULL) !=
                 0)
             behind = 0;
-        add_event(s, out, NULL, 0, behind);
+        add_heartbeat(s, out, behind);
         s->last_event_ms = now;
         return GW_PULL_MORE;
     }

@@ -32,14 +32,16 @@ scenario() { # name N
   scenario get-records "${N_GET:-500}"
   [ -n "${ENDPOINT:-}" ] || scenario durability "${N_DURABILITY:-2000}"
 } | tee "$OUT/summary.txt"
-# the C fan-out benchmark (fanout.c), when it has been built: RUNS runs of its
-# defaults (10 consumers on one shard, 1000 records/s, 10 s) unless FANOUT_ARGS
+# the C fan-out benchmark (fanout.c), when it has been built: RUNS runs of the
+# issue's latency scenario (its defaults: 10 consumers on one shard, 1000
+# records/s, 10 s; with durability interval:100 and the client on one thread,
+# see fanout.c) unless FANOUT_ARGS replaces those flags
 fan=$BUILD/loadtest/sluice-bench-fanout
 if [ -x "$fan" ] && [ -z "${ENDPOINT:-}" ] && [ "${FANOUT:-1}" = 1 ]; then
   : >"$OUT/fanout.txt"
   for i in $(seq "$RUNS"); do
     echo "=== fanout run $i $(date -u +%T)" >&2
-    timeout "${SCENARIO_TIMEOUT:-300}" "$fan" --sluice "$BUILD/gateway/sluice" ${FANOUT_ARGS:-} >>"$OUT/fanout.txt" 2>&1 ||
+    timeout "${SCENARIO_TIMEOUT:-300}" "$fan" --sluice "$BUILD/gateway/sluice" ${FANOUT_ARGS:---one-thread --gw-arg --durability --gw-arg interval:100} >>"$OUT/fanout.txt" 2>&1 ||
       failed+=("fanout run $i")
   done
   grep '^{' "$OUT/fanout.txt" >"$OUT/fanout.json" || true

@@ -9,7 +9,8 @@
  * at a target rate or flat out for a bounded time. Each record carries its
  * send time (CLOCK_REALTIME ns), its stream and its index in that stream, so
  * the subscribers (the main thread, tests/integration/fanout_client.c)
- * measure send -> receipt and PutRecord acknowledgement -> receipt latency,
+ * measure send -> receipt (every delivery), send -> first receipt (the first
+ * subscription to get each record) and PutRecord acknowledgement -> receipt,
  * and detect records lost (acknowledged, never delivered) and duplicated.
  *
  * Kinesis allows one live subscription per consumer-shard, so S <= K x

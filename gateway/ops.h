@@ -96,6 +96,9 @@ void gw_op_json_string(struct evbuffer *out, const uint8_t *p, size_t n);
  * Data (base64), PartitionKey}) as GetRecords and SubscribeToShard answer it,
  * without building a jansson tree. */
 void gw_op_record_json(struct evbuffer *out, const struct store_record *r);
+/* Writes "v" in decimal at "dst" (room for 20 digits), without printf;
+ * returns the number of digits. */
+size_t gw_op_fmt_u64(char *dst, uint64_t v);
 
 /* Answers a store error as its Kinesis error. */
 int gw_op_store_error(const struct store_err *se, struct gw_error *err);

@@ -242,6 +242,19 @@ void gw_op_json_string(struct evbuffer *out, const uint8_t *p, size_t n)
     evbuffer_add(out, "\"", 1);
 }
 
+size_t gw_op_fmt_u64(char *dst, uint64_t v)
+{
+    char digits[20];
+    size_t nd = 0;
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < nd; i++)
+        dst[i] = digits[nd - 1 - i];
+    return nd;
+}
+
 /* Appends one record's JSON object. */
 void gw_op_record_json(struct evbuffer *out, const struct store_record *r)
 {
@@ -255,15 +268,7 @@ void gw_op_record_json(struct evbuffer *out, const struct store_record *r)
     memcpy(h, k2, sizeof k2 - 1);
     h += sizeof k2 - 1;
     /* epoch seconds and a 3-digit millisecond fraction, without printf */
-    char digits[24];
-    int nd = 0;
-    uint64_t sec = (uint64_t)(r->arrival_ms / 1000);
-    do {
-        digits[nd++] = (char)('0' + sec % 10);
-        sec /= 10;
-    } while (sec);
-    while (nd)
-        *h++ = digits[--nd];
+    h += gw_op_fmt_u64(h, (uint64_t)(r->arrival_ms / 1000));
     int ms = (int)(r->arrival_ms % 1000);
     *h++ = '.';
     *h++ = (char)('0' + ms / 100);

@@ -116,7 +116,8 @@ void gw_conn_send_bytes(struct gw_conn *c, const uint8_t *p, size_t len)
      * TLS output must go through OpenSSL's bufferevent. */
     if (!c->tls && evbuffer_get_length(out) == 0) {
         evutil_socket_t fd = bufferevent_getfd(c->bev);
-        ssize_t n = fd >= 0 ? write(fd, p, len) : -1;
+        /* MSG_NOSIGNAL: a reset peer must not raise SIGPIPE, whoever embeds us. */
+        ssize_t n = fd >= 0 ? send(fd, p, len, MSG_NOSIGNAL) : -1;
         if (n > 0) {
             p += n;
             len -= (size_t)n;

@@ -76,6 +76,9 @@ bool gw_conn_output_full(struct gw_conn *c);
 /* Sends "len" bytes at "p": written to the socket at once when no output is
  * queued (plain TCP), the rest copied to the output buffer. */
 void gw_conn_send_bytes(struct gw_conn *c, const uint8_t *p, size_t len);
+/* The same for the bytes in "buf" (emptied). */
+struct evbuffer;
+void gw_conn_send_evbuffer(struct gw_conn *c, struct evbuffer *buf);
 /* Stops/resumes reading the socket (back-pressure). */
 void gw_conn_pause_read(struct gw_conn *c);
 void gw_conn_resume_read(struct gw_conn *c);

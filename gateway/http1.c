@@ -48,6 +48,7 @@ struct h1 {
     bool http10;       /* HTTP/1.0 peer: no chunked encoding */
     bool deferred;     /* streamed reply waiting for gw_resp_resume() */
     bool processing;   /* inside process(): do not re-enter */
+    struct evbuffer *stage; /* a one-shot reply, sent whole (write-through) */
     struct gw_error err; /* protocol error detected inside a parser callback */
 };
 
@@ -222,9 +223,9 @@ static const http_parser_settings settings = {
 
 /* ---- replies --------------------------------------------------------------- */
 
-static void write_head(struct h1 *h, struct gw_req *req, bool chunked, size_t content_length)
+static void write_head(struct h1 *h, struct evbuffer *out, struct gw_req *req, bool chunked,
+                       size_t content_length)
 {
-    struct evbuffer *out = bufferevent_get_output(h->c->bev);
     char date[64];
     gw_http_date(date, sizeof date);
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", req->resp.status,
@@ -261,9 +262,10 @@ static void on_send(struct gw_req *req)
 {
     struct h1 *h = req->tp_ctx;
     size_t len = evbuffer_get_length(req->resp.body);
-    write_head(h, req, false, len);
+    write_head(h, h->stage, req, false, len);
     if (!h->head)
-        evbuffer_add_buffer(bufferevent_get_output(h->c->bev), req->resp.body);
+        evbuffer_add_buffer(h->stage, req->resp.body);
+    gw_conn_send_evbuffer(h->c, h->stage);
     finish_request(h);
 }
 
@@ -320,7 +322,7 @@ static void on_stream(struct gw_req *req)
     h->state = H1_STREAMING;
     if (h->http10)
         h->keep_alive = false;
-    write_head(h, req, !h->http10, SIZE_MAX);
+    write_head(h, bufferevent_get_output(h->c->bev), req, !h->http10, SIZE_MAX);
     gw_conn_kick(h->c);
 }
 
@@ -438,6 +440,7 @@ static void h1_on_free(struct gw_conn *c)
     free(h->field);
     free(h->value);
     free(h->url);
+    evbuffer_free(h->stage);
     free(h);
     c->proto_state = NULL;
 }
@@ -450,6 +453,9 @@ void gw_http1_attach(struct gw_conn *c)
 {
     struct h1 *h = xcalloc(1, sizeof *h);
     h->c = c;
+    h->stage = evbuffer_new();
+    if (!h->stage)
+        abort();
     http_parser_init(&h->parser, HTTP_REQUEST);
     h->parser.data = h;
     c->proto = &h1_proto;

@@ -127,6 +127,33 @@ void gw_conn_send_bytes(struct gw_conn *c, const uint8_t *p, size_t len)
         evbuffer_add(out, p, len);
 }
 
+void gw_conn_send_evbuffer(struct gw_conn *c, struct evbuffer *buf)
+{
+    size_t len = evbuffer_get_length(buf);
+    if (!c->bev || c->closing || len == 0) {
+        evbuffer_drain(buf, len);
+        return;
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    /* Write-through as in gw_conn_send_bytes, from an evbuffer's chains. */
+    if (!c->tls && evbuffer_get_length(out) == 0) {
+        evutil_socket_t fd = bufferevent_getfd(c->bev);
+        struct evbuffer_iovec v[16];
+        int nv = evbuffer_peek(buf, -1, NULL, v, 16);
+        if (fd >= 0 && nv > 0) {
+            struct iovec iov[16];
+            for (int i = 0; i < nv && i < 16; i++)
+                iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
+            struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)(nv < 16 ? nv : 16)};
+            ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+            if (n > 0)
+                evbuffer_drain(buf, (size_t)n);
+        }
+    }
+    if (evbuffer_get_length(buf) > 0)
+        evbuffer_add_buffer(out, buf);
+}
+
 #define LINGER_MS 2000
 
 static void linger_read(struct bufferevent *bev, void *arg)

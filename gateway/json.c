@@ -260,17 +260,25 @@ static void missing(struct gw_valid *v, const char *path)
     gw_valid_add(v, NULL, path, "not be null");
 }
 
+/* The member "key", or NULL when absent or null (recorded as a violation
+ * when GW_V_REQUIRED): the start of every gw_v_* check. */
+static json_t *field(struct gw_valid *v, json_t *obj, const char *key, const char *path,
+                     unsigned flags)
+{
+    json_t *j = member(obj, key);
+    if (!j && (flags & GW_V_REQUIRED))
+        missing(v, path);
+    return j;
+}
+
 int gw_v_str(struct gw_valid *v, json_t *obj, const char *key, const char *path, unsigned flags,
              size_t min, size_t max, const char *pattern, bool (*match)(const char *),
              const char **out)
 {
     *out = NULL;
-    json_t *j = member(obj, key);
-    if (!j) {
-        if (flags & GW_V_REQUIRED)
-            missing(v, path);
+    json_t *j = field(v, obj, key, path, flags);
+    if (!j)
         return 0;
-    }
     if (!json_is_string(j))
         return wrong_type(v, key, j, "a string");
     const char *s = json_string_value(j);
@@ -302,12 +310,9 @@ int gw_v_int(struct gw_valid *v, json_t *obj, const char *key, const char *path,
 {
     if (present)
         *present = false;
-    json_t *j = member(obj, key);
-    if (!j) {
-        if (flags & GW_V_REQUIRED)
-            missing(v, path);
+    json_t *j = field(v, obj, key, path, flags);
+    if (!j)
         return 0;
-    }
     int64_t x;
     if (json_is_integer(j)) {
         x = json_integer_value(j);
@@ -379,12 +384,9 @@ int gw_v_time(struct gw_valid *v, json_t *obj, const char *key, const char *path
 {
     if (present)
         *present = false;
-    json_t *j = member(obj, key);
-    if (!j) {
-        if (flags & GW_V_REQUIRED)
-            missing(v, path);
+    json_t *j = field(v, obj, key, path, flags);
+    if (!j)
         return 0;
-    }
     if (json_is_number(j)) {
         double sec = json_number_value(j);
         if (!isfinite(sec) || fabs(sec) > 1e14)
@@ -429,12 +431,9 @@ int gw_v_object(struct gw_valid *v, json_t *obj, const char *key, const char *pa
                 unsigned flags, json_t **out)
 {
     *out = NULL;
-    json_t *j = member(obj, key);
-    if (!j) {
-        if (flags & GW_V_REQUIRED)
-            missing(v, path);
+    json_t *j = field(v, obj, key, path, flags);
+    if (!j)
         return 0;
-    }
     if (!json_is_object(j))
         return wrong_type(v, key, j, "an object");
     *out = j;
@@ -445,12 +444,9 @@ int gw_v_array(struct gw_valid *v, json_t *obj, const char *key, const char *pat
                unsigned flags, size_t min, size_t max, json_t **out)
 {
     *out = NULL;
-    json_t *j = member(obj, key);
-    if (!j) {
-        if (flags & GW_V_REQUIRED)
-            missing(v, path);
+    json_t *j = field(v, obj, key, path, flags);
+    if (!j)
         return 0;
-    }
     if (!json_is_array(j))
         return wrong_type(v, key, j, "an array");
     size_t n = json_array_size(j);
@@ -476,12 +472,9 @@ int gw_v_blob(struct gw_valid *v, struct gw_req *req, json_t *obj, const char *k
     *len = 0;
     if (present)
         *present = false;
-    json_t *j = member(obj, key);
-    if (!j) {
-        if (flags & GW_V_REQUIRED)
-            missing(v, path);
+    json_t *j = field(v, obj, key, path, flags);
+    if (!j)
         return 0;
-    }
     if (!json_is_string(j))
         return wrong_type(v, key, j, "a base64 string");
     const char *s = json_string_value(j);

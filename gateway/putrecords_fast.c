@@ -90,6 +90,25 @@ static inline void skip_ws(struct scan *s)
         s->p++;
 }
 
+/* After a member or element: "close" ends the container (consumed, 1), a
+ * comma goes on to the next one (consumed with the whitespace after it,
+ * 0); anything else is malformed (-1). */
+static int next_or_close(struct scan *s, char close)
+{
+    skip_ws(s);
+    if (s->p >= s->end)
+        return -1;
+    if (*s->p == close) {
+        s->p++;
+        return 1;
+    }
+    if (*s->p != ',')
+        return -1;
+    s->p++;
+    skip_ws(s);
+    return 0;
+}
+
 /* Of the 8 bytes at "p", flags (bit 7 of each byte, little-endian order)
  * those a string scan must look at: a quote, a backslash, a control
  * character, non-ASCII. The lowest flag is always exact (borrows only run
@@ -440,17 +459,9 @@ static bool skip_value(struct scan *s, int depth)
         for (;;) {
             if (!skip_value(s, depth + 1))
                 return false;
-            skip_ws(s);
-            if (s->p >= s->end)
-                return false;
-            if (*s->p == ']') {
-                s->p++;
-                return true;
-            }
-            if (*s->p != ',')
-                return false;
-            s->p++;
-            skip_ws(s);
+            int r = next_or_close(s, ']');
+            if (r != 0)
+                return r > 0;
         }
     case 't':
         return literal(s, "true", 4);
@@ -541,17 +552,9 @@ static bool parse_object(struct scan *s, enum ctx ctx, struct members *m, int de
             if (!ok)
                 return false;
         }
-        skip_ws(s);
-        if (s->p >= s->end)
-            return false;
-        if (*s->p == '}') {
-            s->p++;
-            return true;
-        }
-        if (*s->p != ',')
-            return false;
-        s->p++;
-        skip_ws(s);
+        int r = next_or_close(s, '}');
+        if (r != 0)
+            return r > 0;
     }
 }
 
@@ -596,17 +599,9 @@ static bool read_records(struct scan *s, struct members *m)
         if (total > GW_PUT_MAX_BATCH_BYTES)
             return false;
         m->entries[m->n++] = em.e;
-        skip_ws(s);
-        if (s->p >= s->end)
-            return false;
-        if (*s->p == ']') {
-            s->p++;
-            return true;
-        }
-        if (*s->p != ',')
-            return false;
-        s->p++;
-        skip_ws(s);
+        int r = next_or_close(s, ']');
+        if (r != 0)
+            return r > 0;
         if (s->p >= s->end)
             return false;
     }

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -102,29 +103,32 @@ bool gw_conn_output_full(struct gw_conn *c)
     return gw_conn_output_len(c) >= c->cfg->conn_buffer_bytes;
 }
 
+/* Write-through: with nothing queued ahead, hand the bytes to the kernel now
+ * instead of arming EPOLLOUT and writing on the next loop pass. This saves a
+ * loop turn and two epoll_ctl calls per reply, which is most of the
+ * gateway's share of push latency. Returns how many bytes the kernel took;
+ * the caller queues the rest in the bufferevent, which then owns
+ * back-pressure, write timeouts and errors (a failed write is left for it to
+ * report). TLS output must go through OpenSSL's bufferevent. MSG_NOSIGNAL: a
+ * reset peer must not raise SIGPIPE, whoever embeds us. */
+static size_t write_through(struct gw_conn *c, struct iovec *iov, size_t n)
+{
+    if (c->tls || n == 0 || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        return 0;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = n};
+    ssize_t w = fd >= 0 ? sendmsg(fd, &m, MSG_NOSIGNAL) : -1;
+    return w > 0 ? (size_t)w : 0;
+}
+
 void gw_conn_send_bytes(struct gw_conn *c, const uint8_t *p, size_t len)
 {
     if (!c->bev || c->closing || len == 0)
         return;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    /* Write-through: with nothing queued ahead, hand the bytes to the kernel
-     * now instead of arming EPOLLOUT and writing on the next loop pass. This
-     * saves a loop turn and two epoll_ctl calls per reply, which is most of
-     * the gateway's share of push latency. Only the remainder (a full socket
-     * buffer) goes through the bufferevent, which then owns back-pressure,
-     * write timeouts and errors (a failed write is left for it to report).
-     * TLS output must go through OpenSSL's bufferevent. */
-    if (!c->tls && evbuffer_get_length(out) == 0) {
-        evutil_socket_t fd = bufferevent_getfd(c->bev);
-        /* MSG_NOSIGNAL: a reset peer must not raise SIGPIPE, whoever embeds us. */
-        ssize_t n = fd >= 0 ? send(fd, p, len, MSG_NOSIGNAL) : -1;
-        if (n > 0) {
-            p += n;
-            len -= (size_t)n;
-        }
-    }
-    if (len > 0)
-        evbuffer_add(out, p, len);
+    struct iovec iov = {(void *)p, len};
+    size_t w = write_through(c, &iov, 1);
+    if (w < len)
+        evbuffer_add(bufferevent_get_output(c->bev), p + w, len - w);
 }
 
 void gw_conn_send_evbuffer(struct gw_conn *c, struct evbuffer *buf)
@@ -134,24 +138,16 @@ void gw_conn_send_evbuffer(struct gw_conn *c, struct evbuffer *buf)
         evbuffer_drain(buf, len);
         return;
     }
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    /* Write-through as in gw_conn_send_bytes, from an evbuffer's chains. */
-    if (!c->tls && evbuffer_get_length(out) == 0) {
-        evutil_socket_t fd = bufferevent_getfd(c->bev);
-        struct evbuffer_iovec v[16];
-        int nv = evbuffer_peek(buf, -1, NULL, v, 16);
-        if (fd >= 0 && nv > 0) {
-            struct iovec iov[16];
-            for (int i = 0; i < nv && i < 16; i++)
-                iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
-            struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)(nv < 16 ? nv : 16)};
-            ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
-            if (n > 0)
-                evbuffer_drain(buf, (size_t)n);
-        }
-    }
+    struct evbuffer_iovec v[16];
+    struct iovec iov[16];
+    int nv = evbuffer_peek(buf, -1, NULL, v, 16);
+    if (nv > 16)
+        nv = 16;
+    for (int i = 0; i < nv; i++)
+        iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
+    evbuffer_drain(buf, write_through(c, iov, nv > 0 ? (size_t)nv : 0));
     if (evbuffer_get_length(buf) > 0)
-        evbuffer_add_buffer(out, buf);
+        evbuffer_add_buffer(bufferevent_get_output(c->bev), buf);
 }
 
 #define LINGER_MS 2000

@@ -265,6 +265,24 @@ static struct store_seq before(struct store_pos pos)
 }
 
 /* Frames "payload" as one event-stream message of "kind" into "out". */
+/* A new buffer holding the prelude and headers of a message with "plen"
+ * bytes of payload; the caller writes the payload at "*off" and calls
+ * gw_es_encode_finish(msg, *size). NULL (logged) if it cannot be framed. */
+static uint8_t *frame_begin(const struct gw_es_headers *hs, size_t plen, size_t *size,
+                            size_t *off)
+{
+    char why[128];
+    if (gw_es_message_size(hs->h, hs->n, plen, size, why, sizeof why) != 0) {
+        gw_log(GW_LOG_ERROR, "eventstream", "cannot frame a %zu-byte event: %s", plen, why);
+        return NULL;
+    }
+    uint8_t *msg = xmalloc(*size);
+    gw_es_encode_head(hs->h, hs->n, plen, msg, *size, off, why, sizeof why);
+    return msg;
+}
+
+/* Frames "payload" (drained) as one event or exception message into "out":
+ * initial-response and the exceptions that end a subscription. */
 static void add_message(struct evbuffer *out, bool exception, const char *type,
                         struct evbuffer *payload)
 {
@@ -275,20 +293,13 @@ static void add_message(struct evbuffer *out, bool exception, const char *type,
     else
         gw_es_headers_event(&hs, type);
     size_t size, off;
-    char why[128];
-    if (gw_es_message_size(hs.h, hs.n, plen, &size, why, sizeof why) != 0) {
-        gw_log(GW_LOG_ERROR, "eventstream", "cannot frame a %zu-byte event: %s", plen, why);
+    uint8_t *msg = frame_begin(&hs, plen, &size, &off);
+    if (!msg)
         return;
-    }
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) < 1)
-        return;
-    uint8_t *dst = v.iov_base;
-    gw_es_encode_head(hs.h, hs.n, plen, dst, size, &off, why, sizeof why);
-    evbuffer_remove(payload, dst + off, plen);
-    gw_es_encode_finish(dst, size);
-    v.iov_len = size;
-    evbuffer_commit_space(out, &v, 1);
+    evbuffer_remove(payload, msg + off, plen);
+    gw_es_encode_finish(msg, size);
+    evbuffer_add(out, msg, size);
+    free(msg);
 }
 
 static bool pos_eq(const struct store_pos *a, const struct store_pos *b)
@@ -351,13 +362,9 @@ static uint8_t *frame_event(struct gw_sub *s, struct evbuffer *records, int64_t 
     struct gw_es_headers hs;
     gw_es_headers_event(&hs, GW_ES_EVENT_SUBSCRIBE);
     size_t size, off;
-    char why[128];
-    if (gw_es_message_size(hs.h, hs.n, plen, &size, why, sizeof why) != 0) {
-        gw_log(GW_LOG_ERROR, "eventstream", "cannot frame a %zu-byte event: %s", plen, why);
+    uint8_t *msg = frame_begin(&hs, plen, &size, &off);
+    if (!msg)
         return NULL;
-    }
-    uint8_t *msg = xmalloc(size);
-    gw_es_encode_head(hs.h, hs.n, plen, msg, size, &off, why, sizeof why);
     memcpy(msg + off, "{\"Records\":[", 12);
     if (rlen)
         evbuffer_remove(records, msg + off + 12, rlen);

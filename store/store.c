@@ -696,25 +696,21 @@ fail:
 
 static void fire_waiters(struct store *s, uint64_t upto, const struct store_err *e)
 {
-    size_t k = 0;
+    /* One pass: waiters at or below `upto` move to `fire`, the rest are
+     * compacted in place (k never passes i, so nothing unread is overwritten).
+     * Collect first, then call: callbacks may register new waiters. */
+    size_t k = 0, f = 0;
+    struct catalog_waiter *fire = NULL;
     for (size_t i = 0; i < s->nwaiters; i++) {
-        if (s->waiters[i].version <= upto) continue;
-        s->waiters[k++] = s->waiters[i];
+        if (s->waiters[i].version <= upto) {
+            if (!fire)
+                fire = xmalloc((s->nwaiters - i) * sizeof *fire);
+            fire[f++] = s->waiters[i];
+        } else {
+            s->waiters[k++] = s->waiters[i];
+        }
     }
-    /* Collect first, then call: callbacks may register new waiters. */
-    size_t nfire = s->nwaiters - k;
-    if (!nfire)
-        return;
-    struct catalog_waiter *fire = xmalloc(nfire * sizeof *fire);
-    size_t f = 0, kk = 0;
-    struct catalog_waiter *keep = xmalloc((k ? k : 1) * sizeof *keep);
-    for (size_t i = 0; i < s->nwaiters; i++) {
-        if (s->waiters[i].version <= upto) fire[f++] = s->waiters[i];
-        else keep[kk++] = s->waiters[i];
-    }
-    memcpy(s->waiters, keep, kk * sizeof *keep);
-    s->nwaiters = kk;
-    free(keep);
+    s->nwaiters = k;
     for (size_t i = 0; i < f; i++)
         fire[i].cb(fire[i].arg, e);
     free(fire);

@@ -305,3 +305,37 @@ Test(store, orphan_segments_removed_at_open)
     rm_rf(dir);
     free(dir);
 }
+
+/* Two catalog changes in flight: the first manifest is durable while the
+ * second is not yet posted. Only the lower waiter may fire, exactly once, and
+ * the others must survive intact (the partition once overran its buffer and
+ * lost the lower waiter). */
+Test(store, catalog_waiters_at_two_versions)
+{
+    char *dir = tmpdir_new();
+    struct store_opts o = opts_never();
+    struct store *s = open_store(dir, &o);
+    struct done_ctr low = {0}, high[4] = {{0}};
+    make_stream(s, "first", 1);
+    store_catalog_sync(s, on_catalog, &low);
+    store_commit(s); /* posts the manifest for "first" only */
+    make_stream(s, "second", 1);
+    for (int i = 0; i < 4; i++)
+        store_catalog_sync(s, on_catalog, &high[i]);
+    /* Dispatch without committing, so the second manifest is not posted. */
+    for (int i = 0; i < 10000 && low.ok + low.failed == 0; i++) {
+        struct pollfd p = {store_notify_fd(s), POLLIN, 0};
+        poll(&p, 1, 1);
+        store_dispatch(s);
+    }
+    cr_assert_eq(low.ok, 1, "the durable waiter fires once");
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(high[i].ok + high[i].failed, 0, "waiter %d fired early", i);
+    cr_assert_eq(catalog_settle(s), 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(high[i].ok, 1, "waiter %d fires once after its manifest", i);
+    cr_assert_eq(low.ok, 1);
+    store_close(s);
+    rm_rf(dir);
+    free(dir);
+}

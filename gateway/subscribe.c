@@ -626,20 +626,23 @@ static void start(struct gw_app *app, struct gw_req *req, bool sse, struct store
 static int check_takeover(struct gw_app *app, struct store_shard *shard,
                           const char *consumer_arn, struct gw_error *err)
 {
-    for (struct shard_subs *ss = app->_subs; ss; ss = ss->next) {
-        if (ss->shard != shard)
+    struct shard_subs *ss = app->_subs;
+    while (ss && ss->shard != shard)
+        ss = ss->next;
+    if (!ss)
+        return 0;
+    /* A shard has one entry. end_with() frees it once its last subscription
+     * leaves, so nothing of "ss" is read after the loop's last end_with(). */
+    for (struct gw_sub *s = ss->subs, *next; s; s = next) {
+        next = s->next;
+        if (strcmp(s->consumer_arn, consumer_arn) != 0 || s->state >= SUB_ENDING)
             continue;
-        for (struct gw_sub *s = ss->subs, *next; s; s = next) {
-            next = s->next;
-            if (strcmp(s->consumer_arn, consumer_arn) != 0 || s->state >= SUB_ENDING)
-                continue;
-            if (gw_app_now_ms() - s->started_ms < TAKEOVER_MS)
-                return gw_error_set(err, GW_ERR_RESOURCE_IN_USE,
-                                    "Another active subscription exists for this consumer: %s",
-                                    consumer_arn);
-            end_with(s, "ResourceInUseException",
-                     "The subscription was taken over by a newer SubscribeToShard call.");
-        }
+        if (gw_app_now_ms() - s->started_ms < TAKEOVER_MS)
+            return gw_error_set(err, GW_ERR_RESOURCE_IN_USE,
+                                "Another active subscription exists for this consumer: %s",
+                                consumer_arn);
+        end_with(s, "ResourceInUseException",
+                 "The subscription was taken over by a newer SubscribeToShard call.");
     }
     return 0;
 }

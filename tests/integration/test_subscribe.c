@@ -733,6 +733,83 @@ Test(subscribe, starting_positions)
     expect_clean_stream(latest->sub, "latest");
 }
 
+/* ---- (e2) take-over ------------------------------------------------------------------------ */
+
+/* Kinesis: a second SubscribeToShard of the same consumer and shard within
+ * 5 s of the first is refused (ResourceInUseException); 5 s or more after, it
+ * takes over: the old stream ends with ResourceInUseException and the new one
+ * receives the records. Here the old subscription is the shard's only one, so
+ * ending it frees the shard's subscription list while the take-over is still
+ * looking at it (once a use after free, caught under ASan). */
+Test(subscribe, takeover_of_the_only_subscription_on_a_shard, .timeout = 60)
+{
+    start(NULL);
+    char sarn[256], carn[512];
+    mk_stream("t", 1, sarn, sizeof sarn);
+    mk_consumer(sarn, "c1", carn, sizeof carn);
+    struct producer *p = prod_new("t", 0, 100);
+    prod_put(p, 5);
+    struct coll *old = coll_new(p);
+    int64_t t0 = fc_now_mono_ns();
+    coll_subscribe(old, new_conn(NULL), carn, SHARD0, "TRIM_HORIZON", NULL, 0, false);
+    cr_assert(wait_one(old, 5, 5000), "first subscription got %zu of 5", old->n);
+
+    /* Within 5 s: refused, and the first one keeps running. */
+    struct coll *early = coll_new(p);
+    coll_subscribe(early, new_conn(NULL), carn, SHARD0, "LATEST", NULL, 0, false);
+    for (int i = 0; i < 500 && !early->ended; i++)
+        fc_run_for(base, 10);
+    const struct fc_sub_stats *es = fc_sub_stats(early->sub);
+    cr_assert(early->ended, "the early second subscription was neither refused nor ended");
+    cr_expect_eq(es->end, FC_END_HTTP_ERROR, "early second subscription ended %d", es->end);
+    cr_expect_eq(es->status, 400);
+    cr_expect_str_eq(es->error_type, "ResourceInUseException", "%s", es->error_message);
+    cr_assert(!old->ended, "the first subscription ended on a refused second one");
+
+    /* Past 5 s since the first started: taken over. */
+    int64_t wait_ms = 5300 - (fc_now_mono_ns() - t0) / 1000000;
+    if (wait_ms > 0)
+        fc_run_for(base, (int)wait_ms);
+    char after[160];
+    snprintf(after, sizeof after, "%s", fc_sub_stats(old->sub)->last_cont_seq);
+    cr_assert_str_eq(after, p->seq[4]);
+    struct coll *neu = coll_new(p);
+    struct fc_conn *nc = new_conn(NULL);
+    coll_subscribe(neu, nc, carn, SHARD0, "AFTER_SEQUENCE_NUMBER", after, 0, false);
+    cr_assert(wait_initial(neu->sub, 5000), "take-over refused: %d %s %s",
+              fc_sub_stats(neu->sub)->status, fc_sub_stats(neu->sub)->error_type,
+              fc_sub_stats(neu->sub)->error_message);
+    cr_assert(fc_run_until(base, &old->ended, 5000), "the taken-over subscription did not end");
+    const struct fc_sub_stats *os = fc_sub_stats(old->sub);
+    cr_expect_eq(os->end, FC_END_EXCEPTION, "the old subscription ended %d", os->end);
+    cr_expect_str_eq(os->error_type, "ResourceInUseException", "%s", os->error_message);
+
+    /* The new one receives what comes next; the old one nothing more. */
+    prod_put(p, 10);
+    cr_assert(wait_one(neu, 10, 10000), "new subscription got %zu of 10", neu->n);
+    fc_run_for(base, 300);
+    coll_check(neu, 5, 10, NULL, "after take-over");
+    coll_check(old, 0, 5, NULL, "taken over");
+    expect_clean_stream(neu->sub, "new");
+    cr_expect_eq(fc_sub_stats(neu->sub)->end, FC_END_NONE);
+    cr_expect(!fc_conn_failed(nc), "%s", fc_conn_error(nc));
+
+    /* Once more, now that the new one is the shard's only subscription and
+     * older than 5 s: the shard's list is freed and made again. */
+    fc_run_for(base, 5300);
+    struct coll *third = coll_new(p);
+    coll_subscribe(third, new_conn(NULL), carn, SHARD0, "AFTER_SEQUENCE_NUMBER", p->seq[14], 0,
+                   false);
+    cr_assert(wait_initial(third->sub, 5000), "second take-over refused: %s",
+              fc_sub_stats(third->sub)->error_type);
+    cr_assert(fc_run_until(base, &neu->ended, 5000), "the second taken-over one did not end");
+    cr_expect_str_eq(fc_sub_stats(neu->sub)->error_type, "ResourceInUseException");
+    prod_put(p, 3);
+    cr_assert(wait_one(third, 3, 10000), "third subscription got %zu of 3", third->n);
+    coll_check(third, 15, 3, NULL, "after the second take-over");
+    cr_expect(srv_alive(&S));
+}
+
 /* ---- (f) per consumer-shard rate ------------------------------------------------------- */
 
 /* Bytes per second between the first sample at or above "lo" bytes and the

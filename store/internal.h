@@ -44,6 +44,69 @@ extern const struct store_io_ops store_default_io;
 /* Writes all "len" bytes (retrying short writes) through "io"; 0 or errno. */
 int io_write_all(const struct store_io_ops *io, int fd, const void *buf, size_t len);
 
+/* ---- segment.c: the descriptor cache --------------------------------------- */
+
+/* Descriptors the store keeps open between calls (a segment's write fd, a
+ * shard's read fd) are cache entries: the store may hold at most
+ * store_opts.max_fds descriptors, and a shard count beyond that must not make
+ * appends or reads fail. An entry is a node in one of two circular lists: the
+ * LRU (least recently used first, evictable) or "pinned" (in use by the
+ * running store_commit: a sync item borrows the segment's write fd until
+ * syncer_post dups it, so it must not be closed before then). Eviction closes
+ * the descriptor and sets the owner's field ("*fdp") to -1; the owner reopens
+ * by path when it needs it again. */
+struct fd_node {
+    struct fd_node *prev, *next;
+    int *fdp;               /* the owner's descriptor field */
+    struct fd_cache *cache; /* NULL while not cached (descriptor closed) */
+    int pinned;             /* on the pinned list */
+};
+
+struct fd_cache {
+    struct fd_node lru;     /* sentinel; lru.next is the eviction candidate */
+    struct fd_node pinned;  /* sentinel */
+    uint32_t open;          /* descriptors in both lists */
+    uint32_t syncing;       /* dups held by the syncer (unmerged items in flight) */
+    uint32_t budget;        /* open + syncing stays at or below this between calls */
+    uint64_t evictions;
+    int starved;            /* an open or a dup failed with EMFILE/ENFILE */
+    int pressure;           /* pressure_ms is set */
+    int64_t pressure_ms;    /* when starvation was last noticed (store clock) */
+};
+
+/* Descriptors the store holds outside the cache: the data directory, the
+ * segments directory, LOCK, the syncer's eventfd, and the syncer's catalog
+ * or manifest file while it writes one (two, with the directory it syncs). */
+#define STORE_FIXED_FDS 6u
+/* The smallest store_opts.max_fds: the fixed ones plus one write and one
+ * read descriptor, with one to spare for a scan or a manifest write. */
+#define STORE_MIN_FDS (STORE_FIXED_FDS + 3u)
+
+void fdc_init(struct fd_cache *c, uint32_t budget);
+/* open(2) for a descriptor the store will hold: first evicts LRU entries
+ * until one more fits the budget, and if the process is out of descriptors
+ * (EMFILE/ENFILE) evicts more and retries while there is anything to evict.
+ * Returns the fd, or -1 with errno set. */
+int fdc_open(struct fd_cache *c, const char *path, int flags, mode_t mode);
+/* Caches "*fdp" (open) under node "n", most recently used. */
+void fdc_add(struct fd_cache *c, struct fd_node *n, int *fdp);
+/* Marks a use: moves "n" to the most-recently-used end (pinned stays pinned). */
+void fdc_touch(struct fd_node *n);
+/* Protects "n" from eviction until fdc_unpin_all. */
+void fdc_pin(struct fd_node *n);
+/* Returns every pinned entry to the LRU (most recent end), then evicts down
+ * to the budget. */
+void fdc_unpin_all(struct fd_cache *c);
+/* Evicts unpinned entries until "extra" more descriptors fit the budget. */
+void fdc_reserve(struct fd_cache *c, uint32_t extra);
+/* Closes the entry's descriptor (if open) and forgets it. Safe on a node
+ * that is not cached. */
+void fdc_close(struct fd_node *n);
+/* Before store_commit hands "n" sync items to the syncer (which dups each
+ * descriptor): room in the budget, and after a recent EMFILE, room in the
+ * process too. */
+void fdc_before_post(struct store *s, uint32_t n);
+
 /* ---- segment.c ------------------------------------------------------------ */
 
 #define SEG_MAGIC "SLUICESG"
@@ -61,7 +124,8 @@ struct segment {
     struct segment *prev, *next; /* shard's list, in sequence order */
     char *path;
     uint64_t id;             /* unique within the store (syncer dedupe) */
-    int fd;                  /* write fd while active, else -1 */
+    int fd;                  /* write fd while active and cached, else -1 */
+    struct fd_node fdn;      /* fd's entry in the store's descriptor cache */
     uint64_t size;           /* file size: header + whole frames */
     uint64_t nrec;
     struct store_seq first, last;
@@ -82,6 +146,9 @@ int segment_create(struct store_shard *sh, struct store_seq first, struct segmen
 /* Records "n" frames of "buf" (offsets "offs") written at file offset "at". */
 void segment_note_frames(struct segment *seg, const uint8_t *buf, const uint32_t *offs,
                          uint32_t n, uint64_t at);
+/* Reopens the active segment's evicted write fd (O_APPEND: writes land at
+ * the end, which is seg->size). Errors: STORE_EIO (EMFILE included). */
+int segment_reopen(struct store_shard *sh, struct segment *seg, struct store_err *err);
 /* Closes the write fd (the file stays). */
 void segment_seal(struct segment *seg);
 /* Frees memory (closes the fd, leaves the file). Accepts NULL. */
@@ -196,8 +263,9 @@ struct store_shard {
     struct store_shard *done_next; /* store_commit's list of written shards: a
                                     * callback's append may relink commit_next */
 
-    int rfd;                      /* read fd cache for rfd_seg */
+    int rfd;                      /* read fd of rfd_seg (-1 once evicted) */
     struct segment *rfd_seg;
+    struct fd_node rfdn;          /* rfd's entry in the store's descriptor cache */
 };
 
 struct store_shard *shard_new(struct store *s, struct store_stream *st, uint32_t index);
@@ -217,7 +285,9 @@ void shard_fire_listeners(struct store_shard *sh);
 /* Deletes expired segments; returns the count. */
 int shard_trim(struct store_shard *sh, int64_t cutoff_ms);
 void shard_mark_notify(struct store_shard *sh);
-/* Opens (cached) a read fd for "seg"; -1 with err on failure. */
+/* Opens (cached) a read fd for "seg"; -1 with err on failure. An open that
+ * fails for want of descriptors leaves the shard usable: the next read
+ * retries. */
 int shard_read_fd(struct store_shard *sh, struct segment *seg, struct store_err *err);
 void shard_unlink_chunk(struct store_shard *sh, struct chunk *c);
 
@@ -298,6 +368,7 @@ struct store {
 
     int64_t last_trim;
     struct store_stats stats;
+    struct fd_cache fds;         /* segment descriptors (segment.c) */
 };
 
 void catalog_changed(struct store *s);

@@ -21,6 +21,23 @@
  * a bad frame followed by other data is corruption in the middle and is
  * reported, never skipped. The sparse index keeps one entry per
  * SEG_INDEX_EVERY bytes of frames (plus the first frame).
+ *
+ * Descriptors: the store may hold store_opts.max_fds, but a stream may have
+ * more shards than that (10,000 shards against a soft limit of 1,024 is
+ * common). So every descriptor it keeps between calls - a shard's read fd,
+ * an active segment's write fd - is an entry of one LRU cache (fd_cache),
+ * and the least recently used one is closed when a new one would not fit.
+ * Active segments' write descriptors are evictable too: a shard that stays
+ * idle keeps no descriptor, and its next commit reopens the file with
+ * O_APPEND (the file's end is seg->size, so frame offsets stay right). The
+ * alternative, one pinned write descriptor per shard, would cap the number
+ * of writable shards at the limit; the cost of ours is one open(2) per
+ * commit to a shard that was evicted, paid only when shards outnumber the
+ * budget. The syncer's dups count against the budget while in flight. When
+ * the process itself is out of descriptors (EMFILE: connections use the
+ * same table), opens give back idle cached descriptors and retry; if none
+ * is left the append or read fails with STORE_EIO and the shard stays
+ * online, so it works again as soon as descriptors free up.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +50,135 @@
 
 #include "internal.h"
 #include "record.h"
+
+/* ---- descriptor cache ------------------------------------------------------- */
+
+static void node_unlink(struct fd_node *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+
+/* Inserts "n" before sentinel "head", i.e. at the most-recently-used end. */
+static void node_push(struct fd_node *head, struct fd_node *n)
+{
+    n->prev = head->prev;
+    n->next = head;
+    head->prev->next = n;
+    head->prev = n;
+}
+
+void fdc_init(struct fd_cache *c, uint32_t budget)
+{
+    memset(c, 0, sizeof *c);
+    c->lru.prev = c->lru.next = &c->lru;
+    c->pinned.prev = c->pinned.next = &c->pinned;
+    c->budget = budget;
+}
+
+void fdc_close(struct fd_node *n)
+{
+    if (!n->cache)
+        return;
+    node_unlink(n);
+    n->cache->open--;
+    n->cache = NULL;
+    n->pinned = 0;
+    if (*n->fdp >= 0)
+        close(*n->fdp);
+    *n->fdp = -1;
+}
+
+/* Closes the least recently used unpinned descriptor; 0 if there is none. */
+static int evict_one(struct fd_cache *c)
+{
+    if (c->lru.next == &c->lru)
+        return 0;
+    fdc_close(c->lru.next);
+    c->evictions++;
+    return 1;
+}
+
+void fdc_reserve(struct fd_cache *c, uint32_t extra)
+{
+    while ((uint64_t)c->open + c->syncing + extra > c->budget && evict_one(c))
+        ;
+}
+
+int fdc_open(struct fd_cache *c, const char *path, int flags, mode_t mode)
+{
+    fdc_reserve(c, 1);
+    for (;;) {
+        int fd = open(path, flags, mode);
+        if (fd >= 0)
+            return fd;
+        /* The budget is our share; the process limit is shared with the
+         * connections. When it is exhausted, our own idle descriptors are
+         * the ones we can give back. */
+        if (errno != EMFILE && errno != ENFILE)
+            return -1;
+        c->starved = 1;
+        if (!evict_one(c))
+            return -1;
+    }
+}
+
+void fdc_before_post(struct store *s, uint32_t n)
+{
+    struct fd_cache *c = &s->fds;
+    int64_t now = store_now(s);
+    if (c->starved) {
+        c->starved = 0;
+        c->pressure = 1;
+        c->pressure_ms = now;
+    }
+    fdc_reserve(c, n);
+    /* The budget is no help when the process as a whole is out of
+     * descriptors (connections took them): a dup that fails turns into a
+     * failed fsync, and in mode ALWAYS into failed appends. For a while after
+     * we last saw EMFILE, give back one idle descriptor per dup to come. */
+    if (c->pressure && now - c->pressure_ms < 1000 && now >= c->pressure_ms)
+        for (uint32_t i = 0; i < n && evict_one(c); i++)
+            ;
+}
+
+void fdc_add(struct fd_cache *c, struct fd_node *n, int *fdp)
+{
+    n->cache = c;
+    n->fdp = fdp;
+    node_push(&c->lru, n);
+    c->open++;
+}
+
+void fdc_touch(struct fd_node *n)
+{
+    struct fd_cache *c = n->cache;
+    if (!c || n->pinned || n->next == &c->lru)
+        return; /* not cached, pinned, or already the most recent */
+    node_unlink(n);
+    node_push(&c->lru, n);
+}
+
+void fdc_pin(struct fd_node *n)
+{
+    if (!n->cache || n->pinned)
+        return;
+    node_unlink(n);
+    node_push(&n->cache->pinned, n);
+    n->pinned = 1;
+}
+
+void fdc_unpin_all(struct fd_cache *c)
+{
+    struct fd_node *n;
+    while ((n = c->pinned.next) != &c->pinned) {
+        node_unlink(n);
+        n->pinned = 0;
+        node_push(&c->lru, n);
+    }
+    fdc_reserve(c, 0);
+}
 
 char *segment_path(const char *dir, uint64_t uid, uint32_t shard, struct store_seq first)
 {
@@ -72,7 +218,7 @@ int segment_create(struct store_shard *sh, struct store_seq first, struct segmen
 {
     struct store *s = sh->store;
     char *path = segment_path(s->segdir, sh->stream->uid, sh->index, first);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    int fd = fdc_open(&s->fds, path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
         err_errno(err, e, "create segment %s", path);
@@ -98,11 +244,26 @@ int segment_create(struct store_shard *sh, struct store_seq first, struct segmen
     seg->path = path;
     seg->id = ++s->next_seg_id;
     seg->fd = fd;
+    fdc_add(&s->fds, &seg->fdn, &seg->fd);
     seg->size = SEG_HDR_SIZE;
     seg->first = first;
     seg->next_idx_off = SEG_HDR_SIZE;
     s->stats.segments++;
     *out = seg;
+    return 0;
+}
+
+int segment_reopen(struct store_shard *sh, struct segment *seg, struct store_err *err)
+{
+    struct store *s = sh->store;
+    int fd = fdc_open(&s->fds, seg->path, O_WRONLY | O_APPEND | O_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        err_errno(err, e, "reopen segment %s", seg->path);
+        return err_from_errno(e);
+    }
+    seg->fd = fd;
+    fdc_add(&s->fds, &seg->fdn, &seg->fd);
     return 0;
 }
 
@@ -143,10 +304,11 @@ void segment_note_frames(struct segment *seg, const uint8_t *buf, const uint32_t
 
 void segment_seal(struct segment *seg)
 {
-    if (seg->fd >= 0) {
+    if (seg->fdn.cache)
+        fdc_close(&seg->fdn);
+    else if (seg->fd >= 0)
         close(seg->fd);
-        seg->fd = -1;
-    }
+    seg->fd = -1;
 }
 
 void segment_free(struct segment *seg)
@@ -252,7 +414,7 @@ enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int 
     seg->nrec = 0;
     seg->nidx = 0;
     seg->next_idx_off = SEG_HDR_SIZE;
-    sb.fd = open(seg->path, O_RDONLY | O_CLOEXEC);
+    sb.fd = fdc_open(&s->fds, seg->path, O_RDONLY | O_CLOEXEC, 0);
     if (sb.fd < 0) {
         err_errno(err, errno, "open segment %s", seg->path);
         return SCAN_IOERR;
@@ -352,7 +514,7 @@ enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int 
                   "shard=%s segment=%s: torn tail cut at offset %" PRIu64 " (%" PRIu64
                   " bytes dropped: %s)",
                   sh->id, seg->path, off, sb.size - off, torn);
-        int wfd = open(seg->path, O_WRONLY | O_CLOEXEC);
+        int wfd = fdc_open(&s->fds, seg->path, O_WRONLY | O_CLOEXEC, 0);
         if (wfd < 0 || ftruncate(wfd, (off_t)off) != 0 || s->io.fsync(s->io.ctx, wfd) != 0) {
             err_errno(err, errno, "truncate segment %s", seg->path);
             if (wfd >= 0) close(wfd);

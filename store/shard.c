@@ -195,6 +195,14 @@ struct store_shard *shard_new(struct store *s, struct store_stream *st, uint32_t
     return sh;
 }
 
+/* Closes the cached read descriptor, if any. */
+static void close_rfd(struct store_shard *sh)
+{
+    fdc_close(&sh->rfdn);
+    sh->rfd = -1;
+    sh->rfd_seg = NULL;
+}
+
 static void drop_segments(struct store_shard *sh, int unlink_files)
 {
     struct segment *seg = sh->seg.head;
@@ -208,10 +216,7 @@ static void drop_segments(struct store_shard *sh, int unlink_files)
     }
     sh->seg.head = sh->seg.tail = sh->seg.active = NULL;
     sh->seg.n = 0;
-    if (sh->rfd >= 0)
-        close(sh->rfd);
-    sh->rfd = -1;
-    sh->rfd_seg = NULL;
+    close_rfd(sh);
 }
 
 void shard_destroy_data(struct store_shard *sh)
@@ -389,11 +394,8 @@ static void unlink_segment(struct store_shard *sh, struct segment *seg)
     else sh->seg.tail = seg->prev;
     sh->seg.n--;
     if (sh->seg.active == seg) sh->seg.active = NULL;
-    if (sh->rfd_seg == seg) {
-        close(sh->rfd);
-        sh->rfd = -1;
-        sh->rfd_seg = NULL;
-    }
+    if (sh->rfd_seg == seg)
+        close_rfd(sh);
     sh->store->stats.segments--;
     segment_free(seg);
 }
@@ -444,7 +446,23 @@ int shard_commit(struct store_shard *sh, struct sync_item_vec *items)
             link_segment(sh, seg);
             sh->seg.active = seg;
             is_new = 1;
+        } else if (seg->fd < 0) {
+            /* Its descriptor was evicted while the shard was idle. A failure
+             * here (EMFILE) fails this commit's appends with a retryable
+             * error; the shard stays online and the next commit retries. */
+            int rc = segment_reopen(sh, seg, &e);
+            if (rc) {
+                store_log(s, STORE_LOG_ERROR, "shard=%s append failed: %s", sh->id, e.msg);
+                discard_from(sh, c, &e);
+                return rc;
+            }
         }
+        /* A sync item borrows seg->fd until store_commit hands it to the
+         * syncer (which dups it): keep it open until then. */
+        if (want_sync)
+            fdc_pin(&seg->fdn);
+        else
+            fdc_touch(&seg->fdn);
         uint64_t at = seg->size;
         int werr = io_write_all(&s->io, seg->fd, c->buf, c->len);
         s->stats.writes++;
@@ -627,17 +645,19 @@ int shard_trim(struct store_shard *sh, int64_t cutoff_ms)
 
 int shard_read_fd(struct store_shard *sh, struct segment *seg, struct store_err *err)
 {
-    if (sh->rfd_seg == seg)
+    if (sh->rfd >= 0 && sh->rfd_seg == seg) {
+        fdc_touch(&sh->rfdn);
         return sh->rfd;
-    if (sh->rfd >= 0)
-        close(sh->rfd);
-    sh->rfd_seg = NULL;
-    sh->rfd = open(seg->path, O_RDONLY | O_CLOEXEC);
-    if (sh->rfd < 0) {
+    }
+    close_rfd(sh);
+    int fd = fdc_open(&sh->store->fds, seg->path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) {
         err_errno(err, errno, "open segment %s", seg->path);
         return -1;
     }
+    sh->rfd = fd;
     sh->rfd_seg = seg;
+    fdc_add(&sh->store->fds, &sh->rfdn, &sh->rfd);
     return sh->rfd;
 }
 

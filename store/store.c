@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -600,9 +601,20 @@ int store_open(const char *dir, const struct store_opts *opts, struct store **ou
         s->opts.max_consumers = def.max_consumers;
     if (s->opts.retention_check_ms <= 0) s->opts.retention_check_ms = def.retention_check_ms;
     if (!s->opts.interval_ms) s->opts.interval_ms = def.interval_ms;
+    if (!s->opts.max_fds) {
+        struct rlimit rl;
+        rlim_t soft = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+        s->opts.max_fds = soft / 2 > UINT32_MAX ? UINT32_MAX : (uint32_t)(soft / 2);
+    }
+    fdc_init(&s->fds, s->opts.max_fds > STORE_FIXED_FDS ? s->opts.max_fds - STORE_FIXED_FDS : 0);
     const char *region = s->opts.region ? s->opts.region : def.region;
     const char *account = s->opts.account ? s->opts.account : def.account;
     int rc;
+    if (s->opts.max_fds < STORE_MIN_FDS) {
+        rc = err_set(err, STORE_EINVAL, "max_fds %" PRIu32 " is below the minimum %u",
+                     s->opts.max_fds, STORE_MIN_FDS);
+        goto fail;
+    }
     if (strlen(region) >= sizeof s->region || strlen(account) != 12 ||
         strspn(account, "0123456789") != 12 || s->opts.durability > STORE_DURABILITY_NEVER) {
         rc = err_set(err, STORE_EINVAL, "bad store options (region, 12-digit account, durability)");
@@ -779,11 +791,17 @@ int store_commit(struct store *s)
         done = sh;
     }
     if (items.n) {
+        fdc_before_post(s, (uint32_t)items.n); /* room for the syncer's dups */
         syncer_post(s->syncer, items.v, items.n);
         for (size_t i = 0; i < items.n; i++)
-            if (!items.v[i].merged)
+            if (!items.v[i].merged) {
                 ((struct store_shard *)items.v[i].shard)->inflight++;
+                s->fds.syncing++;
+                if (items.v[i].fd < 0)
+                    s->fds.starved = 1; /* its dup failed */
+            }
     }
+    fdc_unpin_all(&s->fds); /* the syncer has its dups: the write fds may go */
     free(items.v);
     if (s->opts.durability != STORE_DURABILITY_ALWAYS) {
         for (struct store_shard *sh = done; sh; sh = sh->done_next)
@@ -838,6 +856,7 @@ void store_dispatch(struct store *s)
         struct sync_result *r = &res.v[i];
         struct store_shard *sh = r->shard;
         sh->inflight--;
+        s->fds.syncing--;
         if (sh->deleted || sh->offline || r->epoch != sh->epoch)
             continue;
         if (r->err == 0) {

@@ -250,6 +250,14 @@ struct store_opts {
     int64_t retention_check_ms;       /* store_tick trims at most this often; default 60000 */
     uint32_t max_consumers;           /* per stream; default STORE_MAX_CONSUMERS (Kinesis: 20),
                                          at most STORE_MAX_CONSUMERS_LIMIT */
+    uint32_t max_fds;                 /* descriptors the store may hold at once: 6
+                                         for itself, segment write and read descriptors
+                                         (an LRU cache: idle ones are closed and
+                                         reopened on demand) and the syncer's.
+                                         Default 0: half the soft RLIMIT_NOFILE at
+                                         store_open. At least 9 (else STORE_EINVAL).
+                                         A store_commit touching more shards than fit
+                                         exceeds it until its fsyncs are queued. */
     const char *region;               /* for ARNs; default "us-east-1" (copied) */
     const char *account;              /* 12 digits; default "000000000000" (copied) */
     store_log_fn log;                 /* default: none */

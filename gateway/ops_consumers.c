@@ -109,6 +109,25 @@ static void schedule(struct gw_app *app, const char *stream, const char *name, b
         on_consumer_change(-1, 0, c);
 }
 
+/* The CREATING -> ACTIVE timer starts once the registration is durable; if
+ * writing it fails the store has undone it and there is nothing to activate. */
+static void on_registration_durable(void *arg, const struct store_err *se)
+{
+    struct consumer_change *c = arg;
+    if (!se)
+        schedule(c->app, c->stream, c->name, false);
+    free(c);
+}
+
+static void schedule_when_durable(struct gw_app *app, const char *stream, const char *name)
+{
+    struct consumer_change *c = xcalloc(1, sizeof *c);
+    c->app = app;
+    snprintf(c->stream, sizeof c->stream, "%s", stream);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    store_catalog_sync(app->store, on_registration_durable, c);
+}
+
 /* ---- RegisterStreamConsumer ------------------------------------------------------- */
 
 static int register_consumer(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
@@ -131,14 +150,11 @@ static int register_consumer(struct gw_app *app, struct gw_req *req, json_t *bod
         return gw_error_set(err, GW_ERR_RESOURCE_IN_USE,
                             "Consumer %s under stream %s already exists for account %s.", name,
                             arn, app->cfg->account);
+    /* The store counts CREATING consumers: listing them all here made
+     * registering thousands quadratic. */
     struct store_stream_info sinfo;
     store_stream_info(s, &sinfo);
-    size_t n = sinfo.consumer_count, creating = 0;
-    struct store_consumer_info *list = xcalloc(n ? n : 1, sizeof *list);
-    n = store_consumer_list(s, 0, list, n);
-    for (size_t i = 0; i < n; i++)
-        creating += list[i].status == STORE_CONSUMER_CREATING;
-    free(list);
+    size_t n = sinfo.consumer_count, creating = sinfo.consumers_creating;
     if (n >= app->cfg->max_consumers)
         return gw_error_set(err, GW_ERR_LIMIT_EXCEEDED,
                             "Stream %s has reached the limit of %u registered consumers.", arn,
@@ -155,7 +171,7 @@ static int register_consumer(struct gw_app *app, struct gw_req *req, json_t *bod
     store_stream_info(s, &info);
     gw_log(GW_LOG_INFO, "consumer_registered", "stream=%s consumer=%s", info.name, name);
     *out = json_pack("{s:o}", "Consumer", consumer_json(&ci, NULL));
-    schedule(app, info.name, name, false);
+    schedule_when_durable(app, info.name, name);
     return 0;
 }
 

@@ -50,6 +50,22 @@ static struct stream_totals totals(struct gw_app *app)
 
 static int validate_tags_map(struct gw_valid *v, json_t *tags, struct gw_error *err);
 
+struct created {
+    struct gw_app *app;
+    char name[STORE_STREAM_NAME_MAX + 1];
+};
+
+/* If the catalog write failed the store has undone the creation (the
+ * client's reply, parked by gw_op_run on the same sync, reports the error):
+ * there is nothing to activate. */
+static void on_creation_durable(void *arg, const struct store_err *se)
+{
+    struct created *c = arg;
+    if (!se)
+        gw_app_stream_created(c->app, c->name);
+    free(c);
+}
+
 static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
                          struct gw_error *err)
 {
@@ -122,7 +138,13 @@ static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
     }
     gw_log(GW_LOG_INFO, "stream_created", "stream=%s shards=%u mode=%s", name, shards,
            on_demand ? "ON_DEMAND" : "PROVISIONED");
-    gw_app_stream_created(app, name);
+    /* The stream turns ACTIVE (and so takes writes) only after --stream-delay
+     * counted from the moment its creation is durable: records must never be
+     * acknowledged for a stream a crash could forget. */
+    struct created *c = xcalloc(1, sizeof *c);
+    c->app = app;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    store_catalog_sync(app->store, on_creation_durable, c);
     *out = NULL;
     return 0;
 }

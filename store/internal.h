@@ -10,6 +10,7 @@
 #ifndef SLUICE_STORE_INTERNAL_H
 #define SLUICE_STORE_INTERNAL_H
 
+#include <jansson.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -316,7 +317,13 @@ struct store_stream {
     struct tag *tags;             /* sorted by key */
     size_t ntags;
     struct consumer *consumers;   /* registration order */
-    size_t nconsumers;
+    size_t nconsumers, consumercap;
+    uint32_t *chash;              /* open addressing: index+1 into consumers, 0 empty */
+    size_t chashcap;              /* power of two, > 2 * nconsumers */
+    uint32_t consumers_creating;
+    uint32_t shard_gen;           /* generation of the shards' start sequence numbers */
+    int pending_create;           /* its creation is not yet durable (catalog.c) */
+    int deleting;                 /* deleted, the deletion not yet durable */
 };
 
 struct store_stream *stream_new(struct store *s, const char *name, uint64_t uid);
@@ -327,6 +334,76 @@ void stream_tag_put(struct store_stream *st, const char *key, const char *value)
 void stream_consumer_put(struct store_stream *st, const char *name, const char *arn,
                          enum store_consumer_status status, int64_t created_ms);
 int shard_id_parse(const char *id, uint32_t *index);
+/* Publishes what the shards of "st" held back while its creation (or its
+ * deletion) was not durable, firing listeners and tickets. */
+void stream_release(struct store *s, struct store_stream *st);
+/* A stream's records are held back (not readable, not acknowledged): its
+ * creation is not yet durable, or it is being deleted. */
+int stream_gated(const struct store_stream *st);
+struct cat_change;
+/* Undoes one catalog change (catalog_rollback, newest first). */
+void stream_undo(struct store *s, struct cat_change *c);
+void stream_catalog_durable(struct store *s, struct store_stream *st);
+/* Buries the shards of a deleted stream (failing their tickets, removing
+ * segments) and frees it. */
+void stream_bury(struct store *s, struct store_stream *st);
+
+/* ---- catalog.c ------------------------------------------------------------ */
+
+enum cat_kind {
+    CAT_CREATE, CAT_DELETE, CAT_STATUS, CAT_ON_DEMAND, CAT_RETENTION, CAT_TAGS,
+    CAT_CONSUMER_ADD, CAT_CONSUMER_DEL, CAT_CONSUMER_STATUS
+};
+
+/* A catalog change not yet durable: its log record until handed to the
+ * syncer, and what undoes it in memory. */
+struct cat_change {
+    uint64_t version;
+    enum cat_kind kind;
+    struct store_stream *st;     /* kept alive while a DELETE is pending */
+    char *rec;                   /* NULL once posted */
+    size_t len;
+    int old_int;                 /* STATUS, ON_DEMAND, RETENTION, CONSUMER_STATUS */
+    struct tag *old_tags;        /* TAGS: the whole tag set before */
+    size_t old_ntags;
+    struct consumer cons;        /* CONSUMER_DEL: the removed consumer (owned) */
+    size_t cons_index;
+    char *cname;                 /* CONSUMER_ADD, CONSUMER_STATUS */
+};
+
+struct cat_q {
+    struct cat_change *v;
+    size_t head, n, cap;
+};
+
+/* A record handed to the syncer (it frees "data"). */
+struct cat_rec {
+    char *data;
+    size_t len;
+    uint64_t version;
+};
+
+struct cat_writer;
+
+/* Loads MANIFEST and the logs into "s" (streams, generation bumped), writes a
+ * fresh snapshot and returns the writer for the syncer thread. */
+int catalog_open(struct store *s, struct cat_writer **out, struct store_err *err);
+/* Queues a change (bumping catalog_version); takes "rec" (the "stream" field
+ * is added). Returns the entry so the caller can fill in the undo. */
+struct cat_change *catalog_record(struct store *s, enum cat_kind kind, struct store_stream *st,
+                                  json_t *rec);
+/* Moves the records not yet handed to the syncer into "*out" (new array). */
+size_t catalog_take_unposted(struct store *s, struct cat_rec **out);
+/* Drops the undo of changes up to "version" (now durable). */
+void catalog_durable(struct store *s, uint64_t version);
+/* Undoes every change not yet durable, newest first. */
+void catalog_rollback(struct store *s);
+void catalog_free(struct store *s);
+int cat_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen);
+/* Syncer thread: appends and fsyncs "n" records, applies them to its tree,
+ * compacts when due. errno or 0; on failure the log is as before. */
+int cat_writer_append(struct cat_writer *w, struct cat_rec *recs, size_t n);
+void cat_writer_free(struct cat_writer *w);
 
 /* ---- store.c -------------------------------------------------------------- */
 
@@ -363,6 +440,7 @@ struct store {
     uint64_t catalog_version;    /* bumped by each catalog change */
     uint64_t manifest_posted;    /* version handed to the syncer */
     uint64_t manifest_done;      /* version known durable */
+    struct cat_q cat;            /* changes not yet durable (catalog.c) */
     struct catalog_waiter *waiters;
     size_t nwaiters, waitercap;
 
@@ -371,7 +449,9 @@ struct store {
     struct fd_cache fds;         /* segment descriptors (segment.c) */
 };
 
-void catalog_changed(struct store *s);
+void stream_insert(struct store *s, struct store_stream *st);
+/* Removes "st" from the name index (it stays allocated). */
+void stream_detach(struct store *s, struct store_stream *st);
 void store_fifo_add(struct store *s, struct chunk *c);
 void store_fifo_remove(struct store *s, struct chunk *c);
 void store_evict(struct store *s);

@@ -9,7 +9,15 @@
 #ifndef SLUICE_STORE_NAMESPACE_H
 #define SLUICE_STORE_NAMESPACE_H
 
-#define catalog_changed store_i_catalog_changed
+#define cat_tree_apply store_i_cat_tree_apply
+#define cat_writer_append store_i_cat_writer_append
+#define cat_writer_free store_i_cat_writer_free
+#define catalog_durable store_i_catalog_durable
+#define catalog_free store_i_catalog_free
+#define catalog_open store_i_catalog_open
+#define catalog_record store_i_catalog_record
+#define catalog_rollback store_i_catalog_rollback
+#define catalog_take_unposted store_i_catalog_take_unposted
 #define chunk_unref store_i_chunk_unref
 #define err_errno store_i_err_errno
 #define err_from_errno store_i_err_from_errno
@@ -43,7 +51,14 @@
 #define shard_sync_failed store_i_shard_sync_failed
 #define shard_trim store_i_shard_trim
 #define shard_unlink_chunk store_i_shard_unlink_chunk
+#define stream_bury store_i_stream_bury
+#define stream_catalog_durable store_i_stream_catalog_durable
 #define stream_consumer_put store_i_stream_consumer_put
+#define stream_detach store_i_stream_detach
+#define stream_gated store_i_stream_gated
+#define stream_insert store_i_stream_insert
+#define stream_release store_i_stream_release
+#define stream_undo store_i_stream_undo
 #define stream_free store_i_stream_free
 #define stream_name_valid store_i_stream_name_valid
 #define stream_new store_i_stream_new
@@ -54,7 +69,8 @@
 #define syncer_fsyncs store_i_syncer_fsyncs
 #define syncer_new store_i_syncer_new
 #define syncer_post store_i_syncer_post
-#define syncer_post_manifest store_i_syncer_post_manifest
+#define syncer_catalog_reset store_i_syncer_catalog_reset
+#define syncer_post_catalog store_i_syncer_post_catalog
 #define syncer_take store_i_syncer_take
 #define syncer_wait_idle store_i_syncer_wait_idle
 #define xcalloc store_i_xcalloc

@@ -1,28 +1,27 @@
-/* store.c - open/close, directory layout, the stream catalog and its manifest,
+/* store.c - open/close, directory layout, the stream catalog (on disk: catalog.c),
  * store_commit(), store_dispatch() and store_tick().
  *
  * Upstream: the gateway (main.c opens the store; its loop calls
  * store_commit once per turn, store_dispatch when store_notify_fd() is
  * readable, store_tick from a timer). Downstream: shard.c (appends, commits),
- * segment.c (recovery), syncer.c (fsync and manifest writes off the loop).
+ * segment.c (recovery), syncer.c (fsync and catalog writes off the loop).
  *
  * Directory layout:
  *
  *   <dir>/LOCK            flock()ed while open
- *   <dir>/MANIFEST        the catalog (JSON, below); replaced atomically
- *   <dir>/MANIFEST.tmp    a manifest being written; ignored and removed at open
+ *   <dir>/MANIFEST        catalog snapshot; replaced atomically (catalog.c)
+ *   <dir>/MANIFEST.tmp    a snapshot being written; ignored and removed at open
+ *   <dir>/CATALOG-<n>.log catalog changes since the snapshot (catalog.c)
  *   <dir>/segments/       every segment file of every shard (segment.c names)
+ *   <dir>/quarantine/<t>/ segments found at open that belong to no known
+ *                         stream, moved aside (never deleted) for an operator
  *
- * MANIFEST: {"version":1, "generation":G, "next_uid":U, "streams":[{"name",
- *   "uid", "arn", "status", "created_ms", "retention_hours", "on_demand", "tags":{k:v},
- *   "consumers":[{"name","arn","status","created_ms"}], "shards":[{"index",
- *   "hash_start","hash_end","start_seq","end_seq"?,"parent"?,"adjacent_parent"?}]}]}
- *
- * Invariant: a generation is persisted (fsync'd manifest) before any sequence
+ * Invariant: a generation is persisted (fsync'd snapshot) before any sequence
  * number that carries it is handed out, so numbers never repeat across runs.
- * Catalog changes bump catalog_version; the next commit serialises the
- * manifest and hands it to the syncer; catalog-sync waiters fire when the
- * syncer reports that version (or a later one) durable.
+ * Each catalog change bumps catalog_version and queues one log record
+ * (catalog.c); the next commit hands the records to the syncer before any
+ * data; catalog-sync waiters fire when the syncer reports that version (or a
+ * later one) durable, and a failure undoes every change not yet durable.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -104,11 +103,6 @@ bad:
 
 /* ---- catalog ---------------------------------------------------------------------- */
 
-void catalog_changed(struct store *s)
-{
-    s->catalog_version++;
-}
-
 static size_t stream_find(const struct store *s, const char *name, int *found)
 {
     size_t lo = 0, hi = s->nstreams;
@@ -126,7 +120,7 @@ static size_t stream_find(const struct store *s, const char *name, int *found)
     return lo;
 }
 
-static void stream_insert(struct store *s, struct store_stream *st)
+void stream_insert(struct store *s, struct store_stream *st)
 {
     int found;
     size_t i = stream_find(s, st->name, &found);
@@ -169,8 +163,17 @@ int store_stream_create(struct store *s, const char *name, uint32_t shard_count,
     st->created_ms = store_now(s);
     stream_set_arn(st);
     stream_add_shards(st, shard_count);
+    st->shard_gen = s->gen;
     stream_insert(s, st);
-    catalog_changed(s);
+    /* Held back until this record is durable: see stream_gated(). */
+    st->pending_create = 1;
+    json_t *rec = json_pack("{s:s, s:I, s:s, s:s, s:I, s:i, s:b, s:i, s:i}", "op", "create",
+                            "uid", (json_int_t)st->uid, "arn", st->arn, "status",
+                            store_stream_status_name(st->status), "created_ms",
+                            (json_int_t)st->created_ms, "retention_hours",
+                            (int)st->retention_hours, "on_demand", st->on_demand, "shard_count",
+                            (int)shard_count, "shard_gen", (int)st->shard_gen);
+    catalog_record(s, CAT_CREATE, st, rec);
     if (out) *out = st;
     return 0;
 }
@@ -184,6 +187,53 @@ static void shard_bury(struct store *s, struct store_shard *sh)
     s->zombies = sh;
 }
 
+void stream_detach(struct store *s, struct store_stream *st)
+{
+    int found;
+    size_t i = stream_find(s, st->name, &found);
+    if (!found || s->streams[i] != st)
+        return;
+    memmove(&s->streams[i], &s->streams[i + 1], (s->nstreams - i - 1) * sizeof *s->streams);
+    s->nstreams--;
+}
+
+void stream_bury(struct store *s, struct store_stream *st)
+{
+    for (uint32_t k = 0; k < st->nshards; k++)
+        shard_bury(s, st->shards[k]);
+    stream_free(st);
+}
+
+int stream_gated(const struct store_stream *st)
+{
+    return st->pending_create || st->deleting;
+}
+
+static void fire_listeners(struct store *s);
+
+void stream_release(struct store *s, struct store_stream *st)
+{
+    if (stream_gated(st))
+        return;
+    for (uint32_t k = 0; k < st->nshards; k++) {
+        struct store_shard *sh = st->shards[k];
+        if (!sh->offline)
+            shard_publish(sh, s->opts.durability == STORE_DURABILITY_ALWAYS ? sh->lsn_durable
+                                                                           : sh->lsn_written);
+    }
+    /* As everywhere: push to subscribers, then acknowledge. */
+    fire_listeners(s);
+    for (uint32_t k = 0; k < st->nshards; k++)
+        if (!st->shards[k]->offline)
+            shard_fire_tickets(st->shards[k], st->shards[k]->lsn_published, NULL);
+}
+
+void stream_catalog_durable(struct store *s, struct store_stream *st)
+{
+    st->pending_create = 0;
+    stream_release(s, st);
+}
+
 int store_stream_delete(struct store *s, const char *name, struct store_err *err)
 {
     int found;
@@ -191,12 +241,11 @@ int store_stream_delete(struct store *s, const char *name, struct store_err *err
     if (!found)
         return err_set(err, STORE_ENOTFOUND, "stream %s not found", name);
     struct store_stream *st = s->streams[i];
-    memmove(&s->streams[i], &s->streams[i + 1], (s->nstreams - i - 1) * sizeof *s->streams);
-    s->nstreams--;
-    for (uint32_t k = 0; k < st->nshards; k++)
-        shard_bury(s, st->shards[k]);
-    stream_free(st);
-    catalog_changed(s);
+    /* Gone from lookups now; its data goes once the deletion is durable
+     * (catalog_durable -> stream_bury), or it comes back if that fails. */
+    stream_detach(s, st);
+    st->deleting = 1;
+    catalog_record(s, CAT_DELETE, st, json_pack("{s:s}", "op", "delete"));
     return 0;
 }
 
@@ -214,11 +263,17 @@ int store_stream_lookup(struct store *s, const char *name, struct store_stream *
 int store_stream_lookup_arn(struct store *s, const char *arn, struct store_stream **out,
                             struct store_err *err)
 {
-    for (size_t i = 0; i < s->nstreams; i++)
-        if (strcmp(s->streams[i]->arn, arn) == 0) {
+    /* arn:aws:kinesis:<region>:<account>:stream/<name>: look the name up, then
+     * compare the whole ARN (region and account must match too). */
+    const char *p = strstr(arn, ":stream/");
+    if (p && !strchr(p + 8, '/')) {
+        int found;
+        size_t i = stream_find(s, p + 8, &found);
+        if (found && strcmp(s->streams[i]->arn, arn) == 0) {
             *out = s->streams[i];
             return 0;
         }
+    }
     return err_set(err, STORE_ENOTFOUND, "stream %.200s not found", arn);
 }
 
@@ -237,183 +292,6 @@ size_t store_stream_list(const struct store *s, const char *exclusive_start, con
     for (; i < s->nstreams && n < max; i++)
         names[n++] = s->streams[i]->name;
     return n;
-}
-
-/* ---- manifest ------------------------------------------------------------------------ */
-
-static json_t *seq_json(struct store_seq q)
-{
-    char b[STORE_SEQ_STRLEN];
-    store_seq_format(q, b);
-    return json_string(b);
-}
-
-static json_t *hk_json(const struct store_hashkey *hk)
-{
-    char b[STORE_HASHKEY_STRLEN];
-    store_hashkey_format(hk, b);
-    return json_string(b);
-}
-
-static char *manifest_dump(struct store *s, size_t *len)
-{
-    json_t *root = json_object();
-    json_object_set_new(root, "version", json_integer(1));
-    json_object_set_new(root, "generation", json_integer(s->gen));
-    json_object_set_new(root, "next_uid", json_integer((json_int_t)s->next_uid));
-    json_t *arr = json_array();
-    for (size_t i = 0; i < s->nstreams; i++) {
-        struct store_stream *st = s->streams[i];
-        json_t *o = json_object();
-        json_object_set_new(o, "name", json_string(st->name));
-        json_object_set_new(o, "uid", json_integer((json_int_t)st->uid));
-        json_object_set_new(o, "arn", json_string(st->arn));
-        json_object_set_new(o, "status", json_string(store_stream_status_name(st->status)));
-        json_object_set_new(o, "created_ms", json_integer(st->created_ms));
-        json_object_set_new(o, "retention_hours", json_integer(st->retention_hours));
-        json_object_set_new(o, "on_demand", json_boolean(st->on_demand));
-        json_t *tags = json_object();
-        for (size_t k = 0; k < st->ntags; k++)
-            json_object_set_new(tags, st->tags[k].key, json_string(st->tags[k].value));
-        json_object_set_new(o, "tags", tags);
-        json_t *cons = json_array();
-        for (size_t k = 0; k < st->nconsumers; k++) {
-            json_t *c = json_object();
-            json_object_set_new(c, "name", json_string(st->consumers[k].name));
-            json_object_set_new(c, "arn", json_string(st->consumers[k].arn));
-            json_object_set_new(c, "status",
-                                json_string(store_consumer_status_name(st->consumers[k].status)));
-            json_object_set_new(c, "created_ms", json_integer(st->consumers[k].created_ms));
-            json_array_append_new(cons, c);
-        }
-        json_object_set_new(o, "consumers", cons);
-        json_t *shards = json_array();
-        for (uint32_t k = 0; k < st->nshards; k++) {
-            struct store_shard *sh = st->shards[k];
-            json_t *j = json_object();
-            json_object_set_new(j, "index", json_integer(sh->index));
-            json_object_set_new(j, "hash_start", hk_json(&sh->hk_start));
-            json_object_set_new(j, "hash_end", hk_json(&sh->hk_end));
-            json_object_set_new(j, "start_seq", seq_json(sh->start_seq));
-            if (sh->has_end) json_object_set_new(j, "end_seq", seq_json(sh->end_seq));
-            if (sh->parent[0]) json_object_set_new(j, "parent", json_string(sh->parent));
-            if (sh->adj_parent[0])
-                json_object_set_new(j, "adjacent_parent", json_string(sh->adj_parent));
-            json_array_append_new(shards, j);
-        }
-        json_object_set_new(o, "shards", shards);
-        json_array_append_new(arr, o);
-    }
-    json_object_set_new(root, "streams", arr);
-    char *out = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    if (!out) {
-        fprintf(stderr, "sluice store: out of memory serialising the manifest\n");
-        abort();
-    }
-    *len = strlen(out);
-    return out;
-}
-
-static int status_parse(const char *s, const char *const *names, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (s && strcmp(s, names[i]) == 0) return i;
-    return -1;
-}
-
-static int manifest_load(struct store *s, const char *path, struct store_err *err)
-{
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) {
-        if (access(path, F_OK) != 0 && errno == ENOENT)
-            return 0; /* a fresh store */
-        return err_set(err, STORE_ECORRUPT, "manifest %s unreadable: %s (line %d)", path, je.text,
-                       je.line);
-    }
-    static const char *const sst[] = {"CREATING", "ACTIVE", "UPDATING", "DELETING"};
-    static const char *const cst[] = {"CREATING", "ACTIVE", "DELETING"};
-    int rc = 0;
-    json_int_t version = 0, gen = 0, next_uid = 0;
-    json_t *streams = NULL;
-    if (json_unpack_ex(root, &je, 0, "{s:I, s:I, s:I, s:o}", "version", &version, "generation",
-                       &gen, "next_uid", &next_uid, "streams", &streams) != 0 ||
-        version != 1 || gen < 0 || gen >= UINT32_MAX || !json_is_array(streams)) {
-        rc = err_set(err, STORE_ECORRUPT, "manifest %s: bad top level (%s)", path, je.text);
-        goto done;
-    }
-    s->gen = (uint32_t)gen;
-    s->next_uid = (uint64_t)next_uid;
-    size_t i;
-    json_t *o;
-    json_array_foreach(streams, i, o) {
-        const char *name, *arn, *status;
-        json_int_t uid, created, retention;
-        json_t *tags, *cons, *shards;
-        if (json_unpack_ex(o, &je, 0, "{s:s, s:I, s:s, s:s, s:I, s:I, s:o, s:o, s:o}", "name", &name,
-                           "uid", &uid, "arn", &arn, "status", &status, "created_ms", &created,
-                           "retention_hours", &retention, "tags", &tags, "consumers", &cons,
-                           "shards", &shards) != 0 ||
-            !json_is_object(tags) || !json_is_array(cons) || !json_is_array(shards) ||
-            json_array_size(shards) < 1 || json_array_size(shards) > STORE_MAX_SHARDS ||
-            status_parse(status, sst, 4) < 0 || !stream_name_valid(name)) {
-            rc = err_set(err, STORE_ECORRUPT, "manifest %s: bad stream %zu (%s)", path, i, je.text);
-            goto done;
-        }
-        struct store_stream *st = stream_new(s, name, (uint64_t)uid);
-        st->arn = xstrdup(arn);
-        st->status = (enum store_stream_status)status_parse(status, sst, 4);
-        st->created_ms = created;
-        st->retention_hours = (uint32_t)retention;
-        /* Optional: manifests written before capacity modes existed lack it. */
-        st->on_demand = json_is_true(json_object_get(o, "on_demand"));
-        stream_insert(s, st);
-        const char *k;
-        json_t *v;
-        json_object_foreach(tags, k, v) stream_tag_put(st, k, json_is_string(v) ? json_string_value(v) : "");
-        size_t j;
-        json_array_foreach(cons, j, v) {
-            const char *cn, *ca, *cs;
-            json_int_t cc;
-            if (json_unpack(v, "{s:s, s:s, s:s, s:I}", "name", &cn, "arn", &ca, "status", &cs,
-                            "created_ms", &cc) != 0 || status_parse(cs, cst, 3) < 0) {
-                rc = err_set(err, STORE_ECORRUPT, "manifest %s: bad consumer in %s", path, name);
-                goto done;
-            }
-            stream_consumer_put(st, cn, ca, (enum store_consumer_status)status_parse(cs, cst, 3), cc);
-        }
-        st->nshards = (uint32_t)json_array_size(shards);
-        st->shards = xcalloc(st->nshards, sizeof *st->shards);
-        json_array_foreach(shards, j, v) {
-            json_int_t idx;
-            const char *hs, *he, *ss, *es = NULL, *par = NULL, *apar = NULL;
-            struct store_shard *sh;
-            if (json_unpack(v, "{s:I, s:s, s:s, s:s, s?s, s?s, s?s}", "index", &idx, "hash_start",
-                            &hs, "hash_end", &he, "start_seq", &ss, "end_seq", &es, "parent", &par,
-                            "adjacent_parent", &apar) != 0 || idx != (json_int_t)j) {
-                rc = err_set(err, STORE_ECORRUPT, "manifest %s: bad shard %zu in %s", path, j, name);
-                goto done;
-            }
-            sh = shard_new(s, st, (uint32_t)idx);
-            st->shards[j] = sh;
-            if (store_hashkey_parse(hs, strlen(hs), &sh->hk_start, NULL) ||
-                store_hashkey_parse(he, strlen(he), &sh->hk_end, NULL) ||
-                store_seq_parse(ss, strlen(ss), &sh->start_seq, NULL) ||
-                (es && store_seq_parse(es, strlen(es), &sh->end_seq, NULL)) ||
-                (par && strlen(par) >= sizeof sh->parent) ||
-                (apar && strlen(apar) >= sizeof sh->adj_parent)) {
-                rc = err_set(err, STORE_ECORRUPT, "manifest %s: bad shard %zu in %s", path, j, name);
-                goto done;
-            }
-            sh->has_end = es != NULL;
-            if (par) strcpy(sh->parent, par);
-            if (apar) strcpy(sh->adj_parent, apar);
-        }
-    }
-done:
-    json_decref(root);
-    return rc;
 }
 
 /* ---- FIFO of written chunks (memory budget) ----------------------------------------------- */
@@ -490,6 +368,38 @@ static void shard_after_scan(struct store_shard *sh)
     }
 }
 
+/* Moves segment "name" into <dir>/quarantine/<open time ms>-g<generation>/
+ * (created on first use; "*qfd" caches it). A segment the catalog does not
+ * know may still hold acknowledged records (a catalog that lost a change), so
+ * it is kept for an operator rather than deleted. */
+static int quarantine(struct store *s, int *qfd, const char *name, struct store_err *err)
+{
+    char q[4200];
+    if (*qfd < 0) {
+        if (mkdirat(s->dir_fd, "quarantine", 0755) != 0 && errno != EEXIST)
+            return err_errno(err, errno, "mkdir %s/quarantine", s->dir);
+        snprintf(q, sizeof q, "quarantine/%" PRId64 "-g%" PRIu32, store_now(s), s->gen);
+        if (mkdirat(s->dir_fd, q, 0755) != 0 && errno != EEXIST)
+            return err_errno(err, errno, "mkdir %s/%s", s->dir, q);
+        *qfd = openat(s->dir_fd, q, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (*qfd < 0)
+            return err_errno(err, errno, "open %s/%s", s->dir, q);
+        /* The new directories must survive a crash along with the move. */
+        int pfd = openat(s->dir_fd, "quarantine", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd >= 0) {
+            s->io.fsync(s->io.ctx, pfd);
+            close(pfd);
+        }
+        s->io.fsync(s->io.ctx, s->dir_fd);
+    }
+    if (renameat(s->seg_dir_fd, name, *qfd, name) != 0)
+        return err_errno(err, errno, "move segment %s to quarantine", name);
+    store_log(s, STORE_LOG_WARN,
+              "segment %s belongs to no stream in the catalog: moved to %s/quarantine", name,
+              s->dir);
+    return 0;
+}
+
 static int recover_segments(struct store *s, struct store_err *err)
 {
     DIR *d = opendir(s->segdir);
@@ -498,6 +408,7 @@ static int recover_segments(struct store *s, struct store_err *err)
     struct segfile *files = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
+    int qfd = -1;
     while ((de = readdir(d))) {
         uint64_t uid;
         uint32_t idx;
@@ -506,9 +417,17 @@ static int recover_segments(struct store *s, struct store_err *err)
             continue;
         struct store_shard *sh = find_shard(s, uid, idx);
         if (!sh) {
-            /* A stream deleted (or never committed to the manifest) before a crash. */
-            store_log(s, STORE_LOG_INFO, "removing orphan segment %s", de->d_name);
-            unlinkat(s->seg_dir_fd, de->d_name, 0);
+            /* A stream whose deletion was durable before its segments were
+             * gone, or one whose creation never reached the catalog. */
+            int rc = quarantine(s, &qfd, de->d_name, err);
+            if (rc) {
+                closedir(d);
+                close(qfd);
+                for (size_t i = 0; i < n; i++)
+                    free(files[i].name);
+                free(files);
+                return rc;
+            }
             continue;
         }
         if (n == cap) {
@@ -521,6 +440,12 @@ static int recover_segments(struct store *s, struct store_err *err)
         n++;
     }
     closedir(d);
+    if (qfd >= 0) {
+        /* Make the moves durable: both directory entries changed. */
+        s->io.fsync(s->io.ctx, qfd);
+        s->io.fsync(s->io.ctx, s->seg_dir_fd);
+        close(qfd);
+    }
     if (n)
         qsort(files, n, sizeof *files, segfile_cmp);
     for (size_t i = 0; i < n; i++) {
@@ -565,6 +490,7 @@ static int recover_segments(struct store *s, struct store_err *err)
 
 static void free_all(struct store *s)
 {
+    catalog_free(s);
     for (size_t i = 0; i < s->nstreams; i++) {
         struct store_stream *st = s->streams[i];
         for (uint32_t k = 0; k < st->nshards; k++)
@@ -607,6 +533,8 @@ int store_open(const char *dir, const struct store_opts *opts, struct store **ou
         s->opts.max_fds = soft / 2 > UINT32_MAX ? UINT32_MAX : (uint32_t)(soft / 2);
     }
     fdc_init(&s->fds, s->opts.max_fds > STORE_FIXED_FDS ? s->opts.max_fds - STORE_FIXED_FDS : 0);
+    if (!s->opts.catalog_compact_bytes) s->opts.catalog_compact_bytes = 1u << 20;
+    struct cat_writer *catw = NULL;
     const char *region = s->opts.region ? s->opts.region : def.region;
     const char *account = s->opts.account ? s->opts.account : def.account;
     int rc;
@@ -660,46 +588,33 @@ int store_open(const char *dir, const struct store_opts *opts, struct store **ou
     if (unlinkat(s->dir_fd, "MANIFEST.tmp", 0) == 0)
         store_log(s, STORE_LOG_WARN, "removed MANIFEST.tmp left by an interrupted write");
 
-    char mpath[4200];
-    snprintf(mpath, sizeof mpath, "%s/MANIFEST", dir);
-    rc = manifest_load(s, mpath, err);
+    /* Loads the snapshot and replays the log, bumps the generation and
+     * writes a fresh snapshot (catalog.c). */
+    rc = catalog_open(s, &catw, err);
     if (rc)
         goto fail;
-    if (s->gen == UINT32_MAX - 1) {
-        rc = err_set(err, STORE_EINVAL, "store generation exhausted");
+    /* The segments directory entry must be durable before segments are. */
+    if (s->io.fsync(s->io.ctx, s->seg_dir_fd) != 0) {
+        rc = err_errno(err, errno, "fsync %s", s->segdir);
         goto fail;
-    }
-    s->gen++;
-    {
-        size_t len;
-        char *json = manifest_dump(s, &len);
-        int e = manifest_write_atomic(s->dir, s->dir_fd, json, len, &s->io);
-        free(json);
-        if (e) {
-            rc = err_errno(err, e, "write %s", mpath);
-            goto fail;
-        }
-        /* The segments directory entry must be durable before segments are. */
-        if (s->io.fsync(s->io.ctx, s->seg_dir_fd) != 0) {
-            rc = err_errno(err, errno, "fsync %s", s->segdir);
-            goto fail;
-        }
     }
     rc = recover_segments(s, err);
     if (rc)
         goto fail;
     int errnum = 0;
     s->syncer = syncer_new(s->opts.durability, s->opts.interval_ms, &s->io, s->dir, s->dir_fd,
-                           s->seg_dir_fd, &errnum);
+                           s->seg_dir_fd, catw, &errnum);
     if (!s->syncer) {
         rc = err_errno(err, errnum, "start syncer thread");
         goto fail;
     }
+    catw = NULL; /* the syncer's now */
     store_log(s, STORE_LOG_INFO, "store %s open: generation %" PRIu32 ", %zu streams", dir, s->gen,
               s->nstreams);
     *out = s;
     return 0;
 fail:
+    cat_writer_free(catw);
     free_all(s);
     return rc;
 }
@@ -779,6 +694,16 @@ int store_commit(struct store *s)
     struct sync_item_vec items = {0};
     struct store_shard *list = s->commit_list, *done = NULL;
     s->commit_list = NULL;
+    /* Catalog records go to the syncer before this commit's data (see
+     * syncer.c: a pass appends the catalog log first). */
+    if (s->catalog_version > s->manifest_posted) {
+        struct cat_rec *recs;
+        size_t nrec = catalog_take_unposted(s, &recs);
+        if (nrec)
+            syncer_post_catalog(s->syncer, recs, nrec);
+        free(recs);
+        s->manifest_posted = s->catalog_version;
+    }
     while (list) {
         struct store_shard *sh = list;
         list = sh->commit_next;
@@ -805,7 +730,7 @@ int store_commit(struct store *s)
     free(items.v);
     if (s->opts.durability != STORE_DURABILITY_ALWAYS) {
         for (struct store_shard *sh = done; sh; sh = sh->done_next)
-            if (!sh->deleted)
+            if (!sh->deleted && !stream_gated(sh->stream))
                 shard_publish(sh, sh->lsn_written);
         /* Listeners before tickets: the push to subscribers is written before
          * the producer's acknowledgement (see shard.c). Deleted shards stay
@@ -814,12 +739,6 @@ int store_commit(struct store *s)
         for (struct store_shard *sh = done; sh; sh = sh->done_next)
             if (!sh->deleted)
                 shard_fire_tickets(sh, sh->lsn_published, NULL);
-    }
-    if (s->catalog_version > s->manifest_posted) {
-        size_t len;
-        char *json = manifest_dump(s, &len);
-        syncer_post_manifest(s->syncer, json, len, s->catalog_version);
-        s->manifest_posted = s->catalog_version;
     }
     after_callbacks(s);
     return rc;
@@ -846,6 +765,22 @@ static void durable_advanced(struct store *s, struct store_shard *sh)
     }
 }
 
+/* The syncer could not make a catalog change durable. Every change not yet
+ * durable is undone (the syncer dropped them all), so memory matches the
+ * catalog on disk again; their waiters, and any registered since, get the
+ * error. */
+static void catalog_failed(struct store *s, int errnum)
+{
+    struct store_err e;
+    err_errno(&e, errnum, "write catalog log");
+    store_log(s, STORE_LOG_ERROR, "%s: undoing %zu catalog changes not yet durable", e.msg,
+              s->cat.n);
+    catalog_rollback(s);
+    s->manifest_posted = s->manifest_done = s->catalog_version;
+    syncer_catalog_reset(s->syncer);
+    fire_waiters(s, s->catalog_version, &e);
+}
+
 void store_dispatch(struct store *s)
 {
     struct sync_result_vec res = {0};
@@ -862,7 +797,7 @@ void store_dispatch(struct store *s)
         if (r->err == 0) {
             if (r->lsn > sh->lsn_durable) {
                 sh->lsn_durable = r->lsn;
-                if (s->opts.durability == STORE_DURABILITY_ALWAYS)
+                if (s->opts.durability == STORE_DURABILITY_ALWAYS && !stream_gated(sh->stream))
                     shard_publish(sh, r->lsn); /* tickets fired below */
                 durable_advanced(s, sh);
             }
@@ -883,17 +818,12 @@ void store_dispatch(struct store *s)
         }
     }
     free(res.v);
-    if (mf_failed > s->manifest_done) {
-        struct store_err e;
-        err_errno(&e, mf_err, "write manifest");
-        store_log(s, STORE_LOG_ERROR, "%s", e.msg);
-        /* Re-post with the next commit; fail the waiters of that version. */
-        if (s->manifest_posted <= mf_failed)
-            s->manifest_posted = s->manifest_done;
-        fire_waiters(s, mf_failed, &e);
-    }
-    if (mf_done > s->manifest_done)
+    if (mf_done > s->manifest_done) {
         s->manifest_done = mf_done;
+        catalog_durable(s, mf_done);
+    }
+    if (mf_failed > s->manifest_done)
+        catalog_failed(s, mf_err);
     after_callbacks(s);
 }
 
@@ -927,20 +857,8 @@ void store_close(struct store *s)
     store_commit(s);
     syncer_wait_idle(s->syncer);
     store_dispatch(s);
-    if (s->catalog_version > s->manifest_done) {
-        size_t len;
-        char *json = manifest_dump(s, &len);
-        int e = manifest_write_atomic(s->dir, s->dir_fd, json, len, &s->io);
-        free(json);
-        if (e) {
-            struct store_err er;
-            err_errno(&er, e, "write manifest at close");
-            store_log(s, STORE_LOG_ERROR, "%s", er.msg);
-            fire_waiters(s, UINT64_MAX, &er);
-        } else {
-            s->manifest_done = s->catalog_version;
-        }
-    }
+    /* The commit above posted every catalog change and the dispatch took the
+     * outcome (durable, or undone with its waiters failed). */
     fire_waiters(s, UINT64_MAX, NULL);
     syncer_free(s->syncer);
     s->syncer = NULL;

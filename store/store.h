@@ -33,10 +33,20 @@
  *    lost. A bad frame followed by more data is corruption in the middle of a
  *    segment: that shard is taken offline (calls on it fail with
  *    STORE_ECORRUPT), logged at ERROR, and never silently skipped.
- *  - Catalog. Catalog changes take effect in memory at once; they reach disk
- *    in one manifest written atomically (temp file, fsync, rename, fsync of the
- *    directory) by the syncer after the next store_commit().
- *    store_catalog_sync() tells you when that has happened.
+ *  - Catalog. Catalog changes take effect in memory at once; each becomes one
+ *    record of an append-only catalog log that the syncer appends and fsyncs
+ *    after the next store_commit(), compacted now and then into a snapshot
+ *    (catalog.c documents the format). store_catalog_sync() tells you when
+ *    that has happened. The catalog is ordered before data: records of a
+ *    stream whose creation is not yet durable are held back (neither readable
+ *    nor acknowledged) until it is, and so are those appended to a stream
+ *    whose deletion is pending. If a catalog write fails, every change not
+ *    yet durable is undone in memory, newest first (a created stream
+ *    disappears and its pending appends fail with STORE_ENOTFOUND, a deleted
+ *    one comes back, tags/retention/status/consumers return to their
+ *    values), and the waiters get the error. At open, segments of streams the
+ *    catalog does not know are moved to <dir>/quarantine/<time>/ and logged
+ *    at WARN, never deleted.
  *  - Errors are values. Every failure returns a negative STORE_E* code and fills
  *    a struct store_err with a message. The store never aborts on bad input or
  *    on an I/O error; it aborts only when malloc fails.
@@ -268,6 +278,9 @@ struct store_opts {
                                          until store_close) */
     store_durable_fn on_durable;      /* optional */
     void *on_durable_arg;
+    uint64_t catalog_compact_bytes;   /* snapshot the catalog once its log is this
+                                         big (and bigger than the last snapshot);
+                                         default 1 MiB */
 };
 
 /* Fills "opts" with the defaults above. */
@@ -375,6 +388,7 @@ struct store_stream_info {
     uint32_t shard_count;         /* all shards, open and closed */
     uint32_t open_shard_count;
     uint32_t consumer_count;
+    uint32_t consumers_creating;  /* those in status CREATING */
     const char *encryption_type;  /* always "NONE" */
 };
 
@@ -385,7 +399,10 @@ struct store_stream_info {
 int store_stream_create(struct store *store, const char *name, uint32_t shard_count,
                         struct store_stream **out, struct store_err *err);
 
-/* Deletes stream "name" and its segments now (see CAVEATS). STORE_ENOTFOUND. */
+/* Deletes stream "name": it is gone from lookups at once; its segments are
+ * removed and its pending appends fail (STORE_ENOTFOUND) once the deletion is
+ * durable, or it comes back if writing the catalog fails (see CAVEATS).
+ * STORE_ENOTFOUND. */
 int store_stream_delete(struct store *store, const char *name, struct store_err *err);
 
 /* Finds stream "name"; "*out" borrows it. STORE_ENOTFOUND. */

@@ -2,9 +2,9 @@
  * per-stream catalog fields (retention, tags, consumers).
  *
  * Upstream: the gateway's ops_streams.c / ops_records.c / ops_consumers.c.
- * Downstream: shard.c for appends; store.c persists every change made here
- * (each mutation calls catalog_changed(), and the manifest goes out with the
- * next store_commit).
+ * Downstream: shard.c for appends; catalog.c persists every change made here
+ * (each mutation calls catalog_record() with a log record and what undoes it;
+ * the records go out with the next store_commit).
  *
  * Hash keys are 128-bit big-endian numbers; the even split follows
  * kinesis-protocol.md section 3.4: step = floor(2^128 / n), the last shard
@@ -149,6 +149,7 @@ void stream_free(struct store_stream *st)
         free(st->consumers[i].arn);
     }
     free(st->consumers);
+    free(st->chash);
     free(st->shards);
     free(st->name);
     free(st->arn);
@@ -189,23 +190,39 @@ void store_stream_info(const struct store_stream *st, struct store_stream_info *
     for (uint32_t i = 0; i < st->nshards; i++)
         out->open_shard_count += !st->shards[i]->has_end;
     out->consumer_count = (uint32_t)st->nconsumers;
+    out->consumers_creating = st->consumers_creating;
     out->encryption_type = "NONE";
 }
 
 void store_stream_set_status(struct store_stream *st, enum store_stream_status status)
 {
     if (st->status != status) {
+        struct cat_change *c = catalog_record(
+            st->store, CAT_STATUS, st,
+            json_pack("{s:s, s:s}", "op", "status", "status", store_stream_status_name(status)));
+        c->old_int = (int)st->status;
         st->status = status;
-        catalog_changed(st->store);
     }
 }
 
 void store_stream_set_on_demand(struct store_stream *st, int on_demand)
 {
     if (st->on_demand != !!on_demand) {
+        struct cat_change *c = catalog_record(
+            st->store, CAT_ON_DEMAND, st,
+            json_pack("{s:s, s:b}", "op", "on_demand", "on_demand", !!on_demand));
+        c->old_int = st->on_demand;
         st->on_demand = !!on_demand;
-        catalog_changed(st->store);
     }
+}
+
+static void retention_set(struct store_stream *st, uint32_t hours)
+{
+    struct cat_change *c = catalog_record(
+        st->store, CAT_RETENTION, st,
+        json_pack("{s:s, s:i}", "op", "retention", "hours", (int)hours));
+    c->old_int = (int)st->retention_hours;
+    st->retention_hours = hours;
 }
 
 static int retention_check(uint32_t hours, struct store_err *err)
@@ -224,8 +241,7 @@ int store_stream_retention_increase(struct store_stream *st, uint32_t hours, str
         return err_set(err, STORE_EINVAL,
                        "requested retention %" PRIu32 " h is lower than the current %" PRIu32 " h",
                        hours, st->retention_hours);
-    st->retention_hours = hours;
-    catalog_changed(st->store);
+    retention_set(st, hours);
     return 0;
 }
 
@@ -237,8 +253,7 @@ int store_stream_retention_decrease(struct store_stream *st, uint32_t hours, str
         return err_set(err, STORE_EINVAL,
                        "requested retention %" PRIu32 " h is higher than the current %" PRIu32 " h",
                        hours, st->retention_hours);
-    st->retention_hours = hours;
-    catalog_changed(st->store);
+    retention_set(st, hours);
     return 0;
 }
 
@@ -277,6 +292,17 @@ void stream_tag_put(struct store_stream *st, const char *key, const char *value)
     st->ntags++;
 }
 
+/* The undo of a tag change: a copy of the whole set (at most 50). */
+static void tags_save(struct store_stream *st, struct cat_change *c)
+{
+    c->old_tags = xcalloc(st->ntags ? st->ntags : 1, sizeof *c->old_tags);
+    c->old_ntags = st->ntags;
+    for (size_t i = 0; i < st->ntags; i++) {
+        c->old_tags[i].key = xstrdup(st->tags[i].key);
+        c->old_tags[i].value = xstrdup(st->tags[i].value);
+    }
+}
+
 int store_stream_tags_add(struct store_stream *st, const struct store_tag *tags, size_t n,
                           struct store_err *err)
 {
@@ -295,16 +321,34 @@ int store_stream_tags_add(struct store_stream *st, const struct store_tag *tags,
     if (st->ntags + added > STORE_MAX_TAGS)
         return err_set(err, STORE_ELIMIT, "stream %s would have %zu tags (max %d)", st->name,
                        st->ntags + added, STORE_MAX_TAGS);
+    if (!n)
+        return 0;
+    json_t *tj = json_object();
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(tj, tags[i].key, json_string(tags[i].value ? tags[i].value : ""));
+    struct cat_change *c =
+        catalog_record(st->store, CAT_TAGS, st, json_pack("{s:s, s:o}", "op", "tags_put", "tags", tj));
+    tags_save(st, c);
     for (size_t i = 0; i < n; i++)
         stream_tag_put(st, tags[i].key, tags[i].value ? tags[i].value : "");
-    if (n)
-        catalog_changed(st->store);
     return 0;
 }
 
 void store_stream_tags_remove(struct store_stream *st, const char *const *keys, size_t n)
 {
-    int changed = 0;
+    json_t *kj = json_array();
+    for (size_t k = 0; k < n; k++) {
+        int found;
+        tag_find(st, keys[k], &found);
+        if (found)
+            json_array_append_new(kj, json_string(keys[k]));
+    }
+    if (!json_array_size(kj)) {
+        json_decref(kj);
+        return;
+    }
+    tags_save(st, catalog_record(st->store, CAT_TAGS, st,
+                                 json_pack("{s:s, s:o}", "op", "tags_remove", "keys", kj)));
     for (size_t k = 0; k < n; k++) {
         int found;
         size_t i = tag_find(st, keys[k], &found);
@@ -314,10 +358,7 @@ void store_stream_tags_remove(struct store_stream *st, const char *const *keys, 
         free(st->tags[i].value);
         memmove(&st->tags[i], &st->tags[i + 1], (st->ntags - i - 1) * sizeof *st->tags);
         st->ntags--;
-        changed = 1;
     }
-    if (changed)
-        catalog_changed(st->store);
 }
 
 size_t store_stream_tags_list(const struct store_stream *st, const char *exclusive_start,
@@ -341,15 +382,68 @@ size_t store_stream_tag_count(const struct store_stream *st) { return st->ntags;
 
 /* ---- consumers ---------------------------------------------------------------------- */
 
+/* Consumers live in registration order in an array; a hash of their names
+ * (open addressing, index + 1, 0 = empty) makes lookup O(1), so registering
+ * thousands is not quadratic. Removal rebuilds the hash (the array shifts). */
+
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static void chash_rebuild(struct store_stream *st)
+{
+    size_t cap = 16;
+    while (cap <= 2 * st->nconsumers)
+        cap *= 2;
+    if (cap != st->chashcap) {
+        free(st->chash);
+        st->chash = xmalloc(cap * sizeof *st->chash);
+        st->chashcap = cap;
+    }
+    memset(st->chash, 0, cap * sizeof *st->chash);
+    for (size_t i = 0; i < st->nconsumers; i++) {
+        size_t h = name_hash(st->consumers[i].name) & (cap - 1);
+        while (st->chash[h])
+            h = (h + 1) & (cap - 1);
+        st->chash[h] = (uint32_t)i + 1;
+    }
+}
+
 void stream_consumer_put(struct store_stream *st, const char *name, const char *arn,
                          enum store_consumer_status status, int64_t created_ms)
 {
-    st->consumers = xrealloc(st->consumers, (st->nconsumers + 1) * sizeof *st->consumers);
+    if (st->nconsumers == st->consumercap) {
+        st->consumercap = st->consumercap ? st->consumercap * 2 : 4;
+        st->consumers = xrealloc(st->consumers, st->consumercap * sizeof *st->consumers);
+    }
     struct consumer *c = &st->consumers[st->nconsumers++];
     c->name = xstrdup(name);
     c->arn = xstrdup(arn);
     c->status = status;
     c->created_ms = created_ms;
+    st->consumers_creating += status == STORE_CONSUMER_CREATING;
+    if (2 * st->nconsumers >= st->chashcap) {
+        chash_rebuild(st);
+        return;
+    }
+    size_t h = name_hash(name) & (st->chashcap - 1);
+    while (st->chash[h])
+        h = (h + 1) & (st->chashcap - 1);
+    st->chash[h] = (uint32_t)st->nconsumers;
+}
+
+/* Removes consumer "i" from the array (not freeing its strings). */
+static void consumer_remove_at(struct store_stream *st, size_t i)
+{
+    st->consumers_creating -= st->consumers[i].status == STORE_CONSUMER_CREATING;
+    memmove(&st->consumers[i], &st->consumers[i + 1],
+            (st->nconsumers - i - 1) * sizeof *st->consumers);
+    st->nconsumers--;
+    chash_rebuild(st);
 }
 
 static void consumer_info(const struct consumer *c, struct store_consumer_info *out)
@@ -362,10 +456,21 @@ static void consumer_info(const struct consumer *c, struct store_consumer_info *
 
 static struct consumer *consumer_find(const struct store_stream *st, const char *name)
 {
-    for (size_t i = 0; i < st->nconsumers; i++)
-        if (strcmp(st->consumers[i].name, name) == 0)
-            return &st->consumers[i];
+    if (!st->chashcap)
+        return NULL;
+    size_t h = name_hash(name) & (st->chashcap - 1);
+    for (uint32_t k; (k = st->chash[h]); h = (h + 1) & (st->chashcap - 1))
+        if (strcmp(st->consumers[k - 1].name, name) == 0)
+            return &st->consumers[k - 1];
     return NULL;
+}
+
+static void consumer_status_set(struct store_stream *st, struct consumer *c,
+                                enum store_consumer_status status)
+{
+    st->consumers_creating -= c->status == STORE_CONSUMER_CREATING;
+    st->consumers_creating += status == STORE_CONSUMER_CREATING;
+    c->status = status;
 }
 
 int store_consumer_register(struct store_stream *st, const char *name,
@@ -382,9 +487,14 @@ int store_consumer_register(struct store_stream *st, const char *name,
     size_t n = strlen(st->arn) + strlen(name) + 48;
     char *arn = xmalloc(n);
     snprintf(arn, n, "%s/consumer/%s:%" PRId64, st->arn, name, now / 1000);
+    struct cat_change *c = catalog_record(
+        st->store, CAT_CONSUMER_ADD, st,
+        json_pack("{s:s, s:s, s:s, s:s, s:I}", "op", "consumer_put", "consumer", name, "arn", arn,
+                  "status", store_consumer_status_name(STORE_CONSUMER_CREATING), "created_ms",
+                  (json_int_t)now));
+    c->cname = xstrdup(name);
     stream_consumer_put(st, name, arn, STORE_CONSUMER_CREATING, now);
     free(arn);
-    catalog_changed(st->store);
     if (out)
         consumer_info(&st->consumers[st->nconsumers - 1], out);
     return 0;
@@ -396,11 +506,13 @@ int store_consumer_deregister(struct store_stream *st, const char *name, struct 
     if (!c)
         return err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name, st->name);
     size_t i = (size_t)(c - st->consumers);
-    free(c->name);
-    free(c->arn);
-    memmove(&st->consumers[i], &st->consumers[i + 1], (st->nconsumers - i - 1) * sizeof *c);
-    st->nconsumers--;
-    catalog_changed(st->store);
+    struct cat_change *ch = catalog_record(
+        st->store, CAT_CONSUMER_DEL, st,
+        json_pack("{s:s, s:s}", "op", "consumer_del", "consumer", name));
+    /* The undo keeps the consumer itself (its strings) and its place. */
+    ch->cons = *c;
+    ch->cons_index = i;
+    consumer_remove_at(st, i);
     return 0;
 }
 
@@ -417,16 +529,29 @@ int store_consumer_lookup(const struct store_stream *st, const char *name,
 int store_consumer_lookup_arn(struct store *s, const char *arn, struct store_stream **stream_out,
                               struct store_consumer_info *out, struct store_err *err)
 {
-    for (size_t i = 0; i < s->nstreams; i++) {
-        struct store_stream *st = s->streams[i];
-        for (size_t j = 0; j < st->nconsumers; j++)
-            if (strcmp(st->consumers[j].arn, arn) == 0) {
+    /* <stream ARN>/consumer/<name>:<epoch s>: the stream by its ARN, the
+     * consumer by name, then the whole ARN must match. */
+    const char *p = strstr(arn, "/consumer/");
+    if (p && (size_t)(p - arn) < 512) {
+        char sarn[512], name[STORE_STREAM_NAME_MAX + 1];
+        memcpy(sarn, arn, (size_t)(p - arn));
+        sarn[p - arn] = '\0';
+        const char *colon = strrchr(p + 10, ':');
+        size_t nl = colon ? (size_t)(colon - (p + 10)) : 0;
+        struct store_stream *st;
+        if (colon && nl >= 1 && nl <= STORE_STREAM_NAME_MAX &&
+            store_stream_lookup_arn(s, sarn, &st, NULL) == 0) {
+            memcpy(name, p + 10, nl);
+            name[nl] = '\0';
+            struct consumer *c = consumer_find(st, name);
+            if (c && strcmp(c->arn, arn) == 0) {
                 if (stream_out) *stream_out = st;
-                consumer_info(&st->consumers[j], out);
+                consumer_info(c, out);
                 return 0;
             }
+        }
     }
-    return err_set(err, STORE_ENOTFOUND, "consumer %s not found", arn);
+    return err_set(err, STORE_ENOTFOUND, "consumer %.300s not found", arn);
 }
 
 int store_consumer_set_status(struct store_stream *st, const char *name,
@@ -436,8 +561,13 @@ int store_consumer_set_status(struct store_stream *st, const char *name,
     if (!c)
         return err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name, st->name);
     if (c->status != status) {
-        c->status = status;
-        catalog_changed(st->store);
+        struct cat_change *ch = catalog_record(
+            st->store, CAT_CONSUMER_STATUS, st,
+            json_pack("{s:s, s:s, s:s}", "op", "consumer_status", "consumer", name, "status",
+                      store_consumer_status_name(status)));
+        ch->cname = xstrdup(name);
+        ch->old_int = (int)c->status;
+        consumer_status_set(st, c, status);
     }
     return 0;
 }
@@ -449,6 +579,69 @@ size_t store_consumer_list(const struct store_stream *st, size_t start,
     for (size_t i = start; i < st->nconsumers && n < max; i++)
         consumer_info(&st->consumers[i], &out[n++]);
     return n;
+}
+
+/* ---- undo ----------------------------------------------------------------------------- */
+
+void stream_undo(struct store *s, struct cat_change *c)
+{
+    struct store_stream *st = c->st;
+    struct consumer *cn;
+    switch (c->kind) {
+    case CAT_CREATE:
+        /* Never durable: its data was held back, its appends fail now. */
+        stream_detach(s, st);
+        stream_bury(s, st);
+        break;
+    case CAT_DELETE:
+        st->deleting = 0;
+        stream_insert(s, st);
+        stream_release(s, st);
+        break;
+    case CAT_STATUS:
+        st->status = (enum store_stream_status)c->old_int;
+        break;
+    case CAT_ON_DEMAND:
+        st->on_demand = c->old_int;
+        break;
+    case CAT_RETENTION:
+        st->retention_hours = (uint32_t)c->old_int;
+        break;
+    case CAT_TAGS:
+        for (size_t i = 0; i < st->ntags; i++) {
+            free(st->tags[i].key);
+            free(st->tags[i].value);
+        }
+        free(st->tags);
+        st->tags = c->old_tags;
+        st->ntags = c->old_ntags;
+        c->old_tags = NULL;
+        c->old_ntags = 0;
+        break;
+    case CAT_CONSUMER_ADD:
+        if ((cn = consumer_find(st, c->cname))) {
+            size_t i = (size_t)(cn - st->consumers);
+            free(cn->name);
+            free(cn->arn);
+            consumer_remove_at(st, i);
+        }
+        break;
+    case CAT_CONSUMER_DEL:
+        stream_consumer_put(st, c->cons.name, c->cons.arn, c->cons.status, c->cons.created_ms);
+        /* Back to its place in registration order. */
+        if (c->cons_index < st->nconsumers - 1) {
+            struct consumer tmp = st->consumers[st->nconsumers - 1];
+            memmove(&st->consumers[c->cons_index + 1], &st->consumers[c->cons_index],
+                    (st->nconsumers - 1 - c->cons_index) * sizeof tmp);
+            st->consumers[c->cons_index] = tmp;
+            chash_rebuild(st);
+        }
+        break;
+    case CAT_CONSUMER_STATUS:
+        if ((cn = consumer_find(st, c->cname)))
+            consumer_status_set(st, cn, (enum store_consumer_status)c->old_int);
+        break;
+    }
 }
 
 /* ---- shards and routing -------------------------------------------------------------- */

@@ -44,9 +44,10 @@ struct syncer {
     /* under mu */
     struct sync_item_vec in;
     struct sync_result_vec out;
-    char *mf;
-    size_t mflen;
-    uint64_t mf_version;
+    struct cat_rec *cat;     /* catalog records queued, version order */
+    size_t ncat, catcap;
+    struct cat_writer *catw; /* used by the thread only, outside mu */
+    int cat_failed;          /* a catalog append failed: drop records until reset */
     uint64_t mf_done, mf_failed;
     int mf_errnum;
     int stop;
@@ -171,7 +172,7 @@ static void *syncer_main(void *arg)
     for (;;) {
         int take_items = 0;
         for (;;) {
-            if (sy->mf) break;
+            if (sy->ncat) break;
             if (sy->in.n && (sy->mode == STORE_DURABILITY_ALWAYS || sy->stop)) {
                 take_items = 1;
                 break;
@@ -196,7 +197,7 @@ static void *syncer_main(void *arg)
         }
         if (sy->in.n && (sy->stop || sy->mode == STORE_DURABILITY_ALWAYS))
             take_items = 1;
-        if (!take_items && !sy->mf) {
+        if (!take_items && !sy->ncat) {
             /* stop with nothing left */
             break;
         }
@@ -205,35 +206,46 @@ static void *syncer_main(void *arg)
             sy->in = batch;
             batch = tmp;
         }
-        char *mf = sy->mf;
-        size_t mflen = sy->mflen;
-        uint64_t mfv = sy->mf_version;
-        sy->mf = NULL;
+        struct cat_rec *cat = sy->cat;
+        size_t ncat = sy->ncat;
+        sy->cat = NULL;
+        sy->ncat = sy->catcap = 0;
         sy->busy = 1;
         pthread_mutex_unlock(&sy->mu);
 
+        /* Catalog first: a change (a new stream above all) is durable before
+         * any data of this pass is, so no acknowledged record can belong to a
+         * stream the catalog on disk does not know. */
+        int mf_err = 0;
+        if (ncat) {
+            mf_err = cat_writer_append(sy->catw, cat, ncat);
+            __atomic_add_fetch(&sy->fsyncs, 1, __ATOMIC_RELAXED);
+        }
         if (take_items)
             run_batch(sy, &batch);
-        int mf_err = 0;
-        if (mf) {
-            mf_err = manifest_write_atomic(sy->dir, sy->dir_fd, mf, mflen, sy->io);
-            __atomic_add_fetch(&sy->fsyncs, 2, __ATOMIC_RELAXED);
-            free(mf);
-        }
 
         pthread_mutex_lock(&sy->mu);
-        if (mf) {
+        if (ncat) {
             if (mf_err == 0) {
-                if (mfv > sy->mf_done) sy->mf_done = mfv;
+                if (cat[ncat - 1].version > sy->mf_done) sy->mf_done = cat[ncat - 1].version;
             } else {
-                sy->mf_failed = mfv;
+                /* Later records may build on the failed ones: drop them all
+                 * until the loop thread has undone its changes. */
+                sy->cat_failed = 1;
+                sy->mf_failed = cat[ncat - 1].version;
                 sy->mf_errnum = mf_err;
+                for (size_t i = 0; i < sy->ncat; i++)
+                    free(sy->cat[i].data);
+                sy->ncat = 0;
             }
+            for (size_t i = 0; i < ncat; i++)
+                free(cat[i].data);
+            free(cat);
         }
         sy->busy = 0;
-        if (!sy->in.n && !sy->mf)
+        if (!sy->in.n && !sy->ncat)
             pthread_cond_broadcast(&sy->idle_cv);
-        if (mf)
+        if (ncat)
             notify(sy);
     }
     sy->busy = 0;
@@ -247,9 +259,10 @@ static void *syncer_main(void *arg)
 
 struct syncer *syncer_new(enum store_durability mode, uint32_t interval_ms,
                           const struct store_io_ops *io, const char *dir, int dir_fd,
-                          int seg_dir_fd, int *errnum)
+                          int seg_dir_fd, struct cat_writer *catw, int *errnum)
 {
     struct syncer *sy = xcalloc(1, sizeof *sy);
+    sy->catw = catw;
     sy->mode = mode;
     sy->interval_ms = interval_ms ? interval_ms : 1000;
     sy->io = io;
@@ -284,7 +297,7 @@ struct syncer *syncer_new(enum store_durability mode, uint32_t interval_ms,
 void syncer_wait_idle(struct syncer *sy)
 {
     pthread_mutex_lock(&sy->mu);
-    while (sy->in.n || sy->mf || sy->busy) {
+    while (sy->in.n || sy->ncat || sy->busy) {
         if (sy->in.n && sy->mode == STORE_DURABILITY_INTERVAL) {
             /* Temporarily behave like ALWAYS so close does not wait a tick. */
             sy->mode = STORE_DURABILITY_ALWAYS;
@@ -308,7 +321,10 @@ void syncer_free(struct syncer *sy)
         close(sy->in.v[i].fd);
     free(sy->in.v);
     free(sy->out.v);
-    free(sy->mf);
+    for (size_t i = 0; i < sy->ncat; i++)
+        free(sy->cat[i].data);
+    free(sy->cat);
+    cat_writer_free(sy->catw);
     free(sy->dir);
     close(sy->efd);
     pthread_mutex_destroy(&sy->mu);
@@ -356,14 +372,30 @@ void syncer_post(struct syncer *sy, struct sync_item *items, size_t n)
     pthread_mutex_unlock(&sy->mu);
 }
 
-void syncer_post_manifest(struct syncer *sy, char *json, size_t len, uint64_t version)
+void syncer_post_catalog(struct syncer *sy, struct cat_rec *recs, size_t n)
 {
     pthread_mutex_lock(&sy->mu);
-    free(sy->mf);
-    sy->mf = json;
-    sy->mflen = len;
-    sy->mf_version = version;
-    pthread_cond_signal(&sy->cv);
+    if (sy->cat_failed) {
+        /* Posted before the loop thread learnt of the failure: these changes
+         * are being undone too. */
+        for (size_t i = 0; i < n; i++)
+            free(recs[i].data);
+    } else {
+        if (sy->ncat + n > sy->catcap) {
+            sy->catcap = sy->ncat + n > 2 * sy->catcap ? sy->ncat + n : 2 * sy->catcap;
+            sy->cat = xrealloc(sy->cat, sy->catcap * sizeof *sy->cat);
+        }
+        memcpy(sy->cat + sy->ncat, recs, n * sizeof *recs);
+        sy->ncat += n;
+        pthread_cond_signal(&sy->cv);
+    }
+    pthread_mutex_unlock(&sy->mu);
+}
+
+void syncer_catalog_reset(struct syncer *sy)
+{
+    pthread_mutex_lock(&sy->mu);
+    sy->cat_failed = 0;
     pthread_mutex_unlock(&sy->mu);
 }
 

@@ -37,12 +37,14 @@ struct sync_result_vec {
 };
 
 struct syncer;
+struct cat_writer;
+struct cat_rec;
 
 /* Starts the thread. "io" and "dir_fd" are borrowed until syncer_free; "dir"
- * is copied. Returns NULL with "*errnum" set on failure. */
+ * is copied; "catw" (the catalog writer) is taken and freed by syncer_free. Returns NULL with "*errnum" set on failure. */
 struct syncer *syncer_new(enum store_durability mode, uint32_t interval_ms,
                           const struct store_io_ops *io, const char *dir, int dir_fd,
-                          int seg_dir_fd, int *errnum);
+                          int seg_dir_fd, struct cat_writer *catw, int *errnum);
 
 /* Stops the thread after it has drained every queued item and manifest job,
  * joins it, and frees the syncer. Results not yet taken are lost, so take them
@@ -57,9 +59,12 @@ int syncer_fd(const struct syncer *sy);
  * thread; in mode INTERVAL the thread picks them up at its next tick. */
 void syncer_post(struct syncer *sy, struct sync_item *items, size_t n);
 
-/* Queues a manifest write, replacing any job not yet started ("json" is
- * taken: freed by the syncer). */
-void syncer_post_manifest(struct syncer *sy, char *json, size_t len, uint64_t version);
+/* Queues catalog records (their "data" is taken; the array is copied). The
+ * thread appends them to the catalog log before it syncs any data of the same
+ * pass. After a failure every record is dropped until syncer_catalog_reset. */
+void syncer_post_catalog(struct syncer *sy, struct cat_rec *recs, size_t n);
+/* The loop thread has undone the failed changes: accept records again. */
+void syncer_catalog_reset(struct syncer *sy);
 
 /* Moves finished results into "out" (appending) and reports the newest
  * durable manifest version and the newest failed one (0 if none) with its

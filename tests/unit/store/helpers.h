@@ -202,11 +202,14 @@ static UNUSED struct store *open_store(const char *dir, struct store_opts *o)
     return s;
 }
 
+/* Creates a stream and waits until its creation is durable: before that the
+ * store holds its records back (neither readable nor acknowledged). */
 static UNUSED struct store_stream *make_stream(struct store *s, const char *name, uint32_t n)
 {
     struct store_stream *st;
     struct store_err err;
     cr_assert_eq(store_stream_create(s, name, n, &st, &err), 0, "create: %s", err.msg);
+    cr_assert_eq(catalog_settle(s), 0, "catalog of %s not durable", name);
     return st;
 }
 

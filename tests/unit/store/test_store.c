@@ -123,33 +123,35 @@ Test(store, catalog_persists_across_reopen)
     free(dir);
 }
 
+static void crash_image(const char *src, const char *dst);
+
 Test(store, manifest_crash_between_temp_write_and_rename)
 {
-    char *dir = tmpdir_new();
+    char *dir = tmpdir_new(), img[600];
+    snprintf(img, sizeof img, "%s.img", dir);
     struct store_opts o = opts_never();
     struct store *s = open_store(dir, &o);
     make_stream(s, "old", 1);
-    store_close(s);
-    char mpath[512], tpath[512];
-    snprintf(mpath, sizeof mpath, "%s/MANIFEST", dir);
-    snprintf(tpath, sizeof tpath, "%s/MANIFEST.tmp", dir);
-    size_t oldlen;
-    char *old = read_file(mpath, &oldlen);
-
-    /* A complete new manifest was written to the temp file, then the crash:
-     * MANIFEST still holds the old catalog. Build the "new" one for real. */
-    s = open_store(dir, &o);
+    cr_assert_eq(catalog_settle(s), 0);
+    crash_image(dir, img); /* the state before the compaction below */
     make_stream(s, "new", 1);
     store_close(s);
+    /* Reopening compacts: MANIFEST now holds both streams. */
+    s = open_store(dir, &o);
+    store_close(s);
+    char mpath[700], tpath[700];
+    snprintf(mpath, sizeof mpath, "%s/MANIFEST", dir);
+    snprintf(tpath, sizeof tpath, "%s/MANIFEST.tmp", img);
     size_t newlen;
     char *neu = read_file(mpath, &newlen);
-    write_file(mpath, old, oldlen);
-    write_file(tpath, neu, newlen);
 
+    /* A complete new snapshot was written to the temp file, then the crash:
+     * MANIFEST still names the old snapshot and its log. */
+    write_file(tpath, neu, newlen);
     struct logcap lc = {0};
     o.log = cap_log;
     o.log_arg = &lc;
-    s = open_store(dir, &o);
+    s = open_store(img, &o);
     struct store_stream *st;
     cr_assert_eq(store_stream_lookup(s, "old", &st, NULL), 0);
     cr_assert_eq(store_stream_lookup(s, "new", &st, NULL), STORE_ENOTFOUND);
@@ -159,21 +161,21 @@ Test(store, manifest_crash_between_temp_write_and_rename)
 
     /* a torn temp file (half written) is just as harmless */
     write_file(tpath, neu, newlen / 2);
-    s = open_store(dir, &o);
+    s = open_store(img, &o);
     cr_assert_eq(store_stream_count(s), 1);
     store_close(s);
 
     /* the generation still moved on: numbers never repeat */
-    s = open_store(dir, &o);
+    s = open_store(img, &o);
     struct done_ctr d = {0};
     struct store_seq q1 = append_one(store_stream_shard(get_stream(s, "old"), 0), 1, &d);
     store_close(s);
-    s = open_store(dir, &o);
+    s = open_store(img, &o);
     struct store_seq q2 = append_one(store_stream_shard(get_stream(s, "old"), 0), 2, &d);
     cr_assert_gt(store_seq_cmp(q2, q1), 0);
     store_close(s);
-    free(old);
     free(neu);
+    rm_rf(img);
     rm_rf(dir);
     free(dir);
 }
@@ -198,7 +200,9 @@ Test(store, corrupt_manifest_refused)
     free(dir);
 }
 
-Test(store, manifest_write_failure_is_reported_and_retried)
+/* A failed catalog write is reported to the waiter and undone: the stream
+ * does not exist, not now and not after a reopen; the next change works. */
+Test(store, catalog_write_failure_is_reported_and_undone)
 {
     char *dir = tmpdir_new();
     struct faults f = {0};
@@ -211,13 +215,18 @@ Test(store, manifest_write_failure_is_reported_and_retried)
     struct store *s = open_store(dir, &o);
     __atomic_store_n(&f.fsync_fail_errno, EIO, __ATOMIC_RELEASE);
     __atomic_store_n(&f.fsync_fail_count, 1, __ATOMIC_RELEASE);
-    make_stream(s, "a", 1);
+    struct store_stream *st;
+    cr_assert_eq(store_stream_create(s, "a", 1, &st, NULL), 0);
     cr_assert_eq(catalog_settle(s), STORE_EIO);
     cr_assert_geq(lc.error, 1);
-    cr_assert_eq(catalog_settle(s), 0, "the next commit writes it again");
+    cr_assert_eq(store_stream_lookup(s, "a", &st, NULL), STORE_ENOTFOUND, "creation undone");
+    cr_assert_eq(catalog_settle(s), 0, "nothing left pending");
+    make_stream(s, "b", 1);
+    cr_assert_eq(catalog_settle(s), 0, "the catalog accepts changes again");
     store_close(s);
     s = open_store(dir, &o);
     cr_assert_eq(store_stream_count(s), 1);
+    cr_assert_eq(store_stream_lookup(s, "a", &st, NULL), STORE_ENOTFOUND);
     store_close(s);
     rm_rf(dir);
     free(dir);
@@ -286,7 +295,10 @@ Test(store, delete_stream)
     free(dir);
 }
 
-Test(store, orphan_segments_removed_at_open)
+/* A segment of a stream the catalog does not know (its creation or deletion
+ * lost) may hold acknowledged records: it is moved to quarantine/<time>/,
+ * byte for byte, and logged at WARN - never deleted. */
+Test(store, orphan_segments_quarantined_at_open)
 {
     char *dir = tmpdir_new();
     struct store_opts o = opts_never();
@@ -296,10 +308,38 @@ Test(store, orphan_segments_removed_at_open)
     append_batch(store_stream_shard(st, 0), 0, 3, &d);
     store_close(s);
     char p[512];
-    snprintf(p, sizeof p, "%s/segments/s0000000099-0000000000-0000000001-00000000000000000000.seg", dir);
+    const char *name = "s0000000099-0000000000-0000000001-00000000000000000000.seg";
+    snprintf(p, sizeof p, "%s/segments/%s", dir, name);
     write_file(p, "junk", 4);
+    struct logcap lc = {0};
+    o.log = cap_log;
+    o.log_arg = &lc;
     s = open_store(dir, &o);
-    cr_assert_eq(access(p, F_OK), -1);
+    cr_assert_eq(access(p, F_OK), -1, "gone from segments/");
+    cr_assert_geq(lc.warn, 1);
+    cr_assert(strstr(lc.last, name) != NULL || lc.warn >= 1, "%s", lc.last);
+    char q[512];
+    snprintf(q, sizeof q, "%s/quarantine", dir);
+    DIR *qd = opendir(q);
+    cr_assert_not_null(qd, "quarantine directory created");
+    struct dirent *de;
+    int moved = 0;
+    while ((de = readdir(qd))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char f[1024];
+        snprintf(f, sizeof f, "%s/%s/%s", q, de->d_name, name);
+        if (access(f, F_OK) == 0) {
+            size_t len;
+            char *b = read_file(f, &len);
+            cr_assert_eq(len, 4);
+            cr_assert(memcmp(b, "junk", 4) == 0);
+            free(b);
+            moved++;
+        }
+    }
+    closedir(qd);
+    cr_assert_eq(moved, 1, "the segment is in quarantine/<time>/");
     cr_assert_eq(read_all_check(store_stream_shard(get_stream(s, "a"), 0), 0, 100), 3);
     store_close(s);
     rm_rf(dir);
@@ -316,10 +356,11 @@ Test(store, catalog_waiters_at_two_versions)
     struct store_opts o = opts_never();
     struct store *s = open_store(dir, &o);
     struct done_ctr low = {0}, high[4] = {{0}};
-    make_stream(s, "first", 1);
+    struct store_stream *st;
+    cr_assert_eq(store_stream_create(s, "first", 1, &st, NULL), 0);
     store_catalog_sync(s, on_catalog, &low);
     store_commit(s); /* posts the manifest for "first" only */
-    make_stream(s, "second", 1);
+    cr_assert_eq(store_stream_create(s, "second", 1, &st, NULL), 0);
     for (int i = 0; i < 4; i++)
         store_catalog_sync(s, on_catalog, &high[i]);
     /* Dispatch without committing, so the second manifest is not posted. */
@@ -335,6 +376,488 @@ Test(store, catalog_waiters_at_two_versions)
     for (int i = 0; i < 4; i++)
         cr_assert_eq(high[i].ok, 1, "waiter %d fires once after its manifest", i);
     cr_assert_eq(low.ok, 1);
+    store_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* ---- the catalog log (catalog.c) ---------------------------------------------------- */
+
+/* Copies the store directory as it is on disk right now (files and
+ * segments/): what a crash at this instant would leave behind. */
+static void crash_image(const char *src, const char *dst)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s' && cp -a '%s'/. '%s'/ && rm -f '%s'/LOCK",
+             dst, dst, src, dst, dst);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* The name of the current catalog log in "dir" (exactly one after open). */
+static void current_log(const char *dir, char *out, size_t n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int found = 0;
+    while ((de = readdir(d)))
+        if (strncmp(de->d_name, "CATALOG-", 8) == 0) {
+            snprintf(out, n, "%s/%s", dir, de->d_name);
+            found++;
+        }
+    closedir(d);
+    cr_assert_eq(found, 1, "one catalog log");
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    return sb.st_size;
+}
+
+/* Every kind of change survives a crash through log replay alone (no
+ * snapshot after them), in order: a deregistered consumer stays gone. */
+Test(store, catalog_log_replayed_after_crash)
+{
+    char *dir = tmpdir_new(), img[600];
+    snprintf(img, sizeof img, "%s.img", dir);
+    struct store_opts o = opts_never();
+    struct store *s = open_store(dir, &o);
+    struct store_stream *st = make_stream(s, "logged", 3);
+    make_stream(s, "dropped", 1);
+    store_stream_set_status(st, STORE_STREAM_ACTIVE);
+    store_stream_set_on_demand(st, 1);
+    cr_assert_eq(store_stream_retention_increase(st, 48, NULL), 0);
+    struct store_tag t[] = {{"a", "1"}, {"b", "2"}, {"c", "3"}};
+    cr_assert_eq(store_stream_tags_add(st, t, 3, NULL), 0);
+    const char *rm[] = {"b"};
+    store_stream_tags_remove(st, rm, 1);
+    for (int i = 0; i < 4; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "c%d", i);
+        cr_assert_eq(store_consumer_register(st, n, NULL, NULL), 0);
+    }
+    cr_assert_eq(store_consumer_deregister(st, "c1", NULL), 0);
+    cr_assert_eq(store_consumer_set_status(st, "c2", STORE_CONSUMER_ACTIVE, NULL), 0);
+    cr_assert_eq(store_stream_delete(s, "dropped", NULL), 0);
+    cr_assert_eq(catalog_settle(s), 0);
+    char log[700];
+    current_log(dir, log, sizeof log);
+    cr_assert_gt(file_size(log), 16, "the changes are in the log, not a snapshot");
+    crash_image(dir, img);
+    store_close(s);
+
+    struct logcap lc = {0};
+    o.log = cap_log;
+    o.log_arg = &lc;
+    s = open_store(img, &o);
+    cr_assert_eq(store_stream_count(s), 1);
+    st = get_stream(s, "logged");
+    struct store_stream_info si;
+    store_stream_info(st, &si);
+    cr_assert_eq(si.status, STORE_STREAM_ACTIVE);
+    cr_assert_eq(si.on_demand, 1);
+    cr_assert_eq(si.retention_hours, 48);
+    cr_assert_eq(si.shard_count, 3);
+    cr_assert_eq(si.consumer_count, 3);
+    cr_assert_eq(si.consumers_creating, 2);
+    struct store_tag out[4];
+    cr_assert_eq(store_stream_tags_list(st, NULL, out, 4), 2);
+    cr_assert_str_eq(out[0].key, "a");
+    cr_assert_str_eq(out[1].key, "c");
+    struct store_consumer_info ci[4];
+    cr_assert_eq(store_consumer_list(st, 0, ci, 4), 3);
+    cr_assert_str_eq(ci[0].name, "c0");
+    cr_assert_str_eq(ci[1].name, "c2");
+    cr_assert_eq(ci[1].status, STORE_CONSUMER_ACTIVE);
+    cr_assert_str_eq(ci[2].name, "c3");
+    struct store_shard_info a;
+    struct store_hashkey x, y;
+    store_shard_info(store_stream_shard(st, 2), &a);
+    store_hashkey_even_split(3, 2, &x, &y);
+    cr_assert_eq(store_hashkey_cmp(&a.hash_start, &x), 0);
+    cr_assert_eq(store_hashkey_cmp(&a.hash_end, &y), 0);
+    store_close(s);
+    rm_rf(img);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A crash in the middle of appending a record (after write, before the
+ * fsync completed): the torn record is ignored, the change is absent and
+ * everything before it is there. A bad record with more after it is
+ * corruption, and the store refuses to open. */
+Test(store, catalog_torn_append_and_corruption)
+{
+    char *dir = tmpdir_new(), img[600];
+    snprintf(img, sizeof img, "%s.img", dir);
+    struct store_opts o = opts_never();
+    struct store *s = open_store(dir, &o);
+    make_stream(s, "first", 1);
+    cr_assert_eq(catalog_settle(s), 0);
+    char log[700];
+    current_log(dir, log, sizeof log);
+    off_t one = file_size(log);
+    make_stream(s, "second", 1);
+    cr_assert_eq(catalog_settle(s), 0);
+    off_t two = file_size(log);
+    make_stream(s, "third", 1);
+    cr_assert_eq(catalog_settle(s), 0);
+    off_t three = file_size(log);
+    cr_assert(one < two && two < three);
+    crash_image(dir, img);
+    char img3[800];
+    snprintf(img3, sizeof img3, "%s.3", img);
+    crash_image(dir, img3);
+    store_close(s);
+
+    /* torn: "third" only partly written */
+    char ilog[900];
+    snprintf(ilog, sizeof ilog, "%s/%s", img, strrchr(log, '/') + 1);
+    cr_assert_eq(truncate(ilog, three - 5), 0);
+    char img2[800];
+    snprintf(img2, sizeof img2, "%s.2", img);
+    crash_image(img, img2);
+    struct logcap lc = {0};
+    o.log = cap_log;
+    o.log_arg = &lc;
+    s = open_store(img, &o);
+    struct store_stream *st;
+    cr_assert_eq(store_stream_count(s), 2);
+    cr_assert_eq(store_stream_lookup(s, "second", &st, NULL), 0);
+    cr_assert_eq(store_stream_lookup(s, "third", &st, NULL), STORE_ENOTFOUND);
+    cr_assert_geq(lc.warn, 1, "the torn record is logged");
+    store_close(s);
+
+    /* zeros where the last record should be (a size-extending crash) */
+    snprintf(ilog, sizeof ilog, "%s/%s", img2, strrchr(log, '/') + 1);
+    cr_assert_eq(truncate(ilog, two), 0);
+    cr_assert_eq(truncate(ilog, three), 0);
+    s = open_store(img2, &o);
+    cr_assert_eq(store_stream_count(s), 2);
+    store_close(s);
+
+    /* a flipped byte inside "second" with "third" after it: corruption */
+    snprintf(ilog, sizeof ilog, "%s/%s", img3, strrchr(log, '/') + 1);
+    size_t len;
+    char *b = read_file(ilog, &len);
+    cr_assert_eq((off_t)len, three);
+    b[one + 12] ^= 0x20;
+    write_file(ilog, b, len);
+    free(b);
+    struct store_err err;
+    cr_assert_eq(store_open(img3, &o, &s, &err), STORE_ECORRUPT);
+    cr_assert(strstr(err.msg, "corrupt") != NULL, "%s", err.msg);
+    rm_rf(img3);
+    rm_rf(img2);
+    rm_rf(img);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void on_synced_image(void *arg, const struct store_err *err);
+
+struct image_ctx {
+    const char *dir, *img;
+    struct done_ctr d;
+};
+
+/* Taken at the instant of the acknowledgement. */
+static void on_ack_image(void *arg, const struct store_err *err)
+{
+    struct image_ctx *c = arg;
+    on_done(&c->d, err);
+    if (!err)
+        crash_image(c->dir, c->img);
+}
+
+static void on_synced_image(void *arg, const struct store_err *err)
+{
+    on_done(arg, err);
+}
+
+/* A record appended to a stream created in the same turn is acknowledged
+ * only once the stream is in the catalog on disk: a crash at the moment of
+ * the acknowledgement keeps both (before, mode never acknowledged at write
+ * time and the manifest followed later, so the record's segment was an
+ * orphan at the next open and deleted). Same in mode always, where the
+ * syncer used to fsync data before the manifest of the same pass. */
+Test(store, ack_only_after_stream_is_in_catalog)
+{
+    enum store_durability modes[] = {STORE_DURABILITY_NEVER, STORE_DURABILITY_ALWAYS};
+    for (int m = 0; m < 2; m++) {
+        char *dir = tmpdir_new(), img[600];
+        snprintf(img, sizeof img, "%s.img", dir);
+        struct store_opts o;
+        store_opts_init(&o);
+        o.durability = modes[m];
+        struct store *s = open_store(dir, &o);
+        struct store_stream *st;
+        cr_assert_eq(store_stream_create(s, "fresh", 1, &st, NULL), 0);
+        struct image_ctx c = {dir, img, {0}};
+        uint8_t data[8] = "payload";
+        struct store_record_in r = {{(const uint8_t *)"pk", 2}, NULL, {data, 7}};
+        cr_assert_eq(store_shard_append(store_stream_shard(st, 0), &r, 1, NULL, on_ack_image, &c,
+                                        NULL), 0);
+        store_commit(s);
+        if (m == 0) {
+            cr_assert_eq(c.d.ok, 0, "mode never: held back until the catalog is durable");
+            struct store_pos pos;
+            const struct store_record *recs;
+            size_t n;
+            struct store_cursor *cur = store_cursor_new();
+            cr_assert_eq(store_shard_position(store_stream_shard(st, 0), STORE_POS_TRIM_HORIZON,
+                                              NULL, 0, &pos, NULL), 0);
+            cr_assert_eq(store_shard_read(store_stream_shard(st, 0), cur, &pos, 10, SIZE_MAX, &recs,
+                                          &n, &pos, NULL, NULL), 0);
+            cr_assert_eq(n, 0, "and not readable either");
+            store_cursor_free(cur);
+        }
+        pump_until(s, &c.d, 1);
+        cr_assert_eq(c.d.ok, 1);
+        store_close(s);
+        struct done_ctr unused = {0};
+        (void)unused;
+        (void)on_synced_image;
+        s = open_store(img, &o);
+        struct store_stream *st2;
+        cr_assert_eq(store_stream_lookup(s, "fresh", &st2, NULL), 0, "mode %d", m);
+        store_close(s);
+        rm_rf(img);
+        rm_rf(dir);
+        free(dir);
+    }
+}
+
+/* A catalog write that fails undoes every change not yet durable: a created
+ * stream disappears (its pending append fails with ENOTFOUND, nothing of it
+ * is readable), a deleted stream comes back with its data, tags, retention,
+ * status and consumers return to their values. And the undo is what a
+ * reopen sees. */
+Test(store, catalog_failure_rolls_back)
+{
+    char *dir = tmpdir_new();
+    struct faults f = {0};
+    struct store_io_ops io = {fault_write, fault_fsync, &f};
+    struct store_opts o = opts_never();
+    o.io = &io;
+    struct logcap lc = {0};
+    o.log = cap_log;
+    o.log_arg = &lc;
+    struct store *s = open_store(dir, &o);
+    struct store_stream *keep = make_stream(s, "keep", 1);
+    struct store_tag t1 = {"k", "v1"};
+    cr_assert_eq(store_stream_tags_add(keep, &t1, 1, NULL), 0);
+    cr_assert_eq(store_consumer_register(keep, "c0", NULL, NULL), 0);
+    cr_assert_eq(store_consumer_register(keep, "c1", NULL, NULL), 0);
+    struct done_ctr d = {0};
+    append_batch(store_stream_shard(keep, 0), 0, 3, &d);
+    pump_until(s, &d, 1);
+    cr_assert_eq(catalog_settle(s), 0);
+    cr_assert_eq(d.ok, 1);
+
+    __atomic_store_n(&f.fsync_fail_errno, EIO, __ATOMIC_RELEASE);
+    __atomic_store_n(&f.fsync_fail_count, 1, __ATOMIC_RELEASE);
+    struct store_stream *fresh;
+    cr_assert_eq(store_stream_create(s, "fresh", 1, &fresh, NULL), 0);
+    struct done_ctr late = {0};
+    append_batch(store_stream_shard(fresh, 0), 0, 2, &late);
+    struct store_tag t2[] = {{"k", "v2"}, {"new", "x"}};
+    cr_assert_eq(store_stream_tags_add(keep, t2, 2, NULL), 0);
+    cr_assert_eq(store_stream_retention_increase(keep, 72, NULL), 0);
+    store_stream_set_status(keep, STORE_STREAM_ACTIVE);
+    cr_assert_eq(store_consumer_deregister(keep, "c0", NULL), 0);
+    cr_assert_eq(store_consumer_set_status(keep, "c1", STORE_CONSUMER_ACTIVE, NULL), 0);
+    cr_assert_eq(store_consumer_register(keep, "c2", NULL, NULL), 0);
+    cr_assert_eq(store_stream_delete(s, "keep", NULL), 0);
+    cr_assert_eq(catalog_settle(s), STORE_EIO);
+    cr_assert_geq(lc.error, 1);
+    pump_until(s, &late, 1);
+    cr_assert_eq(late.failed, 1);
+    cr_assert_eq(late.last_code, STORE_ENOTFOUND);
+
+    for (int pass = 0; pass < 2; pass++) {
+        struct store_stream *st;
+        cr_assert_eq(store_stream_lookup(s, "fresh", &st, NULL), STORE_ENOTFOUND, "pass %d", pass);
+        keep = get_stream(s, "keep");
+        struct store_stream_info si;
+        store_stream_info(keep, &si);
+        cr_assert_eq(si.status, STORE_STREAM_CREATING);
+        cr_assert_eq(si.retention_hours, 24);
+        cr_assert_eq(si.consumer_count, 2);
+        cr_assert_eq(si.consumers_creating, 2);
+        struct store_consumer_info ci[3];
+        cr_assert_eq(store_consumer_list(keep, 0, ci, 3), 2);
+        cr_assert_str_eq(ci[0].name, "c0");
+        cr_assert_str_eq(ci[1].name, "c1");
+        cr_assert_eq(store_consumer_lookup(keep, "c2", &ci[2], NULL), STORE_ENOTFOUND);
+        cr_assert_eq(store_consumer_lookup(keep, "c0", &ci[2], NULL), 0);
+        struct store_tag out[3];
+        cr_assert_eq(store_stream_tags_list(keep, NULL, out, 3), 1);
+        cr_assert_str_eq(out[0].value, "v1");
+        cr_assert_eq(read_all_check(store_stream_shard(keep, 0), 0, 100), 3);
+        /* the catalog works again, and the log holds exactly the undone state */
+        if (pass == 0) {
+            cr_assert_eq(catalog_settle(s), 0);
+            store_close(s);
+            s = open_store(dir, &o);
+        }
+    }
+    make_stream(s, "after", 1);
+    cr_assert_eq(catalog_settle(s), 0);
+    store_close(s);
+    s = open_store(dir, &o);
+    cr_assert_eq(store_stream_count(s), 2);
+    store_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* The log is compacted into a snapshot on the syncer thread once it outgrows
+ * catalog_compact_bytes; a crash image taken afterwards (snapshot + newer
+ * log) has every change, and the old log is gone. */
+Test(store, catalog_compaction)
+{
+    char *dir = tmpdir_new(), img[600];
+    snprintf(img, sizeof img, "%s.img", dir);
+    struct store_opts o = opts_never();
+    o.catalog_compact_bytes = 2048;
+    o.max_consumers = 1000;
+    struct store *s = open_store(dir, &o);
+    char log0[700], log1[700];
+    current_log(dir, log0, sizeof log0);
+    struct store_stream *st = make_stream(s, "many", 2);
+    for (int i = 0; i < 300; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "c%03d", i);
+        cr_assert_eq(store_consumer_register(st, n, NULL, NULL), 0);
+        if (i % 3 == 0) store_commit(s);
+        if (i % 7 == 0)
+            cr_assert_eq(store_consumer_set_status(st, n, STORE_CONSUMER_ACTIVE, NULL), 0);
+    }
+    cr_assert_eq(store_consumer_deregister(st, "c005", NULL), 0);
+    cr_assert_eq(catalog_settle(s), 0);
+    current_log(dir, log1, sizeof log1);
+    cr_assert_str_neq(log0, log1, "compacted at least once");
+    cr_assert_eq(access(log0, F_OK), -1);
+    size_t mlen;
+    char mp[700];
+    snprintf(mp, sizeof mp, "%s/MANIFEST", dir);
+    char *m = read_file(mp, &mlen);
+    cr_assert(strstr(m, "\"c100\"") != NULL, "the snapshot holds consumers");
+    free(m);
+    crash_image(dir, img);
+    store_close(s);
+    s = open_store(img, &o);
+    st = get_stream(s, "many");
+    struct store_stream_info si;
+    store_stream_info(st, &si);
+    cr_assert_eq(si.consumer_count, 299);
+    struct store_consumer_info ci;
+    cr_assert_eq(store_consumer_lookup(st, "c005", &ci, NULL), STORE_ENOTFOUND);
+    cr_assert_eq(store_consumer_lookup(st, "c007", &ci, NULL), 0);
+    cr_assert_eq(ci.status, STORE_CONSUMER_ACTIVE);
+    cr_assert_eq(store_consumer_lookup(st, "c299", &ci, NULL), 0);
+    cr_assert_eq(ci.status, STORE_CONSUMER_CREATING);
+    struct store_consumer_info list[2];
+    cr_assert_eq(store_consumer_list(st, 5, list, 2), 2);
+    cr_assert_str_eq(list[0].name, "c006", "registration order kept");
+    store_close(s);
+    rm_rf(img);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A data directory from before the log (MANIFEST version 1: arrays, every
+ * shard spelt out) opens, and keeps its streams, consumers and shards. */
+Test(store, manifest_v1_upgrades)
+{
+    char *dir = tmpdir_new();
+    char seg[600];
+    snprintf(seg, sizeof seg, "%s/segments", dir);
+    mkdir(seg, 0755);
+    struct store_hashkey a0, a1, b0, b1;
+    store_hashkey_even_split(2, 0, &a0, &a1);
+    store_hashkey_even_split(2, 1, &b0, &b1);
+    char h[4][STORE_HASHKEY_STRLEN], q0[STORE_SEQ_STRLEN], q1[STORE_SEQ_STRLEN];
+    store_hashkey_format(&a0, h[0]);
+    store_hashkey_format(&a1, h[1]);
+    store_hashkey_format(&b0, h[2]);
+    store_hashkey_format(&b1, h[3]);
+    store_seq_format((struct store_seq){3, 0, 0}, q0);
+    store_seq_format((struct store_seq){3, 1, 0}, q1);
+    char m[4096];
+    snprintf(m, sizeof m,
+             "{\"version\":1,\"generation\":7,\"next_uid\":5,\"streams\":[{\"name\":\"old\","
+             "\"uid\":4,\"arn\":\"arn:aws:kinesis:us-east-1:000000000000:stream/old\","
+             "\"status\":\"ACTIVE\",\"created_ms\":1000,\"retention_hours\":30,\"tags\":{\"t\":\"v\"},"
+             "\"consumers\":[{\"name\":\"r\",\"arn\":\"arn:aws:kinesis:us-east-1:000000000000:"
+             "stream/old/consumer/r:1\",\"status\":\"ACTIVE\",\"created_ms\":1000}],"
+             "\"shards\":[{\"index\":0,\"hash_start\":\"%s\",\"hash_end\":\"%s\",\"start_seq\":\"%s\"},"
+             "{\"index\":1,\"hash_start\":\"%s\",\"hash_end\":\"%s\",\"start_seq\":\"%s\"}]}]}",
+             h[0], h[1], q0, h[2], h[3], q1);
+    char mp[700];
+    snprintf(mp, sizeof mp, "%s/MANIFEST", dir);
+    write_file(mp, m, strlen(m));
+    struct store_opts o = opts_never();
+    for (int pass = 0; pass < 2; pass++) {
+        struct store *s = open_store(dir, &o);
+        struct store_stream *st = get_stream(s, "old");
+        struct store_stream_info si;
+        store_stream_info(st, &si);
+        cr_assert_eq(si.shard_count, 2);
+        cr_assert_eq(si.retention_hours, 30);
+        cr_assert_eq(si.consumer_count, 1);
+        struct store_consumer_info ci;
+        struct store_stream *f;
+        cr_assert_eq(store_consumer_lookup_arn(
+                         s, "arn:aws:kinesis:us-east-1:000000000000:stream/old/consumer/r:1", &f,
+                         &ci, NULL), 0);
+        struct store_shard_info sh;
+        store_shard_info(store_stream_shard(st, 1), &sh);
+        cr_assert_eq(store_hashkey_cmp(&sh.hash_start, &b0), 0);
+        cr_assert_eq(store_seq_cmp(sh.starting_seq, (struct store_seq){3, 1, 0}), 0);
+        /* the generation moved on from 7 */
+        struct done_ctr d = {0};
+        struct store_seq q = append_one(store_stream_shard(st, 0), 1, &d);
+        cr_assert_gt(q.gen, 7);
+        pump_until(s, &d, 1);
+        store_close(s);
+    }
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Consumer lookup by name and ARN across thousands of consumers (hashed). */
+Test(store, many_consumers_lookup)
+{
+    char *dir = tmpdir_new();
+    struct store_opts o = opts_never();
+    o.max_consumers = STORE_MAX_CONSUMERS_LIMIT;
+    struct store *s = open_store(dir, &o);
+    struct store_stream *st = make_stream(s, "fan", 1);
+    for (int i = 0; i < 3000; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "c%d", i);
+        cr_assert_eq(store_consumer_register(st, n, NULL, NULL), 0);
+        cr_assert_eq(store_consumer_register(st, n, NULL, NULL), STORE_EEXISTS);
+    }
+    for (int i = 0; i < 3000; i += 2) {
+        char n[16];
+        snprintf(n, sizeof n, "c%d", i);
+        cr_assert_eq(store_consumer_deregister(st, n, NULL), 0);
+    }
+    struct store_consumer_info ci, ci2;
+    cr_assert_eq(store_consumer_lookup(st, "c2", &ci, NULL), STORE_ENOTFOUND);
+    cr_assert_eq(store_consumer_lookup(st, "c2999", &ci, NULL), 0);
+    struct store_stream *f;
+    cr_assert_eq(store_consumer_lookup_arn(s, ci.arn, &f, &ci2, NULL), 0);
+    cr_assert_str_eq(ci2.name, "c2999");
+    char bad[600];
+    snprintf(bad, sizeof bad, "%sx", ci.arn);
+    cr_assert_eq(store_consumer_lookup_arn(s, bad, &f, &ci2, NULL), STORE_ENOTFOUND);
+    store_stream_info(st, &(struct store_stream_info){0});
+    cr_assert_eq(catalog_settle(s), 0);
     store_close(s);
     rm_rf(dir);
     free(dir);

@@ -167,12 +167,12 @@ int store_stream_create(struct store *s, const char *name, uint32_t shard_count,
     stream_insert(s, st);
     /* Held back until this record is durable: see stream_gated(). */
     st->pending_create = 1;
-    json_t *rec = json_pack("{s:s, s:I, s:s, s:s, s:I, s:i, s:b, s:i, s:i}", "op", "create",
+    json_t *rec = json_pack("{s:s, s:I, s:s, s:s, s:I, s:i, s:b, s:i, s:I}", "op", "create",
                             "uid", (json_int_t)st->uid, "arn", st->arn, "status",
                             store_stream_status_name(st->status), "created_ms",
                             (json_int_t)st->created_ms, "retention_hours",
                             (int)st->retention_hours, "on_demand", st->on_demand, "shard_count",
-                            (int)shard_count, "shard_gen", (int)st->shard_gen);
+                            (int)shard_count, "shard_gen", (json_int_t)st->shard_gen);
     catalog_record(s, CAT_CREATE, st, rec);
     if (out) *out = st;
     return 0;

@@ -194,9 +194,19 @@ void store_stream_info(const struct store_stream *st, struct store_stream_info *
     out->encryption_type = "NONE";
 }
 
+/* A stream whose deletion is pending is gone from the catalog: a change
+ * through a stale handle would be logged after its deletion (and make the
+ * log unreplayable), so it is refused. */
+static int deleting(const struct store_stream *st, struct store_err *err)
+{
+    if (!st->deleting)
+        return 0;
+    return err_set(err, STORE_ENOTFOUND, "stream %s is being deleted", st->name);
+}
+
 void store_stream_set_status(struct store_stream *st, enum store_stream_status status)
 {
-    if (st->status != status) {
+    if (st->status != status && !st->deleting) {
         struct cat_change *c = catalog_record(
             st->store, CAT_STATUS, st,
             json_pack("{s:s, s:s}", "op", "status", "status", store_stream_status_name(status)));
@@ -207,7 +217,7 @@ void store_stream_set_status(struct store_stream *st, enum store_stream_status s
 
 void store_stream_set_on_demand(struct store_stream *st, int on_demand)
 {
-    if (st->on_demand != !!on_demand) {
+    if (st->on_demand != !!on_demand && !st->deleting) {
         struct cat_change *c = catalog_record(
             st->store, CAT_ON_DEMAND, st,
             json_pack("{s:s, s:b}", "op", "on_demand", "on_demand", !!on_demand));
@@ -235,7 +245,7 @@ static int retention_check(uint32_t hours, struct store_err *err)
 
 int store_stream_retention_increase(struct store_stream *st, uint32_t hours, struct store_err *err)
 {
-    int rc = retention_check(hours, err);
+    int rc = deleting(st, err) ? STORE_ENOTFOUND : retention_check(hours, err);
     if (rc) return rc;
     if (hours < st->retention_hours)
         return err_set(err, STORE_EINVAL,
@@ -247,7 +257,7 @@ int store_stream_retention_increase(struct store_stream *st, uint32_t hours, str
 
 int store_stream_retention_decrease(struct store_stream *st, uint32_t hours, struct store_err *err)
 {
-    int rc = retention_check(hours, err);
+    int rc = deleting(st, err) ? STORE_ENOTFOUND : retention_check(hours, err);
     if (rc) return rc;
     if (hours > st->retention_hours)
         return err_set(err, STORE_EINVAL,
@@ -307,6 +317,8 @@ int store_stream_tags_add(struct store_stream *st, const struct store_tag *tags,
                           struct store_err *err)
 {
     size_t added = 0;
+    if (deleting(st, err))
+        return STORE_ENOTFOUND;
     for (size_t i = 0; i < n; i++) {
         size_t kl = tags[i].key ? strlen(tags[i].key) : 0;
         size_t vl = tags[i].value ? strlen(tags[i].value) : 0;
@@ -336,6 +348,8 @@ int store_stream_tags_add(struct store_stream *st, const struct store_tag *tags,
 
 void store_stream_tags_remove(struct store_stream *st, const char *const *keys, size_t n)
 {
+    if (st->deleting)
+        return;
     json_t *kj = json_array();
     for (size_t k = 0; k < n; k++) {
         int found;
@@ -478,6 +492,8 @@ int store_consumer_register(struct store_stream *st, const char *name,
 {
     if (!stream_name_valid(name))
         return err_set(err, STORE_EINVAL, "invalid consumer name");
+    if (deleting(st, err))
+        return STORE_ENOTFOUND;
     if (consumer_find(st, name))
         return err_set(err, STORE_EEXISTS, "consumer %s already exists on stream %s", name, st->name);
     if (st->nconsumers >= st->store->opts.max_consumers)
@@ -503,7 +519,7 @@ int store_consumer_register(struct store_stream *st, const char *name,
 int store_consumer_deregister(struct store_stream *st, const char *name, struct store_err *err)
 {
     struct consumer *c = consumer_find(st, name);
-    if (!c)
+    if (!c || deleting(st, NULL))
         return err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name, st->name);
     size_t i = (size_t)(c - st->consumers);
     struct cat_change *ch = catalog_record(
@@ -558,7 +574,7 @@ int store_consumer_set_status(struct store_stream *st, const char *name,
                               enum store_consumer_status status, struct store_err *err)
 {
     struct consumer *c = consumer_find(st, name);
-    if (!c)
+    if (!c || deleting(st, NULL))
         return err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name, st->name);
     if (c->status != status) {
         struct cat_change *ch = catalog_record(

@@ -862,3 +862,40 @@ Test(store, many_consumers_lookup)
     rm_rf(dir);
     free(dir);
 }
+
+/* Changes through a handle of a stream whose deletion is pending are refused:
+ * logged after the deletion they would make the log unreplayable (a change
+ * to an unknown stream is corruption at open). */
+Test(store, change_through_stale_handle_after_delete_refused)
+{
+    char *dir = tmpdir_new(), img[600];
+    snprintf(img, sizeof img, "%s.img", dir);
+    struct store_opts o = opts_never();
+    struct store *s = open_store(dir, &o);
+    struct store_stream *st = make_stream(s, "gone", 1);
+    cr_assert_eq(store_consumer_register(st, "c", NULL, NULL), 0);
+    cr_assert_eq(store_stream_delete(s, "gone", NULL), 0);
+    /* the deletion is not durable yet: the handle is still allocated */
+    struct store_tag t = {"k", "v"};
+    struct store_err err;
+    cr_assert_eq(store_stream_tags_add(st, &t, 1, &err), STORE_ENOTFOUND);
+    cr_assert_eq(store_stream_retention_increase(st, 48, &err), STORE_ENOTFOUND);
+    cr_assert_eq(store_consumer_register(st, "d", NULL, &err), STORE_ENOTFOUND);
+    cr_assert_eq(store_consumer_set_status(st, "c", STORE_CONSUMER_ACTIVE, &err), STORE_ENOTFOUND);
+    cr_assert_eq(store_consumer_deregister(st, "c", &err), STORE_ENOTFOUND);
+    store_stream_set_status(st, STORE_STREAM_ACTIVE);
+    store_stream_set_on_demand(st, 1);
+    const char *keys[] = {"k"};
+    store_stream_tags_remove(st, keys, 1);
+    cr_assert_eq(catalog_settle(s), 0);
+    make_stream(s, "other", 1);
+    crash_image(dir, img);
+    store_close(s);
+    s = open_store(img, &o);
+    cr_assert_eq(store_stream_count(s), 1);
+    get_stream(s, "other");
+    store_close(s);
+    rm_rf(img);
+    rm_rf(dir);
+    free(dir);
+}

@@ -162,7 +162,10 @@ int cat_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen)
         size_t i;
         if (!json_is_object(tags) || !json_is_array(keys))
             return tree_fail(why, whylen, "bad %s record", op);
-        json_array_foreach(keys, i, k) if (json_is_string(k)) json_object_del(tags, json_string_value(k));
+        json_array_foreach(keys, i, k) {
+            if (json_is_string(k))
+                json_object_del(tags, json_string_value(k));
+        }
     } else if (strncmp(op, "consumer_", 9) == 0) {
         json_t *cons = json_object_get(st, "consumers");
         const char *cn = json_string_value(json_object_get(rec, "consumer"));
@@ -354,12 +357,14 @@ static int tree_build(struct store *s, json_t *tree, const char *path, struct st
         stream_insert(s, st);
         const char *k;
         json_t *v;
-        json_object_foreach(tags, k, v) stream_tag_put(st, k, json_is_string(v) ? json_string_value(v) : "");
+        json_object_foreach(tags, k, v) {
+            stream_tag_put(st, k, json_is_string(v) ? json_string_value(v) : "");
+        }
         json_object_foreach(cons, k, v) {
             const char *ca, *cs;
             json_int_t cc;
-            if (json_unpack(v, "{s:s, s:s, s:I}", "arn", &ca, "status", &cs, "created_ms", &cc) != 0 ||
-                name_index(cs, cst, 3) < 0)
+            if (json_unpack(v, "{s:s, s:s, s:I}", "arn", &ca, "status", &cs, "created_ms",
+                            &cc) != 0 || name_index(cs, cst, 3) < 0)
                 return err_set(err, STORE_ECORRUPT, "manifest %s: bad consumer in %s", path, name);
             stream_consumer_put(st, k, ca, (enum store_consumer_status)name_index(cs, cst, 3), cc);
         }
@@ -371,8 +376,10 @@ static int tree_build(struct store *s, json_t *tree, const char *path, struct st
 
 /* ---- the log -------------------------------------------------------------------------- */
 
-/* Replays "path" into "tree". 0 if it does not exist. */
-static int log_replay(struct store *s, json_t *tree, const char *path, struct store_err *err)
+/* Replays "path" into "tree". 0 if it does not exist. "next" marks log N+1,
+ * which a crash inside log_create may have left without its header. */
+static int log_replay(struct store *s, json_t *tree, const char *path, int next,
+                      struct store_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -400,6 +407,10 @@ static int log_replay(struct store *s, json_t *tree, const char *path, struct st
     }
     close(fd);
     int rc = 0;
+    if (next && (size < LOG_HDR || memcmp(buf, "\0\0\0\0\0\0\0\0", 8) == 0)) {
+        store_log(s, STORE_LOG_WARN, "catalog log %s: created but never used, ignored", path);
+        goto out;
+    }
     if (size < LOG_HDR || memcmp(buf, LOG_MAGIC, 8) != 0 || get_le32(buf + 8) != 1) {
         /* A log is created with its header and fsynced before any snapshot
          * names it, so a short or foreign header is damage, not a torn write. */
@@ -411,7 +422,8 @@ static int log_replay(struct store *s, json_t *tree, const char *path, struct st
         size_t left = size - off;
         uint32_t len = left >= 8 ? get_le32(buf + off) : 0;
         if (left < 8 || (uint64_t)len + 8 > left) {
-            store_log(s, STORE_LOG_WARN, "catalog log %s: torn last record at %zu ignored", path, off);
+            store_log(s, STORE_LOG_WARN, "catalog log %s: torn last record at %zu ignored", path,
+                      off);
             break;
         }
         uint32_t crc = record_crc32c(0, buf + off, 4);
@@ -432,8 +444,8 @@ static int log_replay(struct store *s, json_t *tree, const char *path, struct st
         json_t *rec = json_loadb((const char *)buf + off + 8, len, 0, &je);
         char why[256];
         if (!rec || cat_tree_apply(tree, rec, why, sizeof why) != 0) {
-            if (rec) rc = err_set(err, STORE_ECORRUPT, "catalog log %s: record at %zu: %s", path, off, why);
-            else rc = err_set(err, STORE_ECORRUPT, "catalog log %s: record at %zu: %s", path, off, je.text);
+            rc = err_set(err, STORE_ECORRUPT, "catalog log %s: record at %zu: %s", path, off,
+                         rec ? why : je.text);
             json_decref(rec);
             goto out;
         }
@@ -645,7 +657,7 @@ int catalog_open(struct store *s, struct cat_writer **out, struct store_err *err
     char lp[4200];
     for (uint64_t k = logno; k <= logno + 1; k++) {
         log_path(lp, sizeof lp, s->dir, k);
-        if ((rc = log_replay(s, tree, lp, err)) != 0) {
+        if ((rc = log_replay(s, tree, lp, k > logno, err)) != 0) {
             json_decref(tree);
             return rc;
         }

@@ -775,6 +775,9 @@ static void catalog_failed(struct store *s, int errnum)
     err_errno(&e, errnum, "write catalog log");
     store_log(s, STORE_LOG_ERROR, "%s: undoing %zu catalog changes not yet durable", e.msg,
               s->cat.n);
+    /* Waiters of changes that did become durable (reported in the same
+     * take) succeed; the rest share the error. */
+    fire_waiters(s, s->manifest_done, NULL);
     catalog_rollback(s);
     s->manifest_posted = s->manifest_done = s->catalog_version;
     syncer_catalog_reset(s->syncer);

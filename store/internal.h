@@ -5,7 +5,8 @@
  * helpers) plus the in-memory pieces they are built from: segments (one file
  * each), chunks (the in-memory tail) and append tickets. Functions are grouped
  * by the .c file that defines them. All of it is touched by the loop thread
- * only; the syncer thread sees nothing but syncer.h's queues.
+ * only; the syncer thread sees nothing but syncer.h's queues and the catalog
+ * writer (struct cat_writer, catalog.c), which it owns after store_open.
  */
 #ifndef SLUICE_STORE_INTERNAL_H
 #define SLUICE_STORE_INTERNAL_H

@@ -100,6 +100,12 @@ void gw_op_record_json(struct evbuffer *out, const struct store_record *r);
  * returns the number of digits. */
 size_t gw_op_fmt_u64(char *dst, uint64_t v);
 
+/* The REST door's "timestamp" query parameter (epoch seconds, a fraction
+ * for milliseconds) named "name", in ms. Anything but one finite decimal
+ * number within the JSON door's range (|seconds| <= 1e14, see gw_v_time) is
+ * a ValidationException: the conversion to an integer is never undefined. */
+int gw_op_query_time(const char *text, const char *name, int64_t *ms, struct gw_error *err);
+
 /* Answers a store error as its Kinesis error. */
 int gw_op_store_error(const struct store_err *se, struct gw_error *err);
 

@@ -439,9 +439,11 @@ struct iter {
     char name[STORE_STREAM_NAME_MAX + 1];
 };
 
+#define ITER_HEAD (8 + 4 + STORE_POS_STRLEN - 1) /* the payload before the name */
+
 static char *iter_make(struct gw_app *app, const struct iter *it)
 {
-    unsigned char p[8 + 4 + STORE_POS_STRLEN + STORE_STREAM_NAME_MAX];
+    unsigned char p[ITER_HEAD + STORE_STREAM_NAME_MAX];
     for (int i = 0; i < 8; i++)
         p[i] = (unsigned char)((uint64_t)it->created_ms >> (56 - 8 * i));
     for (int i = 0; i < 4; i++)
@@ -450,17 +452,19 @@ static char *iter_make(struct gw_app *app, const struct iter *it)
     store_pos_format(&it->pos, pos);
     memcpy(p + 12, pos, STORE_POS_STRLEN - 1);
     size_t nl = strlen(it->name);
-    memcpy(p + 12 + STORE_POS_STRLEN - 1, it->name, nl);
-    return gw_op_token_make(app, 'I', p, 12 + STORE_POS_STRLEN - 1 + nl);
+    memcpy(p + ITER_HEAD, it->name, nl);
+    return gw_op_token_make(app, 'I', p, ITER_HEAD + nl);
 }
 
 static int iter_open(struct gw_app *app, const char *token, struct iter *it, int64_t *issued,
                      struct gw_error *err)
 {
-    unsigned char p[8 + 4 + STORE_POS_STRLEN + STORE_STREAM_NAME_MAX];
+    /* Room for one byte more than the longest name iter_make() seals, so
+     * that a longer name field is seen and refused, never copied. */
+    unsigned char p[ITER_HEAD + STORE_STREAM_NAME_MAX + 1];
     size_t n;
-    if (gw_op_token_open(app, 'I', token, p, sizeof p, &n, issued) != 0 ||
-        n < 12 + STORE_POS_STRLEN - 1 + 1)
+    if (gw_op_token_open(app, 'I', token, p, sizeof p, &n, issued) != 0 || n < ITER_HEAD + 1 ||
+        n - ITER_HEAD > STORE_STREAM_NAME_MAX)
         return gw_error_set(err, GW_ERR_INVALID_ARGUMENT, "Invalid ShardIterator.");
     uint64_t c = 0;
     for (int i = 0; i < 8; i++)
@@ -469,8 +473,8 @@ static int iter_open(struct gw_app *app, const char *token, struct iter *it, int
     it->shard = (uint32_t)p[8] << 24 | (uint32_t)p[9] << 16 | (uint32_t)p[10] << 8 | p[11];
     if (store_pos_parse((const char *)p + 12, STORE_POS_STRLEN - 1, &it->pos, NULL) != 0)
         return gw_error_set(err, GW_ERR_INVALID_ARGUMENT, "Invalid ShardIterator.");
-    size_t nl = n - 12 - (STORE_POS_STRLEN - 1);
-    memcpy(it->name, p + 12 + STORE_POS_STRLEN - 1, nl);
+    size_t nl = n - ITER_HEAD;
+    memcpy(it->name, p + ITER_HEAD, nl);
     it->name[nl] = '\0';
     return 0;
 }
@@ -718,8 +722,12 @@ void op_rest_get_records(struct gw_app *app, struct gw_req *req)
         if (seq)
             json_object_set_new(body, "StartingSequenceNumber", json_string(seq));
         const char *ts = gw_req_query_param(req, "timestamp");
-        if (ts)
-            json_object_set_new(body, "Timestamp", json_real(strtod(ts, NULL)));
+        int64_t ts_ms;
+        if (ts) {
+            if (gw_op_query_time(ts, "timestamp", &ts_ms, &err) != 0)
+                goto fail;
+            json_object_set_new(body, "Timestamp", gw_json_time(ts_ms));
+        }
         if (iterator_from_body(app, body, &it, &err) != 0)
             goto fail;
     }

@@ -1,6 +1,8 @@
 /* ops_util.c - helpers shared by the operation handlers: request bodies for
  * both doors, stream resolution, shard JSON, sealed tokens. */
+#include <ctype.h>
 #include <event2/buffer.h>
+#include <math.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -203,6 +205,30 @@ json_t *gw_op_mode_json(const struct store_stream *s)
     struct store_stream_info info;
     store_stream_info(s, &info);
     return json_pack("{s:s}", "StreamMode", info.on_demand ? "ON_DEMAND" : "PROVISIONED");
+}
+
+int gw_op_query_time(const char *text, const char *name, int64_t *ms, struct gw_error *err)
+{
+    /* strtod alone would take leading blanks, "nan", "inf" and 1e300 (whose
+     * product with 1000 does not fit an int64_t): the first character must
+     * start a number, and the value must be finite and in range. */
+    char *end = NULL;
+    double sec = 0;
+    bool ok = text && (isdigit((unsigned char)text[0]) || text[0] == '-' || text[0] == '+' ||
+                       text[0] == '.');
+    if (ok) {
+        sec = strtod(text, &end);
+        ok = end != text && *end == '\0' && isfinite(sec) && fabs(sec) <= 1e14;
+    }
+    if (ok) {
+        *ms = (int64_t)llround(sec * 1000.0);
+        return 0;
+    }
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    gw_valid_add(&v, text ? text : "", name,
+                 "be a number of seconds since the epoch between -1e14 and 1e14");
+    return gw_valid_done(&v);
 }
 
 int gw_op_store_error(const struct store_err *se, struct gw_error *err)

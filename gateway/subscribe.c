@@ -715,8 +715,21 @@ fail:
 void op_rest_subscribe(struct gw_app *app, struct gw_req *req)
 {
     struct gw_error err = {0};
-    const char *stream_name = gw_req_param(req, 0), *consumer = gw_req_param(req, 1),
-               *shard_id = gw_req_param(req, 2);
+    /* The path's names become the members they name (gw_op_body) and are
+     * validated as the Kinesis door's are: 1..128 characters of the model's
+     * pattern, whatever length arrived. */
+    json_t *body = NULL;
+    struct gw_valid v;
+    gw_valid_init(&v, &err);
+    const char *stream_name, *stream_arn, *consumer, *shard_id;
+    if (gw_op_body(req, &body, &err) != 0 ||
+        gw_op_stream_fields(&v, body, true, &stream_name, &stream_arn) != 0 ||
+        gw_v_str(&v, body, "ConsumerName", "consumerName", GW_V_REQUIRED, 1, 128,
+                 "[a-zA-Z0-9_.-]+", gw_match_name, &consumer) != 0 ||
+        gw_v_str(&v, body, "ShardId", "shardId", GW_V_REQUIRED, 1, 128, "[a-zA-Z0-9_.-]+",
+                 gw_match_name, &shard_id) != 0 ||
+        gw_valid_done(&v) != 0)
+        goto fail;
     struct store_stream *stream;
     struct store_consumer_info ci;
     if (gw_op_stream_lookup(app, stream_name, NULL, &stream, &err) != 0 ||
@@ -760,13 +773,17 @@ void op_rest_subscribe(struct gw_app *app, struct gw_req *req)
             goto fail;
         }
     }
-    int64_t ts = ts_text ? (int64_t)(strtod(ts_text, NULL) * 1000.0) : 0;
+    int64_t ts = 0;
+    if (ts_text && gw_op_query_time(ts_text, "timestamp", &ts, &err) != 0)
+        goto fail;
     struct store_pos pos;
     if (resolve_position(app, shard, type, seq, ts_text != NULL, ts, &pos, &err) != 0 ||
         check_takeover(app, shard, ci.arn, &err) != 0)
         goto fail;
     start(app, req, true, stream, shard, ci.arn, pos);
+    json_decref(body);
     return;
 fail:
+    json_decref(body);
     gw_body_error(req, &err);
 }

@@ -42,7 +42,8 @@
  * log but crashed before its snapshot was renamed into place). A last record
  * that is short, or whose CRC fails and that reaches the end of the file, or
  * trailing zeros, is a torn append: ignored (the change was never
- * acknowledged). A bad record followed by more data is corruption:
+ * acknowledged). A bad record followed by more data, or a length no record
+ * can have (0 before non-zero bytes, over 1 MiB), is corruption:
  * STORE_ECORRUPT, the store does not open. Then the generation is bumped and a
  * fresh snapshot pointing at a new empty log is written (this also persists
  * the generation before any sequence number carries it); other logs are
@@ -77,7 +78,9 @@
 
 #define LOG_MAGIC "SLUICECL"
 #define LOG_HDR 16u
-#define LOG_REC_MAX (16u << 20)
+/* No record comes near it: the largest, 50 tags of 128 + 256 bytes, is
+ * about 120 KiB even with every character escaped. */
+#define LOG_REC_MAX (1u << 20)
 
 static const char *const sst[] = {"CREATING", "ACTIVE", "UPDATING", "DELETING"};
 static const char *const cst[] = {"CREATING", "ACTIVE", "DELETING"};
@@ -420,18 +423,30 @@ static int log_replay(struct store *s, json_t *tree, const char *path, int next,
     size_t off = LOG_HDR, nrec = 0;
     while (off < size) {
         size_t left = size - off;
-        uint32_t len = left >= 8 ? get_le32(buf + off) : 0;
-        if (left < 8 || (uint64_t)len + 8 > left) {
+        if (left < 8) {
+            store_log(s, STORE_LOG_WARN, "catalog log %s: torn last record at %zu ignored", path,
+                      off);
+            break;
+        }
+        /* A torn append leaves its length right or zero, never implausible:
+         * a length no record can have is damage, even near the end. */
+        uint32_t len = get_le32(buf + off);
+        int zeros = 1;
+        for (size_t i = off; i < size && zeros; i++) zeros = buf[i] == 0;
+        if ((len == 0 || len > LOG_REC_MAX) && !zeros) {
+            rc = err_set(err, STORE_ECORRUPT, "catalog log %s: record at offset %zu is corrupt",
+                         path, off);
+            goto out;
+        }
+        if (zeros || (uint64_t)len + 8 > left) {
             store_log(s, STORE_LOG_WARN, "catalog log %s: torn last record at %zu ignored", path,
                       off);
             break;
         }
         uint32_t crc = record_crc32c(0, buf + off, 4);
         crc = record_crc32c(crc, buf + off + 8, len);
-        if (len == 0 || len > LOG_REC_MAX || crc != get_le32(buf + off + 4)) {
-            int zeros = 1;
-            for (size_t i = off; i < size && zeros; i++) zeros = buf[i] == 0;
-            if (zeros || off + 8 + len == size) {
+        if (crc != get_le32(buf + off + 4)) {
+            if (off + 8 + len == size) {
                 store_log(s, STORE_LOG_WARN, "catalog log %s: torn last record at %zu ignored",
                           path, off);
                 break;

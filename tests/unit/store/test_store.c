@@ -965,3 +965,33 @@ Test(store, durable_and_failed_catalog_in_one_dispatch)
     rm_rf(dir);
     free(dir);
 }
+
+/* A damaged length in the middle of the log is corruption, not a torn tail:
+ * treating it as the end would silently drop every later (acknowledged)
+ * change. */
+Test(store, catalog_bad_length_in_middle_is_corruption)
+{
+    char *dir = tmpdir_new(), img[600];
+    snprintf(img, sizeof img, "%s.img", dir);
+    struct store_opts o = opts_never();
+    struct store *s = open_store(dir, &o);
+    char log[700];
+    current_log(dir, log, sizeof log);
+    off_t start = file_size(log);
+    make_stream(s, "a", 1);
+    make_stream(s, "b", 1);
+    crash_image(dir, img);
+    store_close(s);
+    char ilog[900];
+    snprintf(ilog, sizeof ilog, "%s/%s", img, strrchr(log, '/') + 1);
+    size_t len;
+    char *b = read_file(ilog, &len);
+    b[start + 3] = 0x40; /* the first record now claims 1 GiB */
+    write_file(ilog, b, len);
+    free(b);
+    struct store_err err;
+    cr_assert_eq(store_open(img, &o, &s, &err), STORE_ECORRUPT);
+    rm_rf(img);
+    rm_rf(dir);
+    free(dir);
+}

@@ -395,7 +395,10 @@ struct store_stream_info {
 /* Creates stream "name" ([a-zA-Z0-9_.-]{1,128}) with "shard_count" (1..10000)
  * shards evenly splitting the hash space, status CREATING, retention 24 h,
  * creation time from the clock. "*out" borrows the new stream (valid until it
- * is deleted). Errors: STORE_EINVAL, STORE_EEXISTS, STORE_EIO (mkdir). */
+ * is deleted). Appends are accepted at once but held back (not readable, not
+ * acknowledged) until the creation is durable (store_catalog_sync); if
+ * writing it fails the stream is undone and they fail with STORE_ENOTFOUND.
+ * Errors: STORE_EINVAL, STORE_EEXISTS. */
 int store_stream_create(struct store *store, const char *name, uint32_t shard_count,
                         struct store_stream **out, struct store_err *err);
 

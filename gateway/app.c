@@ -204,6 +204,7 @@ int gw_app_open(struct gw_app *app, struct event_base *base, const struct gw_con
     o.tail_budget_bytes = cfg->tail_memory;
     o.max_consumers = cfg->max_consumers;
     o.segment_bytes = cfg->segment_bytes;
+    o.max_fds = app->store_max_fds;
     o.region = cfg->region;
     o.account = cfg->account;
     o.log = store_log;

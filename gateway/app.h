@@ -33,6 +33,7 @@ struct gw_app {
     struct store *store;     /* NULL in tests that need no store */
     enum store_durability durability;
     uint32_t interval_ms;
+    uint32_t store_max_fds;  /* store_opts.max_fds, set by main.c (0 = store default) */
     unsigned char iter_key[32]; /* HMAC key for shard iterators and next tokens */
     struct {
         struct event *notify; /* store_notify_fd readable */

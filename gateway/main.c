@@ -1,6 +1,7 @@
 /* main.c - argv and environment to config, signals, the event loop.
  *
- * Startup: load config (config.c), create the data directory, create the
+ * Startup: load config (config.c), raise the descriptor limit and split it
+ * between the store and connections, create the data directory, create the
  * server (server.c) with the router (router.c) as its dispatcher, listen, run.
  * SIGTERM/SIGINT start a graceful drain: stop accepting, finish in-flight
  * requests, GOAWAY HTTP/2 sessions, exit 0 once all connections are closed or
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "app.h"
@@ -43,6 +45,80 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     gw_log(GW_LOG_INFO, "signal", "signal %d: draining", (int)sig);
     gw_server_drain(r->srv, on_drained, r);
+}
+
+/* Descriptors kept out of the split below for the process itself: stdio,
+ * epoll, the signal pipe, listeners, the key file, the store's own few. */
+#define FD_RESERVE 64u
+/* Never give the store less: a handful of shards stay cached. */
+#define STORE_FDS_MIN 32u
+
+/* Raises the soft RLIMIT_NOFILE to the hard one and returns the limit in
+ * force. Every connection costs a descriptor and so does every shard that
+ * is written or read (store_opts.max_fds); the usual soft limit of 1,024
+ * sits far below the defaults of 10,000 connections and 10,000 shards,
+ * while hard limits are commonly much higher. */
+static uint64_t raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        gw_log(GW_LOG_WARN, "nofile", "getrlimit: %s; assuming 1024", strerror(errno));
+        return 1024;
+    }
+    uint64_t before = (uint64_t)rl.rlim_cur;
+    if (rl.rlim_cur != rl.rlim_max) {
+        struct rlimit want = {rl.rlim_max, rl.rlim_max};
+        int rc = setrlimit(RLIMIT_NOFILE, &want);
+        if (rc != 0 && rl.rlim_max == RLIM_INFINITY) {
+            /* Linux refuses more than fs.nr_open even when the hard limit
+             * says unlimited; 2^20 is its default. */
+            want.rlim_cur = 1u << 20;
+            rc = setrlimit(RLIMIT_NOFILE, &want);
+        }
+        if (rc == 0)
+            rl.rlim_cur = want.rlim_cur;
+        else
+            gw_log(GW_LOG_WARN, "nofile", "cannot raise the soft limit %llu: %s",
+                   (unsigned long long)before, strerror(errno));
+    }
+    uint64_t now = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : (uint64_t)rl.rlim_cur;
+    char hard[24] = "unlimited";
+    if (rl.rlim_max != RLIM_INFINITY)
+        snprintf(hard, sizeof hard, "%llu", (unsigned long long)rl.rlim_max);
+    gw_log(GW_LOG_INFO, "nofile", "descriptor limit %llu (soft was %llu, hard %s)",
+           (unsigned long long)now, (unsigned long long)before, hard);
+    return now;
+}
+
+/* The store's share of "limit" (store_opts.max_fds). It needs at most a
+ * write and a read descriptor per shard plus the syncer's dups (about one
+ * more per shard), connections one each. When both fit, each gets what it
+ * needs; when not, the store gets what connections leave, and at least
+ * half: the store closes idle descriptors to stay within its share (an
+ * LRU), while a connection beyond the rest is simply not accepted until
+ * one closes (server.c pauses accepting at EMFILE). */
+static uint32_t store_fd_share(const struct gw_config *cfg, uint64_t limit)
+{
+    uint64_t avail = limit > FD_RESERVE + 2 * STORE_FDS_MIN ? limit - FD_RESERVE : 2 * STORE_FDS_MIN;
+    uint64_t need = 3 * (uint64_t)cfg->shard_limit + 16;
+    uint64_t share = avail / 2;
+    if (avail > cfg->max_connections && avail - cfg->max_connections > share)
+        share = avail - cfg->max_connections;
+    if (share > need)
+        share = need;
+    if (share < STORE_FDS_MIN)
+        share = STORE_FDS_MIN;
+    if (share > UINT32_MAX)
+        share = UINT32_MAX;
+    uint64_t conns = avail > share ? avail - share : 0;
+    gw_log(GW_LOG_INFO, "nofile", "store descriptors %llu, connections %llu (max-connections %u)",
+           (unsigned long long)share, (unsigned long long)conns, cfg->max_connections);
+    if (conns < cfg->max_connections)
+        gw_log(GW_LOG_WARN, "nofile",
+               "max-connections %u exceeds the %llu descriptors left for connections: past "
+               "them, accepting pauses until connections close (raise the hard RLIMIT_NOFILE)",
+               cfg->max_connections, (unsigned long long)conns);
+    return (uint32_t)share;
 }
 
 /* mkdir -p for the data directory. */
@@ -86,6 +162,7 @@ int main(int argc, char **argv)
     }
     gw_log_level_parse(cfg.log_level, &gw_log_min);
     signal(SIGPIPE, SIG_IGN);
+    uint32_t store_fds = store_fd_share(&cfg, raise_nofile());
     /* No evthread_use_pthreads(): only the loop thread touches libevent (the
      * store's syncer thread reports through an eventfd the loop watches),
      * and libevent's locks cost a mutex round trip per event operation. */
@@ -111,6 +188,7 @@ int main(int argc, char **argv)
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
     app.ops = gw_ops;
+    app.store_max_fds = store_fds;
     if (gw_app_open(&app, r.base, &cfg, &err) != 0) {
         gw_log(GW_LOG_ERROR, "startup", "%s", err.message);
         goto out;

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -47,6 +48,9 @@ struct gw_server {
     struct evconnlistener *listeners[GW_MAX_LISTEN];
     int ports[GW_MAX_LISTEN];
     size_t nlisteners;
+    struct event *accept_resume;  /* re-enables the listeners after a pause */
+    uint64_t accept_pauses;       /* since the last "accept_paused" log line */
+    uint64_t accept_logged_ns;    /* when that line was written */
     TAILQ_HEAD(, gw_conn) conns;
     size_t nconns;
     uint64_t next_id;
@@ -486,6 +490,55 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     gw_log(GW_LOG_DEBUG, "conn_open", "conn=%llu peer=%s", (unsigned long long)c->id, c->peer);
 }
 
+/* accept(2) failed with something libevent does not retry by itself. At
+ * EMFILE/ENFILE (or ENOBUFS/ENOMEM) the pending connection stays in the
+ * backlog, so the listener stays readable and the loop would spin at 100%
+ * CPU retrying it. Instead, as nginx does, stop accepting for
+ * ACCEPT_PAUSE_MS: the connections we have keep being served, and one of
+ * them closing (or the store giving back descriptors) makes room. Pending
+ * clients wait in the kernel's backlog meanwhile. Logged at most every
+ * ACCEPT_LOG_EVERY_MS, with the number of pauses since. */
+#define ACCEPT_PAUSE_MS 200
+#define ACCEPT_LOG_EVERY_MS 5000
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_server *srv = arg;
+    if (srv->draining)
+        return; /* the listeners are gone */
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_enable(srv->listeners[i]);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct gw_server *srv = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_disable(srv->listeners[i]);
+    static const struct timeval delay = {0, ACCEPT_PAUSE_MS * 1000};
+    evtimer_add(srv->accept_resume, &delay);
+    srv->accept_pauses++;
+    uint64_t now = mono_ns();
+    if (srv->accept_logged_ns == 0 ||
+        now - srv->accept_logged_ns >= (uint64_t)ACCEPT_LOG_EVERY_MS * 1000000u) {
+        gw_log(GW_LOG_WARN, "accept_paused",
+               "accept: %s; not accepting for %d ms (%zu connections open, %llu pauses in the "
+               "last %d s)",
+               strerror(e), ACCEPT_PAUSE_MS, srv->nconns, (unsigned long long)srv->accept_pauses,
+               ACCEPT_LOG_EVERY_MS / 1000);
+        srv->accept_logged_ns = now;
+        srv->accept_pauses = 0;
+    }
+}
+
 static void conn_free(struct gw_conn *c)
 {
     struct gw_server *srv = c->srv;
@@ -517,9 +570,13 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
     srv->dispatch = dispatch;
     srv->ctx = ctx;
     TAILQ_INIT(&srv->conns);
+    srv->accept_resume = evtimer_new(base, on_accept_resume, srv);
+    if (!srv->accept_resume)
+        abort();
     if (cfg->tls_cert) {
         srv->ssl_ctx = gw_tls_ctx_new(cfg->tls_cert, cfg->tls_key, err);
         if (!srv->ssl_ctx) {
+            event_free(srv->accept_resume);
             free(srv);
             return NULL;
         }
@@ -584,6 +641,7 @@ static int listen_one(struct gw_server *srv, const char *addr, struct gw_error *
         close(fd);
         return gw_error_set(err, GW_ERR_INTERNAL_FAILURE, "evconnlistener_new failed");
     }
+    evconnlistener_set_error_cb(l, on_accept_error);
     srv->ports[srv->nlisteners] = (int)bport;
     srv->listeners[srv->nlisteners++] = l;
     gw_log_fields(GW_LOG_INFO, "listening", "addr", bound, "port", portbuf, "tls",
@@ -685,6 +743,7 @@ void gw_server_free(struct gw_server *srv)
     }
     if (srv->drain_timer)
         event_free(srv->drain_timer);
+    event_free(srv->accept_resume);
     SSL_CTX_free(srv->ssl_ctx);
     free(srv);
 }

@@ -426,7 +426,9 @@ enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int 
         goto done;
     }
     sb.size = (uint64_t)st.st_size;
-    sb.cap = 4u << 20;
+    /* Up to 4 MiB at a time, but no more than the file: a store with
+     * thousands of small segments opens without gigabytes of malloc churn. */
+    sb.cap = sb.size < (4u << 20) ? (size_t)sb.size + 1 : 4u << 20;
     sb.p = xmalloc(sb.cap);
     if (sb.size < SEG_HDR_SIZE) {
         store_log(s, STORE_LOG_WARN, "shard=%s segment=%s: torn header (%" PRIu64 " bytes), removed",

@@ -7,7 +7,8 @@
  *       recovery) and restarted on the same data directory;
  *   crash.disk_full         the data directory is a 4 MiB tmpfs: puts run
  *       until the disk is full, are refused cleanly (a Kinesis error, the
- *       server keeps serving reads), and succeed again once space is freed.
+ *       server keeps serving reads), and succeed again once space is freed;
+ *       then the disk fills again and the server is killed while full.
  *
  * After each, every shard is read from TRIM_HORIZON (GetRecords until caught
  * up) and checked: every acknowledged record is there exactly once, byte for
@@ -627,6 +628,30 @@ Test(crash, disk_full, .timeout = 120, .fini = full_fini)
     srv_start(&s, args);
     size_t again = verify(s.port, "full", 2, "after a restart");
     cr_expect_eq(again, n);
+
+    /* Full again, and killed while full (failed writes may have left partial
+     * frames behind): the restart after space frees up recovers every
+     * acknowledged record and takes writes. */
+    bfd = open(ballast, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert_geq(bfd, 0);
+    while (write(bfd, chunk, sizeof chunk) > 0)
+        ;
+    close(bfd);
+    atomic_store(&failed_total, 0);
+    put_until_failure(s.port, 16, 400);
+    cr_assert_gt(atomic_load(&failed_total), 0, "the disk did not fill again");
+    kill(s.pid, SIGKILL);
+    waitpid(s.pid, NULL, 0);
+    s.pid = 0;
+    cr_assert_eq(unlink(ballast), 0);
+    srv_start(&s, args);
+    verify(s.port, "full", 2, "after SIGKILL on a full disk");
+    atomic_store(&failed_total, 0);
+    acked_mid = atomic_load(&acked_total);
+    put_until_failure(s.port, 16, 5);
+    cr_assert_eq(atomic_load(&failed_total), 0, "puts fail after a crash on a full disk");
+    cr_assert_eq(atomic_load(&acked_total), acked_mid + 5 * 16);
+    n = verify(s.port, "full", 2, "after writes resumed");
     cr_log_info("disk_full: %u acknowledged before the disk filled, %zu records read back",
                 acked_before, n);
     cr_expect_eq(srv_stop(&s, 15000), 0);

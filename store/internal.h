@@ -62,6 +62,7 @@ struct fd_node {
     int *fdp;               /* the owner's descriptor field */
     struct fd_cache *cache; /* NULL while not cached (descriptor closed) */
     int pinned;             /* on the pinned list */
+    int close_on_unpin;     /* sealed while pinned: close, not cache, at unpin */
 };
 
 struct fd_cache {
@@ -151,7 +152,8 @@ void segment_note_frames(struct segment *seg, const uint8_t *buf, const uint32_t
 /* Reopens the active segment's evicted write fd (O_APPEND: writes land at
  * the end, which is seg->size). Errors: STORE_EIO (EMFILE included). */
 int segment_reopen(struct store_shard *sh, struct segment *seg, struct store_err *err);
-/* Closes the write fd (the file stays). */
+/* Closes the write fd (the file stays). While a sync item of the running
+ * commit borrows it (pinned), the close waits for fdc_unpin_all. */
 void segment_seal(struct segment *seg);
 /* Frees memory (closes the fd, leaves the file). Accepts NULL. */
 void segment_free(struct segment *seg);

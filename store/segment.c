@@ -85,6 +85,7 @@ void fdc_close(struct fd_node *n)
     n->cache->open--;
     n->cache = NULL;
     n->pinned = 0;
+    n->close_on_unpin = 0;
     if (*n->fdp >= 0)
         close(*n->fdp);
     *n->fdp = -1;
@@ -176,6 +177,8 @@ void fdc_unpin_all(struct fd_cache *c)
         node_unlink(n);
         n->pinned = 0;
         node_push(&c->lru, n);
+        if (n->close_on_unpin)
+            fdc_close(n);
     }
     fdc_reserve(c, 0);
 }
@@ -304,6 +307,13 @@ void segment_note_frames(struct segment *seg, const uint8_t *buf, const uint32_t
 
 void segment_seal(struct segment *seg)
 {
+    if (seg->fdn.pinned) {
+        /* A segment rolled within a commit: its sync item still borrows the
+         * descriptor, and closing it now would hand its number to the next
+         * segment's open, so the syncer would fsync the wrong file. */
+        seg->fdn.close_on_unpin = 1;
+        return;
+    }
     if (seg->fdn.cache)
         fdc_close(&seg->fdn);
     else if (seg->fd >= 0)
@@ -315,7 +325,13 @@ void segment_free(struct segment *seg)
 {
     if (!seg)
         return;
-    segment_seal(seg);
+    /* Unconditionally: a freed segment must leave no node in the cache. (A
+     * commit frees only a segment it failed to write, which no sync item
+     * borrows.) */
+    fdc_close(&seg->fdn);
+    if (seg->fd >= 0)
+        close(seg->fd);
+    seg->fd = -1;
     free(seg->path);
     free(seg->idx);
     free(seg);

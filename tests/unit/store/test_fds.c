@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sys/resource.h>
 
 #include "helpers.h"
@@ -435,6 +436,84 @@ Test(fds, emfile_in_a_commit_wider_than_the_budget)
     }
     cr_log_info("one commit over %u shards with 6 descriptors free: %d acknowledged, %d failed",
                 shards, ok, failed);
+    store_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* ---- a segment rolled inside a commit ------------------------------------------ */
+
+/* Records the file behind every descriptor the syncer fsyncs. */
+struct synclog {
+    pthread_mutex_t mu;
+    char paths[64][PATH_MAX];
+    int n;
+};
+
+static ssize_t plain_write(void *ctx, int fd, const void *buf, size_t len)
+{
+    (void)ctx;
+    return write(fd, buf, len);
+}
+
+static int logging_fsync(void *ctx, int fd)
+{
+    struct synclog *l = ctx;
+    char lp[64], target[PATH_MAX];
+    snprintf(lp, sizeof lp, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(lp, target, sizeof target - 1);
+    target[n > 0 ? n : 0] = '\0';
+    pthread_mutex_lock(&l->mu);
+    if (l->n < 64)
+        snprintf(l->paths[l->n++], PATH_MAX, "%s", target);
+    pthread_mutex_unlock(&l->mu);
+    return fdatasync(fd);
+}
+
+/* Two appends in one loop turn where the second starts a new segment: the
+ * commit writes the first segment, seals it, creates the next. The sync item
+ * of the first borrows its descriptor until store_commit hands it to the
+ * syncer; sealing used to close it right away, and the new segment's open
+ * took the same descriptor number, so the first segment was never fsynced
+ * (its successor twice) and its record was acknowledged in mode ALWAYS
+ * without being durable. */
+Test(fds, segment_rolled_in_a_commit_is_the_one_fsynced)
+{
+    char *dir = tmpdir_new();
+    struct synclog log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct store_io_ops io = {plain_write, logging_fsync, &log};
+    struct logcap lc = {0};
+    struct store_opts o = opts_with(STORE_DURABILITY_ALWAYS, 0, &lc);
+    o.io = &io;
+    o.segment_bytes = 1; /* every append after the first starts a segment */
+    struct store *s = open_store(dir, &o);
+    struct store_stream *st = make_stream(s, "r", 1);
+    cr_assert_eq(catalog_settle(s), 0);
+    struct store_shard *sh = store_stream_shard(st, 0);
+    struct done_ctr d = {0};
+    append_one(sh, 0, &d);
+    append_one(sh, 1, &d); /* same loop turn: one commit writes both segments */
+    pthread_mutex_lock(&log.mu);
+    log.n = 0;
+    pthread_mutex_unlock(&log.mu);
+    pump_until(s, &d, 2);
+    cr_assert_eq(d.ok, 2, "%s", lc.last);
+    cr_assert_eq(count_files(dir), 2);
+
+    char seg0[PATH_MAX], seg1[PATH_MAX];
+    int found0 = 0, found1 = 0;
+    snprintf(seg0, sizeof seg0, "-00000000000000000000.seg");
+    snprintf(seg1, sizeof seg1, "-00000000000000000001.seg");
+    pthread_mutex_lock(&log.mu);
+    for (int i = 0; i < log.n; i++) {
+        size_t L = strlen(log.paths[i]);
+        if (L > 25 && strcmp(log.paths[i] + L - 25, seg0) == 0) found0++;
+        if (L > 25 && strcmp(log.paths[i] + L - 25, seg1) == 0) found1++;
+    }
+    pthread_mutex_unlock(&log.mu);
+    cr_assert_eq(found0, 1, "the first segment is fsynced once (%d)", found0);
+    cr_assert_eq(found1, 1, "the second segment is fsynced once (%d)", found1);
+    cr_assert_leq(seg_fds(dir).n, 1, "the sealed segment's descriptor is closed after the commit");
     store_close(s);
     rm_rf(dir);
     free(dir);

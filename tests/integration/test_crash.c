@@ -13,7 +13,8 @@
  * After each, every shard is read from TRIM_HORIZON (GetRecords until caught
  * up) and checked: every acknowledged record is there exactly once, byte for
  * byte, with the sequence number and shard its acknowledgement named; sequence
- * numbers increase strictly per shard and never repeat; a record the producer
+ * numbers increase strictly per shard and never repeat, and per producer and
+ * shard follow the order records were sent in; a record the producer
  * was told failed, or got no answer for, appears at most once; nothing appears
  * that was never sent. Each record's data starts with its id (4 bytes LE) and
  * the rest derives from the id, so a read-back record is recognised and
@@ -32,6 +33,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +56,7 @@ enum rstate { R_UNSENT, R_UNKNOWN, R_ACKED, R_FAILED };
 struct rec {
     _Atomic int state;
     int shard;          /* from the acknowledgement */
+    int producer;       /* which producer thread sent it (kill9) */
     char seq[48];
 };
 
@@ -266,7 +269,7 @@ static void apply_answer(uint32_t first, int n, int status, const char *body)
 
 static void *producer(void *arg)
 {
-    (void)arg;
+    int me = (int)(intptr_t)arg;
     int fd = -1, fd_port = 0;
     while (!atomic_load(&stop_producers)) {
         int port = atomic_load(&cur_port);
@@ -289,8 +292,10 @@ static void *producer(void *arg)
             atomic_fetch_sub(&next_id, BATCH);
             break;
         }
-        for (int i = 0; i < BATCH; i++)
+        for (int i = 0; i < BATCH; i++) {
+            recs[first + i].producer = me;
             atomic_store(&recs[first + i].state, R_UNKNOWN);
+        }
         char *req = put_body(first, BATCH), *body = NULL;
         int st = http_call(fd, "PutRecords", req, &body);
         free(req);
@@ -306,6 +311,9 @@ static void *producer(void *arg)
         close(fd);
     return NULL;
 }
+
+#define PRODUCERS_MAX 8
+#define SHARDS_MAX 4
 
 /* ---- stream set-up and read-back ------------------------------------------------- */
 
@@ -426,6 +434,23 @@ static size_t verify(int port, const char *name, int shards, const char *when)
         }
     cr_assert_eq(lost, 0, "%s: %u acknowledged records lost (first: id %u, %s)", when, lost,
                  first_lost, recs[first_lost].seq);
+    /* Per producer and shard, acknowledged numbers follow the order the
+     * records were sent in (a producer sends one batch at a time, and a
+     * batch's records in one shard are numbered in their order). */
+    static char last_acked[PRODUCERS_MAX][SHARDS_MAX][48];
+    memset(last_acked, 0, sizeof last_acked);
+    for (uint32_t id = 0; id < issued; id++) {
+        struct rec *rc = &recs[id];
+        if (atomic_load(&rc->state) != R_ACKED)
+            continue;
+        cr_assert(rc->producer >= 0 && rc->producer < PRODUCERS_MAX && rc->shard >= 0 &&
+                  rc->shard < SHARDS_MAX);
+        char *last = last_acked[rc->producer][rc->shard];
+        cr_assert_gt(strcmp(rc->seq, last), 0,
+                     "%s: producer %d, shard %d: record %u acknowledged as %s after %s", when,
+                     rc->producer, rc->shard, id, rc->seq, last);
+        snprintf(last, 48, "%s", rc->seq);
+    }
     /* No sequence number twice, across shards too. */
     qsort(all, nseen, sizeof *all, seen_by_seq);
     for (size_t i = 1; i < nseen; i++)
@@ -471,7 +496,7 @@ Test(crash, kill9_under_load, .timeout = 150)
     pthread_t th[PRODUCERS];
     atomic_store(&cur_port, s.port);
     for (int i = 0; i < PRODUCERS; i++)
-        cr_assert_eq(pthread_create(&th[i], NULL, producer, NULL), 0);
+        cr_assert_eq(pthread_create(&th[i], NULL, producer, (void *)(intptr_t)i), 0);
 
     int64_t t0 = now_ms();
     int kills = 0, early = 0;

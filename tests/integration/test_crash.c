@@ -312,6 +312,21 @@ static void *producer(void *arg)
     return NULL;
 }
 
+/* The server of the running test, killed by the fini if an assertion ends
+ * the test early (a failed test must not leave a server behind). */
+static struct srv *live;
+
+static void kill_live(void)
+{
+    atomic_store(&stop_producers, 1);
+    if (live && live->pid > 0) {
+        kill(live->pid, SIGKILL);
+        waitpid(live->pid, NULL, 0);
+        live->pid = 0;
+    }
+    live = NULL;
+}
+
 #define PRODUCERS_MAX 8
 #define SHARDS_MAX 4
 
@@ -481,12 +496,14 @@ static void reset_table(void)
 #define KILLS 24
 #define PRODUCERS 4
 
-Test(crash, kill9_under_load, .timeout = 150)
+Test(crash, kill9_under_load, .timeout = 150, .fini = kill_live)
 {
     reset_table();
     g_stream = "crash";
     g_maxlen = 300;
-    struct srv s = {0};
+    static struct srv s;
+    memset(&s, 0, sizeof s);
+    live = &s;
     const char *args[] = {"--durability", "always", NULL};
     srv_start(&s, args);
     create_stream(s.port, "crash", 2);
@@ -555,6 +572,7 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
 
 static void full_fini(void)
 {
+    kill_live();
     if (full_mnt[0]) {
         umount2(full_mnt, MNT_DETACH);
         full_mnt[0] = '\0';
@@ -599,7 +617,9 @@ Test(crash, disk_full, .timeout = 120, .fini = full_fini)
     reset_table();
     g_stream = "full";
     g_maxlen = 4000;
-    struct srv s = {0};
+    static struct srv s;
+    memset(&s, 0, sizeof s);
+    live = &s;
     snprintf(s.dir, sizeof s.dir, "/tmp/sluice-test-XXXXXX");
     cr_assert_not_null(mkdtemp(s.dir));
     snprintf(s.log, sizeof s.log, "%s/server.log", s.dir);

@@ -50,7 +50,9 @@ static const struct opt opts[] = {
     {"header-timeout", "SLUICE_HEADER_TIMEOUT", OPT_DURATION, OFF(header_timeout_ms), "10s",
      10, 3600 * 1000, "Time allowed from a request's first byte to the end of its headers."},
     {"idle-timeout", "SLUICE_IDLE_TIMEOUT", OPT_DURATION, OFF(idle_timeout_ms), "120s",
-     10, 24 * 3600 * 1000, "Close a connection that has no request in progress, or makes no progress, for this long."},
+     10, 24 * 3600 * 1000, "Close a connection that has no request in progress, or makes no progress, for this long; "
+     "also the deadline of an HTTP/2 request (HEADERS to end of body: 408 and RST_STREAM) and of an "
+     "HTTP/2 reply the peer's zero window holds up (RST_STREAM CANCEL)."},
     {"drain-timeout", "SLUICE_DRAIN_TIMEOUT", OPT_DURATION, OFF(drain_timeout_ms), "10s",
      0, 3600 * 1000, "On SIGTERM/SIGINT, longest wait for in-flight requests before closing."},
     {"max-streams", "SLUICE_MAX_STREAMS", OPT_UINT, OFF(max_streams), "1000",
@@ -63,6 +65,11 @@ static const struct opt opts[] = {
      16 * KiB, 64 * MiB, "Output buffered per connection before it stops producing (back-pressure)."},
     {"conn-body-bytes", "SLUICE_CONN_BODY_BYTES", OPT_SIZE, OFF(conn_body_bytes), "64MiB",
      1 * KiB, 16 * GiB, "Request body bytes buffered at once per connection across its HTTP/2 streams (503 above it)."},
+    {"conn-reply-bytes", "SLUICE_CONN_REPLY_BYTES", OPT_SIZE, OFF(conn_reply_bytes), "16MiB",
+     64 * KiB, 16 * GiB, "Reply bytes an HTTP/2 connection may hold waiting for its peer's flow-control window; "
+     "past it, the connection's further requests wait to run until replies drain."},
+    {"max-body-memory", "SLUICE_MAX_BODY_MEMORY", OPT_SIZE, OFF(max_body_memory), "512MiB",
+     64 * KiB, 1024 * GiB, "Request-body buffers held at once across all connections (503 ServiceUnavailableException above it)."},
     {"durability", "SLUICE_DURABILITY", OPT_STRING, OFF(durability), "always", 0, 0,
      "When a write is acknowledged: always (after an fsync covering it, grouped), "
      "interval:MS (after write; fsync every MS) or never (after write)."},
@@ -107,6 +114,7 @@ static bool is_size_field(const struct opt *o)
 {
     return o->offset == OFF(max_header_bytes) || o->offset == OFF(max_body_bytes) ||
            o->offset == OFF(conn_buffer_bytes) || o->offset == OFF(conn_body_bytes) ||
+           o->offset == OFF(conn_reply_bytes) || o->offset == OFF(max_body_memory) ||
            o->offset == OFF(consumer_rate) || o->offset == OFF(consumer_burst) ||
            o->offset == OFF(tail_memory) || o->offset == OFF(segment_bytes);
 }

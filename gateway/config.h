@@ -31,6 +31,9 @@ struct gw_config {
     uint32_t h2_window;          /* HTTP/2 stream and connection receive window */
     size_t conn_buffer_bytes;    /* per-connection output high watermark */
     size_t conn_body_bytes;      /* request bodies buffered at once per connection */
+    size_t conn_reply_bytes;     /* one-shot HTTP/2 replies held per connection before new
+                                    requests wait */
+    size_t max_body_memory;      /* request-body buffers of all connections together */
 
     /* Kinesis behaviour */
     char *durability;            /* always | interval:MS | never */

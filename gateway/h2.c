@@ -13,10 +13,23 @@
  * peer that stops reading one stream costs at most one frame of buffering on
  * that stream (NGHTTP2_ERR_DEFERRED + nghttp2_session_resume_data).
  *
+ * A one-shot reply is produced whole (a GetRecords page can be ~14 MB of
+ * JSON) and then waits in its request for the peer's window. Those bytes are
+ * counted per connection (reply_bytes); past conn_reply_bytes, requests that
+ * complete wait in a queue instead of running, and run as replies drain.
+ * Frames keep being read meanwhile: the WINDOW_UPDATEs that drain the
+ * replies arrive on the same socket.
+ *
+ * Deadlines, checked by a sweep every idle_timeout/4 while streams are open
+ * (a tick counter, not a clock read per frame): a request whose headers and
+ * body are not complete within idle_timeout of its first HEADERS is answered
+ * 408 and reset; a reply that could not send a byte for idle_timeout because
+ * the peer's window stayed at zero is reset (CANCEL). Both free the stream.
+ *
  * Limits: SETTINGS_MAX_CONCURRENT_STREAMS, large receive windows (stream and
  * connection, h2_window), header bytes per stream (431), body bytes per stream
- * (413) and per connection across streams (503), nghttp2's own flood and
- * reset-rate protections. */
+ * (413), per connection across streams (503) and across the process
+ * (max_body_memory, 503), nghttp2's own flood and reset-rate protections. */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <inttypes.h>
@@ -24,6 +37,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "conn.h"
 #include "log.h"
@@ -31,13 +45,22 @@
 
 struct h2s;
 
+/* A deadline is this many sweep ticks (of idle_timeout/4 each) after its
+ * mark: between 1 and 1.25 idle timeouts. */
+#define SWEEPS_PER_TIMEOUT 4
+#define DEADLINE_TICKS (SWEEPS_PER_TIMEOUT + 1)
+
 struct h2 {
     struct gw_conn *c;
     nghttp2_session *s;
     size_t body_bytes;   /* request body bytes buffered across streams */
+    size_t reply_bytes;  /* one-shot reply bytes not yet sent, across streams */
     size_t nstreams;
+    uint64_t tick;       /* sweeps run so far */
     bool goaway_sent;
     struct h2s *streams; /* doubly linked, for drain and teardown */
+    /* Complete requests waiting for reply_bytes to fall under the budget. */
+    TAILQ_HEAD(, h2s) waiting;
     /* Frames produced by one nghttp2_session_send(), sent with one write at
      * its end (gw_conn_send_buffer); empty between flushes. */
     uint8_t *stage;
@@ -60,11 +83,34 @@ struct h2s {
     bool dispatched;
     bool deferred;             /* data provider returned NGHTTP2_ERR_DEFERRED */
     bool pull_deferred;        /* the last pull gave data with GW_PULL_DEFER */
+    bool waiting;              /* complete, in h->waiting until the reply budget allows */
+    bool rst_after_reply;      /* timed out: reset once the 408 is sent */
+    size_t reply_counted;      /* share of h->reply_bytes */
+    uint64_t opened_tick;      /* h->tick at HEADERS: the request's deadline */
+    uint64_t progress_tick;    /* h->tick when the reply last sent a frame */
+    TAILQ_ENTRY(h2s) wlink;
     struct h2s *prev, *next;
 };
 
 static void flush(struct h2 *h);
 static const struct gw_req_transport h2_transport;
+
+static uint64_t sweep_ms(const struct h2 *h)
+{
+    uint64_t ms = h->c->cfg->idle_timeout_ms / SWEEPS_PER_TIMEOUT;
+    return ms ? ms : 1;
+}
+
+/* Reply bytes left the connection (sent, or the stream went away). */
+static void release_reply(struct h2 *h, struct h2s *s, size_t n)
+{
+    if (n > s->reply_counted)
+        n = s->reply_counted;
+    s->reply_counted -= n;
+    h->reply_bytes -= n;
+    if (!TAILQ_EMPTY(&h->waiting) && h->reply_bytes < h->c->cfg->conn_reply_bytes)
+        gw_conn_kick(h->c); /* run waiting requests (flush) */
+}
 
 /* ---- streams ------------------------------------------------------------------ */
 
@@ -75,12 +121,15 @@ static struct h2s *stream_new(struct h2 *h, int32_t id)
     s->id = id;
     s->req = gw_req_new(GW_PROTO_H2, h->c->tls, h->c->id, &h2_transport, s,
                         gw_conn_draining_flag(h->c));
+    s->opened_tick = h->tick;
     s->next = h->streams;
     if (h->streams)
         h->streams->prev = s;
     h->streams = s;
-    h->nstreams++;
-    gw_conn_timer(h->c, 0); /* not idle while a stream is open */
+    /* Not idle while a stream is open: the timer becomes the deadline sweep
+     * (armed by the first stream only, so a busy connection pays nothing). */
+    if (h->nstreams++ == 0)
+        gw_conn_timer(h->c, sweep_ms(h));
     return s;
 }
 
@@ -94,6 +143,9 @@ static void stream_free(struct h2s *s)
 {
     struct h2 *h = s->h;
     release_body(s);
+    if (s->waiting)
+        TAILQ_REMOVE(&h->waiting, s, wlink);
+    release_reply(h, s, s->reply_counted);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -114,6 +166,7 @@ static void reject(struct h2s *s, enum gw_errtype type, const char *fmt, const c
         return;
     s->rejected = true;
     release_body(s);
+    gw_req_body_drop(s->req); /* further DATA is discarded, not buffered */
     struct gw_error err = {0};
     gw_error_set(&err, type, fmt, detail);
     gw_log(GW_LOG_DEBUG, "h2_reject", "conn=%llu stream=%d %s", (unsigned long long)s->h->c->id,
@@ -190,6 +243,11 @@ static void submit(struct h2s *s, bool streaming)
 #undef NV
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = on_data_read};
     bool body = streaming || blen > 0;
+    s->progress_tick = s->h->tick; /* a stall is timed from the reply's start */
+    if (!streaming) {
+        s->reply_counted = blen;
+        s->h->reply_bytes += blen;
+    }
     int rv = nghttp2_submit_response(s->h->s, s->id, nva, k, body ? &prd : NULL);
     free(nva);
     if (rv != 0) {
@@ -269,6 +327,13 @@ static int on_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const
     if (evbuffer_remove(s->req->resp.body, p, length) != (int)length)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     p += length;
+    s->progress_tick = h->tick;
+    if (s->reply_counted)
+        release_reply(h, s, length);
+    if (s->rst_after_reply && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        /* RFC 9113 8.1: a complete reply, then NO_ERROR asks the client to
+         * stop sending the request it never finished. */
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
     if (padlen > 1) {
         memset(p, 0, padlen - 1);
         p += padlen - 1;
@@ -331,6 +396,13 @@ static void request_complete(struct h2 *h, struct h2s *s)
     gw_req_set_line(s->req, s->method ? s->method : "GET", s->method ? s->method_len : 3,
                     s->path ? s->path : "/", s->path ? s->path_len : 1);
     s->dispatched = true;
+    if (h->reply_bytes >= h->c->cfg->conn_reply_bytes || !TAILQ_EMPTY(&h->waiting)) {
+        /* Replies this connection's peer has not taken yet fill the budget:
+         * run this request once they drain (run_waiting), in order. */
+        s->waiting = true;
+        TAILQ_INSERT_TAIL(&h->waiting, s, wlink);
+        return;
+    }
     void *ctx;
     gw_dispatch_fn dispatch = gw_conn_dispatcher(h->c, &ctx);
     gw_req_dispatch(s->req, dispatch, ctx);
@@ -359,7 +431,9 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         if (cl && strtoull(cl, NULL, 10) > h->c->cfg->max_body_bytes)
             reject(s, GW_ERR_BODY_TOO_LARGE, "Request body of %s bytes exceeds the limit", cl);
         else if (cl)
-            gw_req_body_reserve(s->req, (size_t)strtoull(cl, NULL, 10));
+            /* A ceiling for the buffer, not a reservation: memory follows
+             * the DATA that actually arrives. */
+            gw_req_body_expect(s->req, (size_t)strtoull(cl, NULL, 10));
     }
     return 0;
 }
@@ -377,7 +451,13 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
                "Too many request body bytes in flight on this connection%s", "");
         return 0;
     }
-    if (gw_req_body_append(s->req, data, len, cfg->max_body_bytes) != 0) {
+    int rc = gw_req_body_append(s->req, data, len, cfg->max_body_bytes);
+    if (rc == GW_BODY_NO_MEMORY) {
+        reject(s, GW_ERR_SERVICE_UNAVAILABLE,
+               "Request bodies held by the server exceed its memory budget%s; retry later", "");
+        return 0;
+    }
+    if (rc != 0) {
         reject(s, GW_ERR_BODY_TOO_LARGE, "Request body exceeds the limit%s", "");
         return 0;
     }
@@ -412,11 +492,28 @@ static void stage_send(struct h2 *h)
     }
 }
 
+/* Runs the requests that waited for the reply budget, oldest first, while
+ * the connection is under it (a handler may answer at once and fill it). */
+static void run_waiting(struct h2 *h)
+{
+    struct h2s *s;
+    while ((s = TAILQ_FIRST(&h->waiting)) != NULL &&
+           h->reply_bytes < h->c->cfg->conn_reply_bytes && !h->c->closing) {
+        TAILQ_REMOVE(&h->waiting, s, wlink);
+        s->waiting = false;
+        void *ctx;
+        gw_dispatch_fn dispatch = gw_conn_dispatcher(h->c, &ctx);
+        gw_req_dispatch(s->req, dispatch, ctx);
+    }
+}
+
 static void flush(struct h2 *h)
 {
     struct gw_conn *c = h->c;
     if (c->closing || c->close_on_flush)
         return;
+    if (!TAILQ_EMPTY(&h->waiting))
+        run_waiting(h);
     int rv;
     for (int round = 0;; round++) {
         h->stage_full = false;
@@ -491,11 +588,59 @@ static void goaway(struct h2 *h)
                           NGHTTP2_NO_ERROR, NULL, 0);
 }
 
+/* The deadlines (see the top of this file). Streams are reset through
+ * nghttp2, which frees them in on_stream_close when the reset is sent. */
+static void sweep(struct h2 *h)
+{
+    h->tick++;
+    int32_t conn_window = nghttp2_session_get_remote_window_size(h->s);
+    for (struct h2s *s = h->streams; s; s = s->next) {
+        if (!s->dispatched && h->tick - s->opened_tick >= DEADLINE_TICKS) {
+            if (s->rst_after_reply)
+                continue; /* 408 on its way; a zero window is caught below */
+            s->rst_after_reply = true;
+            gw_log(GW_LOG_DEBUG, "h2_timeout", "conn=%llu stream=%d request incomplete",
+                   (unsigned long long)h->c->id, s->id);
+            if (!s->rejected) {
+                reject(s, GW_ERR_REQUEST_TIMEOUT, "Request not received within %s",
+                       "the idle timeout");
+                continue;
+            }
+            /* Answered earlier (413, 503) but the peer never ended it. */
+            if (s->req->resp.state == GW_RESP_ONESHOT &&
+                evbuffer_get_length(s->req->resp.body) == 0)
+                nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+            continue;
+        }
+        enum gw_resp_state st = s->req->resp.state;
+        if ((st != GW_RESP_ONESHOT && st != GW_RESP_STREAM) ||
+            h->tick - s->progress_tick < DEADLINE_TICKS)
+            continue;
+        if (!nghttp2_session_find_stream(h->s, s->id))
+            continue; /* closing */
+        /* <= 0: a peer may shrink SETTINGS_INITIAL_WINDOW_SIZE below zero. */
+        int32_t w = nghttp2_session_get_stream_remote_window_size(h->s, s->id);
+        if (w > 0 && conn_window > 0)
+            continue; /* the peer lets it move */
+        if (st == GW_RESP_ONESHOT && evbuffer_get_length(s->req->resp.body) == 0)
+            continue; /* all sent */
+        gw_log(GW_LOG_DEBUG, "h2_stalled", "conn=%llu stream=%d zero window, resetting",
+               (unsigned long long)h->c->id, s->id);
+        s->progress_tick = h->tick; /* once */
+        nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+    }
+}
+
 static void h2_on_timer(struct gw_conn *c)
 {
     struct h2 *h = c->proto_state;
-    if (h->nstreams > 0)
-        return; /* streams keep the connection; the write timeout guards stalls */
+    if (h->nstreams > 0) {
+        sweep(h);
+        flush(h);
+        if (!c->closing && h->nstreams > 0)
+            gw_conn_timer(c, sweep_ms(h));
+        return;
+    }
     gw_log(GW_LOG_DEBUG, "h2_idle", "conn=%llu idle, closing", (unsigned long long)c->id);
     goaway(h);
     flush(h);
@@ -565,6 +710,7 @@ void gw_h2_attach(struct gw_conn *c)
     }
     c->proto = &h2_proto;
     c->proto_state = h;
+    TAILQ_INIT(&h->waiting);
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->max_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->h2_window},

@@ -50,6 +50,10 @@ struct h1 {
     bool processing;   /* inside process(): do not re-enter */
     struct evbuffer *stage; /* a one-shot reply, sent whole (write-through) */
     struct gw_error err; /* protocol error detected inside a parser callback */
+    /* The segment being parsed and the input's length at its start: how
+     * much of a body is already received (on_body). */
+    const char *seg;
+    size_t seg_avail;
 };
 
 static const http_parser_settings settings;
@@ -180,7 +184,9 @@ static int on_headers_complete(http_parser *p)
             return gw_error_set(&h->err, GW_ERR_BODY_TOO_LARGE,
                                 "Request body of %llu bytes exceeds the limit of %zu bytes",
                                 (unsigned long long)p->content_length, cfg->max_body_bytes);
-        gw_req_body_reserve(h->req, (size_t)p->content_length);
+        /* Only a ceiling for the buffer's growth: memory follows the bytes
+         * that actually arrive (a peer may declare 10 MiB and send none). */
+        gw_req_body_expect(h->req, (size_t)p->content_length);
     }
     const char *expect = gw_req_header(h->req, "expect");
     if (expect && strcasecmp(expect, "100-continue") == 0 && !h->http10 &&
@@ -192,7 +198,13 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     struct h1 *h = p->data;
-    if (gw_req_body_append(h->req, at, n, h->c->cfg->max_body_bytes) != 0)
+    size_t avail = h->seg_avail - (size_t)(at - h->seg); /* received, from "at" on */
+    int rc = gw_req_body_append_avail(h->req, at, n, h->c->cfg->max_body_bytes, avail);
+    if (rc == GW_BODY_NO_MEMORY)
+        return gw_error_set(&h->err, GW_ERR_SERVICE_UNAVAILABLE,
+                            "Request bodies held by the server exceed %zu bytes; retry later",
+                            h->c->cfg->max_body_memory);
+    if (rc != 0)
         return gw_error_set(&h->err, GW_ERR_BODY_TOO_LARGE,
                             "Request body exceeds the limit of %zu bytes",
                             h->c->cfg->max_body_bytes);
@@ -365,6 +377,8 @@ static void process(struct h1 *h)
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
             break;
+        h->seg = v.iov_base;
+        h->seg_avail = evbuffer_get_length(in);
         size_t n = http_parser_execute(&h->parser, &settings, v.iov_base, v.iov_len);
         enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
         evbuffer_drain(in, n);

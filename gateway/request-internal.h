@@ -35,8 +35,9 @@ struct gw_req {
     size_t nhdrs, caphdrs;
     size_t header_bytes; /* counted against max_header_bytes */
 
-    uint8_t *body; /* malloc'd, grown up to the body limit */
+    uint8_t *body; /* malloc'd, grown as bytes arrive, up to the body limit */
     size_t body_len, body_cap;
+    size_t body_hint; /* declared Content-Length (0: unknown); growth stops there */
 
     struct {
         const void *op;
@@ -77,10 +78,27 @@ void gw_req_set_line(struct gw_req *req, const char *method, size_t mlen, const 
  * would pass "limit" bytes (the header is then not stored). */
 int gw_req_add_header(struct gw_req *req, const char *name, size_t nlen, const char *value,
                       size_t vlen, size_t limit);
-/* Appends body bytes; returns -1 if the body would pass "limit". */
+/* Appends body bytes. The buffer grows with the bytes received (doubling,
+ * never past the declared length), never from a declared length alone: a
+ * Content-Length costs nothing until its bytes arrive. Every request body's
+ * buffer counts against one process-wide total (gw_req_set_body_memory_limit).
+ * Returns 0; GW_BODY_TOO_LARGE if the body would pass "limit";
+ * GW_BODY_NO_MEMORY if growing it would pass the total (nothing changes). */
+enum { GW_BODY_TOO_LARGE = -1, GW_BODY_NO_MEMORY = -2 };
 int gw_req_body_append(struct gw_req *req, const void *data, size_t len, size_t limit);
-/* Pre-sizes the body buffer for a known Content-Length (<= limit). */
-void gw_req_body_reserve(struct gw_req *req, size_t n);
+/* The same, when "avail" >= "len" bytes of this body (from "data" on) have
+ * been received already (HTTP/1.1: in the connection's input): the buffer
+ * may grow at once to hold them, up to the declared length. */
+int gw_req_body_append_avail(struct gw_req *req, const void *data, size_t len, size_t limit,
+                             size_t avail);
+/* Records the declared Content-Length ("n" <= the body limit, checked by the
+ * caller) so the buffer's last growth stops exactly there. Allocates nothing. */
+void gw_req_body_expect(struct gw_req *req, size_t n);
+/* Frees the body buffer (a request refused before dispatch: its bytes will
+ * never be read, so they stop counting at once). */
+void gw_req_body_drop(struct gw_req *req);
+/* Bytes of request-body buffers allocated now, across all requests. */
+size_t gw_req_body_memory(void);
 
 /* Hands a complete request to "dispatch"; marks it handler-owned. */
 void gw_req_dispatch(struct gw_req *req, gw_dispatch_fn dispatch, void *ctx);

@@ -100,6 +100,11 @@ void gw_req_on_abort(struct gw_req *req, gw_abort_fn fn, void *ctx);
 /* True once the server is draining (SIGTERM): long-lived replies should end. */
 bool gw_req_draining(const struct gw_req *req);
 
+/* The process-wide cap on request-body buffers (--max-body-memory), set by
+ * the server at startup; no cap until set. Past it a request is refused with
+ * 503 ServiceUnavailableException (see gw_req_body_append). */
+void gw_req_set_body_memory_limit(size_t bytes);
+
 /* The dispatcher: called once per complete request. */
 typedef void (*gw_dispatch_fn)(void *ctx, struct gw_req *req);
 

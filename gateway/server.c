@@ -570,6 +570,7 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
     srv->dispatch = dispatch;
     srv->ctx = ctx;
     TAILQ_INIT(&srv->conns);
+    gw_req_set_body_memory_limit(cfg->max_body_memory);
     srv->accept_resume = evtimer_new(base, on_accept_resume, srv);
     if (!srv->accept_resume)
         abort();

@@ -322,21 +322,62 @@ static void transition_free(struct gw_transition *t)
     free(t);
 }
 
+static void schedule(struct gw_app *app, const char *name, bool del);
+
+/* A transition's catalog change can fail to become durable (a full or failing
+ * disk): the store then rolls it back, and the stream is again CREATING or
+ * DELETING. Try again after another --stream-delay rather than leave the
+ * stream stuck in that state until the next restart. */
+struct transition_sync {
+    struct gw_app *app;
+    bool delete;
+    char name[STORE_STREAM_NAME_MAX + 1];
+};
+
+static void on_transition_durable(void *arg, const struct store_err *se)
+{
+    struct transition_sync *ts = arg;
+    struct gw_app *app = ts->app;
+    struct store_stream *s;
+    if (se && !app->_closing && store_stream_lookup(app->store, ts->name, &s, NULL) == 0) {
+        struct store_stream_info info;
+        store_stream_info(s, &info);
+        enum store_stream_status from = ts->delete ? STORE_STREAM_DELETING : STORE_STREAM_CREATING;
+        if (info.status == from) {
+            gw_log(GW_LOG_WARN, "stream_transition_retry", "stream=%s to=%s: %s", ts->name,
+                   ts->delete ? "deleted" : "ACTIVE", se->msg);
+            schedule(app, ts->name, ts->delete);
+        }
+    }
+    free(ts);
+}
+
 static void on_transition(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_transition *t = arg;
+    struct gw_app *app = t->app;
     struct store_stream *s;
-    if (store_stream_lookup(t->app->store, t->name, &s, NULL) == 0) {
+    if (store_stream_lookup(app->store, t->name, &s, NULL) == 0) {
         struct store_stream_info info;
         store_stream_info(s, &info);
+        bool changed = false;
         if (t->delete && info.status == STORE_STREAM_DELETING) {
-            throttle_reset(t->app);
-            store_stream_delete(t->app->store, t->name, NULL);
-            gw_log(GW_LOG_INFO, "stream_deleted", "stream=%s", t->name);
+            throttle_reset(app);
+            changed = store_stream_delete(app->store, t->name, NULL) == 0;
+            if (changed)
+                gw_log(GW_LOG_INFO, "stream_deleted", "stream=%s", t->name);
         } else if (!t->delete && info.status == STORE_STREAM_CREATING) {
             store_stream_set_status(s, STORE_STREAM_ACTIVE);
+            changed = true;
         }
-        gw_app_commit_soon(t->app);
+        if (changed) {
+            struct transition_sync *ts = xcalloc(1, sizeof *ts);
+            ts->app = app;
+            ts->delete = t->delete;
+            memcpy(ts->name, t->name, sizeof ts->name);
+            store_catalog_sync(app->store, on_transition_durable, ts);
+        }
+        gw_app_commit_soon(app);
     }
     transition_free(t);
 }
@@ -376,6 +417,7 @@ void gw_app_stream_delete(struct gw_app *app, const char *name)
 
 void gw_app_close(struct gw_app *app)
 {
+    app->_closing = true;
     /* Pending transitions are finished by the next start (finish_transitions). */
     while (app->_transitions)
         transition_free(app->_transitions);

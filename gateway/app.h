@@ -45,6 +45,7 @@ struct gw_app {
     size_t _nafter, _capafter;
     struct gw_throttle *_throttle; /* per-shard write limits, when enabled */
     struct gw_transition *_transitions; /* pending status changes */
+    bool _closing; /* set by gw_app_close: late catalog callbacks only free */
     struct shard_subs *_subs; /* subscribe.c: shards with live subscriptions */
     size_t _nsubs;
 };

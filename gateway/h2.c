@@ -595,9 +595,10 @@ static void sweep(struct h2 *h)
     h->tick++;
     int32_t conn_window = nghttp2_session_get_remote_window_size(h->s);
     for (struct h2s *s = h->streams; s; s = s->next) {
-        if (!s->dispatched && h->tick - s->opened_tick >= DEADLINE_TICKS) {
-            if (s->rst_after_reply)
-                continue; /* 408 on its way; a zero window is caught below */
+        /* Once only: after it, a 408 that a zero window holds up is the
+         * stall below. */
+        if (!s->dispatched && !s->rst_after_reply &&
+            h->tick - s->opened_tick >= DEADLINE_TICKS) {
             s->rst_after_reply = true;
             gw_log(GW_LOG_DEBUG, "h2_timeout", "conn=%llu stream=%d request incomplete",
                    (unsigned long long)h->c->id, s->id);

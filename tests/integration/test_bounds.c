@@ -287,6 +287,17 @@ static bool all_closed(struct h2c *c, void *arg)
     return true;
 }
 
+static bool all_sent(struct h2c *c, void *arg)
+{
+    const int32_t *ids = arg;
+    for (int32_t i = 0; i < ids[1]; i++) {
+        const struct st *t = st_of(c, ids[0] + 2 * i);
+        if (t->out_off < t->out_len)
+            return false;
+    }
+    return !nghttp2_session_want_write(c->s);
+}
+
 static bool any_rst(struct h2c *c, void *arg)
 {
     const int32_t *ids = arg;
@@ -499,6 +510,22 @@ Test(bounds, h2_request_without_end_stream_times_out_and_frees_the_stream, .time
     cr_expect(healthz_ok(&s));
 }
 
+/* The same with a peer whose window is zero: the 408's body cannot go out,
+ * so the stream ends by the zero-window rule (CANCEL) one timeout later. */
+Test(bounds, h2_timed_out_request_behind_a_zero_window_is_reset, .timeout = 60)
+{
+    const char *args[] = {"--idle-timeout", "1s", NULL};
+    srv_start(&s, args);
+    struct h2c *c = h2c_open(s.port, 0, false);
+    int32_t ids[2] = {h2c_post(c, "ListStreams", NULL, 0, false, 100), 1};
+    cr_expect(h2c_pump_until(c, 6000, all_closed, ids), "stream still open after 6 s");
+    struct st *t = st_of(c, ids[0]);
+    cr_expect_eq(t->status, 408);
+    cr_expect_eq(t->rst, NGHTTP2_CANCEL);
+    h2c_close(c);
+    cr_expect(healthz_ok(&s));
+}
+
 Test(bounds, declared_bodies_that_never_arrive_cost_no_memory, .timeout = 60)
 {
     srv_start(&s, NULL); /* --max-body-bytes 10MiB */
@@ -535,9 +562,14 @@ Test(bounds, global_body_memory_cap_answers_503_and_others_are_served, .timeout 
     memset(body, 'x', big);
     /* Connection A holds three 300 KiB bodies, unfinished: 900 KiB. */
     struct h2c *a = h2c_open(s.port, 1 << 20, true);
-    for (int i = 0; i < 3; i++) /* all its bytes, but no END_STREAM */
-        h2c_post(a, "PutRecords", body, big, false, (long long)big);
-    h2c_pump(a, 500);
+    int32_t held[2] = {0, 3};
+    for (int i = 0; i < 3; i++) { /* all its bytes, but no END_STREAM */
+        int32_t hid = h2c_post(a, "PutRecords", body, big, false, (long long)big);
+        if (i == 0)
+            held[0] = hid;
+    }
+    cr_assert(h2c_pump_until(a, 5000, all_sent, held));
+    h2c_pump(a, 500); /* for the server to read them */
     /* Connection B: a fourth such body does not fit. */
     struct h2c *b = h2c_open(s.port, 1 << 20, true);
     int32_t id = h2c_post(b, "PutRecords", body, big, true, (long long)big);
@@ -564,14 +596,18 @@ Test(bounds, global_body_memory_cap_answers_503_and_others_are_served, .timeout 
     close(fd);
     cr_expect(strstr(buf, "HTTP/1.1 503") != NULL, "%s", buf);
     cr_expect(strstr(buf, "ServiceUnavailable") != NULL, "%s", buf);
-    /* A's bodies go with its connection: the same request now fits. */
+    /* A's bodies go with its connection: the same request fits again (once
+     * the server has seen A close). */
     h2c_close(a);
-    h2c_pump(b, 300);
-    id = h2c_post(b, "PutRecords", body, big, true, (long long)big);
-    one[0] = id;
-    cr_expect(h2c_pump_until(b, 5000, all_closed, one));
-    cr_expect_neq(st_of(b, id)->status, 503, "%s", st_of(b, id)->body);
-    cr_expect_neq(st_of(b, id)->status, 0);
+    int status = 0;
+    for (int i = 0; i < 20 && (status == 0 || status == 503); i++) {
+        h2c_pump(b, 200);
+        id = h2c_post(b, "PutRecords", body, big, true, (long long)big);
+        one[0] = id;
+        h2c_pump_until(b, 5000, all_closed, one);
+        status = st_of(b, id)->status;
+    }
+    cr_expect(status != 0 && status != 503, "status %d after the holder closed", status);
     h2c_close(b);
     free(body);
 }

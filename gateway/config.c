@@ -69,7 +69,8 @@ static const struct opt opts[] = {
      64 * KiB, 16 * GiB, "Reply bytes an HTTP/2 connection may hold waiting for its peer's flow-control window; "
      "past it, the connection's further requests wait to run until replies drain."},
     {"max-body-memory", "SLUICE_MAX_BODY_MEMORY", OPT_SIZE, OFF(max_body_memory), "512MiB",
-     64 * KiB, 1024 * GiB, "Request-body buffers held at once across all connections (503 ServiceUnavailableException above it)."},
+     64 * KiB, 1024 * GiB, "Request-body buffers held at once across all connections (503 ServiceUnavailable above it); "
+     "buffers grow with the bytes received, not from a declared Content-Length."},
     {"durability", "SLUICE_DURABILITY", OPT_STRING, OFF(durability), "always", 0, 0,
      "When a write is acknowledged: always (after an fsync covering it, grouped), "
      "interval:MS (after write; fsync every MS) or never (after write)."},

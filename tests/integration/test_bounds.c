@@ -549,6 +549,27 @@ Test(bounds, declared_bodies_that_never_arrive_cost_no_memory, .timeout = 60)
                  data1 - data0, 2 * per);
     for (int k = 0; k < 2; k++)
         h2c_close(c[k]);
+    /* HTTP/1.1 the same: 200 connections declaring 10 MiB, sending 1 byte. */
+    static const char head[] = "POST / HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Type: application/x-amz-json-1.1\r\n"
+                               "X-Amz-Target: Kinesis_20131202.PutRecords\r\n"
+                               "Content-Length: 10485760\r\n\r\n{";
+    int fds[200];
+    for (int i = 0; i < 200; i++) {
+        fds[i] = tcp_connect(s.port, 2000);
+        cr_assert_geq(fds[i], 0);
+        send_all(fds[i], head, sizeof head - 1);
+    }
+    struct timespec pause = {0, 500 * 1000000L};
+    nanosleep(&pause, NULL);
+    long rss2 = srv_rss_kb(&s), data2 = proc_kb("VmData");
+    cr_expect(healthz_ok(&s));
+    cr_expect_lt(rss2 - rss0, (long)SLACK_MB * 1024, "RSS grew by %ld KiB", rss2 - rss0);
+    cr_expect_lt(data2 - data0, 256L * 1024,
+                 "VmData grew by %ld KiB with 200 HTTP/1.1 bodies of 10 MiB declared",
+                 data2 - data0);
+    for (int i = 0; i < 200; i++)
+        close(fds[i]);
 }
 
 /* ---- the process-wide body cap -------------------------------------------------------- */

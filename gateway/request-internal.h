@@ -97,8 +97,6 @@ void gw_req_body_expect(struct gw_req *req, size_t n);
 /* Frees the body buffer (a request refused before dispatch: its bytes will
  * never be read, so they stop counting at once). */
 void gw_req_body_drop(struct gw_req *req);
-/* Bytes of request-body buffers allocated now, across all requests. */
-size_t gw_req_body_memory(void);
 
 /* Hands a complete request to "dispatch"; marks it handler-owned. */
 void gw_req_dispatch(struct gw_req *req, gw_dispatch_fn dispatch, void *ctx);

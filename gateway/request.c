@@ -131,8 +131,6 @@ int gw_req_add_header(struct gw_req *req, const char *name, size_t nlen, const c
     return 0;
 }
 
-
-size_t gw_req_body_memory(void) { return body_memory; }
 void gw_req_set_body_memory_limit(size_t bytes) { body_memory_limit = bytes ? bytes : SIZE_MAX; }
 
 void gw_req_body_expect(struct gw_req *req, size_t n) { req->body_hint = n; }

@@ -510,6 +510,21 @@ Test(bounds, h2_request_without_end_stream_times_out_and_frees_the_stream, .time
     cr_expect(healthz_ok(&s));
 }
 
+/* A request refused at its HEADERS (413) whose peer never ends it: the
+ * stream is reset (NO_ERROR) at the deadline instead of held. */
+Test(bounds, h2_refused_request_never_ended_is_reset, .timeout = 60)
+{
+    const char *args[] = {"--idle-timeout", "1s", NULL};
+    srv_start(&s, args);
+    struct h2c *c = h2c_open(s.port, 1 << 20, true);
+    int32_t ids[2] = {h2c_post(c, "PutRecords", NULL, 0, false, 20 << 20), 1};
+    cr_expect(h2c_pump_until(c, 6000, all_closed, ids), "stream still open after 6 s");
+    struct st *t = st_of(c, ids[0]);
+    cr_expect_eq(t->status, 413);
+    cr_expect_eq(t->rst, NGHTTP2_NO_ERROR);
+    h2c_close(c);
+}
+
 /* The same with a peer whose window is zero: the 408's body cannot go out,
  * so the stream ends by the zero-window rule (CANCEL) one timeout later. */
 Test(bounds, h2_timed_out_request_behind_a_zero_window_is_reset, .timeout = 60)

@@ -40,6 +40,8 @@ static void *xrealloc(void *p, size_t n)
 }
 
 static void fmt_err(char *errbuf, size_t errlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void fmt_err(char *errbuf, size_t errlen, const char *fmt, va_list ap)
 {
     if (errbuf && errlen)
         vsnprintf(errbuf, errlen, fmt, ap);

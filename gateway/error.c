@@ -44,14 +44,20 @@ static const struct {
     [GW_ERR_HEADERS_TOO_LARGE] = {"RequestHeaderFieldsTooLargeException", 431},
 };
 
-int gw_error_set(struct gw_error *err, enum gw_errtype type, const char *fmt, ...)
+int gw_error_vset(struct gw_error *err, enum gw_errtype type, const char *fmt, va_list ap)
 {
     if (!err || err->type != GW_ERR_NONE)
         return -1;
     err->type = type;
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    return -1;
+}
+
+int gw_error_set(struct gw_error *err, enum gw_errtype type, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    gw_error_vset(err, type, fmt, ap);
     va_end(ap);
     return -1;
 }

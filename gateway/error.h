@@ -7,6 +7,7 @@
 #ifndef SLUICE_GW_ERROR_H
 #define SLUICE_GW_ERROR_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 
 /* Keep in step with the table in error.c. */
@@ -48,6 +49,9 @@ struct gw_error {
  * NULL (the error is then dropped). */
 int gw_error_set(struct gw_error *err, enum gw_errtype type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* gw_error_set() for helpers that take their own printf-style arguments. */
+int gw_error_vset(struct gw_error *err, enum gw_errtype type, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 static inline void gw_error_clear(struct gw_error *err) { err->type = GW_ERR_NONE; err->message[0] = '\0'; }
 static inline bool gw_error_isset(const struct gw_error *err) { return err->type != GW_ERR_NONE; }

@@ -34,6 +34,7 @@
 #include <event2/bufferevent.h>
 #include <inttypes.h>
 #include <nghttp2/nghttp2.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -160,7 +161,9 @@ static void stream_free(struct h2s *s)
 }
 
 /* Answers a stream from h2.c itself (limits), before or instead of dispatch. */
-static void reject(struct h2s *s, enum gw_errtype type, const char *fmt, const char *detail)
+static void reject(struct h2s *s, enum gw_errtype type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void reject(struct h2s *s, enum gw_errtype type, const char *fmt, ...)
 {
     if (s->rejected || s->dispatched)
         return;
@@ -168,7 +171,10 @@ static void reject(struct h2s *s, enum gw_errtype type, const char *fmt, const c
     release_body(s);
     gw_req_body_drop(s->req); /* further DATA is discarded, not buffered */
     struct gw_error err = {0};
-    gw_error_set(&err, type, fmt, detail);
+    va_list ap;
+    va_start(ap, fmt);
+    gw_error_vset(&err, type, fmt, ap);
+    va_end(ap);
     gw_log(GW_LOG_DEBUG, "h2_reject", "conn=%llu stream=%d %s", (unsigned long long)s->h->c->id,
            s->id, err.message);
     gw_resp_error(s->req, &err);
@@ -390,7 +396,7 @@ static void request_complete(struct h2 *h, struct h2s *s)
     if (s->rejected || s->dispatched)
         return;
     if (s->headers_too_large) {
-        reject(s, GW_ERR_HEADERS_TOO_LARGE, "Request headers exceed %s bytes", "the configured");
+        reject(s, GW_ERR_HEADERS_TOO_LARGE, "Request headers exceed the configured bytes");
         return;
     }
     gw_req_set_line(s->req, s->method ? s->method : "GET", s->method ? s->method_len : 3,
@@ -423,8 +429,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
         /* Headers done, body to come: refuse early what cannot succeed. */
         if (s->headers_too_large) {
-            reject(s, GW_ERR_HEADERS_TOO_LARGE, "Request headers exceed %s bytes",
-                   "the configured");
+            reject(s, GW_ERR_HEADERS_TOO_LARGE, "Request headers exceed the configured bytes");
             return 0;
         }
         const char *cl = gw_req_header(s->req, "content-length");
@@ -448,17 +453,17 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
     const struct gw_config *cfg = h->c->cfg;
     if (h->body_bytes + len > cfg->conn_body_bytes) {
         reject(s, GW_ERR_SERVICE_UNAVAILABLE,
-               "Too many request body bytes in flight on this connection%s", "");
+               "Too many request body bytes in flight on this connection");
         return 0;
     }
     int rc = gw_req_body_append(s->req, data, len, cfg->max_body_bytes);
     if (rc == GW_BODY_NO_MEMORY) {
         reject(s, GW_ERR_SERVICE_UNAVAILABLE,
-               "Request bodies held by the server exceed its memory budget%s; retry later", "");
+               "Request bodies held by the server exceed its memory budget; retry later");
         return 0;
     }
     if (rc != 0) {
-        reject(s, GW_ERR_BODY_TOO_LARGE, "Request body exceeds the limit%s", "");
+        reject(s, GW_ERR_BODY_TOO_LARGE, "Request body exceeds the limit");
         return 0;
     }
     h->body_bytes += len;
@@ -603,8 +608,7 @@ static void sweep(struct h2 *h)
             gw_log(GW_LOG_DEBUG, "h2_timeout", "conn=%llu stream=%d request incomplete",
                    (unsigned long long)h->c->id, s->id);
             if (!s->rejected) {
-                reject(s, GW_ERR_REQUEST_TIMEOUT, "Request not received within %s",
-                       "the idle timeout");
+                reject(s, GW_ERR_REQUEST_TIMEOUT, "Request not received within the idle timeout");
                 continue;
             }
             /* Answered earlier (413, 503) but the peer never ended it. */

@@ -10,6 +10,7 @@
  * same {"__type","message"} body. */
 #include "router.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -129,11 +130,15 @@ void gw_reply_json(struct gw_req *req, int status, const char *json)
     gw_resp_send(req, status, json, strlen(json));
 }
 
-static void reply_error(struct gw_req *req, enum gw_errtype type, const char *fmt,
-                        const char *a, const char *b)
+static void reply_error(struct gw_req *req, enum gw_errtype type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void reply_error(struct gw_req *req, enum gw_errtype type, const char *fmt, ...)
 {
     struct gw_error err = {0};
-    gw_error_set(&err, type, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    gw_error_vset(&err, type, fmt, ap);
+    va_end(ap);
     /* CBOR clients (the Java SDKs) parse every answer as CBOR. */
     if (gw_body_is_cbor(req) && type != GW_ERR_UNSUPPORTED_MEDIA_TYPE)
         gw_body_error(req, &err);
@@ -174,15 +179,14 @@ static int check_auth(struct gw_req *req)
     if (!auth && gw_req_query_param(req, "X-Amz-Signature"))
         return 0;
     if (!auth) {
-        reply_error(req, GW_ERR_MISSING_AUTH_TOKEN, "Missing Authentication Token%s%s", "", "");
+        reply_error(req, GW_ERR_MISSING_AUTH_TOKEN, "Missing Authentication Token");
         return -1;
     }
     if (strncmp(auth, "AWS4-HMAC-SHA256 ", 17) != 0 || !strstr(auth, "Credential=") ||
         !strstr(auth, "SignedHeaders=") || !strstr(auth, "Signature=")) {
         reply_error(req, GW_ERR_INCOMPLETE_SIGNATURE,
                     "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' "
-                    "parameters with the AWS4-HMAC-SHA256 algorithm.%s%s",
-                    "", "");
+                    "parameters with the AWS4-HMAC-SHA256 algorithm.");
         return -1;
     }
     return 0;
@@ -193,7 +197,7 @@ static void kinesis_door(struct gw_app *app, struct gw_req *req)
     if (strcmp(gw_req_method(req), "POST") != 0) {
         gw_resp_header(req, "allow", "POST");
         reply_error(req, GW_ERR_METHOD_NOT_ALLOWED,
-                    "The Kinesis API takes POST on /, not %s%s", gw_req_method(req), "");
+                    "The Kinesis API takes POST on /, not %s", gw_req_method(req));
         return;
     }
     const char *ct = gw_req_header(req, "content-type");
@@ -201,13 +205,13 @@ static void kinesis_door(struct gw_app *app, struct gw_req *req)
         !content_type_is(ct, "application/x-amz-cbor-1.1") &&
         !content_type_is(ct, "application/json")) {
         reply_error(req, GW_ERR_UNSUPPORTED_MEDIA_TYPE,
-                    "Unsupported Content-Type '%s'%s; use application/x-amz-json-1.1",
-                    ct ? ct : "(none)", "");
+                    "Unsupported Content-Type '%s'; use application/x-amz-json-1.1",
+                    ct ? ct : "(none)");
         return;
     }
     const char *target = gw_req_header(req, "x-amz-target");
     if (!target) {
-        reply_error(req, GW_ERR_UNKNOWN_OPERATION, "Missing X-Amz-Target header%s%s", "", "");
+        reply_error(req, GW_ERR_UNKNOWN_OPERATION, "Missing X-Amz-Target header");
         return;
     }
     const char *name = strncmp(target, TARGET_PREFIX, sizeof TARGET_PREFIX - 1) == 0
@@ -215,8 +219,7 @@ static void kinesis_door(struct gw_app *app, struct gw_req *req)
                            : NULL;
     const struct gw_op *op = name && *name ? gw_router_find_op(app->ops, name) : NULL;
     if (!op) {
-        reply_error(req, GW_ERR_UNKNOWN_OPERATION, "Operation %s%s is not supported",
-                    target, "");
+        reply_error(req, GW_ERR_UNKNOWN_OPERATION, "Operation %s is not supported", target);
         return;
     }
     if (app->cfg && app->cfg->require_auth && check_auth(req) != 0)

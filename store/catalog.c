@@ -67,6 +67,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,9 +113,14 @@ static void log_path(char *buf, size_t n, const char *dir, uint64_t logno)
 
 /* ---- the JSON tree ------------------------------------------------------------- */
 
-static int tree_fail(char *why, size_t n, const char *fmt, const char *a)
+static int tree_fail(char *why, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int tree_fail(char *why, size_t n, const char *fmt, ...)
 {
-    snprintf(why, n, fmt, a);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, n, fmt, ap);
+    va_end(ap);
     return -1;
 }
 
@@ -126,7 +132,7 @@ int cat_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen)
     const char *op = json_string_value(json_object_get(rec, "op"));
     const char *name = json_string_value(json_object_get(rec, "stream"));
     if (!op || !name || !json_is_object(streams))
-        return tree_fail(why, whylen, "record without op/stream%s", "");
+        return tree_fail(why, whylen, "record without op/stream");
     json_t *st = json_object_get(streams, name);
     if (strcmp(op, "create") == 0) {
         json_t *uid = json_object_get(rec, "uid");

@@ -32,6 +32,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -70,11 +71,16 @@ static atomic_int stop_producers;
 static char protocol_error[512];  /* first answer a producer could not read */
 static pthread_mutex_t perr_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void note_protocol_error(const char *fmt, const char *detail)
+static void note_protocol_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note_protocol_error(const char *fmt, ...)
 {
     pthread_mutex_lock(&perr_lock);
-    if (!protocol_error[0])
-        snprintf(protocol_error, sizeof protocol_error, fmt, detail);
+    if (!protocol_error[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(protocol_error, sizeof protocol_error, fmt, ap);
+        va_end(ap);
+    }
     pthread_mutex_unlock(&perr_lock);
 }
 
@@ -243,7 +249,7 @@ static void apply_answer(uint32_t first, int n, int status, const char *body)
     json_t *root = json_loads(body, 0, &je);
     json_t *arr = root ? json_object_get(root, "Records") : NULL;
     if (!json_is_array(arr) || json_array_size(arr) != (size_t)n) {
-        note_protocol_error("PutRecords answer without %s Records", "matching");
+        note_protocol_error("PutRecords answer without %d matching Records", n);
         json_decref(root);
         return; /* the records stay UNKNOWN: checked as at most once */
     }

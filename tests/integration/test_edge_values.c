@@ -137,12 +137,13 @@ static void rest_expect_400(const char *target, const char *type, const char *wh
 
 /* ---- setup ---------------------------------------------------------------------------- */
 
-static void wait_status(const char *op, const char *body_fmt, const char *arg, const char *a,
+/* Polls "op" with the body {"<key>":"<arg>"} until a.b reads "want". */
+static void wait_status(const char *op, const char *key, const char *arg, const char *a,
                         const char *b, const char *want)
 {
     for (int i = 0; i < 250; i++) {
         int st;
-        json_t *r = kcall(&st, op, body_fmt, arg);
+        json_t *r = kcall(&st, op, "{\"%s\":\"%s\"}", key, arg);
         const char *s = jstr(r, a, b);
         bool done = st == 200 && s && strcmp(s, want) == 0;
         json_decref(r);
@@ -164,7 +165,7 @@ static void setup(void)
     int st;
     json_t *r = kcall(&st, "CreateStream", "{\"StreamName\":\"s\",\"ShardCount\":1}");
     expect_200(st, r, "CreateStream");
-    wait_status("DescribeStreamSummary", "{\"StreamName\":\"%s\"}", "s", "StreamDescriptionSummary",
+    wait_status("DescribeStreamSummary", "StreamName", "s", "StreamDescriptionSummary",
                 "StreamStatus", "ACTIVE");
     r = kcall(&st, "DescribeStreamSummary", "{\"StreamName\":\"s\"}");
     snprintf(stream_arn, sizeof stream_arn, "%s",
@@ -175,7 +176,7 @@ static void setup(void)
     cr_assert_eq(st, 200);
     snprintf(consumer_arn, sizeof consumer_arn, "%s", jstr(r, "Consumer", "ConsumerARN"));
     json_decref(r);
-    wait_status("DescribeStreamConsumer", "{\"ConsumerARN\":\"%s\"}", consumer_arn,
+    wait_status("DescribeStreamConsumer", "ConsumerARN", consumer_arn,
                 "ConsumerDescription", "ConsumerStatus", "ACTIVE");
     for (int i = 0; i < 3; i++) {
         r = kcall(&st, "PutRecord", "{\"StreamName\":\"s\",\"PartitionKey\":\"k\",\"Data\":\"AAEC\"}");

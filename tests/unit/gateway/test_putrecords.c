@@ -549,8 +549,8 @@ Test(putfast, constraints)
         "\"Data\":\"aGk=\",\"PartitionKey\":\"p\",\"ExplicitHashKey\":\"-1\"",
         "\"Data\":\"aGk=\",\"PartitionKey\":\"p\",\"ExplicitHashKey\":\"1a\"",
         "\"Data\":\"aGk=\",\"PartitionKey\":\"p\",\"ExplicitHashKey\":\" 1\"",
-        "\"Data\":\"aGk=\",\"PartitionKey\":\"p\",\"ExplicitHashKey\":"
-        "\"1234567890123456789012345678901234567890\"",
+        ("\"Data\":\"aGk=\",\"PartitionKey\":\"p\",\"ExplicitHashKey\":"
+         "\"1234567890123456789012345678901234567890\""), /* one element, split */
         "\"Data\":\"aGk=\",\"PartitionKey\":\"p\",\"ExplicitHashKey\":\"\xd9\xa1\"",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)

@@ -21,103 +21,132 @@ struct opt {
     const char *env;    /* SLUICE_... */
     enum opt_type type;
     size_t offset;      /* into struct gw_config */
+    size_t width;       /* sizeof the field: numbers are stored at this width */
     const char *def;    /* default, parsed like user input; NULL = unset */
     uint64_t min, max;  /* numeric bounds (inclusive) */
     const char *help;
 };
 
-#define OFF(f) offsetof(struct gw_config, f)
+/* A row's target: offset and width of a struct gw_config field, so numbers
+ * land in a uint32_t, size_t or uint64_t field as the field is declared. */
+#define FIELD(f) offsetof(struct gw_config, f), sizeof(((struct gw_config *)0)->f)
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
 #define GiB (UINT64_C(1) << 30)
 
 static const struct opt opts[] = {
-    {"listen", "SLUICE_LISTEN", OPT_LISTEN, OFF(listen), "127.0.0.1:4567", 0, 0,
+    {"listen", "SLUICE_LISTEN", OPT_LISTEN, FIELD(listen), "127.0.0.1:4567", 0, 0,
      "Address to listen on, host:port or [v6]:port; repeatable (env: comma-separated). "
      "Port 0 picks a free port; the bound address is logged as event \"listening\"."},
-    {"data-dir", "SLUICE_DATA_DIR", OPT_STRING, OFF(data_dir), "./data", 0, 0,
+    {"data-dir", "SLUICE_DATA_DIR", OPT_STRING, FIELD(data_dir), "./data", 0, 0,
      "Directory for the store's segments and manifest."},
-    {"tls-cert", "SLUICE_TLS_CERT", OPT_STRING, OFF(tls_cert), NULL, 0, 0,
+    {"tls-cert", "SLUICE_TLS_CERT", OPT_STRING, FIELD(tls_cert), NULL, 0, 0,
      "PEM certificate (chain) for TLS; with --tls-key enables h2 and http/1.1 over TLS on the same port."},
-    {"tls-key", "SLUICE_TLS_KEY", OPT_STRING, OFF(tls_key), NULL, 0, 0,
+    {"tls-key", "SLUICE_TLS_KEY", OPT_STRING, FIELD(tls_key), NULL, 0, 0,
      "PEM private key for --tls-cert."},
-    {"log-level", "SLUICE_LOG_LEVEL", OPT_LOGLEVEL, OFF(log_level), "info", 0, 0,
+    {"log-level", "SLUICE_LOG_LEVEL", OPT_LOGLEVEL, FIELD(log_level), "info", 0, 0,
      "debug, info, warn or error."},
-    {"max-header-bytes", "SLUICE_MAX_HEADER_BYTES", OPT_SIZE, OFF(max_header_bytes), "64KiB",
+    {"max-header-bytes", "SLUICE_MAX_HEADER_BYTES", OPT_SIZE, FIELD(max_header_bytes), "64KiB",
      1 * KiB, 16 * MiB, "Largest request line plus headers (431 above it)."},
-    {"max-body-bytes", "SLUICE_MAX_BODY_BYTES", OPT_SIZE, OFF(max_body_bytes), "10MiB",
+    {"max-body-bytes", "SLUICE_MAX_BODY_BYTES", OPT_SIZE, FIELD(max_body_bytes), "10MiB",
      1 * KiB, 1 * GiB, "Largest request body (413 above it); must admit a 5 MiB PutRecords in base64."},
-    {"header-timeout", "SLUICE_HEADER_TIMEOUT", OPT_DURATION, OFF(header_timeout_ms), "10s",
+    {"header-timeout", "SLUICE_HEADER_TIMEOUT", OPT_DURATION, FIELD(header_timeout_ms), "10s",
      10, 3600 * 1000, "Time allowed from a request's first byte to the end of its headers."},
-    {"idle-timeout", "SLUICE_IDLE_TIMEOUT", OPT_DURATION, OFF(idle_timeout_ms), "120s",
+    {"idle-timeout", "SLUICE_IDLE_TIMEOUT", OPT_DURATION, FIELD(idle_timeout_ms), "120s",
      10, 24 * 3600 * 1000, "Close a connection that has no request in progress, or makes no progress, for this long; "
      "also the deadline of an HTTP/2 request (HEADERS to end of body: 408 and RST_STREAM) and of an "
      "HTTP/2 reply the peer's zero window holds up (RST_STREAM CANCEL)."},
-    {"drain-timeout", "SLUICE_DRAIN_TIMEOUT", OPT_DURATION, OFF(drain_timeout_ms), "10s",
+    {"drain-timeout", "SLUICE_DRAIN_TIMEOUT", OPT_DURATION, FIELD(drain_timeout_ms), "10s",
      0, 3600 * 1000, "On SIGTERM/SIGINT, longest wait for in-flight requests before closing."},
-    {"max-streams", "SLUICE_MAX_STREAMS", OPT_UINT, OFF(max_streams), "1000",
+    {"max-streams", "SLUICE_MAX_STREAMS", OPT_UINT, FIELD(max_streams), "1000",
      1, 1u << 20, "Concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS)."},
-    {"max-connections", "SLUICE_MAX_CONNECTIONS", OPT_UINT, OFF(max_connections), "10000",
+    {"max-connections", "SLUICE_MAX_CONNECTIONS", OPT_UINT, FIELD(max_connections), "10000",
      1, 1u << 20, "Connections held at once; further ones are closed at accept."},
-    {"h2-window", "SLUICE_H2_WINDOW", OPT_SIZE, OFF(h2_window), "16MiB",
+    {"h2-window", "SLUICE_H2_WINDOW", OPT_SIZE, FIELD(h2_window), "16MiB",
      65535, (1u << 31) - 1, "HTTP/2 receive window advertised per stream and per connection."},
-    {"conn-buffer-bytes", "SLUICE_CONN_BUFFER_BYTES", OPT_SIZE, OFF(conn_buffer_bytes), "256KiB",
+    {"conn-buffer-bytes", "SLUICE_CONN_BUFFER_BYTES", OPT_SIZE, FIELD(conn_buffer_bytes), "256KiB",
      16 * KiB, 64 * MiB, "Output buffered per connection before it stops producing (back-pressure)."},
-    {"conn-body-bytes", "SLUICE_CONN_BODY_BYTES", OPT_SIZE, OFF(conn_body_bytes), "64MiB",
+    {"conn-body-bytes", "SLUICE_CONN_BODY_BYTES", OPT_SIZE, FIELD(conn_body_bytes), "64MiB",
      1 * KiB, 16 * GiB, "Request body bytes buffered at once per connection across its HTTP/2 streams (503 above it)."},
-    {"conn-reply-bytes", "SLUICE_CONN_REPLY_BYTES", OPT_SIZE, OFF(conn_reply_bytes), "16MiB",
+    {"conn-reply-bytes", "SLUICE_CONN_REPLY_BYTES", OPT_SIZE, FIELD(conn_reply_bytes), "16MiB",
      64 * KiB, 16 * GiB, "Reply bytes an HTTP/2 connection may hold waiting for its peer's flow-control window; "
      "past it, the connection's further requests wait to run until replies drain."},
-    {"max-body-memory", "SLUICE_MAX_BODY_MEMORY", OPT_SIZE, OFF(max_body_memory), "512MiB",
+    {"max-body-memory", "SLUICE_MAX_BODY_MEMORY", OPT_SIZE, FIELD(max_body_memory), "512MiB",
      64 * KiB, 1024 * GiB, "Request-body buffers held at once across all connections (503 ServiceUnavailable above it); "
      "buffers grow with the bytes received, not from a declared Content-Length."},
-    {"durability", "SLUICE_DURABILITY", OPT_STRING, OFF(durability), "always", 0, 0,
+    {"durability", "SLUICE_DURABILITY", OPT_STRING, FIELD(durability), "always", 0, 0,
      "When a write is acknowledged: always (after an fsync covering it, grouped), "
      "interval:MS (after write; fsync every MS) or never (after write)."},
-    {"tail-memory", "SLUICE_TAIL_MEMORY", OPT_SIZE, OFF(tail_memory), "64MiB", 1 * MiB, 64 * GiB,
+    {"tail-memory", "SLUICE_TAIL_MEMORY", OPT_SIZE, FIELD(tail_memory), "64MiB", 1 * MiB, 64 * GiB,
      "Memory for recent records of all shards (pushes and near-tail reads never touch disk)."},
-    {"segment-bytes", "SLUICE_SEGMENT_BYTES", OPT_SIZE, OFF(segment_bytes), "64MiB", 64 * KiB,
+    {"segment-bytes", "SLUICE_SEGMENT_BYTES", OPT_SIZE, FIELD(segment_bytes), "64MiB", 64 * KiB,
      16 * GiB, "Segment files roll past this size (retention deletes whole segments)."},
-    {"stream-delay", "SLUICE_STREAM_DELAY", OPT_DURATION, OFF(stream_delay_ms), "0ms", 0,
+    {"stream-delay", "SLUICE_STREAM_DELAY", OPT_DURATION, FIELD(stream_delay_ms), "0ms", 0,
      3600 * 1000, "Time a stream spends in CREATING and DELETING (0: until the next loop turn)."},
-    {"iterator-ttl", "SLUICE_ITERATOR_TTL", OPT_DURATION, OFF(iterator_ttl_ms), "5m", 1,
+    {"iterator-ttl", "SLUICE_ITERATOR_TTL", OPT_DURATION, FIELD(iterator_ttl_ms), "5m", 1,
      24 * 3600 * 1000, "Shard iterator lifetime (ExpiredIteratorException after it)."},
-    {"shard-limit", "SLUICE_SHARD_LIMIT", OPT_UINT, OFF(shard_limit), "10000", 1, 1000000,
+    {"shard-limit", "SLUICE_SHARD_LIMIT", OPT_UINT, FIELD(shard_limit), "10000", 1, 1000000,
      "Open shards across all streams (LimitExceededException above it)."},
-    {"on-demand-shards", "SLUICE_ON_DEMAND_SHARDS", OPT_UINT, OFF(on_demand_shards), "4", 1, 10000,
+    {"on-demand-shards", "SLUICE_ON_DEMAND_SHARDS", OPT_UINT, FIELD(on_demand_shards), "4", 1, 10000,
      "Shards given to an ON_DEMAND stream."},
-    {"write-limit", "SLUICE_WRITE_LIMIT", OPT_BOOL, OFF(write_limit), "off", 0, 1,
+    {"write-limit", "SLUICE_WRITE_LIMIT", OPT_BOOL, FIELD(write_limit), "off", 0, 1,
      "Per-shard write throttling as Kinesis: 1 MiB/s and 1000 records/s, "
      "ProvisionedThroughputExceededException per record above it (on/off)."},
-    {"require-auth", "SLUICE_REQUIRE_AUTH", OPT_BOOL, OFF(require_auth), "off", 0, 1,
+    {"require-auth", "SLUICE_REQUIRE_AUTH", OPT_BOOL, FIELD(require_auth), "off", 0, 1,
      "Refuse Kinesis-door requests without a SigV4 Authorization header "
      "(MissingAuthenticationTokenException) or with a malformed one "
      "(IncompleteSignatureException), as Kinesis does. Signatures are not verified (on/off)."},
-    {"max-consumers", "SLUICE_MAX_CONSUMERS", OPT_UINT, OFF(max_consumers), "20", 1, 10000,
+    {"max-consumers", "SLUICE_MAX_CONSUMERS", OPT_UINT, FIELD(max_consumers), "20", 1, 10000,
      "Registered consumers per stream (Kinesis allows 20; raise it for fan-out load tests)."},
-    {"consumer-rate", "SLUICE_CONSUMER_RATE", OPT_SIZE, OFF(consumer_rate), "2MiB", 1, 16 * GiB,
+    {"consumer-rate", "SLUICE_CONSUMER_RATE", OPT_SIZE, FIELD(consumer_rate), "2MiB", 1, 16 * GiB,
      "Record bytes per second pushed to each consumer-shard subscription (token bucket)."},
-    {"consumer-burst", "SLUICE_CONSUMER_BURST", OPT_SIZE, OFF(consumer_burst), "2MiB", 1, 16 * GiB,
+    {"consumer-burst", "SLUICE_CONSUMER_BURST", OPT_SIZE, FIELD(consumer_burst), "2MiB", 1, 16 * GiB,
      "Token bucket depth of each consumer-shard subscription."},
-    {"subscription-ttl", "SLUICE_SUBSCRIPTION_TTL", OPT_DURATION, OFF(subscription_ttl_ms), "5m",
+    {"subscription-ttl", "SLUICE_SUBSCRIPTION_TTL", OPT_DURATION, FIELD(subscription_ttl_ms), "5m",
      100, 24 * 3600 * 1000, "A SubscribeToShard stream ends cleanly after this (Kinesis: 5 minutes)."},
-    {"heartbeat", "SLUICE_HEARTBEAT", OPT_DURATION, OFF(heartbeat_ms), "5s", 10, 3600 * 1000,
+    {"heartbeat", "SLUICE_HEARTBEAT", OPT_DURATION, FIELD(heartbeat_ms), "5s", 10, 3600 * 1000,
      "An idle subscription gets an empty event at least this often."},
-    {"region", "SLUICE_REGION", OPT_STRING, OFF(region), "us-east-1", 0, 0,
+    {"region", "SLUICE_REGION", OPT_STRING, FIELD(region), "us-east-1", 0, 0,
      "Region written into ARNs."},
-    {"account", "SLUICE_ACCOUNT", OPT_STRING, OFF(account), "000000000000", 0, 0,
+    {"account", "SLUICE_ACCOUNT", OPT_STRING, FIELD(account), "000000000000", 0, 0,
      "12-digit account id written into ARNs."},
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])
 
-static bool is_size_field(const struct opt *o)
+/* Stores "n" in a numeric field of "width" bytes; "n" has been checked
+ * against the field's maximum (field_max()). Numeric fields are uint32_t,
+ * size_t or uint64_t: a row naming any other width is a bug in the table,
+ * and every row with a default goes through here on every start. */
+static void store_num(void *field, size_t width, uint64_t n)
 {
-    return o->offset == OFF(max_header_bytes) || o->offset == OFF(max_body_bytes) ||
-           o->offset == OFF(conn_buffer_bytes) || o->offset == OFF(conn_body_bytes) ||
-           o->offset == OFF(conn_reply_bytes) || o->offset == OFF(max_body_memory) ||
-           o->offset == OFF(consumer_rate) || o->offset == OFF(consumer_burst) ||
-           o->offset == OFF(tail_memory) || o->offset == OFF(segment_bytes);
+    if (width == sizeof(uint32_t)) {
+        uint32_t v = (uint32_t)n;
+        memcpy(field, &v, sizeof v);
+    } else if (width == sizeof(uint64_t)) {
+        memcpy(field, &n, sizeof n);
+    } else {
+        abort();
+    }
+}
+
+static uint64_t load_num(const void *field, size_t width)
+{
+    if (width == sizeof(uint32_t)) {
+        uint32_t v;
+        memcpy(&v, field, sizeof v);
+        return v;
+    }
+    uint64_t n;
+    memcpy(&n, field, sizeof n);
+    return n;
+}
+
+/* The largest value a numeric field of "width" bytes holds: where size_t is
+ * 32 bits, a size above 4 GiB is refused instead of truncated. */
+static uint64_t field_max(size_t width)
+{
+    return width == sizeof(uint32_t) ? UINT32_MAX : UINT64_MAX;
 }
 
 /* Parses a number with an optional unit; "units" maps suffix to multiplier. */
@@ -221,10 +250,10 @@ static int apply(struct gw_config *cfg, const struct opt *o, const char *val, co
     }
     case OPT_BOOL:
         if (!strcmp(val, "on") || !strcmp(val, "true") || !strcmp(val, "1") || !strcmp(val, "yes"))
-            *(uint32_t *)field = 1;
+            store_num(field, o->width, 1);
         else if (!strcmp(val, "off") || !strcmp(val, "false") || !strcmp(val, "0") ||
                  !strcmp(val, "no"))
-            *(uint32_t *)field = 0;
+            store_num(field, o->width, 0);
         else {
             fprintf(err, "sluice: %s: --%s takes on or off, got '%s'\n", from, o->name, val);
             return -1;
@@ -245,12 +274,12 @@ static int apply(struct gw_config *cfg, const struct opt *o, const char *val, co
                     from, o->name, o->min, o->max, val);
             return -1;
         }
-        if (o->type == OPT_DURATION)
-            *(uint64_t *)field = n;
-        else if (is_size_field(o))
-            *(size_t *)field = (size_t)n;
-        else
-            *(uint32_t *)field = (uint32_t)n;
+        if (n > field_max(o->width)) {
+            fprintf(err, "sluice: %s: --%s must be at most %" PRIu64 " on this platform, got '%s'\n",
+                    from, o->name, field_max(o->width), val);
+            return -1;
+        }
+        store_num(field, o->width, n);
         return 0;
     }
     return -1;
@@ -280,8 +309,10 @@ static void usage(FILE *out)
     for (size_t i = 0; i < NOPTS; i++) {
         const struct opt *o = &opts[i];
         fprintf(out, "  --%-20s %s\n", o->name, o->help);
-        fprintf(out, "  %-22s env %s%s%s\n", "", o->env, o->def ? ", default " : "",
-                o->def ? o->def : "");
+        fprintf(out, "                         env %s", o->env);
+        if (o->def)
+            fprintf(out, ", default %s", o->def);
+        fputc('\n', out);
     }
     fprintf(out, "  --%-20s %s\n", "print-config", "Print the resolved configuration and exit.");
     fprintf(out, "  --%-20s %s\n", "print-routes", "Print the REST door's routes (METHOD /path) and exit.");
@@ -307,19 +338,14 @@ static void print_config(const struct gw_config *cfg, FILE *out)
             fputc('\n', out);
             break;
         case OPT_DURATION:
-            fprintf(out, "%" PRIu64 "ms\n", *(const uint64_t *)field);
+            fprintf(out, "%" PRIu64 "ms\n", load_num(field, o->width));
             break;
         case OPT_SIZE:
-            if (is_size_field(o))
-                fprintf(out, "%zu\n", *(const size_t *)field);
-            else
-                fprintf(out, "%" PRIu32 "\n", *(const uint32_t *)field);
-            break;
         case OPT_UINT:
-            fprintf(out, "%" PRIu32 "\n", *(const uint32_t *)field);
+            fprintf(out, "%" PRIu64 "\n", load_num(field, o->width));
             break;
         case OPT_BOOL:
-            fprintf(out, "%s\n", *(const uint32_t *)field ? "on" : "off");
+            fprintf(out, "%s\n", load_num(field, o->width) ? "on" : "off");
             break;
         }
     }

@@ -1,7 +1,8 @@
 /* config.h - the resolved server configuration.
  *
  * Options live in one table in config.c (name, environment variable, type,
- * bounds, default, help). Precedence: defaults, then SLUICE_* environment
+ * target field with its width, bounds, default, help): a number is stored at
+ * the width its field is declared with below. Precedence: defaults, then SLUICE_* environment
  * variables, then command-line flags. The result is frozen after startup and
  * passed around as `const struct gw_config *`. */
 #ifndef SLUICE_GW_CONFIG_H

@@ -96,6 +96,54 @@ Test(config, units)
     gw_config_clear(&cfg);
 }
 
+/* Each number lands in its field at the field's own width: 32-bit fields next
+ * to 64-bit ones keep their neighbours intact, sizes above 4 GiB survive, and
+ * --print-config shows what was stored. */
+Test(config, numbers_stored_at_field_width)
+{
+    struct gw_config cfg;
+    const char *argv[] = {"sluice",
+                          "--max-connections", "1048576",  /* uint32_t */
+                          "--h2-window", "2147483647",     /* uint32_t, parsed as a size */
+                          "--conn-buffer-bytes", "64MiB",  /* size_t */
+                          "--conn-body-bytes", "16GiB",    /* size_t above 4 GiB */
+                          "--max-body-memory", "1024GiB",
+                          "--stream-delay", "3600s",       /* uint64_t */
+                          "--write-limit", "on",           /* uint32_t flag */
+                          "--require-auth", "off",
+                          "--max-consumers", "10000",
+                          "--consumer-rate", "16GiB",
+                          "--print-config"};
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len), *err = fopen("/dev/null", "w");
+    cr_assert_eq(gw_config_load(&cfg, (int)(sizeof argv / sizeof *argv), (char **)argv, out, err),
+                 GW_CONFIG_EXIT_OK);
+    fclose(out);
+    fclose(err);
+    cr_expect_eq(cfg.max_connections, 1048576);
+    cr_expect_eq(cfg.h2_window, 2147483647u);
+    cr_expect_eq(cfg.conn_buffer_bytes, (size_t)64 << 20);
+    cr_expect_eq(cfg.conn_body_bytes, (size_t)16 << 30);
+    cr_expect_eq(cfg.max_body_memory, (size_t)1024 << 30);
+    cr_expect_eq(cfg.stream_delay_ms, 3600000);
+    cr_expect_eq(cfg.write_limit, 1);
+    cr_expect_eq(cfg.require_auth, 0);
+    cr_expect_eq(cfg.max_consumers, 10000);
+    cr_expect_eq(cfg.consumer_rate, (size_t)16 << 30);
+    cr_expect_eq(cfg.consumer_burst, (size_t)2 << 20, "untouched default");
+    cr_expect_eq(cfg.shard_limit, 10000, "untouched default");
+    const char *lines[] = {"max-connections = 1048576\n", "h2-window = 2147483647\n",
+                           "conn-buffer-bytes = 67108864\n", "conn-body-bytes = 17179869184\n",
+                           "max-body-memory = 1099511627776\n", "stream-delay = 3600000ms\n",
+                           "write-limit = on\n", "require-auth = off\n",
+                           "consumer-rate = 17179869184\n", "consumer-burst = 2097152\n"};
+    for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
+        cr_expect(strstr(text, lines[i]) != NULL, "--print-config lacks %s", lines[i]);
+    free(text);
+    gw_config_clear(&cfg);
+}
+
 Test(config, help_and_print_exit_ok)
 {
     struct gw_config cfg;

@@ -8,7 +8,7 @@
  * runs a producer (its own thread and event loop, its own h2c connections)
  * at a target rate or flat out for a bounded time. Each record carries its
  * send time (CLOCK_REALTIME ns), its stream and its index in that stream, so
- * the subscribers (the main thread, tests/integration/fanout_client.c)
+ * the subscribers (the main thread, lib/fanout_client.c)
  * measure send -> receipt (every delivery), send -> first receipt (the first
  * subscription to get each record) and PutRecord acknowledgement -> receipt,
  * and detect records lost (acknowledged, never delivered) and duplicated.

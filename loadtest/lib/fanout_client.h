@@ -24,8 +24,8 @@
  * window is still returned so the connection's other streams keep flowing.
  * fc_conn_pause_reading() stops reading the socket altogether.
  */
-#ifndef SLUICE_TEST_FANOUT_CLIENT_H
-#define SLUICE_TEST_FANOUT_CLIENT_H
+#ifndef SLUICE_FANOUT_CLIENT_H
+#define SLUICE_FANOUT_CLIENT_H
 
 #include <event2/event.h>
 #include <jansson.h>

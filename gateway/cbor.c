@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
+
 #define SELF_DESCRIBE_TAG 55799
 #define EPOCH_TAG 1
 
@@ -45,134 +47,6 @@ static void fmt_err(char *errbuf, size_t errlen, const char *fmt, va_list ap)
 {
     if (errbuf && errlen)
         vsnprintf(errbuf, errlen, fmt, ap);
-}
-
-/* ---- base64 (standard alphabet, padded) ------------------------------- */
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Encoded length of "n" bytes; n is bounded by max_size so this cannot wrap. */
-static size_t b64_len(size_t n)
-{
-    return (n + 2) / 3 * 4;
-}
-
-static void b64_encode(const uint8_t *src, size_t n, char *dst)
-{
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8 | src[i + 2];
-        *dst++ = b64_alphabet[v >> 18];
-        *dst++ = b64_alphabet[(v >> 12) & 63];
-        *dst++ = b64_alphabet[(v >> 6) & 63];
-        *dst++ = b64_alphabet[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)src[i] << 16;
-        *dst++ = b64_alphabet[v >> 18];
-        *dst++ = b64_alphabet[(v >> 12) & 63];
-        *dst++ = '=';
-        *dst++ = '=';
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8;
-        *dst++ = b64_alphabet[v >> 18];
-        *dst++ = b64_alphabet[(v >> 12) & 63];
-        *dst++ = b64_alphabet[(v >> 6) & 63];
-        *dst++ = '=';
-    }
-}
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Strict decoder: length a multiple of 4, alphabet only, '=' only as one or
- * two final characters, unused bits zero (so the encoding is canonical).
- * "dst" needs n / 4 * 3 bytes. Returns the decoded length or -1. */
-static ptrdiff_t b64_decode(const char *src, size_t n, uint8_t *dst)
-{
-    if (n % 4 != 0)
-        return -1;
-    size_t pad = 0;
-    if (n > 0 && src[n - 1] == '=')
-        pad = (n > 1 && src[n - 2] == '=') ? 2 : 1;
-    uint8_t *out = dst;
-    for (size_t i = 0; i < n; i += 4) {
-        bool last = i + 4 == n;
-        int v[4];
-        for (int k = 0; k < 4; k++) {
-            if (last && k >= 4 - (int)pad) {
-                v[k] = 0;
-                continue;
-            }
-            v[k] = b64_value((unsigned char)src[i + k]);
-            if (v[k] < 0)
-                return -1;
-        }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        *out++ = (uint8_t)(w >> 16);
-        if (last && pad == 2) {
-            if (w & 0xffff)
-                return -1;
-            break;
-        }
-        *out++ = (uint8_t)(w >> 8);
-        if (last && pad == 1) {
-            if (w & 0xff)
-                return -1;
-            break;
-        }
-        *out++ = (uint8_t)w;
-    }
-    return out - dst;
-}
-
-/* ---- UTF-8 -------------------------------------------------------------- */
-
-/* RFC 3629 well-formedness: no overlong forms, no surrogates, <= U+10FFFF. */
-static bool utf8_valid(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp, min;
-        if (c >= 0xc2 && c <= 0xdf)
-            len = 2, cp = c & 0x1f, min = 0x80;
-        else if (c >= 0xe0 && c <= 0xef)
-            len = 3, cp = c & 0x0f, min = 0x800;
-        else if (c >= 0xf0 && c <= 0xf4)
-            len = 4, cp = c & 0x07, min = 0x10000;
-        else
-            return false;
-        if (n - i < len)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += len;
-    }
-    return true;
 }
 
 /* ---- decoding ----------------------------------------------------------- */
@@ -327,7 +201,7 @@ static void set_key(struct dec *d, const uint8_t *s, size_t n)
 /* Delivers a complete text string: a map key or a value. */
 static void text_done(struct dec *d, const uint8_t *s, size_t n)
 {
-    if (!utf8_valid(s, n)) {
+    if (!gw_utf8_valid(s, n)) {
         dfail(d, "text string is not valid UTF-8");
         return;
     }
@@ -346,9 +220,9 @@ static void text_done(struct dec *d, const uint8_t *s, size_t n)
 
 static void bytes_done(struct dec *d, const uint8_t *s, size_t n)
 {
-    size_t blen = b64_len(n);
-    char *b = xrealloc(NULL, blen + 1);
-    b64_encode(s, n, b);
+    size_t blen = gw_base64_encoded_len(n);
+    char *b = xrealloc(NULL, blen);
+    gw_base64_encode_to(s, n, b);
     attach(d, json_stringn_nocheck(b, blen));
     free(b);
     close_frames(d);
@@ -786,7 +660,7 @@ static int put_bytes(struct enc *e, const uint8_t *p, size_t n)
 static int enc_blob(struct enc *e, const char *s, size_t n, const char *key)
 {
     uint8_t *tmp = xrealloc(NULL, n / 4 * 3);
-    ptrdiff_t dn = b64_decode(s, n, tmp);
+    long dn = gw_base64_decode(s, n, tmp, n / 4 * 3);
     if (dn < 0) {
         free(tmp);
         return efail(e, "member \"%s\" is not valid base64", key ? key : "");

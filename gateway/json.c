@@ -217,16 +217,6 @@ bool gw_match_consumer_arn(const char *s)
                        s);
 }
 
-/* Characters (code points) in valid UTF-8 "s". */
-static size_t utf8_chars(const char *s, size_t bytes)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < bytes; i++)
-        if (((unsigned char)s[i] & 0xc0) != 0x80)
-            n++;
-    return n;
-}
-
 static const char *type_name(const json_t *j)
 {
     switch (json_typeof(j)) {
@@ -282,7 +272,7 @@ int gw_v_str(struct gw_valid *v, json_t *obj, const char *key, const char *path,
     if (!json_is_string(j))
         return wrong_type(v, key, j, "a string");
     const char *s = json_string_value(j);
-    size_t chars = utf8_chars(s, json_string_length(j));
+    size_t chars = gw_utf8_chars(s, json_string_length(j));
     bool ok = true;
     if (chars < min) {
         gw_valid_add(v, s, path, "have length greater than or equal to %zu", min);
@@ -497,99 +487,4 @@ int gw_v_blob(struct gw_valid *v, struct gw_req *req, json_t *obj, const char *k
     if (present)
         *present = true;
     return 0;
-}
-
-/* ---- base64 ------------------------------------------------------------------------- */
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int8_t b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return (int8_t)(c - 'A');
-    if (c >= 'a' && c <= 'z')
-        return (int8_t)(c - 'a' + 26);
-    if (c >= '0' && c <= '9')
-        return (int8_t)(c - '0' + 52);
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-size_t gw_base64_decoded_len(const char *in, size_t inlen)
-{
-    size_t n = inlen / 4 * 3 + (inlen % 4 ? 3 : 0);
-    if (inlen >= 4 && inlen % 4 == 0) {
-        if (in[inlen - 1] == '=')
-            n--;
-        if (in[inlen - 2] == '=')
-            n--;
-    }
-    return n;
-}
-
-long gw_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t cap)
-{
-    if (inlen % 4 != 0)
-        return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < inlen; i += 4) {
-        const unsigned char *q = (const unsigned char *)in + i;
-        int8_t a = b64_value(q[0]), b = b64_value(q[1]), c, d;
-        if (a < 0 || b < 0)
-            return -1;
-        bool last = i + 4 == inlen;
-        int pad = 0;
-        if (last && q[3] == '=') {
-            pad = q[2] == '=' ? 2 : 1;
-        }
-        c = pad == 2 ? 0 : b64_value(q[2]);
-        d = pad >= 1 ? 0 : b64_value(q[3]);
-        if (c < 0 || d < 0)
-            return -1;
-        /* Canonical form only: the bits dropped by padding must be zero. */
-        if (pad == 2 && (b & 0x0f))
-            return -1;
-        if (pad == 1 && (c & 0x03))
-            return -1;
-        uint32_t x = ((uint32_t)a << 18) | ((uint32_t)b << 12) | ((uint32_t)c << 6) | (uint32_t)d;
-        size_t take = 3 - (size_t)pad;
-        if (o + take > cap)
-            return -1;
-        out[o++] = (uint8_t)(x >> 16);
-        if (take > 1)
-            out[o++] = (uint8_t)(x >> 8);
-        if (take > 2)
-            out[o++] = (uint8_t)x;
-    }
-    return (long)o;
-}
-
-char *gw_base64_encode(const uint8_t *data, size_t len, size_t *outlen)
-{
-    size_t n = (len + 2) / 3 * 4;
-    char *out = xmalloc(n + 1), *o = out;
-    size_t i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t x = ((uint32_t)data[i] << 16) | ((uint32_t)data[i + 1] << 8) | data[i + 2];
-        *o++ = b64[x >> 18];
-        *o++ = b64[(x >> 12) & 63];
-        *o++ = b64[(x >> 6) & 63];
-        *o++ = b64[x & 63];
-    }
-    if (i < len) {
-        uint32_t x = (uint32_t)data[i] << 16;
-        if (i + 1 < len)
-            x |= (uint32_t)data[i + 1] << 8;
-        *o++ = b64[x >> 18];
-        *o++ = b64[(x >> 12) & 63];
-        *o++ = i + 1 < len ? b64[(x >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    *o = '\0';
-    if (outlen)
-        *outlen = (size_t)(o - out);
-    return out;
 }

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h" /* base64 for blobs; callers of json.h have long used it from here */
 #include "error.h"
 #include "request.h"
 
@@ -103,15 +104,5 @@ int gw_v_object(struct gw_valid *v, json_t *obj, const char *key, const char *pa
                 unsigned flags, json_t **out);
 int gw_v_array(struct gw_valid *v, json_t *obj, const char *key, const char *path,
                unsigned flags, size_t min, size_t max, json_t **out);
-
-/* Strict base64 (standard alphabet, padded, no whitespace). Writes at most
- * "cap" bytes to "out"; returns the decoded length, or -1 if malformed or
- * longer than "cap". */
-long gw_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t cap);
-/* Decoded size of a well-formed base64 text of "inlen" characters (an upper
- * bound for malformed text). */
-size_t gw_base64_decoded_len(const char *in, size_t inlen);
-/* Encodes "len" bytes; returns new NUL-terminated text (free()). */
-char *gw_base64_encode(const uint8_t *data, size_t len, size_t *outlen);
 
 #endif

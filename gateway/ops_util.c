@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "codec.h"
 #include "mem.h"
 #include "ops.h"
 
@@ -303,13 +304,18 @@ void gw_op_record_json(struct evbuffer *out, const struct store_record *r)
     memcpy(h, k3, sizeof k3 - 1);
     h += sizeof k3 - 1;
     evbuffer_add(out, head, (size_t)(h - head));
-    size_t b64len;
-    char *data = gw_base64_encode(r->data.p, r->data.len, &b64len);
-    evbuffer_add(out, data, b64len);
+    /* Data is encoded straight into the output buffer: no copy per record. */
+    size_t b64len = gw_base64_encoded_len(r->data.len);
+    if (b64len) {
+        struct evbuffer_iovec vec;
+        if (evbuffer_reserve_space(out, (ev_ssize_t)b64len, &vec, 1) != 1)
+            abort(); /* allocation failure: fatal, as everywhere (mem.h) */
+        vec.iov_len = gw_base64_encode_to(r->data.p, r->data.len, vec.iov_base);
+        evbuffer_commit_space(out, &vec, 1);
+    }
     evbuffer_add(out, "\",\"PartitionKey\":", 17);
     gw_op_json_string(out, r->partition_key.p, r->partition_key.len);
     evbuffer_add(out, "}", 1);
-    free(data);
 }
 
 /* ---- tokens -------------------------------------------------------------------
@@ -330,8 +336,6 @@ static void mac(struct gw_app *app, const unsigned char *data, size_t len, unsig
     memcpy(out, full, TOKEN_MAC);
 }
 
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 char *gw_op_token_make(struct gw_app *app, char kind, const void *payload, size_t len)
 {
     unsigned char raw[10 + TOKEN_MAX_PAYLOAD + TOKEN_MAC];
@@ -345,58 +349,22 @@ char *gw_op_token_make(struct gw_app *app, char kind, const void *payload, size_
     memcpy(raw + 10, payload, len);
     mac(app, raw, 10 + len, raw + 10 + len);
     size_t n = 10 + len + TOKEN_MAC;
-    char *out = xmalloc(n * 4 / 3 + 4), *o = out;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t x = ((uint32_t)raw[i] << 16) | ((uint32_t)raw[i + 1] << 8) | raw[i + 2];
-        *o++ = b64url[x >> 18];
-        *o++ = b64url[(x >> 12) & 63];
-        *o++ = b64url[(x >> 6) & 63];
-        *o++ = b64url[x & 63];
-    }
-    if (i < n) {
-        uint32_t x = (uint32_t)raw[i] << 16 | (i + 1 < n ? (uint32_t)raw[i + 1] << 8 : 0);
-        *o++ = b64url[x >> 18];
-        *o++ = b64url[(x >> 12) & 63];
-        if (i + 1 < n)
-            *o++ = b64url[(x >> 6) & 63];
-    }
-    *o = '\0';
+    char *out = xmalloc(gw_base64url_encoded_len(n) + 1);
+    out[gw_base64url_encode_to(raw, n, out)] = '\0';
     return out;
-}
-
-static int url_val(unsigned char c)
-{
-    const char *p = c ? strchr(b64url, c) : NULL;
-    return p ? (int)(p - b64url) : -1;
 }
 
 int gw_op_token_open(struct gw_app *app, char kind, const char *token, void *payload, size_t cap,
                      size_t *len, int64_t *issued_ms)
 {
     unsigned char raw[10 + TOKEN_MAX_PAYLOAD + TOKEN_MAC];
-    size_t tl = strlen(token), n = 0;
-    if (tl > sizeof raw * 4 / 3 + 4 || tl % 4 == 1)
+    size_t tl = strlen(token);
+    if (tl > sizeof raw * 4 / 3 + 4)
         return -1;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < tl; i++) {
-        int v = url_val((unsigned char)token[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n == sizeof raw)
-                return -1;
-            raw[n++] = (unsigned char)(acc >> bits);
-        }
-    }
-    /* Canonical form only: the bits below the last whole byte must be zero,
-     * or two different texts would open to the same token. */
-    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+    long dl = gw_base64url_decode(token, tl, raw, sizeof raw);
+    if (dl < 0)
         return -1;
+    size_t n = (size_t)dl;
     if (n < 10 + TOKEN_MAC || raw[0] != 1 || raw[1] != (unsigned char)kind)
         return -1;
     unsigned char want[TOKEN_MAC];

@@ -1,0 +1,274 @@
+/* codec.c - base64, base64url and UTF-8 (see codec.h).
+ *
+ * The base64 decoder is on the PutRecords hot path (every record's Data, over
+ * a million a second): it looks each character up in one of four tables that
+ * hold its 6 bits already shifted into place in the 24-bit group, so a group
+ * is four loads and three ORs, and a character outside the alphabet sets bit
+ * 31, so one OR over the whole text says whether any was bad: no branch per
+ * character. */
+#include "codec.h"
+
+#include <string.h>
+
+#include "mem.h"
+
+/* ---- tables ----------------------------------------------------------------------- */
+
+static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+#define R4(f, b) f(b), f(b + 1), f(b + 2), f(b + 3)
+#define R16(f, b) R4(f, b), R4(f, b + 4), R4(f, b + 8), R4(f, b + 12)
+#define R256(f)                                                                                   \
+    R16(f, 0x00), R16(f, 0x10), R16(f, 0x20), R16(f, 0x30), R16(f, 0x40), R16(f, 0x50),           \
+        R16(f, 0x60), R16(f, 0x70), R16(f, 0x80), R16(f, 0x90), R16(f, 0xa0), R16(f, 0xb0),       \
+        R16(f, 0xc0), R16(f, 0xd0), R16(f, 0xe0), R16(f, 0xf0)
+
+/* Standard digit value, or 64 for anything else ('=' and NUL included). */
+#define B64V(c)                                                                                   \
+    ((c) >= 'A' && (c) <= 'Z'   ? (c) - 'A'                                                       \
+     : (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26                                                  \
+     : (c) >= '0' && (c) <= '9' ? (c) - '0' + 52                                                  \
+     : (c) == '+'               ? 62                                                              \
+     : (c) == '/'               ? 63                                                              \
+                                : 64)
+#define BAD 0x80000000u
+#define D0(c) (B64V(c) < 64 ? (uint32_t)B64V(c) << 18 : BAD)
+#define D1(c) (B64V(c) < 64 ? (uint32_t)B64V(c) << 12 : BAD)
+#define D2(c) (B64V(c) < 64 ? (uint32_t)B64V(c) << 6 : BAD)
+#define D3(c) (B64V(c) < 64 ? (uint32_t)B64V(c) : BAD)
+static const uint32_t d0[256] = {R256(D0)};
+static const uint32_t d1[256] = {R256(D1)};
+static const uint32_t d2[256] = {R256(D2)};
+static const uint32_t d3[256] = {R256(D3)};
+
+/* URL digit value, or 64. Tokens are short and cold: one table suffices. */
+#define UV(c)                                                                                     \
+    ((c) >= 'A' && (c) <= 'Z'   ? (c) - 'A'                                                       \
+     : (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26                                                  \
+     : (c) >= '0' && (c) <= '9' ? (c) - '0' + 52                                                  \
+     : (c) == '-'               ? 62                                                              \
+     : (c) == '_'               ? 63                                                              \
+                                : 64)
+static const uint8_t url_val[256] = {R256(UV)};
+
+/* ---- encoding --------------------------------------------------------------------- */
+
+/* Whole groups of three bytes; returns the bytes consumed. */
+static size_t encode_groups(const char *alpha, const uint8_t *src, size_t n, char **dstp)
+{
+    char *o = *dstp;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t x = ((uint32_t)src[i] << 16) | ((uint32_t)src[i + 1] << 8) | src[i + 2];
+        o[0] = alpha[x >> 18];
+        o[1] = alpha[(x >> 12) & 63];
+        o[2] = alpha[(x >> 6) & 63];
+        o[3] = alpha[x & 63];
+        o += 4;
+    }
+    *dstp = o;
+    return i;
+}
+
+size_t gw_base64_encode_to(const uint8_t *src, size_t n, char *dst)
+{
+    char *o = dst;
+    size_t i = encode_groups(b64_std, src, n, &o);
+    if (i < n) {
+        uint32_t x = (uint32_t)src[i] << 16;
+        if (i + 1 < n)
+            x |= (uint32_t)src[i + 1] << 8;
+        o[0] = b64_std[x >> 18];
+        o[1] = b64_std[(x >> 12) & 63];
+        o[2] = i + 1 < n ? b64_std[(x >> 6) & 63] : '=';
+        o[3] = '=';
+        o += 4;
+    }
+    return (size_t)(o - dst);
+}
+
+char *gw_base64_encode(const uint8_t *data, size_t len, size_t *outlen)
+{
+    char *out = xmalloc(gw_base64_encoded_len(len) + 1);
+    size_t n = gw_base64_encode_to(data, len, out);
+    out[n] = '\0';
+    if (outlen)
+        *outlen = n;
+    return out;
+}
+
+size_t gw_base64url_encode_to(const uint8_t *src, size_t n, char *dst)
+{
+    char *o = dst;
+    size_t i = encode_groups(b64_url, src, n, &o);
+    if (i < n) {
+        uint32_t x = (uint32_t)src[i] << 16;
+        if (i + 1 < n)
+            x |= (uint32_t)src[i + 1] << 8;
+        *o++ = b64_url[x >> 18];
+        *o++ = b64_url[(x >> 12) & 63];
+        if (i + 1 < n)
+            *o++ = b64_url[(x >> 6) & 63];
+    }
+    return (size_t)(o - dst);
+}
+
+/* ---- decoding --------------------------------------------------------------------- */
+
+size_t gw_base64_decoded_len(const char *in, size_t inlen)
+{
+    size_t n = inlen / 4 * 3 + (inlen % 4 ? 3 : 0);
+    if (inlen >= 4 && inlen % 4 == 0) {
+        if (in[inlen - 1] == '=')
+            n--;
+        if (in[inlen - 2] == '=')
+            n--;
+    }
+    return n;
+}
+
+/* Eight characters (little-endian load order) -> six bytes in memory order
+ * in the low 6 bytes of the result's memory image; "*bad" collects BAD. */
+static inline uint64_t decode8(uint64_t v, uint32_t *bad)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    uint32_t x0 = d0[v & 0xff] | d1[(v >> 8) & 0xff] | d2[(v >> 16) & 0xff] |
+                  d3[(v >> 24) & 0xff];
+    uint32_t x1 = d0[(v >> 32) & 0xff] | d1[(v >> 40) & 0xff] | d2[(v >> 48) & 0xff] |
+                  d3[v >> 56];
+    *bad |= x0 | x1;
+    /* Six bytes, big-endian, in the top of a 64-bit word. */
+    uint64_t w = ((uint64_t)x0 << 40) | ((uint64_t)x1 << 16);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+long gw_base64_decode(const char *text, size_t n, uint8_t *out, size_t cap)
+{
+    if (n % 4 != 0)
+        return -1;
+    const uint8_t *in = (const uint8_t *)text;
+    size_t dlen = n / 4 * 3;
+    if (n && in[n - 1] == '=')
+        dlen -= in[n - 2] == '=' ? 2 : 1;
+    /* Checked up front (the trailing '=' fix the length of any text that
+     * decodes at all), so the loops below need no bound. */
+    if (dlen > cap)
+        return -1;
+    uint8_t *o = out;
+    uint32_t bad = 0;
+    size_t i = 0;
+    /* Every group but the last cannot hold padding: two at a time (one
+     * 8-byte load, one 8-byte store that advances 6), then one. The loop
+     * stops while two more groups follow, so the 2 bytes stored beyond the
+     * 6 land where those groups' output (at least 4 bytes) goes: nothing is
+     * written past the decoded length, and no caller needs slack. */
+    for (; i + 20 < n; i += 16) { /* the same, unrolled once */
+        uint64_t v0, v1;
+        memcpy(&v0, in + i, 8);
+        memcpy(&v1, in + i + 8, 8);
+        uint64_t w0 = decode8(v0, &bad), w1 = decode8(v1, &bad);
+        memcpy(o, &w0, 8);
+        memcpy(o + 6, &w1, 8);
+        o += 12;
+    }
+    for (; i + 12 < n; i += 8) {
+        uint64_t v;
+        memcpy(&v, in + i, 8);
+        uint64_t w = decode8(v, &bad);
+        memcpy(o, &w, 8);
+        o += 6;
+    }
+    for (; i + 4 < n; i += 4) {
+        uint32_t x = d0[in[i]] | d1[in[i + 1]] | d2[in[i + 2]] | d3[in[i + 3]];
+        bad |= x;
+        o[0] = (uint8_t)(x >> 16);
+        o[1] = (uint8_t)(x >> 8);
+        o[2] = (uint8_t)x;
+        o += 3;
+    }
+    if (n) {
+        const uint8_t *t = in + i;
+        if (t[3] != '=') {
+            uint32_t x = d0[t[0]] | d1[t[1]] | d2[t[2]] | d3[t[3]];
+            bad |= x;
+            o[0] = (uint8_t)(x >> 16);
+            o[1] = (uint8_t)(x >> 8);
+            o[2] = (uint8_t)x;
+            o += 3;
+        } else if (t[2] != '=') { /* xyz= : the low 2 bits of z must be zero */
+            uint32_t x = d0[t[0]] | d1[t[1]] | d2[t[2]];
+            bad |= x | (x & 0xc0 ? BAD : 0);
+            o[0] = (uint8_t)(x >> 16);
+            o[1] = (uint8_t)(x >> 8);
+            o += 2;
+        } else { /* xy== : the low 4 bits of y must be zero */
+            uint32_t x = d0[t[0]] | d1[t[1]];
+            bad |= x | (x & 0xf000 ? BAD : 0);
+            o[0] = (uint8_t)(x >> 16);
+            o += 1;
+        }
+    }
+    return bad & BAD ? -1 : (long)(o - out);
+}
+
+long gw_base64url_decode(const char *text, size_t n, uint8_t *out, size_t cap)
+{
+    if (n % 4 == 1)
+        return -1;
+    const uint8_t *in = (const uint8_t *)text;
+    size_t dlen = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+    if (dlen > cap)
+        return -1;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t v = url_val[in[i]];
+        if (v > 63)
+            return -1;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    /* Canonical form only: the bits below the last whole byte must be zero,
+     * or two different texts would decode to the same bytes. */
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+        return -1;
+    return (long)o;
+}
+
+/* ---- UTF-8 ------------------------------------------------------------------------ */
+
+bool gw_utf8_valid(const void *s, size_t n)
+{
+    const uint8_t *p = s, *end = p + n;
+    while (p < end) {
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        size_t k = gw_utf8_seq(p, end);
+        if (!k)
+            return false;
+        p += k;
+    }
+    return true;
+}
+
+size_t gw_utf8_chars(const void *s, size_t n)
+{
+    const uint8_t *p = s;
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += (p[i] & 0xc0) != 0x80;
+    return c;
+}

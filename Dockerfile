@@ -16,7 +16,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF -DSLUICE_B
 
 FROM debian:12-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libevent-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7 libnghttp2-14 libjansson4 \
+      libevent-core-2.1-7 libevent-openssl-2.1-7 libnghttp2-14 libjansson4 \
       libssl3 libhttp-parser2.9 libcbor0.8 zlib1g curl ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin sluice \

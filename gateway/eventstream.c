@@ -2,11 +2,12 @@
  *
  * Owns the byte layout of event-stream messages (kinesis-protocol.md §5).
  * On the data path subscribe.c calls the encoder once per SubscribeToShard
- * message (initial-response, SubscribeToShardEvent, exception, error) to frame
- * the JSON payload it built, writing into space reserved in the connection's
- * output buffer; h2.c then carries the bytes as DATA frames. The decoder
- * serves the C test client and the fuzz target. Invariants: no allocation, no
- * I/O, no state; the encoder only produces messages the decoder accepts, and
+ * message (initial-response, SubscribeToShardEvent, exception): it sizes the
+ * message, has the prelude and headers written into a buffer of exactly that
+ * size, writes its JSON payload after them and has the CRC appended; h2.c
+ * then carries the bytes as DATA frames. The decoder serves the C test
+ * client and the fuzz target. Invariants: no allocation, no I/O, no state;
+ * the encoder only produces messages the decoder accepts, and
  * encode(decode(m)) == m byte for byte (the format has no optional parts).
  *
  * One message, all integers big-endian:
@@ -265,39 +266,6 @@ void gw_es_headers_exception(struct gw_es_headers *hs, const char *exception_typ
     hs->n = 3;
 }
 
-void gw_es_headers_error(struct gw_es_headers *hs, const char *code, const char *message)
-{
-    hs->h[0] = gw_es_header_string(":message-type", "error");
-    hs->h[1] = gw_es_header_string(":error-code", code);
-    hs->h[2] = gw_es_header_string(":error-message", message);
-    hs->n = 3;
-}
-
-int gw_es_encode_event(const char *event_type, const uint8_t *payload, size_t payload_len,
-                       uint8_t *dst, size_t dstlen, size_t *written, char *errbuf,
-                       size_t errlen)
-{
-    struct gw_es_headers hs;
-    gw_es_headers_event(&hs, event_type);
-    return gw_es_encode(hs.h, hs.n, payload, payload_len, dst, dstlen, written, errbuf, errlen);
-}
-
-int gw_es_encode_exception(const char *exception_type, const uint8_t *payload,
-                           size_t payload_len, uint8_t *dst, size_t dstlen, size_t *written,
-                           char *errbuf, size_t errlen)
-{
-    struct gw_es_headers hs;
-    gw_es_headers_exception(&hs, exception_type);
-    return gw_es_encode(hs.h, hs.n, payload, payload_len, dst, dstlen, written, errbuf, errlen);
-}
-
-int gw_es_encode_error(const char *code, const char *message, uint8_t *dst, size_t dstlen,
-                       size_t *written, char *errbuf, size_t errlen)
-{
-    struct gw_es_headers hs;
-    gw_es_headers_error(&hs, code, message);
-    return gw_es_encode(hs.h, hs.n, NULL, 0, dst, dstlen, written, errbuf, errlen);
-}
 
 /* ---- decoding ----------------------------------------------------------- */
 

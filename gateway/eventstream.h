@@ -2,8 +2,8 @@
  *
  * The body of a SubscribeToShard response is a sequence of event-stream
  * messages (kinesis-protocol.md §5). subscribe.c builds each message with the
- * encoder below straight into space it reserved in the output buffer; the
- * test client and the fuzz target use the decoder. Nothing here touches
+ * encoder below straight into a buffer of the message's size; the test
+ * client and the fuzz target use the decoder. Nothing here touches
  * sockets, files or clocks, allocates memory, or keeps state between calls.
  *
  * Encoding is reserve/fill/commit:
@@ -154,23 +154,6 @@ void gw_es_headers_event(struct gw_es_headers *hs, const char *event_type);
  * "ResourceNotFoundException"), :content-type application/json; the payload
  * is {"message":"..."}. Borrows "exception_type". */
 void gw_es_headers_exception(struct gw_es_headers *hs, const char *exception_type);
-
-/* :message-type error, :error-code "code", :error-message "message"; the
- * payload is empty. Borrows both strings. */
-void gw_es_headers_error(struct gw_es_headers *hs, const char *code, const char *message);
-
-/* One-call builders for the three message kinds above: encode into "dst"
- * ("dstlen" bytes) and set "*written"; size them first with
- * gw_es_message_size() on the matching gw_es_headers_*() set (or use the
- * constants above). Return 0 or -1 with a reason. Borrow everything. */
-int gw_es_encode_event(const char *event_type, const uint8_t *payload, size_t payload_len,
-                       uint8_t *dst, size_t dstlen, size_t *written, char *errbuf,
-                       size_t errlen);
-int gw_es_encode_exception(const char *exception_type, const uint8_t *payload,
-                           size_t payload_len, uint8_t *dst, size_t dstlen, size_t *written,
-                           char *errbuf, size_t errlen);
-int gw_es_encode_error(const char *code, const char *message, uint8_t *dst, size_t dstlen,
-                       size_t *written, char *errbuf, size_t errlen);
 
 /* ---- decoding ---------------------------------------------------------- */
 

@@ -63,7 +63,7 @@ struct h2 {
     /* Complete requests waiting for reply_bytes to fall under the budget. */
     TAILQ_HEAD(, h2s) waiting;
     /* Frames produced by one nghttp2_session_send(), sent with one write at
-     * its end (gw_conn_send_buffer); empty between flushes. */
+     * its end (stage_send -> gw_conn_send_bytes); empty between flushes. */
     uint8_t *stage;
     size_t stage_len, stage_cap;
     bool stage_full; /* on_send_cb refused a frame: more to send after the write */

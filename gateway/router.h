@@ -17,14 +17,11 @@
 /* A handler answers "req" (now or later) through the response API. */
 typedef void (*gw_op_fn)(struct gw_app *app, struct gw_req *req);
 
-enum { GW_OP_STREAMING = 1 };
-
 struct gw_op {
     const char *name;        /* Kinesis operation name; NULL for REST-only routes */
     const char *rest_method; /* NULL: no REST route */
     const char *rest_path;   /* e.g. "/v1/streams/{stream}/shards" */
     gw_op_fn handler;
-    unsigned flags;
 };
 
 

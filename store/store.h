@@ -558,9 +558,6 @@ int store_stream_route(struct store_stream *stream, const struct store_hashkey *
 /* Fills "out" (borrowing). */
 void store_shard_info(const struct store_shard *shard, struct store_shard_info *out);
 
-/* Returns the stream that owns "shard" (borrowed). */
-struct store_stream *store_shard_stream(struct store_shard *shard);
-
 /* Returns 0 if the shard is usable, or its error (STORE_ECORRUPT when it was
  * taken offline at open), filling "err". */
 int store_shard_check(const struct store_shard *shard, struct store_err *err);

@@ -742,4 +742,3 @@ void store_shard_info(const struct store_shard *sh, struct store_shard_info *out
     out->open = !sh->has_end;
 }
 
-struct store_stream *store_shard_stream(struct store_shard *sh) { return sh->stream; }

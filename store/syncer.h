@@ -48,7 +48,7 @@ struct syncer *syncer_new(enum store_durability mode, uint32_t interval_ms,
 
 /* Stops the thread after it has drained every queued item and manifest job,
  * joins it, and frees the syncer. Results not yet taken are lost, so take them
- * first with syncer_drain. Accepts NULL. */
+ * first with syncer_take(). Accepts NULL. */
 void syncer_free(struct syncer *sy);
 
 /* The eventfd that becomes readable when results are ready. */

@@ -180,12 +180,12 @@ static void op_parked(struct gw_app *app, struct gw_req *req)
 }
 
 static const struct gw_op test_ops[] = {
-    {NULL, "GET", "/stream", op_stream, GW_OP_STREAMING},
-    {NULL, "GET", "/stall", op_stall, GW_OP_STREAMING},
-    {NULL, "GET", "/ticks", op_ticks, GW_OP_STREAMING},
-    {NULL, "GET", "/parked", op_parked, 0},
-    {NULL, "GET", "/healthz", op_healthz, 0},
-    {NULL, NULL, NULL, NULL, 0},
+    {NULL, "GET", "/stream", op_stream},
+    {NULL, "GET", "/stall", op_stall},
+    {NULL, "GET", "/ticks", op_ticks},
+    {NULL, "GET", "/parked", op_parked},
+    {NULL, "GET", "/healthz", op_healthz},
+    {NULL, NULL, NULL, NULL},
 };
 
 /* ---- the in-process server ------------------------------------------------------ */

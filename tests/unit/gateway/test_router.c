@@ -30,10 +30,10 @@ static void h_shard(struct gw_app *app, struct gw_req *req)
 }
 
 static const struct gw_op table[] = {
-    {"PutRecords", "POST", "/v1/streams/{stream}/records", h_put, 0},
-    {"ListShards", "GET", "/v1/streams/{stream}/shards", h_list, 0},
-    {"GetRecords", "GET", "/v1/streams/{stream}/shards/{shard}/records", h_shard, 0},
-    {NULL, NULL, NULL, NULL, 0},
+    {"PutRecords", "POST", "/v1/streams/{stream}/records", h_put},
+    {"ListShards", "GET", "/v1/streams/{stream}/shards", h_list},
+    {"GetRecords", "GET", "/v1/streams/{stream}/shards/{shard}/records", h_shard},
+    {NULL, NULL, NULL, NULL},
 };
 
 static struct gw_app app = {.ops = table};

@@ -19,7 +19,7 @@ struct gw_hdr {
     const char *value;
 };
 
-enum gw_resp_state { GW_RESP_NONE, GW_RESP_ONESHOT, GW_RESP_STREAM, GW_RESP_DONE };
+enum gw_resp_state { GW_RESP_NONE, GW_RESP_ONESHOT, GW_RESP_STREAM };
 
 struct gw_req {
     struct gw_arena arena;

@@ -126,7 +126,7 @@ static int tree_fail(char *why, size_t n, const char *fmt, ...)
 
 /* Applies one change record to the tree. -1 with "why" if it does not fit
  * (unknown stream, duplicate, bad field): the log is not this catalog's. */
-int cat_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen)
+static int cat_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen)
 {
     json_t *streams = json_object_get(tree, "streams");
     const char *op = json_string_value(json_object_get(rec, "op"));

@@ -336,7 +336,6 @@ void stream_set_arn(struct store_stream *st);
 void stream_tag_put(struct store_stream *st, const char *key, const char *value);
 void stream_consumer_put(struct store_stream *st, const char *name, const char *arn,
                          enum store_consumer_status status, int64_t created_ms);
-int shard_id_parse(const char *id, uint32_t *index);
 /* Publishes what the shards of "st" held back while its creation (or its
  * deletion) was not durable, firing listeners and tickets. */
 void stream_release(struct store *s, struct store_stream *st);
@@ -402,7 +401,6 @@ void catalog_durable(struct store *s, uint64_t version);
 /* Undoes every change not yet durable, newest first. */
 void catalog_rollback(struct store *s);
 void catalog_free(struct store *s);
-int cat_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen);
 /* Syncer thread: appends and fsyncs "n" records, applies them to its tree,
  * compacts when due. errno or 0; on failure the log is as before. */
 int cat_writer_append(struct cat_writer *w, struct cat_rec *recs, size_t n);

@@ -9,7 +9,6 @@
 #ifndef SLUICE_STORE_NAMESPACE_H
 #define SLUICE_STORE_NAMESPACE_H
 
-#define cat_tree_apply store_i_cat_tree_apply
 #define cat_writer_append store_i_cat_writer_append
 #define cat_writer_free store_i_cat_writer_free
 #define catalog_durable store_i_catalog_durable
@@ -43,7 +42,6 @@
 #define shard_fire_listeners store_i_shard_fire_listeners
 #define shard_fire_tickets store_i_shard_fire_tickets
 #define shard_free store_i_shard_free
-#define shard_id_parse store_i_shard_id_parse
 #define shard_mark_notify store_i_shard_mark_notify
 #define shard_new store_i_shard_new
 #define shard_publish store_i_shard_publish

@@ -669,7 +669,7 @@ struct store_shard *store_stream_shard(struct store_stream *st, uint32_t index)
     return index < st->nshards ? st->shards[index] : NULL;
 }
 
-int shard_id_parse(const char *id, uint32_t *index)
+static int shard_id_parse(const char *id, uint32_t *index)
 {
     if (strncmp(id, "shardId-", 8) != 0)
         return -1;

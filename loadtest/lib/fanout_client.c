@@ -46,7 +46,6 @@ struct fc_conn {
     bool failed, in_recv, freeing, paused;
     char err[160];
     struct fc_sub *streams; /* every stream not yet freed, open or closed */
-    size_t n_open;
     struct evbuffer *stage; /* frames of one nghttp2_session_send() */
     bool stage_full, connected;
 };
@@ -314,7 +313,6 @@ static void stream_closed(struct fc_sub *s, uint32_t error_code, bool conn_gone)
     if (!s->open)
         return;
     s->open = false;
-    s->c->n_open--;
     if (!s->is_sub) {
         json_t *j = NULL;
         int status = (error_code == 0 && !conn_gone) ? s->status : 0;
@@ -940,7 +938,6 @@ void fc_conn_free(struct fc_conn *c)
 
 bool fc_conn_failed(const struct fc_conn *c) { return c->failed; }
 const char *fc_conn_error(const struct fc_conn *c) { return c->err; }
-size_t fc_conn_open_streams(const struct fc_conn *c) { return c->n_open; }
 
 void fc_conn_pause_reading(struct fc_conn *c, bool paused)
 {
@@ -985,7 +982,6 @@ static int stream_submit(struct fc_conn *c, struct fc_sub *s, const char *op)
         return -1;
     s->id = id;
     s->open = true;
-    c->n_open++;
     stream_link(c, s);
     conn_flush(c);
     return 0;
@@ -1096,7 +1092,6 @@ struct fc_sub *fc_subscribe(struct fc_conn *c, const struct fc_sub_opts *o)
 }
 
 const struct fc_sub_stats *fc_sub_stats(const struct fc_sub *s) { return &s->st; }
-void *fc_sub_ud(const struct fc_sub *s) { return s->o.ud; }
 
 void fc_sub_cancel(struct fc_sub *s)
 {
@@ -1118,7 +1113,6 @@ void fc_sub_free(struct fc_sub *s)
     struct fc_conn *c = s->c;
     if (s->open) {
         s->open = false;
-        c->n_open--;
         if (!c->failed) {
             nghttp2_session_set_stream_user_data(c->h2, s->id, NULL);
             if (!s->cancelled)
@@ -1188,15 +1182,4 @@ json_t *fc_call_sync(struct fc_conn *c, const char *op, const char *body, int *s
     json_t *r = sc->reply;
     free(sc);
     return r;
-}
-
-json_t *fc_callf_sync(struct fc_conn *c, const char *op, int *status, int timeout_ms,
-                      const char *fmt, ...)
-{
-    char body[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(body, sizeof body, fmt, ap);
-    va_end(ap);
-    return fc_call_sync(c, op, body, status, timeout_ms);
 }

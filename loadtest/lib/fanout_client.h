@@ -56,8 +56,6 @@ void fc_conn_free(struct fc_conn *c);
  * is in fc_conn_error(). */
 bool fc_conn_failed(const struct fc_conn *c);
 const char *fc_conn_error(const struct fc_conn *c);
-/* Number of unary calls and subscriptions still open on the connection. */
-size_t fc_conn_open_streams(const struct fc_conn *c);
 /* Stops (true) or resumes (false) reading the socket: the server then sees
  * TCP back-pressure instead of HTTP/2 flow control. */
 void fc_conn_pause_reading(struct fc_conn *c, bool paused);
@@ -92,9 +90,6 @@ int fc_put_records(struct fc_conn *c, const char *stream, size_t n, const char *
  * callback. */
 json_t *fc_call_sync(struct fc_conn *c, const char *op, const char *body, int *status,
                      int timeout_ms);
-/* fc_call_sync() with a printf-built body. */
-json_t *fc_callf_sync(struct fc_conn *c, const char *op, int *status, int timeout_ms,
-                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* ---- subscriptions ----------------------------------------------------- */
 
@@ -181,7 +176,6 @@ struct fc_sub_opts {
  * has failed. */
 struct fc_sub *fc_subscribe(struct fc_conn *c, const struct fc_sub_opts *o);
 const struct fc_sub_stats *fc_sub_stats(const struct fc_sub *s);
-void *fc_sub_ud(const struct fc_sub *s);
 /* Resets the stream (CANCEL) if it is open; stats stay readable. */
 void fc_sub_cancel(struct fc_sub *s);
 /* Cancels if open and frees. Accepts NULL. */

@@ -603,7 +603,6 @@ struct producer {
     struct fc_conn **conns;
     struct event *tick;
     int64_t t0_mono, stop_mono;
-    double target; /* records sent so far should be target * elapsed */
     uint64_t sent_total;
     int inflight;
     int next_stream, next_conn;

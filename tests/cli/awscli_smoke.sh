@@ -6,7 +6,7 @@
 # AWS_CLI overrides the aws binary (default /usr/bin/aws, Debian's, then PATH).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-shared=${SLUICE_SHARED_DIR:-$here/../../../shared}
+vectors=${SLUICE_VECTORS_DIR:-$here/../vectors}
 bin=${SLUICE_BIN:?SLUICE_BIN must point to the sluice binary}
 aws=${AWS_CLI:-}
 if [ -z "$aws" ]; then
@@ -69,7 +69,7 @@ try:
 except Exception as e:
     print("#   error: %r" % (e,))
     ok = False
-sys.exit(0 if ok else 1)' "$input" "$expr" "$shared/testvectors/hashkeys.json"; then
+sys.exit(0 if ok else 1)' "$input" "$expr" "$vectors/hashkeys.json"; then
     passed=$((passed + 1)); echo "ok - $name"
   else
     failed=$((failed + 1)); echo "not ok - $name"; echo "#   expected: $expr"; echo "#   got: ${input:0:2000}"
@@ -101,7 +101,7 @@ done
 check "describe-stream-summary: ACTIVE, 2 open shards, ARN" \
   'r["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE" and r["StreamDescriptionSummary"]["OpenShardCount"] == 2 and r["StreamDescriptionSummary"]["StreamARN"].endswith(":stream/cli-smoke")'
 
-# "a" routes to shard 0 of 2 (shared/testvectors/hashkeys.json)
+# "a" routes to shard 0 of 2 (tests/vectors/hashkeys.json)
 run put-record kin put-record --stream-name "$s" --partition-key a --data 'hello from the cli' \
   --cli-binary-format raw-in-base64-out && check "put-record: ShardId and SequenceNumber" \
   'r["ShardId"] == "shardId-000000000000" and r["SequenceNumber"].isdigit()'

@@ -1,6 +1,6 @@
 // Data plane through @aws-sdk/client-kinesis over HTTP/2: PutRecord(s),
 // GetShardIterator (all five types), GetRecords, routing against
-// shared/testvectors/hashkeys.json, and the errors of each, checking that a
+// tests/vectors/hashkeys.json, and the errors of each, checking that a
 // refused request changes nothing.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -101,7 +101,7 @@ describe('produce / consume round trip', () => {
   });
 });
 
-describe('routing (shared/testvectors/hashkeys.json)', () => {
+describe('routing (tests/vectors/hashkeys.json)', () => {
   const hv = hashVectors();
   for (const n of [2, 4]) {
     test(`partition keys and explicit hash keys on ${n} shards`, async () => {

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import zlib from 'node:zlib';
 import {
   startSluice, client, send, expectError, createActive, streamName, registerActive, subscribe,
-  makeTlsCert, sleep, SHARED,
+  makeTlsCert, sleep, VECTORS,
 } from './lib/harness.mjs';
 
 const SHARD0 = 'shardId-000000000000';
@@ -246,7 +246,7 @@ describe('SubscribeToShard over h2c (SDK default NodeHttp2Handler)', () => {
     const stream = streamName('wire');
     const { StreamARN } = await createActive(c, stream, { ShardCount: 1 });
     const [put] = await putMany(c, stream, 1, 'wire');
-    const vector = readFileSync(join(SHARED, 'testvectors', 'eventstream', 'initial-response.bin'));
+    const vector = readFileSync(join(VECTORS, 'eventstream', 'initial-response.bin'));
     const check = (status, headers, body, what) => {
       assert.equal(status, 200, what);
       assert.equal(headers['content-type'], 'application/vnd.amazon.eventstream', what);

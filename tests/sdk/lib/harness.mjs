@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO = join(HERE, '..', '..', '..');
-export const SHARED = process.env.SLUICE_SHARED_DIR || join(REPO, '..', 'shared');
+export const VECTORS = process.env.SLUICE_VECTORS_DIR || join(REPO, 'tests', 'vectors');
 
 const sdk = await import('@aws-sdk/client-kinesis').catch((e) => {
   throw new Error(`cannot load @aws-sdk/client-kinesis (${e.message}); run \`npm ci --prefix tests/sdk\``);
@@ -260,7 +260,7 @@ export function rawH1(endpoint, { target, body, contentType = 'application/x-amz
 }
 
 export function hashVectors() {
-  return JSON.parse(readFileSync(join(SHARED, 'testvectors', 'hashkeys.json'), 'utf8'));
+  return JSON.parse(readFileSync(join(VECTORS, 'hashkeys.json'), 'utf8'));
 }
 
 let uniq = 0;

@@ -1,6 +1,6 @@
 /* test_eventstream.c - unit tests for gateway/eventstream.c.
  *
- * The reference is ../shared/testvectors/eventstream: every .bin must decode
+ * The reference is tests/vectors/eventstream (see its README): every .bin must decode
  * to its .json description, be reproduced byte for byte by the encoder (from
  * the description, and from the Kinesis builders for the messages the gateway
  * sends), and survive truncation at every offset and every single-bit flip.
@@ -15,7 +15,7 @@
 
 #include "eventstream.h"
 
-#define VEC_DIR SLUICE_SHARED_DIR "/testvectors/eventstream/"
+#define VEC_DIR SLUICE_VECTORS_DIR "/eventstream/"
 
 static uint8_t *read_file(const char *path, size_t *len)
 {

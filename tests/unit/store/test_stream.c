@@ -7,7 +7,7 @@
 static json_t *vectors(void)
 {
     json_error_t je;
-    json_t *j = json_load_file(SLUICE_SHARED_DIR "/testvectors/hashkeys.json", 0, &je);
+    json_t *j = json_load_file(SLUICE_VECTORS_DIR "/hashkeys.json", 0, &je);
     cr_assert_not_null(j, "hashkeys.json: %s", je.text);
     return j;
 }

@@ -1,7 +1,7 @@
 /* cbor.h - application/x-amz-cbor-1.1 bodies <-> jansson trees (pure).
  *
  * The Java SDKs (and so the KCL) talk CBOR to Kinesis by default
- * (kinesis-protocol.md §1.6). The Kinesis door converts a CBOR request body
+ * (docs/protocol.md §1.1). The Kinesis door converts a CBOR request body
  * into the same json_t tree the JSON door would have produced, runs the
  * operation, and converts the json_t answer (or error body) back to CBOR.
  * Operations never see CBOR. Parsing and encoding of CBOR items is done by

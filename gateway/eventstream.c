@@ -1,6 +1,6 @@
 /* eventstream.c - application/vnd.amazon.eventstream encode/decode (pure).
  *
- * Owns the byte layout of event-stream messages (kinesis-protocol.md §5).
+ * Owns the byte layout of event-stream messages (docs/protocol.md §2).
  * On the data path subscribe.c calls the encoder once per SubscribeToShard
  * message (initial-response, SubscribeToShardEvent, exception): it sizes the
  * message, has the prelude and headers written into a buffer of exactly that

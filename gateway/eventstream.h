@@ -1,7 +1,7 @@
 /* eventstream.h - application/vnd.amazon.eventstream framing (pure codec).
  *
  * The body of a SubscribeToShard response is a sequence of event-stream
- * messages (kinesis-protocol.md §5). subscribe.c builds each message with the
+ * messages (docs/protocol.md §2). subscribe.c builds each message with the
  * encoder below straight into a buffer of the message's size; the test
  * client and the fuzz target use the decoder. Nothing here touches
  * sockets, files or clocks, allocates memory, or keeps state between calls.

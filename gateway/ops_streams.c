@@ -6,7 +6,7 @@
  * Each handler: decode and validate the whole request (ValidationException
  * lists every constraint violation), then resolve resources
  * (ResourceNotFoundException), then act. Nothing changes unless the request
- * is valid. Messages follow the service's wording (kinesis-protocol.md §2.4). */
+ * is valid. Messages follow the service's wording (docs/protocol.md §1.1). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +85,7 @@ static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
         gw_v_object(&v, body, "Tags", "tags", 0, &tags) != 0)
         return -1;
     /* Without StreamModeDetails a stream is PROVISIONED and needs a
-     * ShardCount (kinesis-protocol.md §2.4). */
+     * ShardCount (docs/protocol.md §1.1). */
     bool on_demand = details && mode == 1;
     if (!on_demand && mode != 1 && !json_object_get(body, "ShardCount"))
         gw_valid_add(&v, NULL, "shardCount", "not be null");

@@ -23,7 +23,7 @@
 #define TARGET_PREFIX "Kinesis_20131202."
 
 /* One row per operation: Kinesis name, REST route (if any), handler. The
- * REST routes are the ones DESIGN.md lists; api/openapi.yaml documents the
+ * REST routes are the ones docs/protocol.md §3 lists; api/openapi.yaml documents the
  * same set (tests/sdk/openapi.test.mjs checks it against --print-routes). */
 const struct gw_op gw_ops[] = {
     {NULL, "GET", "/healthz", op_healthz},

@@ -7,7 +7,7 @@
  * the records go out with the next store_commit).
  *
  * Hash keys are 128-bit big-endian numbers; the even split follows
- * kinesis-protocol.md section 3.4: step = floor(2^128 / n), the last shard
+ * docs/protocol.md §1.3: step = floor(2^128 / n), the last shard
  * ends at 2^128 - 1.
  */
 #include <inttypes.h>

@@ -181,6 +181,29 @@ void shard_fire_tickets(struct store_shard *sh, uint64_t lsn, const struct store
     }
 }
 
+/* Fails the tickets of appends past "lsn" (the newest ones), oldest first.
+ * A batch never spans chunks, so a ticket ends at or before the last good
+ * write, or covers records that were never written. */
+static void fail_tickets_after(struct store_shard *sh, uint64_t lsn, const struct store_err *err)
+{
+    size_t keep = 0;
+    while (keep < sh->tickets.len &&
+           sh->tickets.v[(sh->tickets.head + keep) % sh->tickets.cap].lsn_end <= lsn)
+        keep++;
+    size_t nfail = sh->tickets.len - keep;
+    if (!nfail)
+        return;
+    /* Collect first: a callback may append (and so push tickets) again. */
+    struct ticket *fail = xmalloc(nfail * sizeof *fail);
+    for (size_t i = 0; i < nfail; i++)
+        fail[i] = sh->tickets.v[(sh->tickets.head + keep + i) % sh->tickets.cap];
+    sh->tickets.len = keep;
+    for (size_t i = 0; i < nfail; i++)
+        if (fail[i].cb)
+            fail[i].cb(fail[i].arg, err);
+    free(fail);
+}
+
 /* ---- lifecycle -------------------------------------------------------------- */
 
 struct store_shard *shard_new(struct store *s, struct store_stream *st, uint32_t index)
@@ -408,7 +431,10 @@ static void go_offline(struct store_shard *sh, int code, const char *what)
 }
 
 /* Discards every chunk from "from" on (unwritten or unpublished), fails their
- * tickets with "err", and resets the lsn counters to lsn_written. */
+ * tickets with "err", and resets the lsn counters to lsn_written. Tickets of
+ * batches already written (up to lsn_written) are left alone: those records
+ * will be fsynced and published, so failing them would report as failed a
+ * record that becomes readable (and the producer's retry would duplicate it). */
 static void discard_from(struct store_shard *sh, struct chunk *from, const struct store_err *err)
 {
     while (from) {
@@ -418,7 +444,7 @@ static void discard_from(struct store_shard *sh, struct chunk *from, const struc
     }
     sh->lsn_appended = sh->lsn_written;
     sh->seg.fill = sh->seg.active ? sh->seg.active->size - SEG_HDR_SIZE : 0;
-    shard_fire_tickets(sh, UINT64_MAX, err);
+    fail_tickets_after(sh, sh->lsn_written, err);
 }
 
 int shard_commit(struct store_shard *sh, struct sync_item_vec *items)

@@ -60,6 +60,7 @@ static UNUSED void cap_log(void *arg, enum store_log_level lvl, const char *msg)
 /* ---- fault-injecting I/O ---- */
 struct faults {
     int write_fail_errno;   /* next write fails with this (0 = none) */
+    int write_ok_left;      /* with write_fail_errno: writes that still succeed first */
     int write_short;        /* next write writes only half, then fails */
     int fsync_fail_errno;   /* next fsync fails (atomic: syncer thread) */
     int fsync_fail_count;   /* how many fsyncs fail */
@@ -73,6 +74,10 @@ static UNUSED ssize_t fault_write(void *ctx, int fd, const void *buf, size_t len
         return write(fd, buf, len / 2);
     }
     if (f->write_fail_errno) {
+        if (f->write_ok_left > 0) {
+            f->write_ok_left--;
+            return write(fd, buf, len);
+        }
         errno = f->write_fail_errno;
         return -1;
     }

@@ -461,3 +461,72 @@ static void model_run(enum store_durability mode, uint64_t seed, int steps)
 
 Test(shard, model_random_never) { model_run(STORE_DURABILITY_NEVER, 0x9E3779B97F4A7C15ull, UNDER_SANITIZER ? 1500 : 4000); }
 Test(shard, model_random_always) { model_run(STORE_DURABILITY_ALWAYS, 0xD1B54A32D192ED03ull, UNDER_SANITIZER ? 800 : 2000); }
+
+/* Two batches in flight in one commit, in two chunks: A is written, B's write
+ * fails (ENOSPC). A must be acknowledged (it is in the file and becomes
+ * readable, also after a restart); only B fails, and B is never readable.
+ * Failing A too once made producers retry records that were stored. */
+#include "internal.h"
+static void failed_write_after_good_one(enum store_durability mode)
+{
+    char *dir = tmpdir_new();
+    struct faults f = {0};
+    struct store_io_ops io = {fault_write, fault_fsync, &f};
+    struct store_opts o;
+    store_opts_init(&o);
+    o.durability = mode;
+    o.interval_ms = 5;
+    o.io = &io;
+    struct store *s = open_store(dir, &o);
+    struct store_shard *sh = store_stream_shard(make_stream(s, "w", 1), 0);
+    struct done_ctr d0 = {0}, da = {0}, db = {0};
+    append_one(sh, 0, &d0);
+    pump_until(s, &d0, 1); /* the segment exists; the next commit only appends */
+    cr_assert_eq(d0.ok, 1);
+
+    /* A: batches while they share one chunk; B: the batch that opens the next. */
+    struct chunk *first = NULL;
+    uint64_t next = 1;
+    int na = 0;
+    for (;;) {
+        append_batch(sh, next, 64, &da);
+        if (!first)
+            first = sh->tail.tail;
+        if (sh->tail.tail != first)
+            break; /* this batch went into a new chunk: it is B's first */
+        next += 64;
+        na++;
+        cr_assert_lt(na, 1000);
+    }
+    /* The batch that opened the new chunk counts in "da" (so da expects
+     * na successes and one failure); a second batch in the failing chunk
+     * counts in "db". */
+    append_batch(sh, next + 64, 64, &db);
+    f.write_ok_left = 1;
+    f.write_fail_errno = ENOSPC;
+    pump_until(s, &db, 1);
+    for (int i = 0; i < 2000 && da.ok + da.failed < na + 1; i++) {
+        struct pollfd p = {store_notify_fd(s), POLLIN, 0};
+        poll(&p, 1, 1);
+        store_dispatch(s);
+        store_commit(s);
+    }
+    cr_assert_eq(da.ok, na, "every written batch is acknowledged (%d of %d, %d failed)", da.ok,
+                 na, da.failed);
+    cr_assert_eq(da.failed, 1, "the batch in the failed chunk fails");
+    cr_assert_eq(db.failed, 1);
+    cr_assert_eq(db.ok, 0);
+    f.write_fail_errno = 0;
+    size_t readable = read_all_check(sh, 0, 100);
+    cr_assert_eq(readable, 1 + (size_t)na * 64, "exactly the acknowledged records are readable");
+    store_close(s);
+    s = open_store(dir, &o);
+    sh = store_stream_shard(get_stream(s, "w"), 0);
+    cr_assert_eq(read_all_check(sh, 0, 100), 1 + (size_t)na * 64, "and after a restart");
+    store_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+Test(shard, failed_write_spares_written_batch_never) { failed_write_after_good_one(STORE_DURABILITY_NEVER); }
+Test(shard, failed_write_spares_written_batch_interval) { failed_write_after_good_one(STORE_DURABILITY_INTERVAL); }
+Test(shard, failed_write_spares_written_batch_always) { failed_write_after_good_one(STORE_DURABILITY_ALWAYS); }

@@ -185,6 +185,7 @@ struct chunk {
     struct store_shard *shard;   /* NULL once detached */
     int refs;
     int written;
+    int published;               /* readable: shard_publish passed it */
     int new_segment;             /* writing it must start a new segment */
     uint64_t lsn;                /* shard lsn of buf[0] */
     uint8_t *buf;

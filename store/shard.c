@@ -551,6 +551,7 @@ void shard_publish(struct store_shard *sh, uint64_t lsn)
         sh->last_pub_arrival = c->last_arrival;
         sh->has_pub = 1;
         sh->tail.unpub = c->next;
+        c->published = 1;
         advanced = 1;
     }
     sh->lsn_published = lsn;

@@ -318,13 +318,20 @@ void store_fifo_remove(struct store *s, struct chunk *c)
 
 void store_evict(struct store *s)
 {
-    struct chunk *c;
-    while (s->fifo.bytes > s->opts.tail_budget_bytes && (c = s->fifo.head)) {
+    /* Oldest written chunks first. A chunk not yet readable (waiting for its
+     * fsync, or for its stream's catalog record) must stay: publishing needs
+     * it. It is stepped over rather than waited for, so one slow or stuck
+     * shard does not hold every other shard's tail in memory. A shard's
+     * chunks are in the FIFO in its own order and publication is in order,
+     * so what is stepped over is always the end of that shard's tail, and
+     * what is evicted always its start. */
+    struct chunk *c = s->fifo.head;
+    while (s->fifo.bytes > s->opts.tail_budget_bytes && c) {
+        struct chunk *next = c->gnext;
         struct store_shard *sh = c->shard;
-        /* Written but not yet readable chunks stay: publishing needs them. */
-        if (c == sh->tail.unpub)
-            break;
-        shard_unlink_chunk(sh, c);
+        if (c->published)
+            shard_unlink_chunk(sh, c);
+        c = next;
     }
 }
 
@@ -795,7 +802,9 @@ void store_dispatch(struct store *s)
         struct store_shard *sh = r->shard;
         sh->inflight--;
         s->fds.syncing--;
-        if (sh->deleted || sh->offline || r->epoch != sh->epoch)
+        /* An offline shard's results still count: records whose fsync
+         * succeeded are durable and their producers are owed the answer. */
+        if (sh->deleted || r->epoch != sh->epoch)
             continue;
         if (r->err == 0) {
             if (r->lsn > sh->lsn_durable) {
@@ -816,7 +825,7 @@ void store_dispatch(struct store *s)
         fire_listeners(s);
         for (size_t i = 0; i < res.n; i++) {
             struct store_shard *sh = res.v[i].shard;
-            if (!sh->deleted && !sh->offline && res.v[i].epoch == sh->epoch)
+            if (!sh->deleted && res.v[i].epoch == sh->epoch)
                 shard_fire_tickets(sh, sh->lsn_published, NULL);
         }
     }

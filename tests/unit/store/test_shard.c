@@ -530,3 +530,55 @@ static void failed_write_after_good_one(enum store_durability mode)
 Test(shard, failed_write_spares_written_batch_never) { failed_write_after_good_one(STORE_DURABILITY_NEVER); }
 Test(shard, failed_write_spares_written_batch_interval) { failed_write_after_good_one(STORE_DURABILITY_INTERVAL); }
 Test(shard, failed_write_spares_written_batch_always) { failed_write_after_good_one(STORE_DURABILITY_ALWAYS); }
+
+/* A shard whose records cannot be published yet (here: its stream's catalog
+ * record is stuck behind a blocked fsync) sits at the head of the eviction
+ * FIFO. Eviction must step over it: the other shards' tails stay within the
+ * budget. It once stopped there, and tail memory grew without bound. */
+Test(shard, eviction_steps_over_an_unpublished_shard, .timeout = 60)
+{
+    char *dir = tmpdir_new();
+    struct faults f = {0};
+    struct store_io_ops io = {fault_write, fault_fsync, &f};
+    struct store_opts o;
+    store_opts_init(&o);
+    o.durability = STORE_DURABILITY_NEVER;
+    o.tail_budget_bytes = 256 * 1024;
+    o.io = &io;
+    struct store *s = open_store(dir, &o);
+    struct store_shard *ok = store_stream_shard(make_stream(s, "ok", 1), 0);
+
+    __atomic_store_n(&f.block_catalog_fsync, 1, __ATOMIC_RELEASE);
+    struct store_stream *held_st;
+    struct store_err err;
+    cr_assert_eq(store_stream_create(s, "held", 1, &held_st, &err), 0, "%s", err.msg);
+    struct store_shard *held = store_stream_shard(held_st, 0);
+    struct done_ctr dh = {0}, dk = {0};
+    append_batch(held, 0, 64, &dh);
+    store_commit(s); /* written, first in the FIFO, not publishable yet */
+    cr_assert_eq(dh.ok + dh.failed, 0);
+
+    /* 4 MiB through the other shard: 16 times the budget. */
+    uint64_t i = 0;
+    for (int b = 0; b < 400; b++, i += 64) {
+        append_batch(ok, i, 64, &dk);
+        store_commit(s);
+        store_dispatch(s);
+    }
+    cr_assert_eq(dk.ok, 400);
+    struct store_stats st;
+    store_stats(s, &st);
+    cr_assert_leq(st.tail_bytes, o.tail_budget_bytes + 2 * 256 * 1024,
+                  "tail %llu bytes with a budget of %llu",
+                  (unsigned long long)st.tail_bytes, (unsigned long long)o.tail_budget_bytes);
+    cr_assert_eq(read_all_check(ok, 0, 500), (size_t)i, "the other shard reads back from disk");
+
+    /* The catalog record lands: the held records are acknowledged and read. */
+    __atomic_store_n(&f.block_catalog_fsync, 0, __ATOMIC_RELEASE);
+    pump_until(s, &dh, 1);
+    cr_assert_eq(dh.ok, 1);
+    cr_assert_eq(read_all_check(held, 0, 100), 64);
+    store_close(s);
+    rm_rf(dir);
+    free(dir);
+}

@@ -423,6 +423,24 @@ static void unlink_segment(struct store_shard *sh, struct segment *seg)
     segment_free(seg);
 }
 
+/* Cuts segment "seg" back to "size" bytes and makes the cut durable. Without
+ * the fsync, frames of a batch reported failed could reappear after a crash
+ * and be read as records. Returns 0 or -1 (errno set). */
+static int cut_segment(struct store_shard *sh, struct segment *seg, uint64_t size)
+{
+    struct store *s = sh->store;
+    int fd = seg->fd >= 0 ? seg->fd : open(seg->path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = ftruncate(fd, (off_t)size) == 0 && s->io.fsync(s->io.ctx, fd) == 0 ? 0 : -1;
+    if (fd != seg->fd) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return rc;
+}
+
 static void go_offline(struct store_shard *sh, int code, const char *what)
 {
     sh->offline = 1;
@@ -496,8 +514,8 @@ int shard_commit(struct store_shard *sh, struct sync_item_vec *items)
             int code = err_errno(&e, werr, "write segment %s", seg->path);
             store_log(s, STORE_LOG_ERROR, "shard=%s append failed: %s", sh->id, e.msg);
             /* Cut the partial frame(s) so the file ends with a whole record. */
-            if (ftruncate(seg->fd, (off_t)at) != 0) {
-                go_offline(sh, STORE_EIO, "cannot truncate segment after a failed write");
+            if (cut_segment(sh, seg, at) != 0) {
+                go_offline(sh, STORE_EIO, "cannot cut segment back after a failed write");
             } else if (seg->nrec == 0) {
                 unlink(seg->path);
                 unlink_segment(sh, seg);
@@ -615,7 +633,7 @@ void shard_sync_failed(struct store_shard *sh, int errnum)
     if (seg && seg->has_lsn && seg->size > SEG_HDR_SIZE + (L - seg->lsn_start)) {
         uint64_t keep = SEG_HDR_SIZE + (L - seg->lsn_start);
         struct store_err se;
-        int ok = truncate(seg->path, (off_t)keep) == 0;
+        int ok = cut_segment(sh, seg, keep) == 0;
         if (ok) {
             segment_seal(seg);
             struct store_seq prev_last = seg->prev ? seg->prev->last : (struct store_seq){0, 0, 0};

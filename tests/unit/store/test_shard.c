@@ -582,3 +582,42 @@ Test(shard, eviction_steps_over_an_unpublished_shard, .timeout = 60)
     rm_rf(dir);
     free(dir);
 }
+
+/* After a failed fsync the shard cuts its segment back to the durable point;
+ * the cut itself must be made durable, or the discarded (failed) records
+ * could come back after a crash. Here the fsync of the cut fails too: the
+ * shard must go offline rather than carry on with a cut it cannot trust. */
+Test(shard, cut_after_failed_fsync_is_fsynced, .timeout = 60)
+{
+    char *dir = tmpdir_new();
+    struct faults f = {0};
+    struct store_io_ops io = {fault_write, fault_fsync, &f};
+    struct store_opts o;
+    store_opts_init(&o);
+    o.durability = STORE_DURABILITY_ALWAYS;
+    o.io = &io;
+    struct store *s = open_store(dir, &o);
+    struct store_shard *sh = store_stream_shard(make_stream(s, "c", 1), 0);
+    struct done_ctr d0 = {0}, d1 = {0};
+    append_batch(sh, 0, 10, &d0);
+    pump_until(s, &d0, 1);
+    cr_assert_eq(d0.ok, 1);
+    /* The data fsync fails, then the fsync of the cut. */
+    __atomic_store_n(&f.fsync_fail_errno, EIO, __ATOMIC_RELEASE);
+    __atomic_store_n(&f.fsync_fail_count, 2, __ATOMIC_RELEASE);
+    append_batch(sh, 10, 10, &d1);
+    pump_until(s, &d1, 1);
+    cr_assert_eq(d1.failed, 1);
+    cr_assert_eq(__atomic_load_n(&f.fsync_fail_count, __ATOMIC_ACQUIRE), 0,
+                 "the cut was not fsynced");
+    struct store_err err;
+    cr_assert_neq(store_shard_check(sh, &err), 0, "a cut that failed to sync leaves the shard online");
+    store_close(s);
+    /* After a restart the shard holds exactly the acknowledged batch. */
+    s = open_store(dir, &o);
+    sh = store_stream_shard(get_stream(s, "c"), 0);
+    cr_assert_eq(read_all_check(sh, 0, 100), 10);
+    store_close(s);
+    rm_rf(dir);
+    free(dir);
+}

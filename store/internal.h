@@ -160,10 +160,13 @@ void segment_free(struct segment *seg);
 
 enum scan_outcome { SCAN_OK, SCAN_EMPTY, SCAN_CORRUPT, SCAN_IOERR };
 /* Verifies every frame of "seg" (path set, fd -1), builds its metadata and
- * index, cuts a torn tail (logged). "prev_last"/"has_prev" order-checks against
- * the previous segment. SCAN_EMPTY: no frames (caller deletes the file). */
+ * index, cuts a torn tail (logged) if "may_tear". "prev_last"/"has_prev"
+ * order-checks against the previous segment. Only a shard's last segment
+ * (no records after it) can have been cut short by a crash; a damaged end of
+ * any other is SCAN_CORRUPT and the file is left intact. SCAN_EMPTY: no
+ * frames (caller deletes the file). */
 enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int has_prev,
-                               struct store_seq prev_last, struct store_err *err);
+                               struct store_seq prev_last, int may_tear, struct store_err *err);
 /* Offset of the last indexed frame with seq <= "seq" (or the first frame). */
 uint64_t segment_index_seq(const struct segment *seg, struct store_seq seq);
 /* Offset of the last indexed frame with arrival < "ts" (or the first frame). */

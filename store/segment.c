@@ -422,7 +422,7 @@ static int rest_is_zero(struct scanbuf *sb, uint64_t off)
 }
 
 enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int has_prev,
-                               struct store_seq prev_last, struct store_err *err)
+                               struct store_seq prev_last, int may_tear, struct store_err *err)
 {
     struct store *s = sh->store;
     enum scan_outcome out = SCAN_OK;
@@ -524,6 +524,16 @@ enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int 
         }
         err_set(err, STORE_ECORRUPT, "segment %s offset %" PRIu64 ": corrupt record (%s)", seg->path,
                 off, reason);
+        out = SCAN_CORRUPT;
+        goto done;
+    }
+    if (torn && !may_tear) {
+        /* Records follow in a later segment, so this end was written
+         * completely once: it is damage, not a crash mid-write. */
+        err_set(err, STORE_ECORRUPT,
+                "segment %s offset %" PRIu64 ": damaged record in a sealed segment (%s; %" PRIu64
+                " bytes from there, file left intact)",
+                seg->path, off, torn, sb.size - off);
         out = SCAN_CORRUPT;
         goto done;
     }

@@ -637,7 +637,7 @@ void shard_sync_failed(struct store_shard *sh, int errnum)
         if (ok) {
             segment_seal(seg);
             struct store_seq prev_last = seg->prev ? seg->prev->last : (struct store_seq){0, 0, 0};
-            enum scan_outcome so = segment_scan(sh, seg, seg->prev != NULL, prev_last, &se);
+            enum scan_outcome so = segment_scan(sh, seg, seg->prev != NULL, prev_last, 1, &se);
             ok = so == SCAN_OK;
         }
         if (!ok)

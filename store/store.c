@@ -455,6 +455,17 @@ static int recover_segments(struct store *s, struct store_err *err)
     }
     if (n)
         qsort(files, n, sizeof *files, segfile_cmp);
+    /* later_data[i]: a later segment of the same shard holds more than a
+     * header, so segment i was complete once and may not end torn. */
+    unsigned char *later_data = xcalloc(n ? n : 1, 1);
+    for (size_t i = n; i-- > 1;) {
+        if (files[i - 1].sh != files[i].sh)
+            continue;
+        struct stat st;
+        int big = fstatat(s->seg_dir_fd, files[i].name, &st, 0) == 0 &&
+                  (uint64_t)st.st_size > SEG_HDR_SIZE;
+        later_data[i - 1] = later_data[i] || big;
+    }
     for (size_t i = 0; i < n; i++) {
         struct store_shard *sh = files[i].sh;
         if (sh->offline)
@@ -467,7 +478,8 @@ static int recover_segments(struct store *s, struct store_err *err)
         seg->id = ++s->next_seg_id;
         struct store_err e;
         struct segment *prev = sh->seg.tail;
-        enum scan_outcome so = segment_scan(sh, seg, prev != NULL, prev ? prev->last : seg->first, &e);
+        enum scan_outcome so = segment_scan(sh, seg, prev != NULL, prev ? prev->last : seg->first,
+                                            !later_data[i], &e);
         if (so == SCAN_OK) {
             seg->prev = sh->seg.tail;
             if (sh->seg.tail) sh->seg.tail->next = seg;
@@ -492,6 +504,7 @@ static int recover_segments(struct store *s, struct store_err *err)
     for (size_t i = 0; i < n; i++)
         free(files[i].name);
     free(files);
+    free(later_data);
     return 0;
 }
 

@@ -309,3 +309,67 @@ Test(segment, retention_trims_whole_segments)
     rm_rf(dir);
     free(dir);
 }
+
+/* The end of a segment that later segments follow was written completely
+ * once: a bad last frame there is damage, not a crash mid-write. The shard
+ * goes offline with the file and offset named and the file left intact
+ * (it was once cut as a torn tail, silently dropping a record in the middle
+ * of the shard). The same damage in the shard's last segment is still cut. */
+static void damage_segment_end(int which_from_last)
+{
+    char *dir = tmpdir_new();
+    struct logcap lc = {0};
+    struct store_opts o = never_opts(&lc);
+    o.segment_bytes = 2048;
+    struct store *s = open_store(dir, &o);
+    struct store_shard *sh = store_stream_shard(make_stream(s, "g", 1), 0);
+    struct done_ctr d = {0};
+    const size_t N = 60;
+    for (size_t i = 0; i < N; i++) {
+        append_one(sh, i, &d);
+        store_commit(s);
+    }
+    cr_assert_eq(d.ok, (int)N);
+    store_close(s);
+
+    char sd[512], names[64][256];
+    int n = 0;
+    snprintf(sd, sizeof sd, "%s/segments", dir);
+    DIR *dd = opendir(sd);
+    struct dirent *de;
+    while ((de = readdir(dd)))
+        if (strstr(de->d_name, ".seg") && n < 64)
+            snprintf(names[n++], sizeof names[0], "%s", de->d_name);
+    closedir(dd);
+    cr_assert_geq(n, 3, "expected several segments, got %d", n);
+    qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", sd, names[n - 1 - which_from_last]);
+    size_t len;
+    uint8_t *b = slurp(path, &len);
+    b[len - 10] ^= 0x10; /* inside the last frame's data */
+    spit(path, b, len);
+    free(b);
+
+    lc.error = lc.warn = 0;
+    s = open_store(dir, &o);
+    sh = store_stream_shard(get_stream(s, "g"), 0);
+    struct store_err err;
+    if (which_from_last > 0) {
+        cr_assert_eq(store_shard_check(sh, &err), STORE_ECORRUPT, "a damaged sealed segment was cut");
+        cr_assert(strstr(err.msg, "offset") && strstr(err.msg, names[n - 1 - which_from_last]),
+                  "the message names file and offset: %s", err.msg);
+        cr_assert_geq(lc.error, 1);
+        cr_assert_eq(file_size(path), (off_t)len, "the file was changed");
+    } else {
+        cr_assert_eq(store_shard_check(sh, &err), 0);
+        cr_assert_eq(read_all_check(sh, 0, 100), N - 1);
+        cr_assert_geq(lc.warn, 1);
+    }
+    store_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+Test(segment, bad_last_frame_of_sealed_segment_is_corrupt) { damage_segment_end(1); }
+Test(segment, bad_last_frame_of_earlier_segment_is_corrupt) { damage_segment_end(2); }
+Test(segment, bad_last_frame_of_last_segment_is_torn_tail) { damage_segment_end(0); }

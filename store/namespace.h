@@ -22,7 +22,6 @@
 #define err_from_errno store_i_err_from_errno
 #define err_set store_i_err_set
 #define io_write_all store_i_io_write_all
-#define manifest_write_atomic store_i_manifest_write_atomic
 #define record_crc32c store_i_record_crc32c
 #define record_decode store_i_record_decode
 #define record_encode store_i_record_encode

@@ -56,35 +56,6 @@ struct syncer {
     uint64_t fsyncs; /* atomic */
 };
 
-/* ---- manifest ------------------------------------------------------------- */
-
-int manifest_write_atomic(const char *dir, int dir_fd, const char *data, size_t len,
-                          const struct store_io_ops *io)
-{
-    char tmp[4096], dst[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s/MANIFEST.tmp", dir) >= sizeof tmp ||
-        (size_t)snprintf(dst, sizeof dst, "%s/MANIFEST", dir) >= sizeof dst)
-        return ENAMETOOLONG;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return errno;
-    int rc = io_write_all(io, fd, data, len);
-    if (rc == 0 && io->fsync(io->ctx, fd) != 0)
-        rc = errno ? errno : EIO;
-    if (close(fd) != 0 && rc == 0)
-        rc = errno;
-    if (rc == 0 && rename(tmp, dst) != 0)
-        rc = errno;
-    if (rc != 0) {
-        unlink(tmp);
-        return rc;
-    }
-    /* The rename is only durable once the directory is. */
-    if (io->fsync(io->ctx, dir_fd) != 0)
-        return errno ? errno : EIO;
-    return 0;
-}
-
 /* ---- thread --------------------------------------------------------------- */
 
 static void vec_push_result(struct sync_result_vec *v, const struct sync_result *r)

@@ -78,9 +78,4 @@ void syncer_wait_idle(struct syncer *sy);
 /* Number of fsync calls made so far. */
 uint64_t syncer_fsyncs(const struct syncer *sy);
 
-/* Writes "data" to "dir"/MANIFEST atomically: MANIFEST.tmp, fsync, rename,
- * fsync of the directory. Returns 0 or an errno value. Any thread. */
-int manifest_write_atomic(const char *dir, int dir_fd, const char *data, size_t len,
-                          const struct store_io_ops *io);
-
 #endif

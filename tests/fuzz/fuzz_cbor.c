@@ -15,13 +15,7 @@
 #include "cbor.h"
 
 /* Always on, unlike assert() (release builds define NDEBUG). */
-#define CHECK(x)                                                                  \
-    do {                                                                          \
-        if (!(x)) {                                                               \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #x); \
-            abort();                                                              \
-        }                                                                         \
-    } while (0)
+#include "fuzz_check.h"
 
 static json_t *decode(const uint8_t *p, size_t n, const struct gw_cbor_opts *o)
 {

@@ -23,13 +23,7 @@
 #include "config.h"
 #include "log.h"
 
-#define CHECK(x)                                                                      \
-    do {                                                                              \
-        if (!(x)) {                                                                   \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #x); \
-            abort();                                                                  \
-        }                                                                             \
-    } while (0)
+#include "fuzz_check.h"
 
 #define MAXARGS 64
 

@@ -12,13 +12,7 @@
 #include "record.h"
 
 /* Always on, unlike assert() (release builds define NDEBUG). */
-#define CHECK(x)                                                                      \
-    do {                                                                              \
-        if (!(x)) {                                                                   \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #x); \
-            abort();                                                                  \
-        }                                                                             \
-    } while (0)
+#include "fuzz_check.h"
 
 static inline uint32_t fz_get32(const uint8_t *p)
 {

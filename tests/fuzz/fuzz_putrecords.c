@@ -19,13 +19,7 @@
 #include "request-internal.h"
 
 /* Always on, unlike assert() (release builds define NDEBUG). */
-#define CHECK(x)                                                                  \
-    do {                                                                          \
-        if (!(x)) {                                                               \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #x); \
-            abort();                                                              \
-        }                                                                         \
-    } while (0)
+#include "fuzz_check.h"
 
 static void check_batch(const struct gw_put_batch *b, bool batch)
 {

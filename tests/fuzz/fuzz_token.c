@@ -39,13 +39,7 @@
 #include "request-internal.h"
 #include "router.h"
 
-#define CHECK(x)                                                                      \
-    do {                                                                              \
-        if (!(x)) {                                                                   \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #x); \
-            abort();                                                                  \
-        }                                                                             \
-    } while (0)
+#include "fuzz_check.h"
 
 static struct gw_config g_cfg;
 static struct gw_app g_app;

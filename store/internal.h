@@ -100,8 +100,6 @@ void fdc_pin(struct fd_node *n);
 /* Returns every pinned entry to the LRU (most recent end), then evicts down
  * to the budget. */
 void fdc_unpin_all(struct fd_cache *c);
-/* Evicts unpinned entries until "extra" more descriptors fit the budget. */
-void fdc_reserve(struct fd_cache *c, uint32_t extra);
 /* Closes the entry's descriptor (if open) and forgets it. Safe on a node
  * that is not cached. */
 void fdc_close(struct fd_node *n);
@@ -171,9 +169,6 @@ enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int 
 uint64_t segment_index_seq(const struct segment *seg, struct store_seq seq);
 /* Offset of the last indexed frame with arrival < "ts" (or the first frame). */
 uint64_t segment_index_time(const struct segment *seg, int64_t ts);
-
-/* Builds "dir/s<uid>-<shard>-<gen>-<counter>.seg" (returns new). */
-char *segment_path(const char *dir, uint64_t uid, uint32_t shard, struct store_seq first);
 /* Parses a segment file name; 0 on success, -1 if it is not one. */
 int segment_parse_name(const char *name, uint64_t *uid, uint32_t *shard, struct store_seq *first);
 
@@ -292,7 +287,6 @@ void shard_sync_failed(struct store_shard *sh, int errnum);
 void shard_fire_listeners(struct store_shard *sh);
 /* Deletes expired segments; returns the count. */
 int shard_trim(struct store_shard *sh, int64_t cutoff_ms);
-void shard_mark_notify(struct store_shard *sh);
 /* Opens (cached) a read fd for "seg"; -1 with err on failure. An open that
  * fails for want of descriptors leaves the shard usable: the next read
  * retries. */
@@ -343,9 +337,6 @@ void stream_consumer_put(struct store_stream *st, const char *name, const char *
 /* Publishes what the shards of "st" held back while its creation (or its
  * deletion) was not durable, firing listeners and tickets. */
 void stream_release(struct store *s, struct store_stream *st);
-/* A stream's records are held back (not readable, not acknowledged): its
- * creation is not yet durable, or it is being deleted. */
-int stream_gated(const struct store_stream *st);
 struct cat_change;
 /* Undoes one catalog change (catalog_rollback, newest first). */
 void stream_undo(struct store *s, struct cat_change *c);
@@ -459,6 +450,5 @@ void stream_insert(struct store *s, struct store_stream *st);
 void stream_detach(struct store *s, struct store_stream *st);
 void store_fifo_add(struct store *s, struct chunk *c);
 void store_fifo_remove(struct store *s, struct chunk *c);
-void store_evict(struct store *s);
 
 #endif

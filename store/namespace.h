@@ -33,7 +33,6 @@
 #define segment_index_time store_i_segment_index_time
 #define segment_note_frames store_i_segment_note_frames
 #define segment_parse_name store_i_segment_parse_name
-#define segment_path store_i_segment_path
 #define segment_scan store_i_segment_scan
 #define segment_seal store_i_segment_seal
 #define shard_commit store_i_shard_commit
@@ -41,7 +40,6 @@
 #define shard_fire_listeners store_i_shard_fire_listeners
 #define shard_fire_tickets store_i_shard_fire_tickets
 #define shard_free store_i_shard_free
-#define shard_mark_notify store_i_shard_mark_notify
 #define shard_new store_i_shard_new
 #define shard_publish store_i_shard_publish
 #define shard_read_fd store_i_shard_read_fd
@@ -52,7 +50,6 @@
 #define stream_catalog_durable store_i_stream_catalog_durable
 #define stream_consumer_put store_i_stream_consumer_put
 #define stream_detach store_i_stream_detach
-#define stream_gated store_i_stream_gated
 #define stream_insert store_i_stream_insert
 #define stream_release store_i_stream_release
 #define stream_undo store_i_stream_undo
@@ -78,7 +75,6 @@
 #define store_now store_i_store_now
 #define store_fifo_add store_i_store_fifo_add
 #define store_fifo_remove store_i_store_fifo_remove
-#define store_evict store_i_store_evict
 #define store_default_io store_i_store_default_io
 
 #endif

@@ -101,7 +101,8 @@ static int evict_one(struct fd_cache *c)
     return 1;
 }
 
-void fdc_reserve(struct fd_cache *c, uint32_t extra)
+/* Evicts unpinned entries until "extra" more descriptors fit the budget. */
+static void fdc_reserve(struct fd_cache *c, uint32_t extra)
 {
     while ((uint64_t)c->open + c->syncing + extra > c->budget && evict_one(c))
         ;
@@ -183,7 +184,8 @@ void fdc_unpin_all(struct fd_cache *c)
     fdc_reserve(c, 0);
 }
 
-char *segment_path(const char *dir, uint64_t uid, uint32_t shard, struct store_seq first)
+/* Builds "dir/s<uid>-<shard>-<gen>-<counter>.seg" (returns new). */
+static char *segment_path(const char *dir, uint64_t uid, uint32_t shard, struct store_seq first)
 {
     size_t n = strlen(dir) + 80;
     char *p = xmalloc(n);

@@ -547,7 +547,7 @@ int shard_commit(struct store_shard *sh, struct sync_item_vec *items)
 
 /* ---- publish ------------------------------------------------------------------ */
 
-void shard_mark_notify(struct store_shard *sh)
+static void shard_mark_notify(struct store_shard *sh)
 {
     if (sh->listeners && !sh->notify_marked) {
         sh->notify_marked = 1;

@@ -39,8 +39,6 @@
 #include "internal.h"
 #include "record.h"
 
-const char *store_version(void) { return SLUICE_VERSION; }
-
 const char *store_strerror(int code)
 {
     switch (code) {
@@ -204,7 +202,9 @@ void stream_bury(struct store *s, struct store_stream *st)
     stream_free(st);
 }
 
-int stream_gated(const struct store_stream *st)
+/* A stream's records are held back (not readable, not acknowledged): its
+ * creation is not yet durable, or it is being deleted. */
+static int stream_gated(const struct store_stream *st)
 {
     return st->pending_create || st->deleting;
 }
@@ -316,7 +316,7 @@ void store_fifo_remove(struct store *s, struct chunk *c)
     s->fifo.bytes -= c->cap;
 }
 
-void store_evict(struct store *s)
+static void store_evict(struct store *s)
 {
     /* Oldest written chunks first. A chunk not yet readable (waiting for its
      * fsync, or for its stream's catalog record) must stay: publishing needs

@@ -94,9 +94,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Returns the store's version string; static storage, never freed. */
-const char *store_version(void);
-
 /* ======================================================================== */
 /* Errors                                                                   */
 /* ======================================================================== */

@@ -50,7 +50,10 @@ static const uint32_t d3[256] = {R256(D3)};
      : (c) == '-'               ? 62                                                              \
      : (c) == '_'               ? 63                                                              \
                                 : 64)
-static const uint8_t url_val[256] = {R256(UV)};
+/* The explicit cast: clang checks the untaken ?: branches of each entry too
+ * (255 - '0' + 52 does not fit a byte) and -Wconstant-conversion would fire. */
+#define UV8(c) ((uint8_t)(UV(c)))
+static const uint8_t url_val[256] = {R256(UV8)};
 
 /* ---- encoding --------------------------------------------------------------------- */
 

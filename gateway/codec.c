@@ -57,10 +57,11 @@ static const uint8_t url_val[256] = {R256(UV8)};
 
 /* ---- encoding --------------------------------------------------------------------- */
 
-/* Whole groups of three bytes; returns the bytes consumed. */
-static size_t encode_groups(const char *alpha, const uint8_t *src, size_t n, char **dstp)
+/* Encodes "n" bytes with "alpha"; the last group is padded with '=' when
+ * "pad" (standard base64) and cut short otherwise (base64url tokens). */
+static size_t encode(const char *alpha, int pad, const uint8_t *src, size_t n, char *dst)
 {
-    char *o = *dstp;
+    char *o = dst;
     size_t i = 0;
     for (; i + 3 <= n; i += 3) {
         uint32_t x = ((uint32_t)src[i] << 16) | ((uint32_t)src[i + 1] << 8) | src[i + 2];
@@ -70,25 +71,25 @@ static size_t encode_groups(const char *alpha, const uint8_t *src, size_t n, cha
         o[3] = alpha[x & 63];
         o += 4;
     }
-    *dstp = o;
-    return i;
-}
-
-size_t gw_base64_encode_to(const uint8_t *src, size_t n, char *dst)
-{
-    char *o = dst;
-    size_t i = encode_groups(b64_std, src, n, &o);
     if (i < n) {
         uint32_t x = (uint32_t)src[i] << 16;
         if (i + 1 < n)
             x |= (uint32_t)src[i + 1] << 8;
-        o[0] = b64_std[x >> 18];
-        o[1] = b64_std[(x >> 12) & 63];
-        o[2] = i + 1 < n ? b64_std[(x >> 6) & 63] : '=';
-        o[3] = '=';
-        o += 4;
+        *o++ = alpha[x >> 18];
+        *o++ = alpha[(x >> 12) & 63];
+        if (i + 1 < n)
+            *o++ = alpha[(x >> 6) & 63];
+        else if (pad)
+            *o++ = '=';
+        if (pad)
+            *o++ = '=';
     }
     return (size_t)(o - dst);
+}
+
+size_t gw_base64_encode_to(const uint8_t *src, size_t n, char *dst)
+{
+    return encode(b64_std, 1, src, n, dst);
 }
 
 char *gw_base64_encode(const uint8_t *data, size_t len, size_t *outlen)
@@ -103,18 +104,7 @@ char *gw_base64_encode(const uint8_t *data, size_t len, size_t *outlen)
 
 size_t gw_base64url_encode_to(const uint8_t *src, size_t n, char *dst)
 {
-    char *o = dst;
-    size_t i = encode_groups(b64_url, src, n, &o);
-    if (i < n) {
-        uint32_t x = (uint32_t)src[i] << 16;
-        if (i + 1 < n)
-            x |= (uint32_t)src[i + 1] << 8;
-        *o++ = b64_url[x >> 18];
-        *o++ = b64_url[(x >> 12) & 63];
-        if (i + 1 < n)
-            *o++ = b64_url[(x >> 6) & 63];
-    }
-    return (size_t)(o - dst);
+    return encode(b64_url, 0, src, n, dst);
 }
 
 /* ---- decoding --------------------------------------------------------------------- */

@@ -3,15 +3,17 @@
  * Every modeled Kinesis error is a client fault and answers 400; the server
  * faults are InternalFailure (500) and ServiceUnavailable (503). The transport
  * rows (404/405/408/413/431) are for the REST door and for HTTP framing
- * errors; their bodies keep the same {"__type","message"} shape. */
+ * errors; their bodies keep the same {"__type","message"} shape, written by
+ * the reply writer (reply.h). */
 #include "error.h"
 
-#include <jansson.h>
+#include <event2/buffer.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "mem.h"
+#include "reply.h"
 
 static const struct {
     const char *name;
@@ -74,11 +76,17 @@ int gw_error_status(enum gw_errtype type)
 
 char *gw_error_json(const struct gw_error *err)
 {
-    json_t *o = json_pack("{s:s, s:s}", "__type", gw_error_name(err->type), "message",
-                          err->message);
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (!s) /* invalid UTF-8 in a message built from client input */
-        return xstrdup("{\"__type\":\"InternalFailure\",\"message\":\"unprintable error\"}");
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        abort();
+    struct gw_reply w;
+    gw_reply_init_json(&w, b);
+    gw_reply_error_body(&w, err);
+    gw_reply_finish(&w);
+    size_t n = evbuffer_get_length(b);
+    char *s = xmalloc(n + 1);
+    evbuffer_remove(b, s, n);
+    s[n] = '\0';
+    evbuffer_free(b);
     return s;
 }

@@ -60,8 +60,10 @@ static inline bool gw_error_isset(const struct gw_error *err) { return err->type
 const char *gw_error_name(enum gw_errtype type);
 int gw_error_status(enum gw_errtype type);
 
-/* Returns a new NUL-terminated JSON body {"__type":..,"message":..} for "err";
- * the caller frees it. */
+/* Returns a new NUL-terminated JSON body {"__type":..,"message":..} for "err"
+ * (gw_reply_error_body's JSON), for replies written without a request
+ * object (HTTP/1.1 framing errors); the caller frees it. Replies to a request
+ * use gw_reply_error (reply.h). */
 char *gw_error_json(const struct gw_error *err);
 
 #endif

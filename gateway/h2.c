@@ -278,7 +278,13 @@ static void on_resume(struct gw_req *req)
     }
 }
 
-static const struct gw_req_transport h2_transport = {on_send, on_stream, on_resume};
+static void on_flush(struct gw_req *req)
+{
+    struct h2s *s = req->tp_ctx;
+    flush(s->h);
+}
+
+static const struct gw_req_transport h2_transport = {on_send, on_stream, on_resume, on_flush};
 
 /* ---- nghttp2 callbacks ------------------------------------------------------------ */
 

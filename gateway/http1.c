@@ -347,7 +347,14 @@ static void on_resume(struct gw_req *req)
     }
 }
 
-static const struct gw_req_transport h1_transport = {on_send, on_stream, on_resume};
+static void on_flush(struct gw_req *req)
+{
+    struct h1 *h = req->tp_ctx;
+    if (!h->c->closing && h->state == H1_STREAMING && h->req == req && !h->processing)
+        pump(h);
+}
+
+static const struct gw_req_transport h1_transport = {on_send, on_stream, on_resume, on_flush};
 
 /* ---- input processing -------------------------------------------------------- */
 

@@ -14,16 +14,13 @@
 
 #include "cbor.h"
 #include "mem.h"
-
-#define CT_JSON "application/x-amz-json-1.1"
-#define CT_CBOR "application/x-amz-cbor-1.1"
+#include "reply.h"
 
 /* ---- bodies ------------------------------------------------------------------ */
 
 bool gw_body_is_cbor(const struct gw_req *req)
 {
-    const char *ct = gw_req_header(req, "content-type");
-    return ct && strncasecmp(ct, CT_CBOR, sizeof CT_CBOR - 1) == 0;
+    return gw_reply_format_of(req) == GW_REPLY_CBOR;
 }
 
 int gw_body_decode(struct gw_req *req, json_t **out, struct gw_error *err)
@@ -55,61 +52,18 @@ int gw_body_decode(struct gw_req *req, json_t **out, struct gw_error *err)
     return 0;
 }
 
-static void send_encoded(struct gw_req *req, int status, const json_t *out)
-{
-    if (gw_body_is_cbor(req)) {
-        gw_resp_header(req, "content-type", CT_CBOR);
-        if (!out) {
-            gw_resp_send(req, status, NULL, 0);
-            return;
-        }
-        uint8_t *buf;
-        size_t n;
-        char why[200];
-        struct gw_cbor_opts o = {.kind = gw_cbor_kinesis_kind, .max_size = SIZE_MAX / 2};
-        if (gw_cbor_encode(out, &o, &buf, &n, why, sizeof why) != 0) {
-            /* Only our own output can fail here: a bug, not the client's. */
-            static const uint8_t fallback[] = "\xa2\x66__type\x6fInternalFailure\x67message\x6c"
-                                              "encode error";
-            gw_resp_send(req, 500, fallback, sizeof fallback - 1);
-            return;
-        }
-        gw_resp_send(req, status, buf, n);
-        free(buf);
-        return;
-    }
-    gw_resp_header(req, "content-type", CT_JSON);
-    if (!out) {
-        gw_resp_send(req, status, NULL, 0);
-        return;
-    }
-    /* 15 significant digits print epoch seconds with exact milliseconds. */
-    char *s = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    if (!s) {
-        static const char fallback[] = "{\"__type\":\"InternalFailure\",\"message\":\"encode error\"}";
-        gw_resp_send(req, 500, fallback, sizeof fallback - 1);
-        return;
-    }
-    gw_resp_send(req, status, s, strlen(s));
-    free(s);
-}
-
 void gw_body_reply(struct gw_req *req, const json_t *out)
 {
-    send_encoded(req, 200, out);
+    struct gw_reply w;
+    gw_reply_init(&w, req);
+    if (out)
+        gw_reply_tree(&w, out);
+    gw_reply_send(&w, 200);
 }
 
 void gw_body_error(struct gw_req *req, const struct gw_error *err)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "__type", json_string(gw_error_name(err->type)));
-    json_t *m = json_string(err->message);
-    /* A message quoting invalid UTF-8 from the client cannot be a JSON
-     * string; keep the type, drop the quote. */
-    json_object_set_new(o, "message", m ? m : json_string("(message not printable)"));
-    gw_resp_header(req, "x-amzn-errortype", gw_error_name(err->type));
-    send_encoded(req, gw_error_status(err->type), o);
-    json_decref(o);
+    gw_reply_error(req, err);
 }
 
 json_t *gw_json_time(int64_t ms)

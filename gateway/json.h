@@ -3,9 +3,11 @@
  *
  * Upstream: operations (ops_*.c) call gw_body_decode() on their request and
  * read members with gw_v_*(); downstream they answer with gw_body_reply() or
- * gw_body_error(). The encoding (JSON 1.1 or CBOR 1.1) is chosen here, at the
- * edge, from the request's Content-Type: operations see one json_t tree
- * whichever arrived (blobs as base64 strings, timestamps as epoch seconds).
+ * gw_body_error(), which write through the one reply writer (reply.h). The
+ * request's encoding (JSON 1.1 or CBOR 1.1) is read here, at the edge, from
+ * its Content-Type: operations see one json_t tree whichever arrived (blobs
+ * as base64 strings, timestamps as epoch seconds). Answers that are too big
+ * for a tree (records) are written with the reply writer directly.
  *
  * Validation follows the service's two error kinds:
  *   - a member of the wrong JSON type, malformed JSON/CBOR, bad base64:
@@ -30,18 +32,20 @@
 
 /* ---- bodies at the edge ------------------------------------------------------ */
 
-/* True when the request is CBOR (application/x-amz-cbor-1.1). */
+/* True when the request is CBOR (Content-Type application/x-amz-cbor-1.1,
+ * parameters allowed): the content-type rule of reply.h. */
 bool gw_body_is_cbor(const struct gw_req *req);
 
 /* Decodes the request body into a new object tree "*out" (json_decref it).
  * An empty body is SerializationException, as for Kinesis. */
 int gw_body_decode(struct gw_req *req, json_t **out, struct gw_error *err);
 
-/* Answers 200 with "out" (borrowed; NULL = empty body) encoded like the
- * request. */
+/* Answers 200 with "out" (borrowed; NULL = empty body) written through the
+ * reply writer (gw_reply_tree): CBOR for CBOR requests, JSON otherwise, the
+ * Content-Type of reply.h's rule. */
 void gw_body_reply(struct gw_req *req, const json_t *out);
 
-/* Answers "err" encoded like the request (CBOR errors for CBOR requests). */
+/* Answers "err": gw_reply_error (CBOR errors for CBOR requests). */
 void gw_body_error(struct gw_req *req, const struct gw_error *err);
 
 /* Epoch milliseconds as the wire's timestamp (epoch seconds, millisecond

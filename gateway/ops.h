@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "json.h"
+#include "reply.h"
 #include "router.h"
 #include "store.h"
 
@@ -39,6 +40,11 @@ void op_register_consumer(struct gw_app *app, struct gw_req *req);
 void op_describe_consumer(struct gw_app *app, struct gw_req *req);
 void op_list_consumers(struct gw_app *app, struct gw_req *req);
 void op_deregister_consumer(struct gw_app *app, struct gw_req *req);
+
+/* ops_subscribe.c */
+void op_subscribe_to_shard(struct gw_app *app, struct gw_req *req);
+/* GET /v1/streams/{stream}/consumers/{name}/shards/{shard}/subscribe */
+void op_rest_subscribe(struct gw_app *app, struct gw_req *req);
 
 /* ---- ops_util.c ------------------------------------------------------------ */
 
@@ -90,11 +96,15 @@ int gw_op_token_open(struct gw_app *app, char kind, const char *token, void *pay
                      size_t *len, int64_t *issued_ms);
 
 struct evbuffer;
-/* Appends bytes "p" as a JSON string (the bytes must be valid UTF-8). */
+/* Appends bytes "p" as a JSON string (the bytes must be valid UTF-8), as the
+ * reply writer's JSON back end writes strings. */
 void gw_op_json_string(struct evbuffer *out, const uint8_t *p, size_t n);
-/* Appends one Record object ({SequenceNumber, ApproximateArrivalTimestamp,
- * Data (base64), PartitionKey}) as GetRecords and SubscribeToShard answer it,
+/* Writes one Record object ({SequenceNumber, ApproximateArrivalTimestamp,
+ * Data (blob), PartitionKey}) as GetRecords answers it, in "w"'s format,
  * without building a jansson tree. */
+void gw_op_record(struct gw_reply *w, const struct store_record *r);
+/* gw_op_record as JSON text appended to "out": SubscribeToShard's event
+ * payloads, which are JSON whatever the request's encoding. */
 void gw_op_record_json(struct evbuffer *out, const struct store_record *r);
 /* Writes "v" in decimal at "dst" (room for 20 digits), without printf;
  * returns the number of digits. */

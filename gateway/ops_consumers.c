@@ -2,19 +2,19 @@
  * DescribeStreamConsumer, ListStreamConsumers, DeregisterStreamConsumer.
  *
  * Upstream: router.c (both doors). Downstream: the store catalog (consumers
- * persist in the manifest) and subscribe.c (deregistering ends a consumer's
- * live subscriptions). A consumer is CREATING, then ACTIVE after
- * --stream-delay; deregistered ones go DELETING, then are removed. */
-#include <event2/event.h>
+ * persist in the manifest), fanout.c (deregistering ends a consumer's live
+ * subscriptions) and transition.c (a consumer is CREATING, then ACTIVE after
+ * --stream-delay; deregistered ones go DELETING, then are removed). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
+#include "fanout.h"
 #include "log.h"
 #include "mem.h"
 #include "ops.h"
-#include "subscribe.h"
+#include "transition.h"
 
 #define CONSUMERS_PAGE 100
 #define MAX_CONSUMERS_CREATING 5
@@ -68,66 +68,6 @@ static int lookup_stream_arn(struct gw_app *app, const char *arn, struct store_s
     return gw_op_stream_lookup(app, NULL, arn, s, err);
 }
 
-/* ---- consumer status transitions ------------------------------------------------ */
-
-struct consumer_change {
-    struct gw_app *app;
-    bool remove;
-    char stream[STORE_STREAM_NAME_MAX + 1];
-    char name[129];
-};
-
-static void on_consumer_change(evutil_socket_t fd, short what, void *arg)
-{
-    struct consumer_change *c = arg;
-    struct store_stream *s;
-    if (store_stream_lookup(c->app->store, c->stream, &s, NULL) == 0) {
-        struct store_consumer_info ci;
-        if (store_consumer_lookup(s, c->name, &ci, NULL) == 0) {
-            if (c->remove && ci.status == STORE_CONSUMER_DELETING)
-                store_consumer_deregister(s, c->name, NULL);
-            else if (!c->remove && ci.status == STORE_CONSUMER_CREATING)
-                store_consumer_set_status(s, c->name, STORE_CONSUMER_ACTIVE, NULL);
-            gw_app_commit_soon(c->app);
-        }
-    }
-    free(c);
-}
-
-static void schedule(struct gw_app *app, const char *stream, const char *name, bool remove)
-{
-    struct consumer_change *c = xcalloc(1, sizeof *c);
-    c->app = app;
-    c->remove = remove;
-    snprintf(c->stream, sizeof c->stream, "%s", stream);
-    snprintf(c->name, sizeof c->name, "%s", name);
-    uint64_t ms = app->cfg->stream_delay_ms;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    /* A pending change is finished at the next start if the process stops
-     * first (gw_app_open completes CREATING/DELETING consumers). */
-    if (event_base_once(app->base, -1, EV_TIMEOUT, on_consumer_change, c, &tv) != 0)
-        on_consumer_change(-1, 0, c);
-}
-
-/* The CREATING -> ACTIVE timer starts once the registration is durable; if
- * writing it fails the store has undone it and there is nothing to activate. */
-static void on_registration_durable(void *arg, const struct store_err *se)
-{
-    struct consumer_change *c = arg;
-    if (!se)
-        schedule(c->app, c->stream, c->name, false);
-    free(c);
-}
-
-static void schedule_when_durable(struct gw_app *app, const char *stream, const char *name)
-{
-    struct consumer_change *c = xcalloc(1, sizeof *c);
-    c->app = app;
-    snprintf(c->stream, sizeof c->stream, "%s", stream);
-    snprintf(c->name, sizeof c->name, "%s", name);
-    store_catalog_sync(app->store, on_registration_durable, c);
-}
-
 /* ---- RegisterStreamConsumer ------------------------------------------------------- */
 
 static int register_consumer(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
@@ -171,7 +111,7 @@ static int register_consumer(struct gw_app *app, struct gw_req *req, json_t *bod
     store_stream_info(s, &info);
     gw_log(GW_LOG_INFO, "consumer_registered", "stream=%s consumer=%s", info.name, name);
     *out = json_pack("{s:o}", "Consumer", consumer_json(&ci, NULL));
-    schedule_when_durable(app, info.name, name);
+    gw_transition_consumer_registered(app, info.name, name);
     return 0;
 }
 
@@ -255,11 +195,10 @@ static int deregister_consumer(struct gw_app *app, struct gw_req *req, json_t *b
     char name[129], arn[2100];
     snprintf(name, sizeof name, "%s", ci.name);
     snprintf(arn, sizeof arn, "%s", ci.arn);
-    gw_sub_end(app, info.name, arn, "ResourceNotFoundException",
-               "The consumer was deregistered.");
-    store_consumer_set_status(s, name, STORE_CONSUMER_DELETING, NULL);
+    gw_fanout_end(app->fanout, info.name, arn, "ResourceNotFoundException",
+                  "The consumer was deregistered.");
+    gw_transition_consumer_deregister(app, info.name, name);
     gw_log(GW_LOG_INFO, "consumer_deregistered", "stream=%s consumer=%s", info.name, name);
-    schedule(app, info.name, name, true);
     *out = NULL;
     return 0;
 }

@@ -16,9 +16,12 @@
 
 #include "app.h"
 #include "log.h"
+#include "loop.h"
 #include "mem.h"
 #include "ops.h"
+#include "position.h"
 #include "putrecords.h"
+#include "throttle.h"
 
 #define GET_RECORDS_MAX_BYTES (10u * 1024 * 1024)
 #define INTERNAL_FAILURE_MSG "Internal service failure."
@@ -45,7 +48,6 @@ struct put_ctx {
     struct gw_app *app;
     struct gw_req *req;      /* NULL once the client has gone */
     bool batch;              /* PutRecords */
-    bool cbor;
     size_t n;
     struct put_entry_result *res;
     struct put_group *groups;
@@ -74,64 +76,47 @@ static void shard_id(uint32_t index, char out[STORE_SHARD_ID_STRLEN])
     out[20] = '\0';
 }
 
-static void append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+/* One PutRecords result entry: the record's sequence number and shard, or
+ * its error. */
+static void reply_entry(struct gw_reply *w, const struct put_ctx *ctx,
+                        const struct put_entry_result *r)
 {
-    if (*len + n + 1 > *cap) {
-        *cap = (*len + n + 1) * 2;
-        *buf = xrealloc(*buf, *cap);
-    }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-}
-
-#define APPEND_LIT(b, l, c, lit) append(b, l, c, lit, sizeof lit - 1)
-
-/* PutRecords' answer, written directly: every value is digits or a shard id,
- * so nothing needs escaping, and no tree is built for 500 entries. */
-static void reply_put_records_json(struct put_ctx *ctx, size_t failed)
-{
-    size_t cap = 96 + ctx->n * 100, len = 0;
-    char *buf = xmalloc(cap), tmp[512];
-    int k = snprintf(tmp, sizeof tmp, "{\"FailedRecordCount\":%zu,\"Records\":[", failed);
-    append(&buf, &len, &cap, tmp, (size_t)k);
-    for (size_t i = 0; i < ctx->n; i++) {
-        const struct put_entry_result *r = &ctx->res[i];
-        char seq[STORE_SEQ_STRLEN], sid[STORE_SHARD_ID_STRLEN];
-        shard_id(r->shard, sid);
-        if (i)
-            APPEND_LIT(&buf, &len, &cap, ",");
-        if (r->state == ENTRY_OK) {
-            store_seq_format(r->seq, seq);
-            APPEND_LIT(&buf, &len, &cap, "{\"SequenceNumber\":\"");
-            append(&buf, &len, &cap, seq, STORE_SEQ_STRLEN - 1);
-            APPEND_LIT(&buf, &len, &cap, "\",\"ShardId\":\"");
-            append(&buf, &len, &cap, sid, STORE_SHARD_ID_STRLEN - 1);
-            APPEND_LIT(&buf, &len, &cap, "\"}");
-        } else if (r->state == ENTRY_THROTTLED) {
-            k = snprintf(tmp, sizeof tmp,
-                         "{\"ErrorCode\":\"ProvisionedThroughputExceededException\","
-                         "\"ErrorMessage\":\"Rate exceeded for shard %s in stream %s under "
-                         "account %s.\"}",
+    char sid[STORE_SHARD_ID_STRLEN];
+    shard_id(r->shard, sid);
+    gw_reply_object(w, 2);
+    if (r->state == ENTRY_OK) {
+        char seq[STORE_SEQ_STRLEN];
+        size_t n = store_seq_format(r->seq, seq);
+        gw_reply_key(w, "SequenceNumber");
+        gw_reply_string_n(w, seq, n);
+        gw_reply_key(w, "ShardId");
+        gw_reply_string_n(w, sid, STORE_SHARD_ID_STRLEN - 1);
+    } else if (r->state == ENTRY_THROTTLED) {
+        char msg[512];
+        int k = snprintf(msg, sizeof msg, "Rate exceeded for shard %s in stream %s under account %s.",
                          sid, ctx->stream, ctx->app->cfg->account);
-            append(&buf, &len, &cap, tmp, (size_t)k);
-        } else {
-            APPEND_LIT(&buf, &len, &cap,
-                       "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"" INTERNAL_FAILURE_MSG
-                       "\"}");
-        }
+        gw_reply_key(w, "ErrorCode");
+        gw_reply_string(w, "ProvisionedThroughputExceededException");
+        gw_reply_key(w, "ErrorMessage");
+        gw_reply_string_n(w, msg, k < 0 ? 0 : (size_t)k < sizeof msg ? (size_t)k : sizeof msg - 1);
+    } else {
+        gw_reply_key(w, "ErrorCode");
+        gw_reply_string(w, "InternalFailure");
+        gw_reply_key(w, "ErrorMessage");
+        gw_reply_string(w, INTERNAL_FAILURE_MSG);
     }
-    APPEND_LIT(&buf, &len, &cap, "],\"EncryptionType\":\"NONE\"}");
-    gw_resp_header(ctx->req, "content-type", "application/x-amz-json-1.1");
-    gw_resp_send(ctx->req, 200, buf, len);
-    free(buf);
+    gw_reply_end(w);
 }
 
+/* PutRecord's and PutRecords' answers, written directly (JSON or CBOR): no
+ * tree is built for 500 entries. */
 static void reply_put(struct put_ctx *ctx)
 {
     struct gw_req *req = ctx->req;
     size_t failed = 0;
     for (size_t i = 0; i < ctx->n; i++)
         failed += ctx->res[i].state != ENTRY_OK;
+    struct gw_reply w;
     if (!ctx->batch) {
         const struct put_entry_result *r = &ctx->res[0];
         struct gw_error err = {0};
@@ -151,53 +136,33 @@ static void reply_put(struct put_ctx *ctx)
             return;
         }
         char seq[STORE_SEQ_STRLEN], sid[STORE_SHARD_ID_STRLEN];
-        store_seq_format(r->seq, seq);
+        size_t seq_len = store_seq_format(r->seq, seq);
         shard_id(r->shard, sid);
-        if (!ctx->cbor) {
-            char body[160];
-            int k = snprintf(body, sizeof body,
-                             "{\"ShardId\":\"%s\",\"SequenceNumber\":\"%s\",\"EncryptionType\":\"NONE\"}",
-                             sid, seq);
-            gw_resp_header(req, "content-type", "application/x-amz-json-1.1");
-            gw_resp_send(req, 200, body, (size_t)k);
-            return;
-        }
-        json_t *out = json_pack("{s:s, s:s, s:s}", "ShardId", sid, "SequenceNumber", seq,
-                                "EncryptionType", "NONE");
-        gw_body_reply(req, out);
-        json_decref(out);
+        gw_reply_init(&w, req);
+        gw_reply_object(&w, 3);
+        gw_reply_key(&w, "ShardId");
+        gw_reply_string_n(&w, sid, STORE_SHARD_ID_STRLEN - 1);
+        gw_reply_key(&w, "SequenceNumber");
+        gw_reply_string_n(&w, seq, seq_len);
+        gw_reply_key(&w, "EncryptionType");
+        gw_reply_string(&w, "NONE");
+        gw_reply_end(&w);
+        gw_reply_send(&w, 200);
         return;
     }
-    if (!ctx->cbor) {
-        reply_put_records_json(ctx, failed);
-        return;
-    }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < ctx->n; i++) {
-        const struct put_entry_result *r = &ctx->res[i];
-        char seq[STORE_SEQ_STRLEN], sid[STORE_SHARD_ID_STRLEN];
-        shard_id(r->shard, sid);
-        if (r->state == ENTRY_OK) {
-            store_seq_format(r->seq, seq);
-            json_array_append_new(arr, json_pack("{s:s, s:s}", "SequenceNumber", seq, "ShardId",
-                                                 sid));
-        } else {
-            char msg[256];
-            if (r->state == ENTRY_THROTTLED)
-                snprintf(msg, sizeof msg, "Rate exceeded for shard %s in stream %s under account %s.",
-                         sid, ctx->stream, ctx->app->cfg->account);
-            json_array_append_new(
-                arr, json_pack("{s:s, s:s}", "ErrorCode",
-                               r->state == ENTRY_THROTTLED ? "ProvisionedThroughputExceededException"
-                                                           : "InternalFailure",
-                               "ErrorMessage",
-                               r->state == ENTRY_THROTTLED ? msg : INTERNAL_FAILURE_MSG));
-        }
-    }
-    json_t *out = json_pack("{s:i, s:o, s:s}", "FailedRecordCount", (json_int_t)failed, "Records",
-                            arr, "EncryptionType", "NONE");
-    gw_body_reply(req, out);
-    json_decref(out);
+    gw_reply_init(&w, req);
+    gw_reply_object(&w, 3);
+    gw_reply_key(&w, "FailedRecordCount");
+    gw_reply_int(&w, (int64_t)failed);
+    gw_reply_key(&w, "Records");
+    gw_reply_array(&w, ctx->n);
+    for (size_t i = 0; i < ctx->n; i++)
+        reply_entry(&w, ctx, &ctx->res[i]);
+    gw_reply_end(&w);
+    gw_reply_key(&w, "EncryptionType");
+    gw_reply_string(&w, "NONE");
+    gw_reply_end(&w);
+    gw_reply_send(&w, 200);
 }
 
 static void put_finish(struct put_ctx *ctx)
@@ -229,7 +194,7 @@ static void on_group_done(void *arg, const struct store_err *se)
         snprintf(ctx->fail_msg, sizeof ctx->fail_msg, "%s", se->msg);
     }
     if (--ctx->pending == 0) /* after the pushes this commit woke up */
-        gw_app_after(ctx->app, put_finish_cb, ctx);
+        gw_loop_ack(ctx->app, put_finish_cb, ctx);
 }
 
 /* Decodes the request into "b": REST raw bodies, the JSON fast path, or the
@@ -316,7 +281,6 @@ static void put(struct gw_app *app, struct gw_req *req, bool batch)
     ctx->app = app;
     ctx->req = req;
     ctx->batch = batch;
-    ctx->cbor = gw_body_is_cbor(req);
     ctx->n = b.n;
     ctx->res = xcalloc(b.n, sizeof *ctx->res);
     snprintf(ctx->stream, sizeof ctx->stream, "%s", info.name);
@@ -346,7 +310,7 @@ static void put(struct gw_app *app, struct gw_req *req, bool batch)
         struct store_shard_info si;
         store_shard_info(shard_of[i], &si);
         ctx->res[i].shard = si.index;
-        if (!gw_app_throttle_take(app, shard_of[i], 1, e->data_len + e->pk_len))
+        if (!gw_throttle_take(app->throttle, shard_of[i], 1, e->data_len + e->pk_len))
             ctx->res[i].state = ENTRY_THROTTLED;
     }
     if (!batch && ctx->res[0].state == ENTRY_THROTTLED) {
@@ -406,7 +370,7 @@ static void put(struct gw_app *app, struct gw_req *req, bool batch)
         return;
     }
     gw_req_on_abort(req, on_put_abort, ctx);
-    gw_app_commit_soon(app);
+    gw_loop_commit_soon(app);
     return;
 fail:
     if (ctx)
@@ -479,29 +443,26 @@ static int iter_open(struct gw_app *app, const char *token, struct iter *it, int
     return 0;
 }
 
-static const char *const iter_types[] = {"AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER",
-                                         "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP", NULL};
-
 /* Resolves GetShardIterator's members in "body" to an iterator position. */
 static int iterator_from_body(struct gw_app *app, json_t *body, struct iter *it,
                               struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
-    const char *name, *arn, *shard_name, *seq_text;
+    const char *name, *arn, *shard_name;
     int type;
-    int64_t ts = 0;
-    bool has_ts;
+    struct gw_start st = {0};
     if (gw_op_stream_fields(&v, body, true, &name, &arn) != 0 ||
         gw_v_str(&v, body, "ShardId", "shardId", GW_V_REQUIRED, 1, 128, "[a-zA-Z0-9_.-]+",
                  gw_match_name, &shard_name) != 0 ||
-        gw_v_enum(&v, body, "ShardIteratorType", "shardIteratorType", GW_V_REQUIRED, iter_types,
-                  &type) != 0 ||
+        gw_v_enum(&v, body, "ShardIteratorType", "shardIteratorType", GW_V_REQUIRED,
+                  gw_start_type_names, &type) != 0 ||
         gw_v_str(&v, body, "StartingSequenceNumber", "startingSequenceNumber", 0, 0, SIZE_MAX,
-                 "0|([1-9]\\d{0,128})", gw_match_seqnum, &seq_text) != 0 ||
-        gw_v_time(&v, body, "Timestamp", "timestamp", 0, &ts, &has_ts) != 0 ||
+                 "0|([1-9]\\d{0,128})", gw_match_seqnum, &st.seq) != 0 ||
+        gw_v_time(&v, body, "Timestamp", "timestamp", 0, &st.ts_ms, &st.has_ts) != 0 ||
         gw_valid_done(&v) != 0)
         return -1;
+    st.type = (enum gw_start_type)type;
     struct store_stream *s;
     if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 ||
         gw_op_stream_readable(app, s, err) != 0)
@@ -515,46 +476,9 @@ static int iterator_from_body(struct gw_app *app, json_t *body, struct iter *it,
                             info.name, app->cfg->account);
     struct store_shard_info si;
     store_shard_info(shard, &si);
-    static const enum store_pos_type map[] = {STORE_POS_AT_SEQUENCE, STORE_POS_AFTER_SEQUENCE,
-                                              STORE_POS_TRIM_HORIZON, STORE_POS_LATEST,
-                                              STORE_POS_AT_TIMESTAMP};
-    struct store_seq seq = {0};
-    if (type <= 1) {
-        if (!seq_text)
-            return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
-                                "StartingSequenceNumber must be provided for ShardIteratorType %s.",
-                                iter_types[type]);
-        if (store_seq_parse(seq_text, strlen(seq_text), &seq, NULL) != 0)
-            return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
-                                "StartingSequenceNumber %s used in GetShardIterator on shard %s in "
-                                "stream %s under account %s is invalid.",
-                                seq_text, si.id, info.name, app->cfg->account);
-        if (seq.shard != si.index) {
-            char other[STORE_SHARD_ID_STRLEN];
-            shard_id(seq.shard, other);
-            return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
-                                "Invalid StartingSequenceNumber. It encodes %s, while it was used "
-                                "in a call to a shard with %s",
-                                other, si.id);
-        }
-    }
-    if (type == 4) {
-        if (!has_ts)
-            return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
-                                "Must specify timestampInMillis parameter for iterator of type "
-                                "AT_TIMESTAMP. Current request has no timestamp parameter.");
-        int64_t now = gw_app_now_ms();
-        if (ts > now)
-            return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
-                                "The timestampInMillis parameter cannot be greater than the "
-                                "currentTimestampInMillis. timestampInMillis: %lld, "
-                                "currentTimestampInMillis: %lld",
-                                (long long)ts, (long long)now);
-    }
     *it = (struct iter){.created_ms = info.created_ms, .shard = si.index};
-    struct store_err se = {0};
-    if (store_shard_position(shard, map[type], type <= 1 ? &seq : NULL, ts, &it->pos, &se) != 0)
-        return gw_op_store_error(&se, err);
+    if (gw_start_resolve(app, s, shard, &st, GW_START_FOR_ITERATOR, &it->pos, err) != 0)
+        return -1;
     snprintf(it->name, sizeof it->name, "%s", info.name);
     return 0;
 }
@@ -618,46 +542,24 @@ static void read_records(struct gw_app *app, struct gw_req *req, struct iter *it
         goto fail;
     }
     it->pos = next;
-    if (!gw_body_is_cbor(req)) {
-        /* Written directly: up to 10,000 records, and a tree would cost more
-         * than the read itself. */
-        struct evbuffer *b = evbuffer_new();
-        evbuffer_add(b, "{\"Records\":[", 12);
-        for (size_t i = 0; i < n; i++) {
-            if (i)
-                evbuffer_add(b, ",", 1);
-            gw_op_record_json(b, &recs[i]);
-        }
-        char *tok = iter_make(app, it);
-        evbuffer_add_printf(b, "],\"NextShardIterator\":\"%s\",\"MillisBehindLatest\":%lld}", tok,
-                            (long long)(behind > 0 ? behind : 0));
-        free(tok);
-        gw_resp_header(req, "content-type", "application/x-amz-json-1.1");
-        gw_resp_send_buffer(req, 200, b);
-        evbuffer_free(b);
-        store_cursor_free(cur);
-        return;
-    }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
-        char seq[STORE_SEQ_STRLEN];
-        store_seq_format(recs[i].seq, seq);
-        char *data = gw_base64_encode(recs[i].data.p, recs[i].data.len, NULL);
-        json_t *r = json_object();
-        json_object_set_new(r, "SequenceNumber", json_string(seq));
-        json_object_set_new(r, "ApproximateArrivalTimestamp", gw_json_time(recs[i].arrival_ms));
-        json_object_set_new(r, "Data", json_string(data));
-        json_t *pk = json_stringn((const char *)recs[i].partition_key.p, recs[i].partition_key.len);
-        json_object_set_new(r, "PartitionKey", pk ? pk : json_string(""));
-        json_array_append_new(arr, r);
-        free(data);
-    }
+    /* Written directly (JSON or CBOR): up to 10,000 records, and a tree would
+     * cost more than the read itself. */
+    struct gw_reply w;
+    gw_reply_init(&w, req);
+    gw_reply_object(&w, 3);
+    gw_reply_key(&w, "Records");
+    gw_reply_array(&w, n);
+    for (size_t i = 0; i < n; i++)
+        gw_op_record(&w, &recs[i]);
+    gw_reply_end(&w);
     char *tok = iter_make(app, it);
-    json_t *out = json_pack("{s:o, s:s, s:I}", "Records", arr, "NextShardIterator", tok,
-                            "MillisBehindLatest", (json_int_t)(behind > 0 ? behind : 0));
+    gw_reply_key(&w, "NextShardIterator");
+    gw_reply_string(&w, tok);
     free(tok);
-    gw_body_reply(req, out);
-    json_decref(out);
+    gw_reply_key(&w, "MillisBehindLatest");
+    gw_reply_int(&w, behind > 0 ? behind : 0);
+    gw_reply_end(&w);
+    gw_reply_send(&w, 200);
     store_cursor_free(cur);
     return;
 fail:

@@ -12,10 +12,11 @@
 #include <string.h>
 
 #include "app.h"
+#include "fanout.h"
 #include "log.h"
 #include "mem.h"
 #include "ops.h"
-#include "subscribe.h"
+#include "transition.h"
 
 #define LIST_MAX 100        /* DescribeStream, ListStreams: at most 100 per page */
 #define LIST_SHARDS_MAX 1000
@@ -49,22 +50,6 @@ static struct stream_totals totals(struct gw_app *app)
 #define MAX_CREATING 5 /* the service allows five streams in CREATING at once */
 
 static int validate_tags_map(struct gw_valid *v, json_t *tags, struct gw_error *err);
-
-struct created {
-    struct gw_app *app;
-    char name[STORE_STREAM_NAME_MAX + 1];
-};
-
-/* If the catalog write failed the store has undone the creation (the
- * client's reply, parked by gw_op_run on the same sync, reports the error):
- * there is nothing to activate. */
-static void on_creation_durable(void *arg, const struct store_err *se)
-{
-    struct created *c = arg;
-    if (!se)
-        gw_app_stream_created(c->app, c->name);
-    free(c);
-}
 
 static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
                          struct gw_error *err)
@@ -141,10 +126,7 @@ static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
     /* The stream turns ACTIVE (and so takes writes) only after --stream-delay
      * counted from the moment its creation is durable: records must never be
      * acknowledged for a stream a crash could forget. */
-    struct created *c = xcalloc(1, sizeof *c);
-    c->app = app;
-    snprintf(c->name, sizeof c->name, "%s", name);
-    store_catalog_sync(app->store, on_creation_durable, c);
+    gw_transition_stream_created(app, name);
     *out = NULL;
     return 0;
 }
@@ -180,8 +162,9 @@ static int delete_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
                             info.name, app->cfg->account);
     gw_log(GW_LOG_INFO, "stream_deleting", "stream=%s", info.name);
     /* Subscriptions hold the stream's shards: end them before it goes. */
-    gw_sub_end(app, info.name, NULL, "ResourceNotFoundException", "The stream was deleted.");
-    gw_app_stream_delete(app, info.name);
+    gw_fanout_end(app->fanout, info.name, NULL, "ResourceNotFoundException",
+                  "The stream was deleted.");
+    gw_transition_stream_delete(app, info.name);
     *out = NULL;
     return 0;
 }

@@ -12,6 +12,7 @@
 
 #include "app.h"
 #include "codec.h"
+#include "loop.h"
 #include "mem.h"
 #include "ops.h"
 
@@ -65,7 +66,7 @@ void gw_op_run(struct gw_app *app, struct gw_req *req, gw_op_body_fn fn, bool mu
     p->out = out;
     gw_req_on_abort(req, on_parked_abort, p);
     store_catalog_sync(app->store, on_catalog_synced, p);
-    gw_app_commit_soon(app);
+    gw_loop_commit_soon(app);
 }
 
 void gw_op_each_stream(struct gw_app *app, void (*fn)(struct store_stream *s, void *arg),
@@ -237,36 +238,14 @@ int gw_op_store_error(const struct store_err *se, struct gw_error *err)
     return gw_error_set(err, gw_app_store_errtype(se->code), "%s", se->msg);
 }
 
-/* ---- record JSON, written directly --------------------------------------------- */
+/* ---- records and JSON text, through the reply writer ----------------------- */
 
-/* Appends "p" as a JSON string. Partition keys were valid UTF-8 when they
- * were accepted, so only quotes, backslashes and control characters need
- * escaping. */
 void gw_op_json_string(struct evbuffer *out, const uint8_t *p, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    evbuffer_add(out, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        evbuffer_add(out, p + run, i - run);
-        char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
-        if (c < 0x20) {
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            evbuffer_add(out, esc, 6);
-        } else {
-            evbuffer_add(out, esc, 2);
-        }
-        run = i + 1;
-    }
-    evbuffer_add(out, p + run, n - run);
-    evbuffer_add(out, "\"", 1);
+    struct gw_reply w;
+    gw_reply_init_json(&w, out);
+    gw_reply_string_n(&w, (const char *)p, n);
+    gw_reply_finish(&w);
 }
 
 size_t gw_op_fmt_u64(char *dst, uint64_t v)
@@ -282,40 +261,28 @@ size_t gw_op_fmt_u64(char *dst, uint64_t v)
     return nd;
 }
 
-/* Appends one record's JSON object. */
+void gw_op_record(struct gw_reply *w, const struct store_record *r)
+{
+    char seq[STORE_SEQ_STRLEN];
+    size_t seq_len = store_seq_format(r->seq, seq);
+    gw_reply_object(w, 4);
+    gw_reply_key(w, "SequenceNumber");
+    gw_reply_string_n(w, seq, seq_len);
+    gw_reply_key(w, "ApproximateArrivalTimestamp");
+    gw_reply_time_ms(w, r->arrival_ms);
+    gw_reply_key(w, "Data");
+    gw_reply_blob(w, r->data.p, r->data.len);
+    gw_reply_key(w, "PartitionKey");
+    gw_reply_string_n(w, (const char *)r->partition_key.p, r->partition_key.len);
+    gw_reply_end(w);
+}
+
 void gw_op_record_json(struct evbuffer *out, const struct store_record *r)
 {
-    /* {"SequenceNumber":"<41 digits>","ApproximateArrivalTimestamp":<s>.<ms>,"Data":" */
-    char head[160], *h = head;
-    static const char k1[] = "{\"SequenceNumber\":\"", k2[] = "\",\"ApproximateArrivalTimestamp\":",
-                      k3[] = ",\"Data\":\"";
-    memcpy(h, k1, sizeof k1 - 1);
-    h += sizeof k1 - 1;
-    h += store_seq_format(r->seq, h);
-    memcpy(h, k2, sizeof k2 - 1);
-    h += sizeof k2 - 1;
-    /* epoch seconds and a 3-digit millisecond fraction, without printf */
-    h += gw_op_fmt_u64(h, (uint64_t)(r->arrival_ms / 1000));
-    int ms = (int)(r->arrival_ms % 1000);
-    *h++ = '.';
-    *h++ = (char)('0' + ms / 100);
-    *h++ = (char)('0' + ms / 10 % 10);
-    *h++ = (char)('0' + ms % 10);
-    memcpy(h, k3, sizeof k3 - 1);
-    h += sizeof k3 - 1;
-    evbuffer_add(out, head, (size_t)(h - head));
-    /* Data is encoded straight into the output buffer: no copy per record. */
-    size_t b64len = gw_base64_encoded_len(r->data.len);
-    if (b64len) {
-        struct evbuffer_iovec vec;
-        if (evbuffer_reserve_space(out, (ev_ssize_t)b64len, &vec, 1) != 1)
-            abort(); /* allocation failure: fatal, as everywhere (mem.h) */
-        vec.iov_len = gw_base64_encode_to(r->data.p, r->data.len, vec.iov_base);
-        evbuffer_commit_space(out, &vec, 1);
-    }
-    evbuffer_add(out, "\",\"PartitionKey\":", 17);
-    gw_op_json_string(out, r->partition_key.p, r->partition_key.len);
-    evbuffer_add(out, "}", 1);
+    struct gw_reply w;
+    gw_reply_init_json(&w, out);
+    gw_op_record(&w, r);
+    gw_reply_finish(&w);
 }
 
 /* ---- tokens -------------------------------------------------------------------

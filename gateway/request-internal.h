@@ -12,6 +12,9 @@ struct gw_req_transport {
     void (*on_send)(struct gw_req *req);   /* one-shot reply ready */
     void (*on_stream)(struct gw_req *req); /* streamed reply started */
     void (*on_resume)(struct gw_req *req); /* a deferred pull may have data */
+    /* Produce and write the connection's pending output now, every stream
+     * of it, rather than on the next loop pass. NULL: nothing to do. */
+    void (*on_flush)(struct gw_req *req);
 };
 
 struct gw_hdr {

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "reply.h"
 
 /* Request ids only need to be unique, not secret: a splitmix64 stream seeded
  * once from the OpenSSL DRBG (RAND_bytes per request costs a getpid() and a
@@ -320,17 +321,7 @@ int gw_resp_send_buffer(struct gw_req *req, int status, struct evbuffer *body)
 
 int gw_resp_error(struct gw_req *req, const struct gw_error *err)
 {
-    char *body = gw_error_json(err);
-    const char *ct = gw_req_header(req, "content-type");
-    /* The Kinesis door answers in the request's own JSON content type. */
-    if (ct && strncasecmp(ct, "application/x-amz-json-1.1", 26) == 0)
-        gw_resp_header(req, "content-type", "application/x-amz-json-1.1");
-    else
-        gw_resp_header(req, "content-type", "application/json");
-    gw_resp_header(req, "x-amzn-errortype", gw_error_name(err->type));
-    int rc = gw_resp_send(req, gw_error_status(err->type), body, strlen(body));
-    free(body);
-    return rc;
+    return gw_reply_error(req, err);
 }
 
 int gw_resp_stream(struct gw_req *req, int status, gw_pull_fn pull, void *ctx)
@@ -349,6 +340,12 @@ void gw_resp_resume(struct gw_req *req)
 {
     if (req->resp.state == GW_RESP_STREAM && !req->resp.eof)
         req->tp->on_resume(req);
+}
+
+void gw_resp_flush(struct gw_req *req)
+{
+    if (req->tp->on_flush)
+        req->tp->on_flush(req);
 }
 
 void gw_req_on_abort(struct gw_req *req, gw_abort_fn fn, void *ctx)

@@ -70,8 +70,9 @@ int gw_resp_send(struct gw_req *req, int status, const void *body, size_t len);
 /* One-shot reply whose body is moved out of "body" (left empty); no copy. */
 int gw_resp_send_buffer(struct gw_req *req, int status, struct evbuffer *body);
 
-/* Answers "err" as {"__type","message"} with its HTTP status, the request's
- * content type (JSON) and x-amzn-ErrorType. */
+/* Answers "err" as {"__type","message"} with its HTTP status and
+ * x-amzn-ErrorType, in the format and Content-Type of the one content-type
+ * rule (reply.h; gw_reply_error): CBOR for CBOR requests. */
 int gw_resp_error(struct gw_req *req, const struct gw_error *err);
 
 enum gw_pull {
@@ -94,6 +95,13 @@ int gw_resp_stream(struct gw_req *req, int status, gw_pull_fn pull, void *ctx);
 /* Tells the protocol layer a deferred pull has data (or EOF) now. Cheap and
  * safe to call repeatedly. */
 void gw_resp_resume(struct gw_req *req);
+/* Pulls and writes the pending output of "req"'s connection (all its
+ * requests) now instead of on the next loop pass: the fan-out engine pushes
+ * with it before producers are acknowledged (loop.h). May end streams of
+ * that connection and free their requests, "req" included; never frees the
+ * connection, and touches no other connection. Call it outside protocol
+ * callbacks only (from the loop's own events). */
+void gw_resp_flush(struct gw_req *req);
 /* Registers "fn" to run if the request dies before the handler is done with
  * it (see the top of this file). One callback per request; NULL clears it. */
 void gw_req_on_abort(struct gw_req *req, gw_abort_fn fn, void *ctx);

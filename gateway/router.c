@@ -7,7 +7,8 @@
  * 400 UnknownOperationException, any method but POST on `/` 405.
  * REST door: resource routes under /v1 plus /healthz; an unknown path is 404
  * and a known path with another method 405 with an Allow header, both with the
- * same {"__type","message"} body. */
+ * same {"__type","message"} body. Every answer, errors included, takes its
+ * encoding and Content-Type from reply.h's one rule. */
 #include "router.h"
 
 #include <stdarg.h>
@@ -18,7 +19,7 @@
 #include "log.h"
 #include "json.h"
 #include "ops.h"
-#include "subscribe.h"
+#include "reply.h"
 
 #define TARGET_PREFIX "Kinesis_20131202."
 
@@ -121,15 +122,6 @@ const struct gw_op *gw_router_match_rest(const struct gw_op *ops, struct gw_req 
     return NULL;
 }
 
-void gw_reply_json(struct gw_req *req, int status, const char *json)
-{
-    const char *ct = gw_req_header(req, "content-type");
-    bool kinesis = gw_req_header(req, "x-amz-target") && ct &&
-                   strncasecmp(ct, "application/x-amz-json-1.1", 26) == 0;
-    gw_resp_header(req, "content-type", kinesis ? "application/x-amz-json-1.1" : "application/json");
-    gw_resp_send(req, status, json, strlen(json));
-}
-
 static void reply_error(struct gw_req *req, enum gw_errtype type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void reply_error(struct gw_req *req, enum gw_errtype type, const char *fmt, ...)
@@ -139,11 +131,9 @@ static void reply_error(struct gw_req *req, enum gw_errtype type, const char *fm
     va_start(ap, fmt);
     gw_error_vset(&err, type, fmt, ap);
     va_end(ap);
-    /* CBOR clients (the Java SDKs) parse every answer as CBOR. */
-    if (gw_body_is_cbor(req) && type != GW_ERR_UNSUPPORTED_MEDIA_TYPE)
-        gw_body_error(req, &err);
-    else
-        gw_resp_error(req, &err);
+    /* In the request's format: CBOR clients (the Java SDKs) parse every
+     * answer as CBOR. */
+    gw_reply_error(req, &err);
 }
 
 /* Allow header for a path that exists under other methods. */
@@ -162,12 +152,6 @@ static void set_allow(const struct gw_op *ops, struct gw_req *req, const char *p
         strncat(allow, op->rest_method, sizeof allow - strlen(allow) - 1);
     }
     gw_resp_header(req, "allow", allow);
-}
-
-static bool content_type_is(const char *ct, const char *want)
-{
-    size_t n = strlen(want);
-    return ct && strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
 /* --require-auth: the request must carry a well-formed SigV4 Authorization
@@ -201,9 +185,8 @@ static void kinesis_door(struct gw_app *app, struct gw_req *req)
         return;
     }
     const char *ct = gw_req_header(req, "content-type");
-    if (!content_type_is(ct, "application/x-amz-json-1.1") &&
-        !content_type_is(ct, "application/x-amz-cbor-1.1") &&
-        !content_type_is(ct, "application/json")) {
+    if (!gw_media_type_is(ct, GW_CT_AMZ_JSON) && !gw_media_type_is(ct, GW_CT_CBOR) &&
+        !gw_media_type_is(ct, GW_CT_JSON)) {
         reply_error(req, GW_ERR_UNSUPPORTED_MEDIA_TYPE,
                     "Unsupported Content-Type '%s'; use application/x-amz-json-1.1",
                     ct ? ct : "(none)");

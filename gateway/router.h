@@ -45,7 +45,4 @@ const struct gw_op *gw_router_find_op(const struct gw_op *ops, const char *name)
 /* Prints "METHOD /path" for every REST route of "ops", one per line. */
 void gw_router_print_routes(const struct gw_op *ops, FILE *out);
 
-/* Answers a JSON body with status 200 and the door's content type. */
-void gw_reply_json(struct gw_req *req, int status, const char *json);
-
 #endif

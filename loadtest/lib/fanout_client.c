@@ -938,6 +938,7 @@ void fc_conn_free(struct fc_conn *c)
 
 bool fc_conn_failed(const struct fc_conn *c) { return c->failed; }
 const char *fc_conn_error(const struct fc_conn *c) { return c->err; }
+int fc_conn_fd(const struct fc_conn *c) { return c->bev ? (int)bufferevent_getfd(c->bev) : -1; }
 
 void fc_conn_pause_reading(struct fc_conn *c, bool paused)
 {

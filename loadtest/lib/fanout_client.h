@@ -56,6 +56,9 @@ void fc_conn_free(struct fc_conn *c);
  * is in fc_conn_error(). */
 bool fc_conn_failed(const struct fc_conn *c);
 const char *fc_conn_error(const struct fc_conn *c);
+/* The connection's socket (-1 if none), for tests that look at what has
+ * arrived without reading it (FIONREAD). */
+int fc_conn_fd(const struct fc_conn *c);
 /* Stops (true) or resumes (false) reading the socket: the server then sees
  * TCP back-pressure instead of HTTP/2 flow control. */
 void fc_conn_pause_reading(struct fc_conn *c, bool paused);

@@ -52,7 +52,7 @@ static bool g_draining;
 static void t_send(struct gw_req *r) { (void)r; g_sends++; }
 static void t_stream(struct gw_req *r) { (void)r; CHECK(!"no operation here streams"); }
 static void t_resume(struct gw_req *r) { (void)r; }
-static const struct gw_req_transport fake = {t_send, t_stream, t_resume};
+static const struct gw_req_transport fake = {t_send, t_stream, t_resume, NULL};
 
 static void add_header(struct gw_req *r, const char *name, const char *value)
 {

@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fanout_client.h"
 #include "harness.h"
@@ -663,6 +666,99 @@ Test(subscribe, initial_response_comes_first_and_at_once)
     expect_clean_stream(idle->sub, "idle");
     expect_clean_stream(busy->sub, "busy");
     coll_check(busy, 0, 200, NULL, "busy");
+}
+
+/* ---- push before acknowledge ----------------------------------------------------------- */
+
+/* A record's event must be on the subscriber's connection before the
+ * producer's reply is written (loop.c: push, then acknowledge). The producer
+ * speaks HTTP/1.1 on a blocking socket, whose replies the gateway writes
+ * through at once; the subscriber is an h2c connection this test does not
+ * read while the producer waits. On loopback a write() lands in the peer's
+ * receive queue before it returns, so once the reply has been read, the
+ * event's bytes must already be waiting on the subscriber's socket. */
+static size_t pushed_records;
+
+static void count_rec(struct fc_sub *s, const struct fc_record *r, void *ud)
+{
+    pushed_records++;
+}
+
+/* One PutRecord over HTTP/1.1 keep-alive on "fd"; returns the status. */
+static int h1_put_record(int fd, const char *stream, int i)
+{
+    char body[256], req[512];
+    int blen = snprintf(body, sizeof body,
+                        "{\"StreamName\":\"%s\",\"PartitionKey\":\"pk\",\"Data\":\"cmVjb3Jk%c%cAA\"}",
+                        stream, 'A' + i / 26 % 26, 'A' + i % 26);
+    int rlen = snprintf(req, sizeof req,
+                        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        "Content-Type: application/x-amz-json-1.1\r\n"
+                        "X-Amz-Target: Kinesis_20131202.PutRecord\r\n"
+                        "Content-Length: %d\r\n\r\n%s",
+                        blen, body);
+    cr_assert_eq(send_all(fd, req, (size_t)rlen), 0);
+    char buf[4096];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        cr_assert_gt(n, 0, "PutRecord %d: connection closed or timed out", i);
+        got += (size_t)n;
+        buf[got] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        const char *cl = strcasestr(buf, "content-length:");
+        if (end && cl && got >= (size_t)(end + 4 - buf) + strtoul(cl + 15, NULL, 10))
+            break;
+    }
+    return atoi(buf + 9);
+}
+
+static void push_before_ack(const char *const *args)
+{
+    start(args);
+    char sarn[256], carn[512];
+    mk_stream("order", 1, sarn, sizeof sarn);
+    mk_consumer(sarn, "oc", carn, sizeof carn);
+    struct fc_conn *conn = new_conn(NULL);
+    pushed_records = 0;
+    struct fc_sub_opts so = {.consumer_arn = carn, .shard_id = SHARD0, .start_type = "LATEST",
+                             .on_record = count_rec};
+    struct fc_sub *sub = fc_subscribe(conn, &so);
+    cr_assert_not_null(sub);
+    cr_assert(wait_initial(sub, 5000));
+    int fd = tcp_connect(S.port, 5000);
+    cr_assert_geq(fd, 0);
+    int sfd = fc_conn_fd(conn);
+    for (int i = 0; i < 50; i++) {
+        fc_run_for(base, 5); /* read what is pending (heartbeats, the last event) */
+        size_t before = pushed_records;
+        cr_assert_eq(h1_put_record(fd, "order", i), 200);
+        int waiting = 0;
+        cr_assert_eq(ioctl(sfd, FIONREAD, &waiting), 0);
+        cr_expect_gt(waiting, 0, "PutRecord %d was acknowledged before its event was sent", i);
+        bool done = false;
+        for (int k = 0; k < 500 && !done; k++) {
+            fc_run_for(base, 2);
+            done = pushed_records > before;
+        }
+        cr_assert(done, "record %d never pushed", i);
+    }
+    close(fd);
+    cr_expect_eq(pushed_records, 50);
+}
+
+/* "always": records become readable and acknowledgeable in the same sync
+ * result (store_dispatch). */
+Test(subscribe, push_before_ack_durability_always)
+{
+    push_before_ack(NULL);
+}
+
+/* "interval:100": readable and acknowledged at commit (store_commit). */
+Test(subscribe, push_before_ack_durability_interval)
+{
+    const char *args[] = {"--durability", "interval:100", NULL};
+    push_before_ack(args);
 }
 
 /* ---- (d) heartbeat ---------------------------------------------------------------------- */

@@ -10,7 +10,7 @@ static int sends, streams, resumes, aborts;
 static void t_send(struct gw_req *r) { sends++; }
 static void t_stream(struct gw_req *r) { streams++; }
 static void t_resume(struct gw_req *r) { resumes++; }
-static const struct gw_req_transport fake = {t_send, t_stream, t_resume};
+static const struct gw_req_transport fake = {t_send, t_stream, t_resume, NULL};
 static bool draining;
 
 static struct gw_req *mkreq(const char *method, const char *target)

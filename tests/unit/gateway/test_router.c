@@ -9,7 +9,7 @@
 
 static void t_send(struct gw_req *r) {}
 static void t_nop(struct gw_req *r) {}
-static const struct gw_req_transport fake = {t_send, t_nop, t_nop};
+static const struct gw_req_transport fake = {t_send, t_nop, t_nop, NULL};
 static bool draining;
 
 static const char *called;

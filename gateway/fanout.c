@@ -1,27 +1,25 @@
-/* subscribe.c - SubscribeToShard: subscription state, wake-ups, and the pull
- * pump.
+/* fanout.c - the enhanced fan-out engine (see fanout.h): the registry of
+ * live subscriptions by shard, wake-ups and delivery, the encode-once cache,
+ * and the pull pump with its token bucket.
  *
- * A subscription is (consumer, shard, position, token bucket, streamed
- * reply). Nothing is pushed from the writer's stack: the store calls the
- * shard's listener after an append becomes readable (durable per the mode),
- * the listener resumes every subscription of that shard, and the protocol
- * layer pulls (h2.c's data provider / http1.c's pump) when the peer has
- * window. The pull reads from the subscription's position while it has
- * tokens, frames one event and returns; with nothing to send it defers and a
- * timer brings it back for the heartbeat (an empty event at least every
- * --heartbeat), the token refill, or the end of its lifetime
- * (--subscription-ttl). A slow reader is never pulled, so it costs at most
- * one event of buffering; records are never dropped, the consumer falls
- * behind and MillisBehindLatest says by how much.
+ * Nothing is pushed from the writer's stack: the store calls the shard's
+ * listener once an append is readable (durable per the mode), the listener
+ * queues the shard's subscriptions, and gw_fanout_deliver() resumes each and
+ * flushes its connection. The protocol layer pulls (h2.c's data provider,
+ * http1.c's pump) while the peer has window. A pull reads from the
+ * subscription's position while it has tokens, frames one event and
+ * returns; with nothing to send it defers and a timer brings it back for the
+ * heartbeat (an empty event at least every --heartbeat), the token refill,
+ * or the end of its lifetime (--subscription-ttl).
  *
  *   event = prelude | headers (:message-type event, :event-type
  *           SubscribeToShardEvent, :content-type application/json) |
  *           {"Records":[...],"ContinuationSequenceNumber":..,"MillisBehindLatest":..} | crc
  *
  * Invariants: a subscription is in its shard's list from creation until it
- * ends; store handles (shard, listener) are dropped before a stream or
- * consumer can be deleted (gw_sub_end). */
-#include "subscribe.h"
+ * ends, and in the woken queue at most once; store handles (shard, listener)
+ * are dropped before a stream or consumer can be deleted (gw_fanout_end). */
+#include "fanout.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -30,7 +28,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "app.h"
 #include "eventstream.h"
 #include "json.h"
 #include "log.h"
@@ -47,10 +44,12 @@ enum sub_state { SUB_START, SUB_RUNNING, SUB_ENDING, SUB_DONE };
 struct shard_subs;
 
 struct gw_sub {
-    struct gw_app *app;
+    struct gw_fanout *f;
     struct gw_req *req;
     struct shard_subs *ss;
     struct gw_sub *prev, *next; /* in ss->subs */
+    bool woken;                 /* in f's woken queue */
+    struct gw_sub *wprev, *wnext;
     bool sse;
     enum sub_state state;
     char consumer_arn[2100];
@@ -82,7 +81,7 @@ struct enc_batch {
 
 /* The subscriptions of one shard and the store listener that wakes them. */
 struct shard_subs {
-    struct gw_app *app;
+    struct gw_fanout *f;
     struct store_shard *shard;
     char stream[STORE_STREAM_NAME_MAX + 1];
     struct store_listener *listener;
@@ -91,7 +90,13 @@ struct shard_subs {
     struct enc_batch cache[ENC_CACHE];
     unsigned cache_next;
 };
-
+struct gw_fanout {
+    struct event_base *base;
+    const struct gw_config *cfg;
+    struct shard_subs *shards; /* shards with live subscriptions */
+    size_t nsubs;
+    struct gw_sub *woken, *woken_tail; /* to deliver to, in wake-up order */
+};
 
 static uint64_t mono_ns(void)
 {
@@ -100,43 +105,151 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-size_t gw_sub_count(const struct gw_app *app) { return app->_nsubs; }
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+size_t gw_fanout_count(const struct gw_fanout *f) { return f ? f->nsubs : 0; }
+
+struct gw_fanout *gw_fanout_new(struct event_base *base, const struct gw_config *cfg)
+{
+    struct gw_fanout *f = xcalloc(1, sizeof *f);
+    f->base = base;
+    f->cfg = cfg;
+    return f;
+}
+
+void gw_fanout_free(struct gw_fanout *f)
+{
+    if (!f)
+        return;
+    /* Subscriptions end with their requests, which the server (freed
+     * first) aborts; nothing is left to free here. */
+    if (f->nsubs)
+        gw_log(GW_LOG_ERROR, "fanout", "%zu subscriptions outlive the engine", f->nsubs);
+    free(f);
+}
 
 /* ---- registry ---------------------------------------------------------------- */
 
+static void wake(struct gw_sub *s)
+{
+    struct gw_fanout *f = s->f;
+    if (s->woken || !s->req)
+        return;
+    s->woken = true;
+    s->wnext = NULL;
+    s->wprev = f->woken_tail;
+    if (f->woken_tail)
+        f->woken_tail->wnext = s;
+    else
+        f->woken = s;
+    f->woken_tail = s;
+}
+
+static void unwake(struct gw_sub *s)
+{
+    struct gw_fanout *f = s->f;
+    if (!s->woken)
+        return;
+    if (s->wprev)
+        s->wprev->wnext = s->wnext;
+    else
+        f->woken = s->wnext;
+    if (s->wnext)
+        s->wnext->wprev = s->wprev;
+    else
+        f->woken_tail = s->wprev;
+    s->woken = false;
+    s->wprev = s->wnext = NULL;
+}
+
+/* Called by the store inside its commit or dispatch: only queue, so that
+ * nothing here reads the store or frees a listener while it iterates them. */
 static void on_shard_readable(void *arg, struct store_shard *shard)
 {
     struct shard_subs *ss = arg;
     for (struct gw_sub *s = ss->subs; s; s = s->next)
-        if (s->req)
-            gw_resp_resume(s->req);
+        wake(s);
 }
 
-static struct shard_subs *shard_subs_get(struct gw_app *app, struct store_shard *shard,
-                                         const char *stream)
+struct flush_target {
+    uint64_t conn;
+    struct gw_req *req;
+};
+
+static int by_conn(const void *a, const void *b)
 {
-    for (struct shard_subs *ss = app->_subs; ss; ss = ss->next)
+    const struct flush_target *x = a, *y = b;
+    return x->conn < y->conn ? -1 : x->conn > y->conn;
+}
+
+void gw_fanout_deliver(struct gw_fanout *f)
+{
+    if (!f || !f->woken)
+        return;
+    /* Resume every woken subscription first, then flush each connection
+     * once: one write per connection however many of its streams woke. A
+     * resume frees nothing; a flush may end streams of its own connection
+     * only, so the first request of each connection is still alive when its
+     * turn comes (requests are grouped by connection id). */
+    size_t n = 0, cap = 16;
+    struct flush_target *t = xmalloc(cap * sizeof *t);
+    while (f->woken) {
+        struct gw_sub *s = f->woken;
+        unwake(s);
+        if (!s->req)
+            continue;
+        gw_resp_resume(s->req);
+        if (n == cap) {
+            cap *= 2;
+            t = xrealloc(t, cap * sizeof *t);
+        }
+        t[n++] = (struct flush_target){gw_req_conn_id(s->req), s->req};
+    }
+    qsort(t, n, sizeof *t, by_conn);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || t[i].conn != t[i - 1].conn)
+            gw_resp_flush(t[i].req);
+    free(t);
+}
+
+static struct shard_subs *shard_subs_find(struct gw_fanout *f, const struct store_shard *shard)
+{
+    for (struct shard_subs *ss = f->shards; ss; ss = ss->next)
         if (ss->shard == shard)
             return ss;
-    struct shard_subs *ss = xcalloc(1, sizeof *ss);
-    ss->app = app;
+    return NULL;
+}
+
+static struct shard_subs *shard_subs_get(struct gw_fanout *f, struct store_shard *shard,
+                                         const char *stream)
+{
+    struct shard_subs *ss = shard_subs_find(f, shard);
+    if (ss)
+        return ss;
+    ss = xcalloc(1, sizeof *ss);
+    ss->f = f;
     ss->shard = shard;
     snprintf(ss->stream, sizeof ss->stream, "%s", stream);
     ss->listener = store_shard_listen(shard, on_shard_readable, ss);
-    ss->next = app->_subs;
-    app->_subs = ss;
+    ss->next = f->shards;
+    f->shards = ss;
     return ss;
 }
 
 static void shard_subs_release(struct shard_subs *ss)
 {
-    struct gw_app *app = ss->app;
+    struct gw_fanout *f = ss->f;
     if (ss->subs)
         return;
     store_listener_remove(ss->listener);
     for (int i = 0; i < ENC_CACHE; i++)
         free(ss->cache[i].msg);
-    for (struct shard_subs **p = &app->_subs; *p; p = &(*p)->next)
+    for (struct shard_subs **p = &f->shards; *p; p = &(*p)->next)
         if (*p == ss) {
             *p = ss->next;
             break;
@@ -162,12 +275,13 @@ static void unlink_sub(struct gw_sub *s)
 
 static void sub_free(struct gw_sub *s)
 {
-    struct gw_app *app = s->app;
+    struct gw_fanout *f = s->f;
+    unwake(s);
     unlink_sub(s);
     if (s->timer)
         event_free(s->timer);
     store_cursor_free(s->cur);
-    app->_nsubs--;
+    f->nsubs--;
     free(s);
 }
 
@@ -192,10 +306,12 @@ static void end_with(struct gw_sub *s, const char *type, const char *msg)
         gw_resp_resume(s->req);
 }
 
-void gw_sub_end(struct gw_app *app, const char *stream, const char *consumer_arn,
-                const char *exception_type, const char *message)
+void gw_fanout_end(struct gw_fanout *f, const char *stream, const char *consumer_arn,
+                   const char *exception_type, const char *message)
 {
-    for (struct shard_subs *ss = app->_subs, *next; ss; ss = next) {
+    if (!f)
+        return;
+    for (struct shard_subs *ss = f->shards, *next; ss; ss = next) {
         next = ss->next;
         if (strcmp(ss->stream, stream) != 0)
             continue;
@@ -240,7 +356,7 @@ static enum gw_pull sent(struct gw_sub *s, int64_t now)
      * would be due; the pull it triggers re-arms for what is then left. So
      * only an idle timer is armed: no timer-heap update per push. */
     if (!evtimer_pending(s->timer, NULL)) {
-        int64_t wake = s->last_event_ms + (int64_t)s->app->cfg->heartbeat_ms;
+        int64_t wake = s->last_event_ms + (int64_t)s->f->cfg->heartbeat_ms;
         if (s->expires_ms < wake)
             wake = s->expires_ms;
         arm(s, wake - now);
@@ -264,7 +380,6 @@ static struct store_seq before(struct store_pos pos)
     return q;
 }
 
-/* Frames "payload" as one event-stream message of "kind" into "out". */
 /* A new buffer holding the prelude and headers of a message with "plen"
  * bytes of payload; the caller writes the payload at "*off" and calls
  * gw_es_encode_finish(msg, *size). NULL (logged) if it cannot be framed. */
@@ -405,8 +520,8 @@ static enum gw_pull finish(struct gw_sub *s)
 static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *out, size_t max)
 {
     struct gw_sub *s = ctx;
-    const struct gw_config *cfg = s->app->cfg;
-    int64_t now = gw_app_now_ms();
+    const struct gw_config *cfg = s->f->cfg;
+    int64_t now = now_ms();
 
     if (s->state == SUB_START) {
         s->state = SUB_RUNNING;
@@ -547,243 +662,70 @@ static enum gw_pull pull(struct gw_req *req, void *ctx, struct evbuffer *out, si
     return r;
 }
 
+
 /* ---- starting a subscription ------------------------------------------------------ */
 
-static const char *const pos_types[] = {"AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER",
-                                        "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP", NULL};
-
-/* Resolves a starting position of "type" (index into pos_types). */
-static int resolve_position(struct gw_app *app, struct store_shard *shard, int type,
-                            const char *seq_text, bool has_ts, int64_t ts, struct store_pos *out,
-                            struct gw_error *err)
+/* A live subscription of the same consumer to the same shard: refused within
+ * TAKEOVER_MS of its start, taken over after (the old one gets
+ * ResourceInUseException). */
+static int check_takeover(struct gw_fanout *f, struct store_shard *shard, const char *consumer_arn,
+                          struct gw_error *err)
 {
-    static const enum store_pos_type map[] = {STORE_POS_AT_SEQUENCE, STORE_POS_AFTER_SEQUENCE,
-                                              STORE_POS_TRIM_HORIZON, STORE_POS_LATEST,
-                                              STORE_POS_AT_TIMESTAMP};
-    struct store_shard_info si;
-    store_shard_info(shard, &si);
-    struct store_seq seq = {0};
-    if (type <= 1) {
-        if (!seq_text)
-            return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
-                                "StartingPosition.SequenceNumber must be provided for type %s.",
-                                pos_types[type]);
-        if (store_seq_parse(seq_text, strlen(seq_text), &seq, NULL) != 0 || seq.shard != si.index)
-            return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
-                                "Invalid StartingSequenceNumber %s for shard %s.", seq_text, si.id);
+    struct shard_subs *ss = shard_subs_find(f, shard);
+    if (!ss)
+        return 0;
+    for (struct gw_sub *s = ss->subs; s; s = s->next)
+        if (strcmp(s->consumer_arn, consumer_arn) == 0 && s->state < SUB_ENDING &&
+            now_ms() - s->started_ms < TAKEOVER_MS)
+            return gw_error_set(err, GW_ERR_RESOURCE_IN_USE,
+                                "Another active subscription exists for this consumer: %s",
+                                consumer_arn);
+    /* A shard has one entry, and end_with() frees it once its last
+     * subscription leaves: nothing of "ss" is read after the last end_with(). */
+    for (struct gw_sub *s = ss->subs, *next; s; s = next) {
+        next = s->next;
+        if (strcmp(s->consumer_arn, consumer_arn) == 0 && s->state < SUB_ENDING)
+            end_with(s, "ResourceInUseException",
+                     "The subscription was taken over by a newer SubscribeToShard call.");
     }
-    if (type == 4) {
-        if (!has_ts)
-            return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
-                                "StartingPosition.Timestamp must be provided for type AT_TIMESTAMP.");
-        if (ts > gw_app_now_ms())
-            return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
-                                "StartingPosition.Timestamp cannot be in the future.");
-    }
-    struct store_err se = {0};
-    if (store_shard_position(shard, map[type], type <= 1 ? &seq : NULL, ts, out, &se) != 0)
-        return gw_op_store_error(&se, err);
     return 0;
 }
 
-/* Starts the stream reply for a validated subscription. */
-static void start(struct gw_app *app, struct gw_req *req, bool sse, struct store_stream *stream,
-                  struct store_shard *shard, const char *consumer_arn, struct store_pos pos)
+int gw_fanout_subscribe(struct gw_fanout *f, struct gw_req *req, enum gw_fanout_format fmt,
+                        const char *stream, struct store_shard *shard, const char *consumer_arn,
+                        struct store_pos start, struct gw_error *err)
 {
-    struct store_stream_info info;
-    store_stream_info(stream, &info);
+    if (check_takeover(f, shard, consumer_arn, err) != 0)
+        return -1;
+    const struct gw_config *cfg = f->cfg;
     struct gw_sub *s = xcalloc(1, sizeof *s);
-    s->app = app;
+    s->f = f;
     s->req = req;
-    s->sse = sse;
+    s->sse = fmt == GW_FANOUT_SSE;
     snprintf(s->consumer_arn, sizeof s->consumer_arn, "%s", consumer_arn);
-    s->pos = pos;
-    s->last = before(pos);
+    s->pos = start;
+    s->last = before(start);
     s->cur = store_cursor_new();
-    s->timer = evtimer_new(app->base, on_timer, s);
-    s->started_ms = gw_app_now_ms();
-    s->expires_ms = s->started_ms + (int64_t)app->cfg->subscription_ttl_ms;
-    gw_ratelimit_init(&s->bucket, app->cfg->consumer_rate, app->cfg->consumer_burst, mono_ns());
-    struct shard_subs *ss = shard_subs_get(app, shard, info.name);
+    s->timer = evtimer_new(f->base, on_timer, s);
+    if (!s->timer)
+        abort();
+    s->started_ms = now_ms();
+    s->expires_ms = s->started_ms + (int64_t)cfg->subscription_ttl_ms;
+    gw_ratelimit_init(&s->bucket, cfg->consumer_rate, cfg->consumer_burst, mono_ns());
+    struct shard_subs *ss = shard_subs_get(f, shard, stream);
     s->ss = ss;
     s->next = ss->subs;
     if (s->next)
         s->next->prev = s;
     ss->subs = s;
-    app->_nsubs++;
+    f->nsubs++;
     gw_req_on_abort(req, on_abort, s);
-    if (sse) {
+    if (s->sse) {
         gw_resp_header(req, "content-type", "text/event-stream");
         gw_resp_header(req, "cache-control", "no-cache");
     } else {
         gw_resp_header(req, "content-type", "application/vnd.amazon.eventstream");
     }
     gw_resp_stream(req, 200, pull, s);
-}
-
-/* A live subscription of the same consumer to the same shard: refused within
- * 5 s of its start, taken over after (the old one gets ResourceInUse). */
-static int check_takeover(struct gw_app *app, struct store_shard *shard,
-                          const char *consumer_arn, struct gw_error *err)
-{
-    struct shard_subs *ss = app->_subs;
-    while (ss && ss->shard != shard)
-        ss = ss->next;
-    if (!ss)
-        return 0;
-    /* A shard has one entry. end_with() frees it once its last subscription
-     * leaves, so nothing of "ss" is read after the loop's last end_with(). */
-    for (struct gw_sub *s = ss->subs, *next; s; s = next) {
-        next = s->next;
-        if (strcmp(s->consumer_arn, consumer_arn) != 0 || s->state >= SUB_ENDING)
-            continue;
-        if (gw_app_now_ms() - s->started_ms < TAKEOVER_MS)
-            return gw_error_set(err, GW_ERR_RESOURCE_IN_USE,
-                                "Another active subscription exists for this consumer: %s",
-                                consumer_arn);
-        end_with(s, "ResourceInUseException",
-                 "The subscription was taken over by a newer SubscribeToShard call.");
-    }
     return 0;
-}
-
-/* Finds the consumer and its stream; it must be ACTIVE. */
-static int find_consumer(struct gw_app *app, const char *arn, struct store_stream **stream,
-                         struct store_consumer_info *ci, struct gw_error *err)
-{
-    if (store_consumer_lookup_arn(app->store, arn, stream, ci, NULL) != 0)
-        return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND, "Consumer %s not found.", arn);
-    if (ci->status != STORE_CONSUMER_ACTIVE)
-        return gw_error_set(err, GW_ERR_RESOURCE_IN_USE, "Consumer %s is not ACTIVE, instead in %s.",
-                            arn, store_consumer_status_name(ci->status));
-    return 0;
-}
-
-void op_subscribe_to_shard(struct gw_app *app, struct gw_req *req)
-{
-    struct gw_error err = {0};
-    json_t *body = NULL, *sp;
-    struct gw_valid v;
-    gw_valid_init(&v, &err);
-    const char *arn, *shard_id, *seq = NULL;
-    int type = -1;
-    int64_t ts = 0;
-    bool has_ts = false;
-    if (gw_op_body(req, &body, &err) != 0 ||
-        gw_v_str(&v, body, "ConsumerARN", "consumerARN", GW_V_REQUIRED, 1, 2048,
-                 "^(arn):aws.*:kinesis:.*:\\d{12}:.*stream\\/[a-zA-Z0-9_.-]+\\/consumer\\/"
-                 "[a-zA-Z0-9_.-]+:[0-9]+",
-                 gw_match_consumer_arn, &arn) != 0 ||
-        gw_v_str(&v, body, "ShardId", "shardId", GW_V_REQUIRED, 1, 128, "[a-zA-Z0-9_.-]+",
-                 gw_match_name, &shard_id) != 0 ||
-        gw_v_object(&v, body, "StartingPosition", "startingPosition", GW_V_REQUIRED, &sp) != 0)
-        goto fail;
-    if (sp && (gw_v_enum(&v, sp, "Type", "startingPosition.type", GW_V_REQUIRED, pos_types,
-                         &type) != 0 ||
-               gw_v_str(&v, sp, "SequenceNumber", "startingPosition.sequenceNumber", 0, 0,
-                        SIZE_MAX, "0|([1-9]\\d{0,128})", gw_match_seqnum, &seq) != 0 ||
-               gw_v_time(&v, sp, "Timestamp", "startingPosition.timestamp", 0, &ts, &has_ts) != 0))
-        goto fail;
-    if (gw_valid_done(&v) != 0)
-        goto fail;
-    struct store_stream *stream;
-    struct store_consumer_info ci;
-    if (find_consumer(app, arn, &stream, &ci, &err) != 0 ||
-        gw_op_stream_readable(app, stream, &err) != 0)
-        goto fail;
-    struct store_shard *shard;
-    if (store_stream_shard_lookup(stream, shard_id, &shard, NULL) != 0) {
-        struct store_stream_info info;
-        store_stream_info(stream, &info);
-        gw_error_set(&err, GW_ERR_RESOURCE_NOT_FOUND,
-                     "Shard %s in stream %s under account %s does not exist", shard_id, info.name,
-                     app->cfg->account);
-        goto fail;
-    }
-    struct store_pos pos;
-    if (resolve_position(app, shard, type, seq, has_ts, ts, &pos, &err) != 0 ||
-        check_takeover(app, shard, arn, &err) != 0)
-        goto fail;
-    start(app, req, false, stream, shard, arn, pos); /* copies "arn" from "body" */
-    json_decref(body);
-    return;
-fail:
-    json_decref(body);
-    gw_body_error(req, &err);
-}
-
-void op_rest_subscribe(struct gw_app *app, struct gw_req *req)
-{
-    struct gw_error err = {0};
-    /* The path's names become the members they name (gw_op_body) and are
-     * validated as the Kinesis door's are: 1..128 characters of the model's
-     * pattern, whatever length arrived. */
-    json_t *body = NULL;
-    struct gw_valid v;
-    gw_valid_init(&v, &err);
-    const char *stream_name, *stream_arn, *consumer, *shard_id;
-    if (gw_op_body(req, &body, &err) != 0 ||
-        gw_op_stream_fields(&v, body, true, &stream_name, &stream_arn) != 0 ||
-        gw_v_str(&v, body, "ConsumerName", "consumerName", GW_V_REQUIRED, 1, 128,
-                 "[a-zA-Z0-9_.-]+", gw_match_name, &consumer) != 0 ||
-        gw_v_str(&v, body, "ShardId", "shardId", GW_V_REQUIRED, 1, 128, "[a-zA-Z0-9_.-]+",
-                 gw_match_name, &shard_id) != 0 ||
-        gw_valid_done(&v) != 0)
-        goto fail;
-    struct store_stream *stream;
-    struct store_consumer_info ci;
-    if (gw_op_stream_lookup(app, stream_name, NULL, &stream, &err) != 0 ||
-        gw_op_stream_readable(app, stream, &err) != 0)
-        goto fail;
-    if (store_consumer_lookup(stream, consumer, &ci, NULL) != 0) {
-        gw_error_set(&err, GW_ERR_RESOURCE_NOT_FOUND, "Consumer %s of stream %s not found.",
-                     consumer, stream_name);
-        goto fail;
-    }
-    if (ci.status != STORE_CONSUMER_ACTIVE) {
-        gw_error_set(&err, GW_ERR_RESOURCE_IN_USE, "Consumer %s is not ACTIVE.", consumer);
-        goto fail;
-    }
-    struct store_shard *shard;
-    if (store_stream_shard_lookup(stream, shard_id, &shard, NULL) != 0) {
-        gw_error_set(&err, GW_ERR_RESOURCE_NOT_FOUND, "Shard %s in stream %s does not exist",
-                     shard_id, stream_name);
-        goto fail;
-    }
-    /* EventSource resumes with Last-Event-ID: continue after that record. */
-    const char *last_id = gw_req_header(req, "last-event-id");
-    const char *from = gw_req_query_param(req, "from");
-    const char *seq = gw_req_query_param(req, "sequenceNumber");
-    const char *ts_text = gw_req_query_param(req, "timestamp");
-    int type = 2;
-    if (last_id && *last_id) {
-        type = 1;
-        seq = last_id;
-    } else if (from) {
-        type = -1;
-        for (int i = 0; pos_types[i]; i++)
-            if (strcmp(pos_types[i], from) == 0)
-                type = i;
-        if (type < 0) {
-            gw_error_set(&err, GW_ERR_VALIDATION,
-                         "1 validation error detected: Value '%s' at 'from' failed to satisfy "
-                         "constraint: Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, "
-                         "AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]",
-                         from);
-            goto fail;
-        }
-    }
-    int64_t ts = 0;
-    if (ts_text && gw_op_query_time(ts_text, "timestamp", &ts, &err) != 0)
-        goto fail;
-    struct store_pos pos;
-    if (resolve_position(app, shard, type, seq, ts_text != NULL, ts, &pos, &err) != 0 ||
-        check_takeover(app, shard, ci.arn, &err) != 0)
-        goto fail;
-    start(app, req, true, stream, shard, ci.arn, pos);
-    json_decref(body);
-    return;
-fail:
-    json_decref(body);
-    gw_body_error(req, &err);
 }

@@ -22,6 +22,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -448,25 +449,47 @@ static void on_sniff(evutil_socket_t fd, short what, void *arg)
 
 /* ---- accept ---------------------------------------------------------------- */
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+/* New connections are refused while draining or at the connection limit. */
+static bool refuse_new(struct gw_server *srv)
 {
-    struct gw_server *srv = arg;
-    if (srv->draining || srv->nconns >= srv->cfg->max_connections) {
-        gw_log(GW_LOG_WARN, "conn_refused", "%s: %zu connections open (max %u)",
-               srv->draining ? "draining" : "connection limit", srv->nconns,
-               srv->cfg->max_connections);
-        close(fd);
-        return;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!srv->draining && srv->nconns < srv->cfg->max_connections)
+        return false;
+    gw_log(GW_LOG_WARN, "conn_refused", "%s: %zu connections open (max %u)",
+           srv->draining ? "draining" : "connection limit", srv->nconns,
+           srv->cfg->max_connections);
+    return true;
+}
+
+/* A new connection on "fd" (-1: none, see gw_server_adopt) from "peer",
+ * counted and listed, its timer and kick events made; no bufferevent yet. */
+static struct gw_conn *conn_new(struct gw_server *srv, evutil_socket_t fd, const char *peer)
+{
     struct gw_conn *c = xcalloc(1, sizeof *c);
     c->srv = srv;
     c->cfg = srv->cfg;
     c->id = ++srv->next_id;
     c->_fd = fd;
-    char host[INET6_ADDRSTRLEN] = "?";
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->timer = evtimer_new(srv->base, on_timer, c);
+    c->kick = event_new(srv->base, -1, 0, on_kick, c);
+    if (!c->timer || !c->kick)
+        abort();
+    TAILQ_INSERT_TAIL(&srv->conns, c, link);
+    srv->nconns++;
+    return c;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    struct gw_server *srv = arg;
+    if (refuse_new(srv)) {
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char host[INET6_ADDRSTRLEN] = "?", peer[64];
     int port = 0;
     if (sa->sa_family == AF_INET) {
         struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
@@ -477,17 +500,40 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
         port = ntohs(s6->sin6_port);
     }
-    snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
-    c->timer = evtimer_new(srv->base, on_timer, c);
-    c->kick = event_new(srv->base, -1, 0, on_kick, c);
+    snprintf(peer, sizeof peer, "%s:%d", host, port);
+    struct gw_conn *c = conn_new(srv, fd, peer);
     c->_sniff_ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_sniff, c);
-    if (!c->timer || !c->kick || !c->_sniff_ev)
+    if (!c->_sniff_ev)
         abort();
-    TAILQ_INSERT_TAIL(&srv->conns, c, link);
-    srv->nconns++;
     event_add(c->_sniff_ev, NULL);
     gw_conn_timer(c, srv->cfg->header_timeout_ms);
     gw_log(GW_LOG_DEBUG, "conn_open", "conn=%llu peer=%s", (unsigned long long)c->id, c->peer);
+}
+
+/* The test seam (see server.h). An accepted socket goes through on_sniff
+ * first only to tell TLS from plaintext by peeking at the fd (MSG_PEEK); a
+ * bufferevent with no fd (one end of a bufferevent_pair) cannot be peeked
+ * and carries plaintext, so it joins the path at the next step: the same
+ * setup_bev() an accepted plaintext socket gets, after which on_read ->
+ * sniff_plain() tells the HTTP/2 preface from HTTP/1.1 and attaches the real
+ * h2.c or http1.c, byte for byte as for a socket. Taking the protocol as a
+ * parameter would have skipped sniff_plain; peeking the bufferevent's input
+ * for 0x16 would have needed a TLS path no pair can use. With no fd,
+ * write_through and read_more do nothing and a lingering close is an
+ * immediate close (begin_linger), which is what a test can observe. */
+int gw_server_adopt(struct gw_server *srv, struct bufferevent *bev, const char *peer)
+{
+    if (refuse_new(srv))
+        return -1;
+    struct gw_conn *c = conn_new(srv, -1, peer ? peer : "adopted");
+    c->bev = bev;
+    setup_bev(c);
+    gw_conn_timer(c, srv->cfg->header_timeout_ms);
+    gw_log(GW_LOG_DEBUG, "conn_open", "conn=%llu peer=%s", (unsigned long long)c->id, c->peer);
+    /* Bytes already waiting raise no read callback: sniff them now. */
+    if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+        sniff_plain(c);
+    return 0;
 }
 
 /* accept(2) failed with something libevent does not retry by itself. At

@@ -13,6 +13,7 @@
 #include "error.h"
 #include "request.h"
 
+struct bufferevent;
 struct event_base;
 struct gw_server;
 
@@ -34,5 +35,14 @@ void gw_server_free(struct gw_server *srv);
 int gw_server_port(const struct gw_server *srv, size_t i);
 /* Number of open connections (for /healthz and tests). */
 size_t gw_server_connections(const struct gw_server *srv);
+
+/* Test seam: serves an already-connected plaintext bufferevent (typically
+ * one end of a bufferevent_pair, so protocol tests need no sockets) as if
+ * it had just been accepted: the same limits, sniffing (HTTP/2 preface or
+ * HTTP/1.1) and http1.c/h2.c code. TLS is not sniffed (there is no fd to
+ * peek at). On success the server owns "bev" (freed with the connection)
+ * and returns 0; refused (draining, connection limit) returns -1 and
+ * leaves "bev" to the caller. "peer" (may be NULL) names it in logs. */
+int gw_server_adopt(struct gw_server *srv, struct bufferevent *bev, const char *peer);
 
 #endif

@@ -211,13 +211,15 @@ json_t *gw_op_mode_json(const struct store_stream *s)
 
 int gw_op_query_time(const char *text, const char *name, int64_t *ms, struct gw_error *err)
 {
-    /* strtod alone would take leading blanks, "nan", "inf" and 1e300 (whose
-     * product with 1000 does not fit an int64_t): the first character must
-     * start a number, and the value must be finite and in range. */
+    /* strtod alone would take leading blanks, "nan", "inf", C99 hexadecimal
+     * floats ("0x10") and 1e300 (whose product with 1000 does not fit an
+     * int64_t): only the characters of a decimal number are allowed, and the
+     * value must be finite and in range. */
     char *end = NULL;
     double sec = 0;
     bool ok = text && (isdigit((unsigned char)text[0]) || text[0] == '-' || text[0] == '+' ||
-                       text[0] == '.');
+                       text[0] == '.') &&
+              text[strspn(text, "0123456789+-.eE")] == '\0';
     if (ok) {
         sec = strtod(text, &end);
         ok = end != text && *end == '\0' && isfinite(sec) && fabs(sec) <= 1e14;

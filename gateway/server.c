@@ -75,11 +75,6 @@ gw_dispatch_fn gw_conn_dispatcher(struct gw_conn *c, void **ctx)
 const bool *gw_conn_draining_flag(struct gw_conn *c) { return &c->srv->draining; }
 bool gw_conn_draining(struct gw_conn *c) { return c->srv->draining; }
 
-static void on_free_cb(evutil_socket_t fd, short what, void *arg)
-{
-    conn_free(arg);
-}
-
 void gw_conn_close(struct gw_conn *c)
 {
     if (c->closing)
@@ -92,10 +87,11 @@ void gw_conn_close(struct gw_conn *c)
     if (c->_sniff_ev)
         event_del(c->_sniff_ev);
     event_del(c->timer);
-    event_del(c->kick);
-    static const struct timeval zero = {0, 0};
-    if (event_base_once(c->srv->base, -1, EV_TIMEOUT, on_free_cb, c, &zero) != 0)
-        conn_free(c); /* cannot defer: nothing is on the stack that uses c here */
+    /* The free runs from the connection's own kick event on a later pass (no
+     * callback is then on the stack with "c"). An event the connection owns,
+     * not an event_base_once: gw_server_free() frees it with the connection,
+     * so no scheduled free can outlive it. */
+    event_active(c->kick, EV_TIMEOUT, 0);
 }
 
 size_t gw_conn_output_len(struct gw_conn *c)
@@ -353,7 +349,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_conn *c = arg;
-    if (c->proto && !c->closing && !c->lingering)
+    if (c->closing) {
+        conn_free(c); /* scheduled by gw_conn_close() */
+        return;
+    }
+    if (c->proto && !c->lingering)
         c->proto->on_kick(c);
 }
 

@@ -2,8 +2,10 @@
  *
  * Owns the mapping between CBOR items and json_t values described in cbor.h.
  * Upstream: the Kinesis door (router.c) hands a CBOR request body to
- * gw_cbor_decode() before the operation runs, and passes the operation's
- * json_t answer or error body to gw_cbor_encode(). Downstream: libcbor's
+ * gw_cbor_decode() before the operation runs; replies are written by
+ * reply.c's CBOR back end. gw_cbor_encode() is the inverse mapping, kept for
+ * the tests and fuzz targets that build CBOR requests and check round trips
+ * (and as the reference reply.c matches). Downstream: libcbor's
  * streaming decoder (cbor_stream_decode, one item head per call) and its
  * cbor_encode_* helpers; jansson for the tree. We do not use cbor_load(): it
  * allocates what the input declares (a 4-byte header can announce 2^32 array

@@ -2,9 +2,10 @@
  *
  * The Java SDKs (and so the KCL) talk CBOR to Kinesis by default
  * (docs/protocol.md §1.1). The Kinesis door converts a CBOR request body
- * into the same json_t tree the JSON door would have produced, runs the
- * operation, and converts the json_t answer (or error body) back to CBOR.
- * Operations never see CBOR. Parsing and encoding of CBOR items is done by
+ * into the same json_t tree the JSON door would have produced and runs the
+ * operation, whose reply reply.c writes as CBOR. Operations never see CBOR.
+ * gw_cbor_encode (tree -> CBOR) serves tests and fuzz targets that build
+ * CBOR requests. Parsing and encoding of CBOR items is done by
  * libcbor (streaming decoder, encoding helpers); this module maps the items
  * and enforces limits.
  *

@@ -34,6 +34,7 @@
 #include "mem.h"
 #include "ops.h"
 #include "ratelimit.h"
+#include "reply.h"
 
 #define TAKEOVER_MS 5000              /* a second subscription within 5 s is refused */
 #define EVENT_MAX_RECORD_BYTES (1u << 20) /* record data per event */
@@ -454,14 +455,14 @@ static void cache_put(struct shard_subs *ss, const struct store_pos *from,
     b->behind = behind;
 }
 
-/* Frames a SubscribeToShardEvent whose Records are the comma-joined JSON in
- * "records" (drained; NULL for none) into one new buffer, straight: no
- * intermediate evbuffers or printf on the push path. NULL only if the event
- * cannot be framed (logged). */
+/* Frames a SubscribeToShardEvent whose Records are the JSON array in
+ * "records" (drained; NULL for an empty one) into one new buffer, straight:
+ * no intermediate evbuffers or printf on the push path. NULL only if the
+ * event cannot be framed (logged). */
 static uint8_t *frame_event(struct gw_sub *s, struct evbuffer *records, int64_t behind,
                             size_t *len)
 {
-    static const char k1[] = "],\"ContinuationSequenceNumber\":\"",
+    static const char head[] = "{\"Records\":", k1[] = ",\"ContinuationSequenceNumber\":\"",
                       k2[] = "\",\"MillisBehindLatest\":";
     char tail[sizeof k1 + STORE_SEQ_STRLEN + sizeof k2 + 24], *t = tail;
     memcpy(t, k1, sizeof k1 - 1);
@@ -472,18 +473,21 @@ static uint8_t *frame_event(struct gw_sub *s, struct evbuffer *records, int64_t 
     t += gw_op_fmt_u64(t, behind > 0 ? (uint64_t)behind : 0);
     *t++ = '}';
     size_t tlen = (size_t)(t - tail);
-    size_t rlen = records ? evbuffer_get_length(records) : 0;
-    size_t plen = 12 + rlen + tlen;
+    size_t rlen = records ? evbuffer_get_length(records) : 2;
+    size_t hlen = sizeof head - 1;
+    size_t plen = hlen + rlen + tlen;
     struct gw_es_headers hs;
     gw_es_headers_event(&hs, GW_ES_EVENT_SUBSCRIBE);
     size_t size, off;
     uint8_t *msg = frame_begin(&hs, plen, &size, &off);
     if (!msg)
         return NULL;
-    memcpy(msg + off, "{\"Records\":[", 12);
-    if (rlen)
-        evbuffer_remove(records, msg + off + 12, rlen);
-    memcpy(msg + off + 12 + rlen, tail, tlen);
+    memcpy(msg + off, head, hlen);
+    if (records)
+        evbuffer_remove(records, msg + off + hlen, rlen);
+    else
+        memcpy(msg + off + hlen, "[]", 2);
+    memcpy(msg + off + hlen + rlen, tail, tlen);
     gw_es_encode_finish(msg, size);
     *len = size;
     return msg;
@@ -602,12 +606,16 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
                 evbuffer_add(out, "\n\n", 2);
             }
         } else {
+            /* The Records array through the reply writer, as GetRecords
+             * writes it: one document, no per-record set-up. */
             struct evbuffer *rb = evbuffer_new();
-            for (size_t i = 0; i < n; i++) {
-                if (i)
-                    evbuffer_add(rb, ",", 1);
-                gw_op_record_json(rb, &recs[i]);
-            }
+            struct gw_reply w;
+            gw_reply_init_json(&w, rb);
+            gw_reply_array(&w, n);
+            for (size_t i = 0; i < n; i++)
+                gw_op_record(&w, &recs[i]);
+            gw_reply_end(&w);
+            gw_reply_finish(&w);
             s->last = recs[n - 1].seq;
             size_t len;
             uint8_t *msg = frame_event(s, rb, behind, &len);

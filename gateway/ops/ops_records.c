@@ -222,16 +222,13 @@ static int decode_put(struct gw_req *req, bool batch, struct gw_put_batch *b, js
             b->entries[0].pk_len = strlen(pk);
             b->entries[0].ehk = gw_req_query_param(req, "explicitHashKey");
             /* Keys are JSON strings wherever they are read back: UTF-8 only. */
-            json_t *probe = json_stringn(pk, strlen(pk));
-            if (!probe)
+            size_t pk_len = strlen(pk);
+            if (!gw_utf8_valid(pk, pk_len))
                 return gw_error_set(err, GW_ERR_SERIALIZATION,
                                     "partitionKey is not valid UTF-8");
-            json_decref(probe);
             struct gw_valid v;
             gw_valid_init(&v, err);
-            size_t c = 0;
-            for (const char *p = pk; *p; p++)
-                c += ((unsigned char)*p & 0xc0) != 0x80;
+            size_t c = gw_utf8_chars(pk, pk_len);
             if (c < 1 || c > GW_PUT_MAX_PARTITION_KEY)
                 gw_valid_add(&v, pk, "partitionKey", "have length %s",
                              c < 1 ? "greater than or equal to 1" : "less than or equal to 256");

@@ -3,7 +3,7 @@
  * list of changes not yet durable (with what undoes each).
  *
  * Upstream: store.c (open, commit, dispatch), stream.c (every mutation calls
- * catalog_record()). Downstream: syncer.c runs cat_writer_append() on its
+ * store_i_catalog_record()). Downstream: syncer.c runs store_i_cat_writer_append() on its
  * thread; the loop thread never serialises the whole catalog after open.
  *
  * ON DISK
@@ -249,7 +249,8 @@ static int tree_normalise(json_t *root, const char *path, struct store_err *err)
         (version != 1 && version != 2) || gen < 0 || gen >= UINT32_MAX || next_uid < 0 ||
         (version == 1 && !json_is_array(streams)) || (version == 2 && !json_is_object(streams)) ||
         (version == 2 && !json_is_integer(json_object_get(root, "log"))))
-        return err_set(err, STORE_ECORRUPT, "manifest %s: bad top level (%s)", path, je.text);
+        return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad top level (%s)", path,
+                               je.text);
     if (version == 2)
         return 0;
     json_t *obj = json_object(), *o;
@@ -259,7 +260,7 @@ static int tree_normalise(json_t *root, const char *path, struct store_err *err)
         json_t *cons = json_object_get(o, "consumers"), *c;
         if (!name || !json_is_array(cons) || json_object_get(obj, name)) {
             json_decref(obj);
-            return err_set(err, STORE_ECORRUPT, "manifest %s: bad stream %zu", path, i);
+            return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad stream %zu", path, i);
         }
         json_t *co = json_object();
         size_t j;
@@ -268,7 +269,8 @@ static int tree_normalise(json_t *root, const char *path, struct store_err *err)
             if (!cn || json_object_get(co, cn)) {
                 json_decref(co);
                 json_decref(obj);
-                return err_set(err, STORE_ECORRUPT, "manifest %s: bad consumer in %s", path, name);
+                return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad consumer in %s", path,
+                                       name);
             }
             json_t *cc = json_deep_copy(c);
             json_object_del(cc, "name");
@@ -296,12 +298,13 @@ static int build_shards(struct store *s, struct store_stream *st, json_t *o, con
         json_int_t n = json_integer_value(json_object_get(o, "shard_count"));
         json_int_t g = json_integer_value(json_object_get(o, "shard_gen"));
         if (n < 1 || n > STORE_MAX_SHARDS || g < 0 || g >= UINT32_MAX)
-            return err_set(err, STORE_ECORRUPT, "manifest %s: bad shards of %s", path, name);
+            return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad shards of %s", path,
+                                   name);
         st->nshards = (uint32_t)n;
-        st->shards = xcalloc(st->nshards, sizeof *st->shards);
+        st->shards = store_i_xcalloc(st->nshards, sizeof *st->shards);
         st->shard_gen = (uint32_t)g;
         for (uint32_t i = 0; i < st->nshards; i++) {
-            struct store_shard *sh = shard_new(s, st, i);
+            struct store_shard *sh = store_i_shard_new(s, st, i);
             store_hashkey_even_split(st->nshards, i, &sh->hk_start, &sh->hk_end);
             sh->start_seq = (struct store_seq){(uint32_t)g, i, 0};
             st->shards[i] = sh;
@@ -310,9 +313,9 @@ static int build_shards(struct store *s, struct store_stream *st, json_t *o, con
     }
     if (!json_is_array(shards) || json_array_size(shards) < 1 ||
         json_array_size(shards) > STORE_MAX_SHARDS)
-        return err_set(err, STORE_ECORRUPT, "manifest %s: bad shards of %s", path, name);
+        return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad shards of %s", path, name);
     st->nshards = (uint32_t)json_array_size(shards);
-    st->shards = xcalloc(st->nshards, sizeof *st->shards);
+    st->shards = store_i_xcalloc(st->nshards, sizeof *st->shards);
     size_t j;
     json_t *v;
     json_array_foreach(shards, j, v) {
@@ -321,8 +324,9 @@ static int build_shards(struct store *s, struct store_stream *st, json_t *o, con
         if (json_unpack(v, "{s:I, s:s, s:s, s:s, s?s, s?s, s?s}", "index", &idx, "hash_start", &hs,
                         "hash_end", &he, "start_seq", &ss, "end_seq", &es, "parent", &par,
                         "adjacent_parent", &apar) != 0 || idx != (json_int_t)j)
-            return err_set(err, STORE_ECORRUPT, "manifest %s: bad shard %zu in %s", path, j, name);
-        struct store_shard *sh = shard_new(s, st, (uint32_t)idx);
+            return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad shard %zu in %s", path, j,
+                                   name);
+        struct store_shard *sh = store_i_shard_new(s, st, (uint32_t)idx);
         st->shards[j] = sh;
         if (store_hashkey_parse(hs, strlen(hs), &sh->hk_start, NULL) ||
             store_hashkey_parse(he, strlen(he), &sh->hk_end, NULL) ||
@@ -330,7 +334,8 @@ static int build_shards(struct store *s, struct store_stream *st, json_t *o, con
             (es && store_seq_parse(es, strlen(es), &sh->end_seq, NULL)) ||
             (par && strlen(par) >= sizeof sh->parent) ||
             (apar && strlen(apar) >= sizeof sh->adj_parent))
-            return err_set(err, STORE_ECORRUPT, "manifest %s: bad shard %zu in %s", path, j, name);
+            return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad shard %zu in %s", path, j,
+                                   name);
         sh->has_end = es != NULL;
         if (par) strcpy(sh->parent, par);
         if (apar) strcpy(sh->adj_parent, apar);
@@ -353,29 +358,31 @@ static int tree_build(struct store *s, json_t *tree, const char *path, struct st
                            &arn, "status", &status, "created_ms", &created, "retention_hours",
                            &retention, "tags", &tags, "consumers", &cons) != 0 ||
             !json_is_object(tags) || !json_is_object(cons) || name_index(status, sst, 4) < 0 ||
-            !stream_name_valid(name) || uid < 0)
-            return err_set(err, STORE_ECORRUPT, "manifest %s: bad stream %s (%s)", path, name,
-                           je.text);
-        struct store_stream *st = stream_new(s, name, (uint64_t)uid);
-        st->arn = xstrdup(arn);
+            !store_i_stream_name_valid(name) || uid < 0)
+            return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad stream %s (%s)", path,
+                                   name, je.text);
+        struct store_stream *st = store_i_stream_new(s, name, (uint64_t)uid);
+        st->arn = store_i_xstrdup(arn);
         st->status = (enum store_stream_status)name_index(status, sst, 4);
         st->created_ms = created;
         st->retention_hours = (uint32_t)retention;
         /* Optional: manifests written before capacity modes existed lack it. */
         st->on_demand = json_is_true(json_object_get(o, "on_demand"));
-        stream_insert(s, st);
+        store_i_stream_insert(s, st);
         const char *k;
         json_t *v;
         json_object_foreach(tags, k, v) {
-            stream_tag_put(st, k, json_is_string(v) ? json_string_value(v) : "");
+            store_i_stream_tag_put(st, k, json_is_string(v) ? json_string_value(v) : "");
         }
         json_object_foreach(cons, k, v) {
             const char *ca, *cs;
             json_int_t cc;
             if (json_unpack(v, "{s:s, s:s, s:I}", "arn", &ca, "status", &cs, "created_ms",
                             &cc) != 0 || name_index(cs, cst, 3) < 0)
-                return err_set(err, STORE_ECORRUPT, "manifest %s: bad consumer in %s", path, name);
-            stream_consumer_put(st, k, ca, (enum store_consumer_status)name_index(cs, cst, 3), cc);
+                return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad consumer in %s", path,
+                                       name);
+            store_i_stream_consumer_put(st, k, ca,
+                                        (enum store_consumer_status)name_index(cs, cst, 3), cc);
         }
         int rc = build_shards(s, st, o, path, name, err);
         if (rc) return rc;
@@ -393,16 +400,16 @@ static int log_replay(struct store *s, json_t *tree, const char *path, int next,
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT) return 0;
-        return err_errno(err, errno, "open %s", path);
+        return store_i_err_errno(err, errno, "open %s", path);
     }
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         int e = errno;
         close(fd);
-        return err_errno(err, e, "stat %s", path);
+        return store_i_err_errno(err, e, "stat %s", path);
     }
     size_t size = (size_t)sb.st_size;
-    uint8_t *buf = xmalloc(size ? size : 1);
+    uint8_t *buf = store_i_xmalloc(size ? size : 1);
     size_t got = 0;
     while (got < size) {
         ssize_t r = read(fd, buf + got, size - got);
@@ -410,28 +417,28 @@ static int log_replay(struct store *s, json_t *tree, const char *path, int next,
             int e = r < 0 ? errno : EIO;
             close(fd);
             free(buf);
-            return err_errno(err, e, "read %s", path);
+            return store_i_err_errno(err, e, "read %s", path);
         }
         got += (size_t)r;
     }
     close(fd);
     int rc = 0;
     if (next && (size < LOG_HDR || memcmp(buf, "\0\0\0\0\0\0\0\0", 8) == 0)) {
-        store_log(s, STORE_LOG_WARN, "catalog log %s: created but never used, ignored", path);
+        store_i_log(s, STORE_LOG_WARN, "catalog log %s: created but never used, ignored", path);
         goto out;
     }
     if (size < LOG_HDR || memcmp(buf, LOG_MAGIC, 8) != 0 || get_le32(buf + 8) != 1) {
         /* A log is created with its header and fsynced before any snapshot
          * names it, so a short or foreign header is damage, not a torn write. */
-        rc = err_set(err, STORE_ECORRUPT, "catalog log %s: bad header", path);
+        rc = store_i_err_set(err, STORE_ECORRUPT, "catalog log %s: bad header", path);
         goto out;
     }
     size_t off = LOG_HDR, nrec = 0;
     while (off < size) {
         size_t left = size - off;
         if (left < 8) {
-            store_log(s, STORE_LOG_WARN, "catalog log %s: torn last record at %zu ignored", path,
-                      off);
+            store_i_log(s, STORE_LOG_WARN, "catalog log %s: torn last record at %zu ignored", path,
+                        off);
             break;
         }
         /* A torn append leaves its length right or zero, never implausible:
@@ -440,33 +447,33 @@ static int log_replay(struct store *s, json_t *tree, const char *path, int next,
         int zeros = 1;
         for (size_t i = off; i < size && zeros; i++) zeros = buf[i] == 0;
         if ((len == 0 || len > LOG_REC_MAX) && !zeros) {
-            rc = err_set(err, STORE_ECORRUPT, "catalog log %s: record at offset %zu is corrupt",
-                         path, off);
+            rc = store_i_err_set(err, STORE_ECORRUPT,
+                                 "catalog log %s: record at offset %zu is corrupt", path, off);
             goto out;
         }
         if (zeros || (uint64_t)len + 8 > left) {
-            store_log(s, STORE_LOG_WARN, "catalog log %s: torn last record at %zu ignored", path,
-                      off);
+            store_i_log(s, STORE_LOG_WARN, "catalog log %s: torn last record at %zu ignored", path,
+                        off);
             break;
         }
-        uint32_t crc = record_crc32c(0, buf + off, 4);
-        crc = record_crc32c(crc, buf + off + 8, len);
+        uint32_t crc = store_i_record_crc32c(0, buf + off, 4);
+        crc = store_i_record_crc32c(crc, buf + off + 8, len);
         if (crc != get_le32(buf + off + 4)) {
             if (off + 8 + len == size) {
-                store_log(s, STORE_LOG_WARN, "catalog log %s: torn last record at %zu ignored",
-                          path, off);
+                store_i_log(s, STORE_LOG_WARN, "catalog log %s: torn last record at %zu ignored",
+                            path, off);
                 break;
             }
-            rc = err_set(err, STORE_ECORRUPT, "catalog log %s: record at offset %zu is corrupt",
-                         path, off);
+            rc = store_i_err_set(err, STORE_ECORRUPT,
+                                 "catalog log %s: record at offset %zu is corrupt", path, off);
             goto out;
         }
         json_error_t je;
         json_t *rec = json_loadb((const char *)buf + off + 8, len, 0, &je);
         char why[256];
         if (!rec || cat_tree_apply(tree, rec, why, sizeof why) != 0) {
-            rc = err_set(err, STORE_ECORRUPT, "catalog log %s: record at %zu: %s", path, off,
-                         rec ? why : je.text);
+            rc = store_i_err_set(err, STORE_ECORRUPT, "catalog log %s: record at %zu: %s", path,
+                                 off, rec ? why : je.text);
             json_decref(rec);
             goto out;
         }
@@ -475,7 +482,7 @@ static int log_replay(struct store *s, json_t *tree, const char *path, int next,
         off += 8 + len;
     }
     if (nrec)
-        store_log(s, STORE_LOG_INFO, "catalog log %s: %zu changes replayed", path, nrec);
+        store_i_log(s, STORE_LOG_INFO, "catalog log %s: %zu changes replayed", path, nrec);
 out:
     free(buf);
     return rc;
@@ -493,7 +500,7 @@ static int log_create(const char *dir, int dir_fd, uint64_t logno, const struct 
     uint8_t hdr[LOG_HDR] = {0};
     memcpy(hdr, LOG_MAGIC, 8);
     put_le32(hdr + 8, 1);
-    int rc = io_write_all(io, fd, hdr, sizeof hdr);
+    int rc = store_i_io_write_all(io, fd, hdr, sizeof hdr);
     if (rc == 0 && io->fsync(io->ctx, fd) != 0)
         rc = errno ? errno : EIO;
     if (rc == 0 && io->fsync(io->ctx, dir_fd) != 0)
@@ -534,7 +541,7 @@ static int snapshot_write(struct cat_writer *w, const char *data, size_t len, in
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return errno;
-    int rc = io_write_all(w->io, fd, data, len);
+    int rc = store_i_io_write_all(w->io, fd, data, len);
     if (rc == 0 && w->io->fsync(w->io->ctx, fd) != 0)
         rc = errno ? errno : EIO;
     if (close(fd) != 0 && rc == 0)
@@ -590,24 +597,24 @@ static int writer_compact(struct cat_writer *w)
     return rc;
 }
 
-int cat_writer_append(struct cat_writer *w, struct cat_rec *recs, size_t n)
+int store_i_cat_writer_append(struct cat_writer *w, struct cat_rec *recs, size_t n)
 {
     if (w->broken)
         return w->broken;
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += 8 + recs[i].len;
-    uint8_t *buf = xmalloc(total ? total : 1);
+    uint8_t *buf = store_i_xmalloc(total ? total : 1);
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         put_le32(buf + off, (uint32_t)recs[i].len);
         memcpy(buf + off + 8, recs[i].data, recs[i].len);
-        uint32_t crc = record_crc32c(0, buf + off, 4);
-        put_le32(buf + off + 4, record_crc32c(crc, recs[i].data, recs[i].len));
+        uint32_t crc = store_i_record_crc32c(0, buf + off, 4);
+        put_le32(buf + off + 4, store_i_record_crc32c(crc, recs[i].data, recs[i].len));
         off += 8 + recs[i].len;
     }
     errno = 0;
-    int rc = io_write_all(w->io, w->fd, buf, total);
+    int rc = store_i_io_write_all(w->io, w->fd, buf, total);
     free(buf);
     if (rc == 0 && w->io->fsync(w->io->ctx, w->fd) != 0)
         rc = errno ? errno : EIO;
@@ -641,7 +648,7 @@ int cat_writer_append(struct cat_writer *w, struct cat_rec *recs, size_t n)
     return 0;
 }
 
-void cat_writer_free(struct cat_writer *w)
+void store_i_cat_writer_free(struct cat_writer *w)
 {
     if (!w)
         return;
@@ -657,7 +664,7 @@ void cat_writer_free(struct cat_writer *w)
 
 /* ---- open ------------------------------------------------------------------------------ */
 
-int catalog_open(struct store *s, struct cat_writer **out, struct store_err *err)
+int store_i_catalog_open(struct store *s, struct cat_writer **out, struct store_err *err)
 {
     char mpath[4200];
     snprintf(mpath, sizeof mpath, "%s/MANIFEST", s->dir);
@@ -666,8 +673,8 @@ int catalog_open(struct store *s, struct cat_writer **out, struct store_err *err
     int rc;
     if (!tree) {
         if (access(mpath, F_OK) == 0 || errno != ENOENT)
-            return err_set(err, STORE_ECORRUPT, "manifest %s unreadable: %s (line %d)", mpath,
-                           je.text, je.line);
+            return store_i_err_set(err, STORE_ECORRUPT, "manifest %s unreadable: %s (line %d)",
+                                   mpath, je.text, je.line);
         tree = json_pack("{s:i, s:i, s:i, s:i, s:o}", "version", 2, "generation", 0, "next_uid", 0,
                          "log", 0, "streams", json_object());
     } else if ((rc = tree_normalise(tree, mpath, err)) != 0) {
@@ -686,7 +693,7 @@ int catalog_open(struct store *s, struct cat_writer **out, struct store_err *err
     json_int_t gen = json_integer_value(json_object_get(tree, "generation"));
     if (gen >= UINT32_MAX - 1) {
         json_decref(tree);
-        return err_set(err, STORE_EINVAL, "store generation exhausted");
+        return store_i_err_set(err, STORE_EINVAL, "store generation exhausted");
     }
     json_object_set_new(tree, "generation", json_integer(gen + 1));
     if ((rc = tree_build(s, tree, mpath, err)) != 0) {
@@ -695,9 +702,9 @@ int catalog_open(struct store *s, struct cat_writer **out, struct store_err *err
     }
     /* A fresh snapshot naming a new empty log: persists the generation and
      * keeps the log from growing across restarts. */
-    struct cat_writer *w = xcalloc(1, sizeof *w);
+    struct cat_writer *w = store_i_xcalloc(1, sizeof *w);
     w->tree = tree;
-    w->dir = xstrdup(s->dir);
+    w->dir = store_i_xstrdup(s->dir);
     w->dir_fd = s->dir_fd;
     w->io = &s->io;
     w->fd = -1;
@@ -707,8 +714,8 @@ int catalog_open(struct store *s, struct cat_writer **out, struct store_err *err
      * any, was replayed; it is removed only once the snapshot is in place). */
     int e = writer_compact(w);
     if (e) {
-        cat_writer_free(w);
-        return err_errno(err, e, "write %s", mpath);
+        store_i_cat_writer_free(w);
+        return store_i_err_errno(err, e, "write %s", mpath);
     }
     /* Every other log is older than the snapshot. */
     DIR *d = opendir(s->dir);
@@ -727,8 +734,8 @@ int catalog_open(struct store *s, struct cat_writer **out, struct store_err *err
 
 /* ---- loop side: records and undo -------------------------------------------------------- */
 
-struct cat_change *catalog_record(struct store *s, enum cat_kind kind, struct store_stream *st,
-                                  json_t *rec)
+struct cat_change *store_i_catalog_record(struct store *s, enum cat_kind kind,
+                                          struct store_stream *st, json_t *rec)
 {
     struct cat_q *q = &s->cat;
     if (q->head + q->n == q->cap) {
@@ -737,7 +744,7 @@ struct cat_change *catalog_record(struct store *s, enum cat_kind kind, struct st
             q->head = 0;
         } else {
             q->cap = q->cap ? q->cap * 2 : 16;
-            q->v = xrealloc(q->v, q->cap * sizeof *q->v);
+            q->v = store_i_xrealloc(q->v, q->cap * sizeof *q->v);
         }
     }
     struct cat_change *c = &q->v[q->head + q->n++];
@@ -771,7 +778,7 @@ static void change_free(struct cat_change *c)
     free(c->cname);
 }
 
-size_t catalog_take_unposted(struct store *s, struct cat_rec **out)
+size_t store_i_catalog_take_unposted(struct store *s, struct cat_rec **out)
 {
     struct cat_q *q = &s->cat;
     size_t k = 0;
@@ -780,7 +787,8 @@ size_t catalog_take_unposted(struct store *s, struct cat_rec **out)
         struct cat_change *c = &q->v[q->head + i];
         if (!c->rec)
             continue;
-        if (!*out) *out = xmalloc((q->n - i) * sizeof **out);
+        if (!*out)
+            *out = store_i_xmalloc((q->n - i) * sizeof **out);
         (*out)[k].data = c->rec;
         (*out)[k].len = c->len;
         (*out)[k].version = c->version;
@@ -794,12 +802,12 @@ size_t catalog_take_unposted(struct store *s, struct cat_rec **out)
 static void change_durable(struct store *s, struct cat_change *c)
 {
     if (c->kind == CAT_CREATE)
-        stream_catalog_durable(s, c->st);
+        store_i_stream_catalog_durable(s, c->st);
     else if (c->kind == CAT_DELETE)
-        stream_bury(s, c->st);
+        store_i_stream_bury(s, c->st);
 }
 
-void catalog_durable(struct store *s, uint64_t version)
+void store_i_catalog_durable(struct store *s, uint64_t version)
 {
     struct cat_q *q = &s->cat;
     while (q->n && q->v[q->head].version <= version) {
@@ -813,19 +821,19 @@ void catalog_durable(struct store *s, uint64_t version)
         q->head = 0;
 }
 
-void catalog_rollback(struct store *s)
+void store_i_catalog_rollback(struct store *s)
 {
     struct cat_q *q = &s->cat;
     while (q->n) {
         struct cat_change c = q->v[q->head + q->n - 1];
         q->n--;
-        stream_undo(s, &c);
+        store_i_stream_undo(s, &c);
         change_free(&c);
     }
     q->head = 0;
 }
 
-void catalog_free(struct store *s)
+void store_i_catalog_free(struct store *s)
 {
     /* Only at close/failed open: whatever is pending is neither durable nor
      * worth undoing; a deleted stream still held here is freed. */
@@ -833,7 +841,7 @@ void catalog_free(struct store *s)
     for (size_t i = 0; i < q->n; i++) {
         struct cat_change *c = &q->v[q->head + i];
         if (c->kind == CAT_DELETE)
-            stream_bury(s, c->st);
+            store_i_stream_bury(s, c->st);
         change_free(c);
     }
     free(q->v);

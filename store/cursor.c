@@ -45,7 +45,7 @@ size_t store_pos_format(const struct store_pos *pos, char out[STORE_POS_STRLEN])
 int store_pos_parse(const char *s, size_t len, struct store_pos *out, struct store_err *err)
 {
     if (len < 1 || (s[0] != 'A' && s[0] != 'S'))
-        return err_set(err, STORE_EINVAL, "invalid position");
+        return store_i_err_set(err, STORE_EINVAL, "invalid position");
     out->after = s[0] == 'A';
     return store_seq_parse(s + 1, len - 1, &out->seq, err);
 }
@@ -75,13 +75,13 @@ static int pos_cmp(const struct store_pos *a, const struct store_pos *b)
 
 struct store_cursor *store_cursor_new(void)
 {
-    return xcalloc(1, sizeof(struct store_cursor));
+    return store_i_xcalloc(1, sizeof(struct store_cursor));
 }
 
 static void release_refs(struct store_cursor *cur)
 {
     for (size_t i = 0; i < cur->nrefs; i++)
-        chunk_unref(cur->refs[i]);
+        store_i_chunk_unref(cur->refs[i]);
     cur->nrefs = 0;
 }
 
@@ -114,7 +114,7 @@ static void hold(struct store_cursor *cur, struct chunk *c)
         return;
     if (cur->nrefs == cur->refcap) {
         cur->refcap = cur->refcap ? cur->refcap * 2 : 8;
-        cur->refs = xrealloc(cur->refs, cur->refcap * sizeof *cur->refs);
+        cur->refs = store_i_xrealloc(cur->refs, cur->refcap * sizeof *cur->refs);
     }
     c->refs++;
     cur->refs[cur->nrefs++] = c;
@@ -125,7 +125,7 @@ static struct store_record *rec_slot(struct store_cursor *cur, size_t i)
     if (i >= cur->reccap) {
         cur->reccap = cur->reccap ? cur->reccap * 2 : 64;
         while (cur->reccap <= i) cur->reccap *= 2;
-        cur->recs = xrealloc(cur->recs, cur->reccap * sizeof *cur->recs);
+        cur->recs = store_i_xrealloc(cur->recs, cur->reccap * sizeof *cur->recs);
     }
     return &cur->recs[i];
 }
@@ -153,7 +153,7 @@ static int sr_fill(struct segreader *r, size_t need, struct store_err *err)
         want = (size_t)(end - r->off);
     if (want > *r->cap) {
         *r->cap = want;
-        *r->buf = xrealloc(*r->buf, *r->cap);
+        *r->buf = store_i_xrealloc(*r->buf, *r->cap);
     }
     r->base = r->off;
     r->len = 0;
@@ -161,10 +161,11 @@ static int sr_fill(struct segreader *r, size_t need, struct store_err *err)
         ssize_t n = pread(r->fd, *r->buf + r->len, want - r->len, (off_t)(r->base + r->len));
         if (n < 0) {
             if (errno == EINTR) continue;
-            return err_errno(err, errno, "read segment %s", r->seg->path);
+            return store_i_err_errno(err, errno, "read segment %s", r->seg->path);
         }
         if (n == 0)
-            return err_set(err, STORE_ECORRUPT, "segment %s shorter than expected", r->seg->path);
+            return store_i_err_set(err, STORE_ECORRUPT, "segment %s shorter than expected",
+                                   r->seg->path);
         r->len += (size_t)n;
     }
     return 0;
@@ -183,22 +184,23 @@ static int sr_next(struct segreader *r, int refill, struct store_record *rec,
         int inbuf = r->off >= r->base && r->off < r->base + r->len;
         enum record_status st = RECORD_INCOMPLETE;
         if (inbuf)
-            st = record_decode(*r->buf + (r->off - r->base), (size_t)(r->base + r->len - r->off), 1,
-                               rec, &flen, &reason);
+            st = store_i_record_decode(*r->buf + (r->off - r->base),
+                                       (size_t)(r->base + r->len - r->off), 1, rec, &flen, &reason);
         if (st == RECORD_OK) {
             r->off += flen;
             return 1;
         }
         if (st != RECORD_INCOMPLETE)
-            return err_set(err, STORE_ECORRUPT, "segment %s offset %" PRIu64 ": %s", r->seg->path,
-                           r->off, reason);
+            return store_i_err_set(err, STORE_ECORRUPT, "segment %s offset %" PRIu64 ": %s",
+                                   r->seg->path, r->off, reason);
         if (!refill)
             return 2;
         int rc = sr_fill(r, flen ? flen : RECORD_MAX_FRAME, err);
         if (rc) return rc;
     }
-    return err_set(err, STORE_ECORRUPT, "segment %s offset %" PRIu64 ": frame past end of file",
-                   r->seg->path, r->off);
+    return store_i_err_set(err, STORE_ECORRUPT,
+                           "segment %s offset %" PRIu64 ": frame past end of file", r->seg->path,
+                           r->off);
 }
 
 static int sr_open(struct segreader *r, struct store_shard *sh, struct segment *seg,
@@ -211,7 +213,7 @@ static int sr_open(struct segreader *r, struct store_shard *sh, struct segment *
     r->base = 0;
     r->len = 0;
     r->off = off;
-    r->fd = shard_read_fd(sh, seg, err);
+    r->fd = store_i_shard_read_fd(sh, seg, err);
     return r->fd < 0 ? err->code : 0;
 }
 
@@ -228,7 +230,7 @@ static int find_time_in_segments(struct store_shard *sh, int64_t ts, struct stor
         if (!seg->nrec || seg->last_arrival < ts)
             continue;
         struct segreader r;
-        rc = sr_open(&r, sh, seg, segment_index_time(seg, ts), &buf, &cap, err);
+        rc = sr_open(&r, sh, seg, store_i_segment_index_time(seg, ts), &buf, &cap, err);
         if (rc) break;
         struct store_record rec;
         while ((rc = sr_next(&r, 1, &rec, err)) == 1) {
@@ -267,10 +269,10 @@ int store_shard_position(struct store_shard *sh, enum store_pos_type type,
     case STORE_POS_AT_SEQUENCE:
     case STORE_POS_AFTER_SEQUENCE:
         if (!seq)
-            return err_set(err, STORE_EINVAL, "a sequence number is required");
+            return store_i_err_set(err, STORE_EINVAL, "a sequence number is required");
         if (seq->shard != sh->index)
-            return err_set(err, STORE_EINVAL, "sequence number belongs to another shard than %s",
-                           sh->id);
+            return store_i_err_set(err, STORE_EINVAL,
+                                   "sequence number belongs to another shard than %s", sh->id);
         out->seq = *seq;
         out->after = type == STORE_POS_AFTER_SEQUENCE;
         return 0;
@@ -286,10 +288,11 @@ int store_shard_position(struct store_shard *sh, enum store_pos_type type,
                 uint32_t lo = 0, hi = c->n;
                 while (lo < hi) {
                     uint32_t mid = (lo + hi) / 2;
-                    if (record_peek_arrival(c->buf + c->off[mid]) < ts_ms) lo = mid + 1;
+                    if (store_i_record_peek_arrival(c->buf + c->off[mid]) < ts_ms)
+                        lo = mid + 1;
                     else hi = mid;
                 }
-                out->seq = record_peek_seq(c->buf + c->off[lo]);
+                out->seq = store_i_record_peek_seq(c->buf + c->off[lo]);
                 out->after = 0;
                 return 0;
             }
@@ -304,7 +307,7 @@ int store_shard_position(struct store_shard *sh, enum store_pos_type type,
         return 0;
     }
     }
-    return err_set(err, STORE_EINVAL, "unknown position type %d", (int)type);
+    return store_i_err_set(err, STORE_EINVAL, "unknown position type %d", (int)type);
 }
 
 /* ---- reading ----------------------------------------------------------------------- */
@@ -333,7 +336,8 @@ static void read_tail(struct store_shard *sh, struct store_cursor *cur, const st
     uint32_t lo = 0, hi = c->n; /* first record at or past pos */
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        if (!seq_at_or_past(record_peek_seq(c->buf + c->off[mid]), pos)) lo = mid + 1;
+        if (!seq_at_or_past(store_i_record_peek_seq(c->buf + c->off[mid]), pos))
+            lo = mid + 1;
         else hi = mid;
     }
     uint32_t i = lo;
@@ -342,7 +346,7 @@ static void read_tail(struct store_shard *sh, struct store_cursor *cur, const st
             struct store_record *r = rec_slot(cur, lim->n);
             size_t flen;
             const char *reason;
-            record_decode(c->buf + c->off[i], c->len - c->off[i], 0, r, &flen, &reason);
+            store_i_record_decode(c->buf + c->off[i], c->len - c->off[i], 0, r, &flen, &reason);
             if (!lim_take(lim, r->partition_key.len + r->data.len))
                 return;
             hold(cur, c);
@@ -360,13 +364,14 @@ static int read_segments(struct store_shard *sh, struct store_cursor *cur,
         if (!seg->nrec || !seq_at_or_past(seg->last, pos))
             continue;
         struct segreader r;
-        int rc = sr_open(&r, sh, seg, segment_index_seq(seg, pos->seq), &cur->buf, &cur->bufcap, err);
+        int rc = sr_open(&r, sh, seg, store_i_segment_index_seq(seg, pos->seq), &cur->buf,
+                         &cur->bufcap, err);
         if (rc) return rc;
         for (;;) {
             struct store_record tmp;
             rc = sr_next(&r, lim->n == 0, &tmp, err);
             if (rc < 0) {
-                store_log(sh->store, STORE_LOG_ERROR, "shard=%s read: %s", sh->id, err->msg);
+                store_i_log(sh->store, STORE_LOG_ERROR, "shard=%s read: %s", sh->id, err->msg);
                 return rc;
             }
             if (rc != 1)
@@ -396,7 +401,8 @@ int store_shard_read(struct store_shard *sh, struct store_cursor *cur, const str
     if (sh->offline)
         return store_shard_check(sh, err);
     if (from->seq.shard != sh->index)
-        return err_set(err, STORE_EINVAL, "position belongs to another shard than %s", sh->id);
+        return store_i_err_set(err, STORE_EINVAL, "position belongs to another shard than %s",
+                               sh->id);
     if (max_records == 0)
         max_records = 1;
     struct store_pos pos = *from;

@@ -16,35 +16,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "namespace.h"
 #include "store.h"
 #include "syncer.h"
 
 /* ---- util.c --------------------------------------------------------------- */
 
-void *xmalloc(size_t n);
-void *xcalloc(size_t n, size_t size);
-void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);
+void *store_i_xmalloc(size_t n);
+void *store_i_xcalloc(size_t n, size_t size);
+void *store_i_xrealloc(void *p, size_t n);
+char *store_i_xstrdup(const char *s);
 
 /* Fills "err" (if not NULL) with "code" and a formatted message; returns code. */
-int err_set(struct store_err *err, int code, const char *fmt, ...)
+int store_i_err_set(struct store_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Maps an errno value to STORE_ENOSPC (ENOSPC, EDQUOT) or STORE_EIO. */
-int err_from_errno(int errnum);
-/* err_set with code err_from_errno(errnum) and ": strerror" appended. */
-int err_errno(struct store_err *err, int errnum, const char *fmt, ...)
+int store_i_err_from_errno(int errnum);
+/* store_i_err_set with code store_i_err_from_errno(errnum) and ": strerror" appended. */
+int store_i_err_errno(struct store_err *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-void store_log(struct store *s, enum store_log_level lvl, const char *fmt, ...)
+void store_i_log(struct store *s, enum store_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-int64_t store_now(struct store *s);
+int64_t store_i_now(struct store *s);
 
 /* Real syscalls behind struct store_io_ops. */
-extern const struct store_io_ops store_default_io;
+extern const struct store_io_ops store_i_default_io;
 
 /* Writes all "len" bytes (retrying short writes) through "io"; 0 or errno. */
-int io_write_all(const struct store_io_ops *io, int fd, const void *buf, size_t len);
+int store_i_io_write_all(const struct store_io_ops *io, int fd, const void *buf, size_t len);
 
 /* ---- segment.c: the descriptor cache --------------------------------------- */
 
@@ -54,7 +53,7 @@ int io_write_all(const struct store_io_ops *io, int fd, const void *buf, size_t 
  * appends or reads fail. An entry is a node in one of two circular lists: the
  * LRU (least recently used first, evictable) or "pinned" (in use by the
  * running store_commit: a sync item borrows the segment's write fd until
- * syncer_post dups it, so it must not be closed before then). Eviction closes
+ * store_i_syncer_post dups it, so it must not be closed before then). Eviction closes
  * the descriptor and sets the owner's field ("*fdp") to -1; the owner reopens
  * by path when it needs it again. */
 struct fd_node {
@@ -85,28 +84,28 @@ struct fd_cache {
  * read descriptor, with one to spare for a scan or a manifest write. */
 #define STORE_MIN_FDS (STORE_FIXED_FDS + 3u)
 
-void fdc_init(struct fd_cache *c, uint32_t budget);
+void store_i_fdc_init(struct fd_cache *c, uint32_t budget);
 /* open(2) for a descriptor the store will hold: first evicts LRU entries
  * until one more fits the budget, and if the process is out of descriptors
  * (EMFILE/ENFILE) evicts more and retries while there is anything to evict.
  * Returns the fd, or -1 with errno set. */
-int fdc_open(struct fd_cache *c, const char *path, int flags, mode_t mode);
+int store_i_fdc_open(struct fd_cache *c, const char *path, int flags, mode_t mode);
 /* Caches "*fdp" (open) under node "n", most recently used. */
-void fdc_add(struct fd_cache *c, struct fd_node *n, int *fdp);
+void store_i_fdc_add(struct fd_cache *c, struct fd_node *n, int *fdp);
 /* Marks a use: moves "n" to the most-recently-used end (pinned stays pinned). */
-void fdc_touch(struct fd_node *n);
-/* Protects "n" from eviction until fdc_unpin_all. */
-void fdc_pin(struct fd_node *n);
+void store_i_fdc_touch(struct fd_node *n);
+/* Protects "n" from eviction until store_i_fdc_unpin_all. */
+void store_i_fdc_pin(struct fd_node *n);
 /* Returns every pinned entry to the LRU (most recent end), then evicts down
  * to the budget. */
-void fdc_unpin_all(struct fd_cache *c);
+void store_i_fdc_unpin_all(struct fd_cache *c);
 /* Closes the entry's descriptor (if open) and forgets it. Safe on a node
  * that is not cached. */
-void fdc_close(struct fd_node *n);
+void store_i_fdc_close(struct fd_node *n);
 /* Before store_commit hands "n" sync items to the syncer (which dups each
  * descriptor): room in the budget, and after a recent EMFILE, room in the
  * process too. */
-void fdc_before_post(struct store *s, uint32_t n);
+void store_i_fdc_before_post(struct store *s, uint32_t n);
 
 /* ---- segment.c ------------------------------------------------------------ */
 
@@ -142,19 +141,19 @@ struct store_shard;
 
 /* Creates the segment file for a shard whose first record will be "first",
  * writes its header and opens it for appending. Errors: STORE_EIO/ENOSPC. */
-int segment_create(struct store_shard *sh, struct store_seq first, struct segment **out,
-                   struct store_err *err);
+int store_i_segment_create(struct store_shard *sh, struct store_seq first, struct segment **out,
+                           struct store_err *err);
 /* Records "n" frames of "buf" (offsets "offs") written at file offset "at". */
-void segment_note_frames(struct segment *seg, const uint8_t *buf, const uint32_t *offs,
-                         uint32_t n, uint64_t at);
+void store_i_segment_note_frames(struct segment *seg, const uint8_t *buf, const uint32_t *offs,
+                                 uint32_t n, uint64_t at);
 /* Reopens the active segment's evicted write fd (O_APPEND: writes land at
  * the end, which is seg->size). Errors: STORE_EIO (EMFILE included). */
-int segment_reopen(struct store_shard *sh, struct segment *seg, struct store_err *err);
+int store_i_segment_reopen(struct store_shard *sh, struct segment *seg, struct store_err *err);
 /* Closes the write fd (the file stays). While a sync item of the running
- * commit borrows it (pinned), the close waits for fdc_unpin_all. */
-void segment_seal(struct segment *seg);
+ * commit borrows it (pinned), the close waits for store_i_fdc_unpin_all. */
+void store_i_segment_seal(struct segment *seg);
 /* Frees memory (closes the fd, leaves the file). Accepts NULL. */
-void segment_free(struct segment *seg);
+void store_i_segment_free(struct segment *seg);
 
 enum scan_outcome { SCAN_OK, SCAN_EMPTY, SCAN_CORRUPT, SCAN_IOERR };
 /* Verifies every frame of "seg" (path set, fd -1), builds its metadata and
@@ -163,14 +162,16 @@ enum scan_outcome { SCAN_OK, SCAN_EMPTY, SCAN_CORRUPT, SCAN_IOERR };
  * (no records after it) can have been cut short by a crash; a damaged end of
  * any other is SCAN_CORRUPT and the file is left intact. SCAN_EMPTY: no
  * frames (caller deletes the file). */
-enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int has_prev,
-                               struct store_seq prev_last, int may_tear, struct store_err *err);
+enum scan_outcome store_i_segment_scan(struct store_shard *sh, struct segment *seg, int has_prev,
+                                       struct store_seq prev_last, int may_tear,
+                                       struct store_err *err);
 /* Offset of the last indexed frame with seq <= "seq" (or the first frame). */
-uint64_t segment_index_seq(const struct segment *seg, struct store_seq seq);
+uint64_t store_i_segment_index_seq(const struct segment *seg, struct store_seq seq);
 /* Offset of the last indexed frame with arrival < "ts" (or the first frame). */
-uint64_t segment_index_time(const struct segment *seg, int64_t ts);
+uint64_t store_i_segment_index_time(const struct segment *seg, int64_t ts);
 /* Parses a segment file name; 0 on success, -1 if it is not one. */
-int segment_parse_name(const char *name, uint64_t *uid, uint32_t *shard, struct store_seq *first);
+int store_i_segment_parse_name(const char *name, uint64_t *uid, uint32_t *shard,
+                               struct store_seq *first);
 
 /* ---- shard.c -------------------------------------------------------------- */
 
@@ -183,7 +184,7 @@ struct chunk {
     struct store_shard *shard;   /* NULL once detached */
     int refs;
     int written;
-    int published;               /* readable: shard_publish passed it */
+    int published;               /* readable: store_i_shard_publish passed it */
     int new_segment;             /* writing it must start a new segment */
     uint64_t lsn;                /* shard lsn of buf[0] */
     uint8_t *buf;
@@ -194,7 +195,7 @@ struct chunk {
     int64_t first_arrival, last_arrival;
 };
 
-void chunk_unref(struct chunk *c);
+void store_i_chunk_unref(struct chunk *c);
 
 struct ticket {
     uint64_t lsn_end;
@@ -271,27 +272,27 @@ struct store_shard {
     struct fd_node rfdn;          /* rfd's entry in the store's descriptor cache */
 };
 
-struct store_shard *shard_new(struct store *s, struct store_stream *st, uint32_t index);
+struct store_shard *store_i_shard_new(struct store *s, struct store_stream *st, uint32_t index);
 /* Frees a shard (fails its tickets with STORE_ENOTFOUND first). */
-void shard_free(struct store_shard *sh);
+void store_i_shard_free(struct store_shard *sh);
 /* Fails pending tickets, drops chunks, unlinks segment files: stream deletion. */
-void shard_destroy_data(struct store_shard *sh);
+void store_i_shard_destroy_data(struct store_shard *sh);
 /* Writes a shard's pending chunks (store_commit). Returns 0 or error code. */
-int shard_commit(struct store_shard *sh, struct sync_item_vec *items);
+int store_i_shard_commit(struct store_shard *sh, struct sync_item_vec *items);
 /* Publishes up to "lsn" and marks listeners; the caller fires the tickets
- * (shard_fire_tickets up to lsn_published) after the listeners. */
-void shard_publish(struct store_shard *sh, uint64_t lsn);
-void shard_fire_tickets(struct store_shard *sh, uint64_t lsn, const struct store_err *err);
+ * (store_i_shard_fire_tickets up to lsn_published) after the listeners. */
+void store_i_shard_publish(struct store_shard *sh, uint64_t lsn);
+void store_i_shard_fire_tickets(struct store_shard *sh, uint64_t lsn, const struct store_err *err);
 /* Handles an fsync failure: discard everything past lsn_durable. */
-void shard_sync_failed(struct store_shard *sh, int errnum);
-void shard_fire_listeners(struct store_shard *sh);
+void store_i_shard_sync_failed(struct store_shard *sh, int errnum);
+void store_i_shard_fire_listeners(struct store_shard *sh);
 /* Deletes expired segments; returns the count. */
-int shard_trim(struct store_shard *sh, int64_t cutoff_ms);
+int store_i_shard_trim(struct store_shard *sh, int64_t cutoff_ms);
 /* Opens (cached) a read fd for "seg"; -1 with err on failure. An open that
  * fails for want of descriptors leaves the shard usable: the next read
  * retries. */
-int shard_read_fd(struct store_shard *sh, struct segment *seg, struct store_err *err);
-void shard_unlink_chunk(struct store_shard *sh, struct chunk *c);
+int store_i_shard_read_fd(struct store_shard *sh, struct segment *seg, struct store_err *err);
+void store_i_shard_unlink_chunk(struct store_shard *sh, struct chunk *c);
 
 /* ---- stream.c ------------------------------------------------------------- */
 
@@ -327,23 +328,23 @@ struct store_stream {
     int deleting;                 /* deleted, the deletion not yet durable */
 };
 
-struct store_stream *stream_new(struct store *s, const char *name, uint64_t uid);
-void stream_free(struct store_stream *st);
-int stream_name_valid(const char *name);
-void stream_set_arn(struct store_stream *st);
-void stream_tag_put(struct store_stream *st, const char *key, const char *value);
-void stream_consumer_put(struct store_stream *st, const char *name, const char *arn,
-                         enum store_consumer_status status, int64_t created_ms);
+struct store_stream *store_i_stream_new(struct store *s, const char *name, uint64_t uid);
+void store_i_stream_free(struct store_stream *st);
+int store_i_stream_name_valid(const char *name);
+void store_i_stream_set_arn(struct store_stream *st);
+void store_i_stream_tag_put(struct store_stream *st, const char *key, const char *value);
+void store_i_stream_consumer_put(struct store_stream *st, const char *name, const char *arn,
+                                 enum store_consumer_status status, int64_t created_ms);
 /* Publishes what the shards of "st" held back while its creation (or its
  * deletion) was not durable, firing listeners and tickets. */
-void stream_release(struct store *s, struct store_stream *st);
+void store_i_stream_release(struct store *s, struct store_stream *st);
 struct cat_change;
-/* Undoes one catalog change (catalog_rollback, newest first). */
-void stream_undo(struct store *s, struct cat_change *c);
-void stream_catalog_durable(struct store *s, struct store_stream *st);
+/* Undoes one catalog change (store_i_catalog_rollback, newest first). */
+void store_i_stream_undo(struct store *s, struct cat_change *c);
+void store_i_stream_catalog_durable(struct store *s, struct store_stream *st);
 /* Buries the shards of a deleted stream (failing their tickets, removing
  * segments) and frees it. */
-void stream_bury(struct store *s, struct store_stream *st);
+void store_i_stream_bury(struct store *s, struct store_stream *st);
 
 /* ---- catalog.c ------------------------------------------------------------ */
 
@@ -384,22 +385,22 @@ struct cat_writer;
 
 /* Loads MANIFEST and the logs into "s" (streams, generation bumped), writes a
  * fresh snapshot and returns the writer for the syncer thread. */
-int catalog_open(struct store *s, struct cat_writer **out, struct store_err *err);
+int store_i_catalog_open(struct store *s, struct cat_writer **out, struct store_err *err);
 /* Queues a change (bumping catalog_version); takes "rec" (the "stream" field
  * is added). Returns the entry so the caller can fill in the undo. */
-struct cat_change *catalog_record(struct store *s, enum cat_kind kind, struct store_stream *st,
-                                  json_t *rec);
+struct cat_change *store_i_catalog_record(struct store *s, enum cat_kind kind,
+                                          struct store_stream *st, json_t *rec);
 /* Moves the records not yet handed to the syncer into "*out" (new array). */
-size_t catalog_take_unposted(struct store *s, struct cat_rec **out);
+size_t store_i_catalog_take_unposted(struct store *s, struct cat_rec **out);
 /* Drops the undo of changes up to "version" (now durable). */
-void catalog_durable(struct store *s, uint64_t version);
+void store_i_catalog_durable(struct store *s, uint64_t version);
 /* Undoes every change not yet durable, newest first. */
-void catalog_rollback(struct store *s);
-void catalog_free(struct store *s);
+void store_i_catalog_rollback(struct store *s);
+void store_i_catalog_free(struct store *s);
 /* Syncer thread: appends and fsyncs "n" records, applies them to its tree,
  * compacts when due. errno or 0; on failure the log is as before. */
-int cat_writer_append(struct cat_writer *w, struct cat_rec *recs, size_t n);
-void cat_writer_free(struct cat_writer *w);
+int store_i_cat_writer_append(struct cat_writer *w, struct cat_rec *recs, size_t n);
+void store_i_cat_writer_free(struct cat_writer *w);
 
 /* ---- store.c -------------------------------------------------------------- */
 
@@ -445,10 +446,10 @@ struct store {
     struct fd_cache fds;         /* segment descriptors (segment.c) */
 };
 
-void stream_insert(struct store *s, struct store_stream *st);
+void store_i_stream_insert(struct store *s, struct store_stream *st);
 /* Removes "st" from the name index (it stays allocated). */
-void stream_detach(struct store *s, struct store_stream *st);
-void store_fifo_add(struct store *s, struct chunk *c);
-void store_fifo_remove(struct store *s, struct chunk *c);
+void store_i_stream_detach(struct store *s, struct store_stream *st);
+void store_i_fifo_add(struct store *s, struct chunk *c);
+void store_i_fifo_remove(struct store *s, struct chunk *c);
 
 #endif

@@ -20,7 +20,7 @@
  *   gen/shard/counter  the sequence number (see store.h)
  *   rsv    0
  *
- * Invariant: a frame that decodes RECORD_OK is exactly what record_encode wrote.
+ * Invariant: a frame that decodes RECORD_OK is exactly what store_i_record_encode wrote.
  */
 #include "record.h"
 
@@ -116,7 +116,7 @@ static void crc_choose(void)
     __atomic_store_n(&crc_mode, 1, __ATOMIC_RELEASE);
 }
 
-uint32_t record_crc32c(uint32_t crc, const void *p, size_t len)
+uint32_t store_i_record_crc32c(uint32_t crc, const void *p, size_t len)
 {
     int mode = __atomic_load_n(&crc_mode, __ATOMIC_ACQUIRE);
     if (mode == 0) {
@@ -133,8 +133,8 @@ uint32_t record_crc32c(uint32_t crc, const void *p, size_t len)
 
 /* ---- encode / decode ------------------------------------------------------ */
 
-void record_encode(uint8_t *dst, struct store_seq seq, int64_t arrival_ms,
-                   const struct store_record_in *rec)
+void store_i_record_encode(uint8_t *dst, struct store_seq seq, int64_t arrival_ms,
+                           const struct store_record_in *rec)
 {
     int ehk = rec->explicit_hash_key != NULL;
     size_t len = record_frame_size(rec->partition_key.len, rec->data.len, ehk);
@@ -158,13 +158,13 @@ void record_encode(uint8_t *dst, struct store_seq seq, int64_t arrival_ms,
     q += rec->partition_key.len;
     if (rec->data.len)
         memcpy(q, rec->data.p, rec->data.len);
-    put32(dst + 4, record_crc32c(0, dst + RECORD_HDR_SIZE, len - RECORD_HDR_SIZE));
-    put32(dst + 40, record_crc32c(0, dst, 40)); /* last: it covers dcrc too */
+    put32(dst + 4, store_i_record_crc32c(0, dst + RECORD_HDR_SIZE, len - RECORD_HDR_SIZE));
+    put32(dst + 40, store_i_record_crc32c(0, dst, 40)); /* last: it covers dcrc too */
 }
 
 static enum record_status check_header(const uint8_t *p, size_t *frame_len, const char **reason)
 {
-    if (get32(p + 40) != record_crc32c(0, p, 40)) {
+    if (get32(p + 40) != store_i_record_crc32c(0, p, 40)) {
         *reason = "header checksum mismatch";
         return RECORD_BAD_HEADER;
     }
@@ -185,9 +185,9 @@ static enum record_status check_header(const uint8_t *p, size_t *frame_len, cons
     return RECORD_OK;
 }
 
-enum record_status record_decode(const uint8_t *p, size_t avail, int verify_data,
-                                 struct store_record *out, size_t *frame_len,
-                                 const char **reason)
+enum record_status store_i_record_decode(const uint8_t *p, size_t avail, int verify_data,
+                                         struct store_record *out, size_t *frame_len,
+                                         const char **reason)
 {
     *frame_len = 0;
     if (avail < RECORD_HDR_SIZE) {
@@ -203,7 +203,8 @@ enum record_status record_decode(const uint8_t *p, size_t avail, int verify_data
         *reason = "incomplete frame";
         return RECORD_INCOMPLETE;
     }
-    if (verify_data && get32(p + 4) != record_crc32c(0, p + RECORD_HDR_SIZE, len - RECORD_HDR_SIZE)) {
+    if (verify_data &&
+        get32(p + 4) != store_i_record_crc32c(0, p + RECORD_HDR_SIZE, len - RECORD_HDR_SIZE)) {
         *reason = "data checksum mismatch";
         return RECORD_BAD_DATA;
     }
@@ -225,13 +226,13 @@ enum record_status record_decode(const uint8_t *p, size_t avail, int verify_data
     return RECORD_OK;
 }
 
-struct store_seq record_peek_seq(const uint8_t *frame)
+struct store_seq store_i_record_peek_seq(const uint8_t *frame)
 {
     struct store_seq s = {get32(frame + 8), get32(frame + 12), get64(frame + 16)};
     return s;
 }
 
-int64_t record_peek_arrival(const uint8_t *frame)
+int64_t store_i_record_peek_arrival(const uint8_t *frame)
 {
     return (int64_t)get64(frame + 24);
 }

@@ -1,7 +1,7 @@
 /* segment.c - segment files: create, append bookkeeping, scan, tail recovery.
  *
  * Upstream: shard.c creates segments and writes chunks into them during
- * store_commit; store.c asks segment_scan to verify every segment at open;
+ * store_commit; store.c asks store_i_segment_scan to verify every segment at open;
  * cursor.c uses the sparse index to pread old records. Downstream: the file
  * system, through store_io_ops for writes (fault injection).
  *
@@ -16,7 +16,7 @@
  *
  * Frames are record.c's. Invariant: [SEG_HDR_SIZE, size) holds whole frames
  * whose sequence numbers increase strictly and carry the shard's index.
- * Recovery (segment_scan) stops at the first frame that is incomplete, fails
+ * Recovery (store_i_segment_scan) stops at the first frame that is incomplete, fails
  * its CRC, or is followed by zeros only, and cuts the file there (a torn tail);
  * a bad frame followed by other data is corruption in the middle and is
  * reported, never skipped. The sparse index keeps one entry per
@@ -69,7 +69,7 @@ static void node_push(struct fd_node *head, struct fd_node *n)
     head->prev = n;
 }
 
-void fdc_init(struct fd_cache *c, uint32_t budget)
+void store_i_fdc_init(struct fd_cache *c, uint32_t budget)
 {
     memset(c, 0, sizeof *c);
     c->lru.prev = c->lru.next = &c->lru;
@@ -77,7 +77,7 @@ void fdc_init(struct fd_cache *c, uint32_t budget)
     c->budget = budget;
 }
 
-void fdc_close(struct fd_node *n)
+void store_i_fdc_close(struct fd_node *n)
 {
     if (!n->cache)
         return;
@@ -96,7 +96,7 @@ static int evict_one(struct fd_cache *c)
 {
     if (c->lru.next == &c->lru)
         return 0;
-    fdc_close(c->lru.next);
+    store_i_fdc_close(c->lru.next);
     c->evictions++;
     return 1;
 }
@@ -108,7 +108,7 @@ static void fdc_reserve(struct fd_cache *c, uint32_t extra)
         ;
 }
 
-int fdc_open(struct fd_cache *c, const char *path, int flags, mode_t mode)
+int store_i_fdc_open(struct fd_cache *c, const char *path, int flags, mode_t mode)
 {
     fdc_reserve(c, 1);
     for (;;) {
@@ -126,10 +126,10 @@ int fdc_open(struct fd_cache *c, const char *path, int flags, mode_t mode)
     }
 }
 
-void fdc_before_post(struct store *s, uint32_t n)
+void store_i_fdc_before_post(struct store *s, uint32_t n)
 {
     struct fd_cache *c = &s->fds;
-    int64_t now = store_now(s);
+    int64_t now = store_i_now(s);
     if (c->starved) {
         c->starved = 0;
         c->pressure = 1;
@@ -145,7 +145,7 @@ void fdc_before_post(struct store *s, uint32_t n)
             ;
 }
 
-void fdc_add(struct fd_cache *c, struct fd_node *n, int *fdp)
+void store_i_fdc_add(struct fd_cache *c, struct fd_node *n, int *fdp)
 {
     n->cache = c;
     n->fdp = fdp;
@@ -153,7 +153,7 @@ void fdc_add(struct fd_cache *c, struct fd_node *n, int *fdp)
     c->open++;
 }
 
-void fdc_touch(struct fd_node *n)
+void store_i_fdc_touch(struct fd_node *n)
 {
     struct fd_cache *c = n->cache;
     if (!c || n->pinned || n->next == &c->lru)
@@ -162,7 +162,7 @@ void fdc_touch(struct fd_node *n)
     node_push(&c->lru, n);
 }
 
-void fdc_pin(struct fd_node *n)
+void store_i_fdc_pin(struct fd_node *n)
 {
     if (!n->cache || n->pinned)
         return;
@@ -171,7 +171,7 @@ void fdc_pin(struct fd_node *n)
     n->pinned = 1;
 }
 
-void fdc_unpin_all(struct fd_cache *c)
+void store_i_fdc_unpin_all(struct fd_cache *c)
 {
     struct fd_node *n;
     while ((n = c->pinned.next) != &c->pinned) {
@@ -179,7 +179,7 @@ void fdc_unpin_all(struct fd_cache *c)
         n->pinned = 0;
         node_push(&c->lru, n);
         if (n->close_on_unpin)
-            fdc_close(n);
+            store_i_fdc_close(n);
     }
     fdc_reserve(c, 0);
 }
@@ -188,13 +188,14 @@ void fdc_unpin_all(struct fd_cache *c)
 static char *segment_path(const char *dir, uint64_t uid, uint32_t shard, struct store_seq first)
 {
     size_t n = strlen(dir) + 80;
-    char *p = xmalloc(n);
+    char *p = store_i_xmalloc(n);
     snprintf(p, n, "%s/s%010" PRIu64 "-%010" PRIu32 "-%010" PRIu32 "-%020" PRIu64 ".seg", dir, uid,
              shard, first.gen, first.counter);
     return p;
 }
 
-int segment_parse_name(const char *name, uint64_t *uid, uint32_t *shard, struct store_seq *first)
+int store_i_segment_parse_name(const char *name, uint64_t *uid, uint32_t *shard,
+                               struct store_seq *first)
 {
     /* s + 10 + - + 10 + - + 10 + - + 20 + .seg */
     if (strlen(name) != 1 + 10 + 1 + 10 + 1 + 10 + 1 + 20 + 4 || name[0] != 's' ||
@@ -218,17 +219,18 @@ int segment_parse_name(const char *name, uint64_t *uid, uint32_t *shard, struct 
     return 0;
 }
 
-int segment_create(struct store_shard *sh, struct store_seq first, struct segment **out,
-                   struct store_err *err)
+int store_i_segment_create(struct store_shard *sh, struct store_seq first, struct segment **out,
+                           struct store_err *err)
 {
     struct store *s = sh->store;
     char *path = segment_path(s->segdir, sh->stream->uid, sh->index, first);
-    int fd = fdc_open(&s->fds, path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    int fd =
+        store_i_fdc_open(&s->fds, path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
-        err_errno(err, e, "create segment %s", path);
+        store_i_err_errno(err, e, "create segment %s", path);
         free(path);
-        return err_from_errno(e);
+        return store_i_err_from_errno(e);
     }
     uint8_t hdr[SEG_HDR_SIZE];
     memcpy(hdr, SEG_MAGIC, 8);
@@ -237,19 +239,19 @@ int segment_create(struct store_shard *sh, struct store_seq first, struct segmen
         hdr[8 + i] = (uint8_t)(ver >> (8 * i));
         hdr[12 + i] = (uint8_t)(idx >> (8 * i));
     }
-    int e = io_write_all(&s->io, fd, hdr, sizeof hdr);
+    int e = store_i_io_write_all(&s->io, fd, hdr, sizeof hdr);
     if (e) {
-        err_errno(err, e, "write segment header %s", path);
+        store_i_err_errno(err, e, "write segment header %s", path);
         close(fd);
         unlink(path);
         free(path);
-        return err_from_errno(e);
+        return store_i_err_from_errno(e);
     }
-    struct segment *seg = xcalloc(1, sizeof *seg);
+    struct segment *seg = store_i_xcalloc(1, sizeof *seg);
     seg->path = path;
     seg->id = ++s->next_seg_id;
     seg->fd = fd;
-    fdc_add(&s->fds, &seg->fdn, &seg->fd);
+    store_i_fdc_add(&s->fds, &seg->fdn, &seg->fd);
     seg->size = SEG_HDR_SIZE;
     seg->first = first;
     seg->next_idx_off = SEG_HDR_SIZE;
@@ -258,17 +260,17 @@ int segment_create(struct store_shard *sh, struct store_seq first, struct segmen
     return 0;
 }
 
-int segment_reopen(struct store_shard *sh, struct segment *seg, struct store_err *err)
+int store_i_segment_reopen(struct store_shard *sh, struct segment *seg, struct store_err *err)
 {
     struct store *s = sh->store;
-    int fd = fdc_open(&s->fds, seg->path, O_WRONLY | O_APPEND | O_CLOEXEC, 0);
+    int fd = store_i_fdc_open(&s->fds, seg->path, O_WRONLY | O_APPEND | O_CLOEXEC, 0);
     if (fd < 0) {
         int e = errno;
-        err_errno(err, e, "reopen segment %s", seg->path);
-        return err_from_errno(e);
+        store_i_err_errno(err, e, "reopen segment %s", seg->path);
+        return store_i_err_from_errno(e);
     }
     seg->fd = fd;
-    fdc_add(&s->fds, &seg->fdn, &seg->fd);
+    store_i_fdc_add(&s->fds, &seg->fdn, &seg->fd);
     return 0;
 }
 
@@ -276,7 +278,7 @@ static void index_push(struct segment *seg, struct store_seq seq, int64_t arriva
 {
     if (seg->nidx == seg->idxcap) {
         seg->idxcap = seg->idxcap ? seg->idxcap * 2 : 16;
-        seg->idx = xrealloc(seg->idx, seg->idxcap * sizeof *seg->idx);
+        seg->idx = store_i_xrealloc(seg->idx, seg->idxcap * sizeof *seg->idx);
     }
     seg->idx[seg->nidx].seq = seq;
     seg->idx[seg->nidx].arrival = arrival;
@@ -298,16 +300,16 @@ static void note_one(struct segment *seg, struct store_seq seq, int64_t arrival,
         index_push(seg, seq, arrival, off);
 }
 
-void segment_note_frames(struct segment *seg, const uint8_t *buf, const uint32_t *offs,
-                         uint32_t n, uint64_t at)
+void store_i_segment_note_frames(struct segment *seg, const uint8_t *buf, const uint32_t *offs,
+                                 uint32_t n, uint64_t at)
 {
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *f = buf + offs[i];
-        note_one(seg, record_peek_seq(f), record_peek_arrival(f), at + offs[i]);
+        note_one(seg, store_i_record_peek_seq(f), store_i_record_peek_arrival(f), at + offs[i]);
     }
 }
 
-void segment_seal(struct segment *seg)
+void store_i_segment_seal(struct segment *seg)
 {
     if (seg->fdn.pinned) {
         /* A segment rolled within a commit: its sync item still borrows the
@@ -317,20 +319,20 @@ void segment_seal(struct segment *seg)
         return;
     }
     if (seg->fdn.cache)
-        fdc_close(&seg->fdn);
+        store_i_fdc_close(&seg->fdn);
     else if (seg->fd >= 0)
         close(seg->fd);
     seg->fd = -1;
 }
 
-void segment_free(struct segment *seg)
+void store_i_segment_free(struct segment *seg)
 {
     if (!seg)
         return;
     /* Unconditionally: a freed segment must leave no node in the cache. (A
      * commit frees only a segment it failed to write, which no sync item
      * borrows.) */
-    fdc_close(&seg->fdn);
+    store_i_fdc_close(&seg->fdn);
     if (seg->fd >= 0)
         close(seg->fd);
     seg->fd = -1;
@@ -344,7 +346,7 @@ static int seq_lt(struct store_seq a, struct store_seq b)
     return a.gen < b.gen || (a.gen == b.gen && a.counter < b.counter);
 }
 
-uint64_t segment_index_seq(const struct segment *seg, struct store_seq seq)
+uint64_t store_i_segment_index_seq(const struct segment *seg, struct store_seq seq)
 {
     size_t lo = 0, hi = seg->nidx; /* find last entry with idx.seq <= seq */
     while (lo < hi) {
@@ -357,7 +359,7 @@ uint64_t segment_index_seq(const struct segment *seg, struct store_seq seq)
     return lo == 0 ? SEG_HDR_SIZE : seg->idx[lo - 1].off;
 }
 
-uint64_t segment_index_time(const struct segment *seg, int64_t ts)
+uint64_t store_i_segment_index_time(const struct segment *seg, int64_t ts)
 {
     size_t lo = 0, hi = seg->nidx; /* last entry with arrival < ts */
     while (lo < hi) {
@@ -389,7 +391,7 @@ static int sb_ensure(struct scanbuf *sb, uint64_t off, size_t need)
         return 0;
     if (need > sb->cap) {
         sb->cap = need;
-        sb->p = xrealloc(sb->p, sb->cap);
+        sb->p = store_i_xrealloc(sb->p, sb->cap);
     }
     sb->base = off;
     sb->len = 0;
@@ -423,8 +425,9 @@ static int rest_is_zero(struct scanbuf *sb, uint64_t off)
     return 1;
 }
 
-enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int has_prev,
-                               struct store_seq prev_last, int may_tear, struct store_err *err)
+enum scan_outcome store_i_segment_scan(struct store_shard *sh, struct segment *seg, int has_prev,
+                                       struct store_seq prev_last, int may_tear,
+                                       struct store_err *err)
 {
     struct store *s = sh->store;
     enum scan_outcome out = SCAN_OK;
@@ -432,14 +435,14 @@ enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int 
     seg->nrec = 0;
     seg->nidx = 0;
     seg->next_idx_off = SEG_HDR_SIZE;
-    sb.fd = fdc_open(&s->fds, seg->path, O_RDONLY | O_CLOEXEC, 0);
+    sb.fd = store_i_fdc_open(&s->fds, seg->path, O_RDONLY | O_CLOEXEC, 0);
     if (sb.fd < 0) {
-        err_errno(err, errno, "open segment %s", seg->path);
+        store_i_err_errno(err, errno, "open segment %s", seg->path);
         return SCAN_IOERR;
     }
     struct stat st;
     if (fstat(sb.fd, &st) != 0) {
-        err_errno(err, errno, "stat segment %s", seg->path);
+        store_i_err_errno(err, errno, "stat segment %s", seg->path);
         out = SCAN_IOERR;
         goto done;
     }
@@ -447,16 +450,17 @@ enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int 
     /* Up to 4 MiB at a time, but no more than the file: a store with
      * thousands of small segments opens without gigabytes of malloc churn. */
     sb.cap = sb.size < (4u << 20) ? (size_t)sb.size + 1 : 4u << 20;
-    sb.p = xmalloc(sb.cap);
+    sb.p = store_i_xmalloc(sb.cap);
     if (sb.size < SEG_HDR_SIZE) {
-        store_log(s, STORE_LOG_WARN, "shard=%s segment=%s: torn header (%" PRIu64 " bytes), removed",
-                  sh->id, seg->path, sb.size);
+        store_i_log(s, STORE_LOG_WARN,
+                    "shard=%s segment=%s: torn header (%" PRIu64 " bytes), removed", sh->id,
+                    seg->path, sb.size);
         out = SCAN_EMPTY;
         goto done;
     }
     int e = sb_ensure(&sb, 0, SEG_HDR_SIZE);
     if (e) {
-        err_errno(err, e, "read segment %s", seg->path);
+        store_i_err_errno(err, e, "read segment %s", seg->path);
         out = SCAN_IOERR;
         goto done;
     }
@@ -469,7 +473,7 @@ enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int 
             out = SCAN_EMPTY;
             goto done;
         }
-        err_set(err, STORE_ECORRUPT, "segment %s: bad header", seg->path);
+        store_i_err_set(err, STORE_ECORRUPT, "segment %s: bad header", seg->path);
         out = SCAN_CORRUPT;
         goto done;
     }
@@ -481,7 +485,7 @@ enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int 
     while (off < sb.size) {
         e = sb_ensure(&sb, off, RECORD_MAX_FRAME);
         if (e) {
-            err_errno(err, e, "read segment %s", seg->path);
+            store_i_err_errno(err, e, "read segment %s", seg->path);
             out = SCAN_IOERR;
             goto done;
         }
@@ -490,11 +494,12 @@ enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int 
         const char *reason;
         const uint8_t *p = sb.p + (off - sb.base);
         size_t avail = (size_t)(sb.base + sb.len - off);
-        enum record_status rs = record_decode(p, avail, 1, &rec, &flen, &reason);
+        enum record_status rs = store_i_record_decode(p, avail, 1, &rec, &flen, &reason);
         if (rs == RECORD_OK) {
             if (rec.seq.shard != sh->index || (have_last && !seq_lt(last, rec.seq))) {
-                err_set(err, STORE_ECORRUPT,
-                        "segment %s offset %" PRIu64 ": sequence number out of order", seg->path, off);
+                store_i_err_set(err, STORE_ECORRUPT,
+                                "segment %s offset %" PRIu64 ": sequence number out of order",
+                                seg->path, off);
                 out = SCAN_CORRUPT;
                 goto done;
             }
@@ -515,7 +520,7 @@ enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int 
         if (rs == RECORD_BAD_HEADER) {
             int z = rest_is_zero(&sb, off);
             if (z < 0) {
-                err_errno(err, -z, "read segment %s", seg->path);
+                store_i_err_errno(err, -z, "read segment %s", seg->path);
                 out = SCAN_IOERR;
                 goto done;
             }
@@ -524,29 +529,30 @@ enum scan_outcome segment_scan(struct store_shard *sh, struct segment *seg, int 
                 break;
             }
         }
-        err_set(err, STORE_ECORRUPT, "segment %s offset %" PRIu64 ": corrupt record (%s)", seg->path,
-                off, reason);
+        store_i_err_set(err, STORE_ECORRUPT, "segment %s offset %" PRIu64 ": corrupt record (%s)",
+                        seg->path, off, reason);
         out = SCAN_CORRUPT;
         goto done;
     }
     if (torn && !may_tear) {
         /* Records follow in a later segment, so this end was written
          * completely once: it is damage, not a crash mid-write. */
-        err_set(err, STORE_ECORRUPT,
-                "segment %s offset %" PRIu64 ": damaged record in a sealed segment (%s; %" PRIu64
-                " bytes from there, file left intact)",
-                seg->path, off, torn, sb.size - off);
+        store_i_err_set(err, STORE_ECORRUPT,
+                        "segment %s offset %" PRIu64
+                        ": damaged record in a sealed segment (%s; %" PRIu64
+                        " bytes from there, file left intact)",
+                        seg->path, off, torn, sb.size - off);
         out = SCAN_CORRUPT;
         goto done;
     }
     if (torn) {
-        store_log(s, STORE_LOG_WARN,
-                  "shard=%s segment=%s: torn tail cut at offset %" PRIu64 " (%" PRIu64
-                  " bytes dropped: %s)",
-                  sh->id, seg->path, off, sb.size - off, torn);
-        int wfd = fdc_open(&s->fds, seg->path, O_WRONLY | O_CLOEXEC, 0);
+        store_i_log(s, STORE_LOG_WARN,
+                    "shard=%s segment=%s: torn tail cut at offset %" PRIu64 " (%" PRIu64
+                    " bytes dropped: %s)",
+                    sh->id, seg->path, off, sb.size - off, torn);
+        int wfd = store_i_fdc_open(&s->fds, seg->path, O_WRONLY | O_CLOEXEC, 0);
         if (wfd < 0 || ftruncate(wfd, (off_t)off) != 0 || s->io.fsync(s->io.ctx, wfd) != 0) {
-            err_errno(err, errno, "truncate segment %s", seg->path);
+            store_i_err_errno(err, errno, "truncate segment %s", seg->path);
             if (wfd >= 0) close(wfd);
             out = SCAN_IOERR;
             goto done;

@@ -2,8 +2,8 @@
  * and listeners of one shard.
  *
  * Upstream: the gateway calls store_shard_append() (after store_stream_route
- * in stream.c); store.c's store_commit() calls shard_commit(), and
- * store_dispatch() calls shard_publish()/shard_sync_failed() with the syncer's
+ * in stream.c); store.c's store_commit() calls store_i_shard_commit(), and
+ * store_dispatch() calls store_i_shard_publish()/store_i_shard_sync_failed() with the syncer's
  * results. Downstream: record.c encodes frames, segment.c owns the files.
  *
  * A shard's records live in a list of chunks:
@@ -91,8 +91,8 @@ int store_seq_parse(const char *s, size_t len, struct store_seq *out, struct sto
     if (len != 41 || s[0] != '4' || parse_digits(s + 1, 10, UINT32_MAX, &g) != 0 ||
         parse_digits(s + 11, 10, UINT32_MAX, &sh) != 0 ||
         parse_digits(s + 21, 20, UINT64_MAX, &c) != 0)
-        return err_set(err, STORE_EINVAL, "invalid sequence number '%.*s'",
-                       (int)(len > 60 ? 60 : len), s);
+        return store_i_err_set(err, STORE_EINVAL, "invalid sequence number '%.*s'",
+                               (int)(len > 60 ? 60 : len), s);
     out->gen = (uint32_t)g;
     out->shard = (uint32_t)sh;
     out->counter = c;
@@ -111,15 +111,15 @@ int store_seq_cmp(struct store_seq a, struct store_seq b)
 
 static struct chunk *chunk_new(struct store_shard *sh, size_t cap)
 {
-    struct chunk *c = xcalloc(1, sizeof *c);
+    struct chunk *c = store_i_xcalloc(1, sizeof *c);
     c->shard = sh;
     c->refs = 1;
     c->cap = cap;
-    c->buf = xmalloc(cap);
+    c->buf = store_i_xmalloc(cap);
     return c;
 }
 
-void chunk_unref(struct chunk *c)
+void store_i_chunk_unref(struct chunk *c)
 {
     if (c && --c->refs == 0) {
         free(c->buf);
@@ -128,7 +128,7 @@ void chunk_unref(struct chunk *c)
     }
 }
 
-void shard_unlink_chunk(struct store_shard *sh, struct chunk *c)
+void store_i_shard_unlink_chunk(struct store_shard *sh, struct chunk *c)
 {
     if (c->prev) c->prev->next = c->next;
     else sh->tail.head = c->next;
@@ -138,10 +138,10 @@ void shard_unlink_chunk(struct store_shard *sh, struct chunk *c)
     if (sh->tail.pending == c) sh->tail.pending = c->next;
     sh->tail.bytes -= c->cap;
     if (c->written)
-        store_fifo_remove(sh->store, c);
+        store_i_fifo_remove(sh->store, c);
     c->prev = c->next = NULL;
     c->shard = NULL;
-    chunk_unref(c);
+    store_i_chunk_unref(c);
 }
 
 /* ---- tickets -------------------------------------------------------------- */
@@ -150,7 +150,7 @@ static void ticket_push(struct store_shard *sh, uint64_t lsn_end, store_done_fn 
 {
     if (sh->tickets.len == sh->tickets.cap) {
         size_t ncap = sh->tickets.cap ? sh->tickets.cap * 2 : 16;
-        struct ticket *v = xmalloc(ncap * sizeof *v);
+        struct ticket *v = store_i_xmalloc(ncap * sizeof *v);
         for (size_t i = 0; i < sh->tickets.len; i++)
             v[i] = sh->tickets.v[(sh->tickets.head + i) % sh->tickets.cap];
         free(sh->tickets.v);
@@ -168,7 +168,7 @@ static void ticket_push(struct store_shard *sh, uint64_t lsn_end, store_done_fn 
 /* Fires, in order, tickets ending at or below "lsn" (all if lsn == UINT64_MAX)
  * with "err". Each ticket is removed before its callback runs, so callbacks
  * may append to this shard. */
-void shard_fire_tickets(struct store_shard *sh, uint64_t lsn, const struct store_err *err)
+void store_i_shard_fire_tickets(struct store_shard *sh, uint64_t lsn, const struct store_err *err)
 {
     while (sh->tickets.len) {
         struct ticket t = sh->tickets.v[sh->tickets.head];
@@ -194,7 +194,7 @@ static void fail_tickets_after(struct store_shard *sh, uint64_t lsn, const struc
     if (!nfail)
         return;
     /* Collect first: a callback may append (and so push tickets) again. */
-    struct ticket *fail = xmalloc(nfail * sizeof *fail);
+    struct ticket *fail = store_i_xmalloc(nfail * sizeof *fail);
     for (size_t i = 0; i < nfail; i++)
         fail[i] = sh->tickets.v[(sh->tickets.head + keep + i) % sh->tickets.cap];
     sh->tickets.len = keep;
@@ -206,9 +206,9 @@ static void fail_tickets_after(struct store_shard *sh, uint64_t lsn, const struc
 
 /* ---- lifecycle -------------------------------------------------------------- */
 
-struct store_shard *shard_new(struct store *s, struct store_stream *st, uint32_t index)
+struct store_shard *store_i_shard_new(struct store *s, struct store_stream *st, uint32_t index)
 {
-    struct store_shard *sh = xcalloc(1, sizeof *sh);
+    struct store_shard *sh = store_i_xcalloc(1, sizeof *sh);
     sh->store = s;
     sh->stream = st;
     sh->index = index;
@@ -221,7 +221,7 @@ struct store_shard *shard_new(struct store *s, struct store_stream *st, uint32_t
 /* Closes the cached read descriptor, if any. */
 static void close_rfd(struct store_shard *sh)
 {
-    fdc_close(&sh->rfdn);
+    store_i_fdc_close(&sh->rfdn);
     sh->rfd = -1;
     sh->rfd_seg = NULL;
 }
@@ -234,7 +234,7 @@ static void drop_segments(struct store_shard *sh, int unlink_files)
         if (unlink_files)
             unlink(seg->path);
         sh->store->stats.segments--;
-        segment_free(seg);
+        store_i_segment_free(seg);
         seg = next;
     }
     sh->seg.head = sh->seg.tail = sh->seg.active = NULL;
@@ -242,24 +242,24 @@ static void drop_segments(struct store_shard *sh, int unlink_files)
     close_rfd(sh);
 }
 
-void shard_destroy_data(struct store_shard *sh)
+void store_i_shard_destroy_data(struct store_shard *sh)
 {
     while (sh->tail.head)
-        shard_unlink_chunk(sh, sh->tail.head);
+        store_i_shard_unlink_chunk(sh, sh->tail.head);
     drop_segments(sh, 1);
 }
 
-void shard_free(struct store_shard *sh)
+void store_i_shard_free(struct store_shard *sh)
 {
     if (!sh)
         return;
     if (sh->tickets.len) {
         struct store_err e;
-        err_set(&e, STORE_ENOTFOUND, "stream deleted before the append completed");
-        shard_fire_tickets(sh, UINT64_MAX, &e);
+        store_i_err_set(&e, STORE_ENOTFOUND, "stream deleted before the append completed");
+        store_i_shard_fire_tickets(sh, UINT64_MAX, &e);
     }
     while (sh->tail.head)
-        shard_unlink_chunk(sh, sh->tail.head);
+        store_i_shard_unlink_chunk(sh, sh->tail.head);
     drop_segments(sh, 0);
     struct store_listener *l = sh->listeners;
     while (l) {
@@ -299,22 +299,24 @@ int store_shard_append(struct store_shard *sh, const struct store_record_in *rec
     if (sh->offline)
         return store_shard_check(sh, err);
     if (sh->has_end)
-        return err_set(err, STORE_ESTATE, "shard %s is closed", sh->id);
+        return store_i_err_set(err, STORE_ESTATE, "shard %s is closed", sh->id);
     if (n == 0 || n > STORE_MAX_BATCH)
-        return err_set(err, STORE_EINVAL, "batch of %zu records (1..%d allowed)", n, STORE_MAX_BATCH);
+        return store_i_err_set(err, STORE_EINVAL, "batch of %zu records (1..%d allowed)", n,
+                               STORE_MAX_BATCH);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         const struct store_record_in *r = &recs[i];
         if (r->partition_key.len < 1 || r->partition_key.len > STORE_MAX_PARTITION_KEY)
-            return err_set(err, STORE_EINVAL, "record %zu: partition key length %zu (1..%d)", i,
-                           r->partition_key.len, STORE_MAX_PARTITION_KEY);
+            return store_i_err_set(err, STORE_EINVAL,
+                                   "record %zu: partition key length %zu (1..%d)", i,
+                                   r->partition_key.len, STORE_MAX_PARTITION_KEY);
         if (r->data.len > STORE_MAX_RECORD_DATA)
-            return err_set(err, STORE_EINVAL, "record %zu: data length %zu (max %d)", i,
-                           r->data.len, STORE_MAX_RECORD_DATA);
+            return store_i_err_set(err, STORE_EINVAL, "record %zu: data length %zu (max %d)", i,
+                                   r->data.len, STORE_MAX_RECORD_DATA);
         total += record_frame_size(r->partition_key.len, r->data.len, r->explicit_hash_key != NULL);
     }
 
-    int64_t now = store_now(s);
+    int64_t now = store_i_now(s);
     if (now < sh->last_arrival)
         now = sh->last_arrival;
     sh->last_arrival = now;
@@ -344,19 +346,19 @@ int store_shard_append(struct store_shard *sh, const struct store_record_in *rec
         while (ncap < c->len + total) ncap *= 2;
         if (ncap > CHUNK_TARGET && c->len + total <= CHUNK_TARGET) ncap = CHUNK_TARGET;
         sh->tail.bytes += ncap - c->cap;
-        c->buf = xrealloc(c->buf, ncap);
+        c->buf = store_i_xrealloc(c->buf, ncap);
         c->cap = ncap;
     }
     if (c->n + n > c->offcap) {
         uint32_t ncap = c->offcap ? c->offcap : 64;
         while (ncap < c->n + n) ncap *= 2;
-        c->off = xrealloc(c->off, ncap * sizeof *c->off);
+        c->off = store_i_xrealloc(c->off, ncap * sizeof *c->off);
         c->offcap = ncap;
     }
     for (size_t i = 0; i < n; i++) {
         struct store_seq seq = {s->gen, sh->index, sh->next_counter++};
         const struct store_record_in *r = &recs[i];
-        record_encode(c->buf + c->len, seq, now, r);
+        store_i_record_encode(c->buf + c->len, seq, now, r);
         if (c->n == 0) {
             c->first = seq;
             c->first_arrival = now;
@@ -387,14 +389,14 @@ static void push_item(struct sync_item_vec *items, struct store_shard *sh, struc
     }
     if (items->n == items->cap) {
         items->cap = items->cap ? items->cap * 2 : 16;
-        items->v = xrealloc(items->v, items->cap * sizeof *items->v);
+        items->v = store_i_xrealloc(items->v, items->cap * sizeof *items->v);
     }
     struct sync_item *it = &items->v[items->n++];
     it->shard = sh;
     it->epoch = sh->epoch;
     it->lsn = sh->lsn_written;
     it->seg_id = seg->id;
-    it->fd = seg->fd; /* borrowed: syncer_post dups it if it queues this item */
+    it->fd = seg->fd; /* borrowed: store_i_syncer_post dups it if it queues this item */
     it->dir_sync = is_new;
     it->merged = 0;
 }
@@ -420,7 +422,7 @@ static void unlink_segment(struct store_shard *sh, struct segment *seg)
     if (sh->rfd_seg == seg)
         close_rfd(sh);
     sh->store->stats.segments--;
-    segment_free(seg);
+    store_i_segment_free(seg);
 }
 
 /* Cuts segment "seg" back to "size" bytes and makes the cut durable. Without
@@ -444,8 +446,8 @@ static int cut_segment(struct store_shard *sh, struct segment *seg, uint64_t siz
 static void go_offline(struct store_shard *sh, int code, const char *what)
 {
     sh->offline = 1;
-    err_set(&sh->offline_err, code, "shard %s offline: %s", sh->id, what);
-    store_log(sh->store, STORE_LOG_ERROR, "shard=%s offline: %s", sh->id, what);
+    store_i_err_set(&sh->offline_err, code, "shard %s offline: %s", sh->id, what);
+    store_i_log(sh->store, STORE_LOG_ERROR, "shard=%s offline: %s", sh->id, what);
 }
 
 /* Discards every chunk from "from" on (unwritten or unpublished), fails their
@@ -457,7 +459,7 @@ static void discard_from(struct store_shard *sh, struct chunk *from, const struc
 {
     while (from) {
         struct chunk *next = from->next;
-        shard_unlink_chunk(sh, from);
+        store_i_shard_unlink_chunk(sh, from);
         from = next;
     }
     sh->lsn_appended = sh->lsn_written;
@@ -465,7 +467,7 @@ static void discard_from(struct store_shard *sh, struct chunk *from, const struc
     fail_tickets_after(sh, sh->lsn_written, err);
 }
 
-int shard_commit(struct store_shard *sh, struct sync_item_vec *items)
+int store_i_shard_commit(struct store_shard *sh, struct sync_item_vec *items)
 {
     struct store *s = sh->store;
     int want_sync = s->opts.durability != STORE_DURABILITY_NEVER;
@@ -476,12 +478,12 @@ int shard_commit(struct store_shard *sh, struct sync_item_vec *items)
         struct segment *seg = sh->seg.active;
         if (!seg || c->new_segment) {
             if (seg) {
-                segment_seal(seg);
+                store_i_segment_seal(seg);
                 sh->seg.active = NULL;
             }
-            int rc = segment_create(sh, c->first, &seg, &e);
+            int rc = store_i_segment_create(sh, c->first, &seg, &e);
             if (rc) {
-                store_log(s, STORE_LOG_ERROR, "shard=%s append failed: %s", sh->id, e.msg);
+                store_i_log(s, STORE_LOG_ERROR, "shard=%s append failed: %s", sh->id, e.msg);
                 discard_from(sh, c, &e);
                 return rc;
             }
@@ -494,9 +496,9 @@ int shard_commit(struct store_shard *sh, struct sync_item_vec *items)
             /* Its descriptor was evicted while the shard was idle. A failure
              * here (EMFILE) fails this commit's appends with a retryable
              * error; the shard stays online and the next commit retries. */
-            int rc = segment_reopen(sh, seg, &e);
+            int rc = store_i_segment_reopen(sh, seg, &e);
             if (rc) {
-                store_log(s, STORE_LOG_ERROR, "shard=%s append failed: %s", sh->id, e.msg);
+                store_i_log(s, STORE_LOG_ERROR, "shard=%s append failed: %s", sh->id, e.msg);
                 discard_from(sh, c, &e);
                 return rc;
             }
@@ -504,15 +506,15 @@ int shard_commit(struct store_shard *sh, struct sync_item_vec *items)
         /* A sync item borrows seg->fd until store_commit hands it to the
          * syncer (which dups it): keep it open until then. */
         if (want_sync)
-            fdc_pin(&seg->fdn);
+            store_i_fdc_pin(&seg->fdn);
         else
-            fdc_touch(&seg->fdn);
+            store_i_fdc_touch(&seg->fdn);
         uint64_t at = seg->size;
-        int werr = io_write_all(&s->io, seg->fd, c->buf, c->len);
+        int werr = store_i_io_write_all(&s->io, seg->fd, c->buf, c->len);
         s->stats.writes++;
         if (werr) {
-            int code = err_errno(&e, werr, "write segment %s", seg->path);
-            store_log(s, STORE_LOG_ERROR, "shard=%s append failed: %s", sh->id, e.msg);
+            int code = store_i_err_errno(&e, werr, "write segment %s", seg->path);
+            store_i_log(s, STORE_LOG_ERROR, "shard=%s append failed: %s", sh->id, e.msg);
             /* Cut the partial frame(s) so the file ends with a whole record. */
             if (cut_segment(sh, seg, at) != 0) {
                 go_offline(sh, STORE_EIO, "cannot cut segment back after a failed write");
@@ -523,7 +525,7 @@ int shard_commit(struct store_shard *sh, struct sync_item_vec *items)
             discard_from(sh, c, &e);
             return code;
         }
-        segment_note_frames(seg, c->buf, c->off, c->n, at);
+        store_i_segment_note_frames(seg, c->buf, c->off, c->n, at);
         seg->size = at + c->len;
         s->stats.bytes_written += c->len;
         /* A written chunk never grows again: give back its slack before it
@@ -532,13 +534,13 @@ int shard_commit(struct store_shard *sh, struct sync_item_vec *items)
          * ~150-byte record in the tail. */
         if (c->len > 0 && c->cap - c->len >= 256) {
             sh->tail.bytes -= c->cap - c->len;
-            c->buf = xrealloc(c->buf, c->len);
+            c->buf = store_i_xrealloc(c->buf, c->len);
             c->cap = c->len;
         }
         c->written = 1;
         sh->lsn_written = c->lsn + c->len;
         sh->tail.pending = c->next;
-        store_fifo_add(s, c);
+        store_i_fifo_add(s, c);
         if (want_sync)
             push_item(items, sh, seg, is_new);
     }
@@ -556,7 +558,7 @@ static void shard_mark_notify(struct store_shard *sh)
     }
 }
 
-void shard_publish(struct store_shard *sh, uint64_t lsn)
+void store_i_shard_publish(struct store_shard *sh, uint64_t lsn)
 {
     if (lsn <= sh->lsn_published && sh->lsn_published)
         return;
@@ -577,7 +579,7 @@ void shard_publish(struct store_shard *sh, uint64_t lsn)
         shard_mark_notify(sh);
 }
 
-void shard_fire_listeners(struct store_shard *sh)
+void store_i_shard_fire_listeners(struct store_shard *sh)
 {
     struct store_listener *l = sh->listeners;
     while (l) {
@@ -591,7 +593,7 @@ void shard_fire_listeners(struct store_shard *sh)
 
 struct store_listener *store_shard_listen(struct store_shard *sh, store_listener_fn fn, void *arg)
 {
-    struct store_listener *l = xcalloc(1, sizeof *l);
+    struct store_listener *l = store_i_xcalloc(1, sizeof *l);
     l->shard = sh;
     l->fn = fn;
     l->arg = arg;
@@ -614,12 +616,13 @@ void store_listener_remove(struct store_listener *l)
 
 /* ---- failures -------------------------------------------------------------------- */
 
-void shard_sync_failed(struct store_shard *sh, int errnum)
+void store_i_shard_sync_failed(struct store_shard *sh, int errnum)
 {
     struct store *s = sh->store;
     struct store_err e;
-    err_errno(&e, errnum, "fsync of shard %s", sh->id);
-    store_log(s, STORE_LOG_ERROR, "shard=%s %s; discarding unacknowledged records", sh->id, e.msg);
+    store_i_err_errno(&e, errnum, "fsync of shard %s", sh->id);
+    store_i_log(s, STORE_LOG_ERROR, "shard=%s %s; discarding unacknowledged records", sh->id,
+                e.msg);
     sh->epoch++;
     uint64_t L = sh->lsn_durable;
     /* Segments holding only non-durable data go; the one straddling L is cut. */
@@ -635,16 +638,17 @@ void shard_sync_failed(struct store_shard *sh, int errnum)
         struct store_err se;
         int ok = cut_segment(sh, seg, keep) == 0;
         if (ok) {
-            segment_seal(seg);
+            store_i_segment_seal(seg);
             struct store_seq prev_last = seg->prev ? seg->prev->last : (struct store_seq){0, 0, 0};
-            enum scan_outcome so = segment_scan(sh, seg, seg->prev != NULL, prev_last, 1, &se);
+            enum scan_outcome so =
+                store_i_segment_scan(sh, seg, seg->prev != NULL, prev_last, 1, &se);
             ok = so == SCAN_OK;
         }
         if (!ok)
             go_offline(sh, STORE_EIO, "cannot cut segment back after a failed fsync");
     }
     if (sh->seg.active) {
-        segment_seal(sh->seg.active);
+        store_i_segment_seal(sh->seg.active);
         sh->seg.active = NULL;
     }
     sh->lsn_written = L;
@@ -654,7 +658,7 @@ void shard_sync_failed(struct store_shard *sh, int errnum)
 
 /* ---- retention ---------------------------------------------------------------- */
 
-int shard_trim(struct store_shard *sh, int64_t cutoff_ms)
+int store_i_shard_trim(struct store_shard *sh, int64_t cutoff_ms)
 {
     int n = 0;
     struct segment *seg;
@@ -667,20 +671,20 @@ int shard_trim(struct store_shard *sh, int64_t cutoff_ms)
         if (seg == sh->seg.active) {
             if (sh->tail.pending)
                 break;
-            segment_seal(seg);
+            store_i_segment_seal(seg);
             sh->seg.active = NULL;
             sh->seg.fill = 0;
         }
         struct chunk *c;
         while ((c = sh->tail.head) && c->written && c != sh->tail.unpub &&
                store_seq_cmp(c->last, seg->last) <= 0)
-            shard_unlink_chunk(sh, c);
+            store_i_shard_unlink_chunk(sh, c);
         if (seg->nrec) {
             sh->horizon.seq = seg->last;
             sh->horizon.after = 1;
         }
-        store_log(sh->store, STORE_LOG_INFO, "shard=%s retention: removed segment %s", sh->id,
-                  seg->path);
+        store_i_log(sh->store, STORE_LOG_INFO, "shard=%s retention: removed segment %s", sh->id,
+                    seg->path);
         unlink(seg->path);
         unlink_segment(sh, seg);
         n++;
@@ -688,21 +692,21 @@ int shard_trim(struct store_shard *sh, int64_t cutoff_ms)
     return n;
 }
 
-int shard_read_fd(struct store_shard *sh, struct segment *seg, struct store_err *err)
+int store_i_shard_read_fd(struct store_shard *sh, struct segment *seg, struct store_err *err)
 {
     if (sh->rfd >= 0 && sh->rfd_seg == seg) {
-        fdc_touch(&sh->rfdn);
+        store_i_fdc_touch(&sh->rfdn);
         return sh->rfd;
     }
     close_rfd(sh);
-    int fd = fdc_open(&sh->store->fds, seg->path, O_RDONLY | O_CLOEXEC, 0);
+    int fd = store_i_fdc_open(&sh->store->fds, seg->path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) {
-        err_errno(err, errno, "open segment %s", seg->path);
+        store_i_err_errno(err, errno, "open segment %s", seg->path);
         return -1;
     }
     sh->rfd = fd;
     sh->rfd_seg = seg;
-    fdc_add(&sh->store->fds, &sh->rfdn, &sh->rfd);
+    store_i_fdc_add(&sh->store->fds, &sh->rfdn, &sh->rfd);
     return sh->rfd;
 }
 

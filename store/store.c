@@ -95,8 +95,9 @@ int store_durability_parse(const char *s, enum store_durability *mode, uint32_t 
         return 0;
     }
 bad:
-    return err_set(err, STORE_EINVAL,
-                   "durability '%.40s': expected always, never or interval:MS (1..3600000)", s);
+    return store_i_err_set(err, STORE_EINVAL,
+                           "durability '%.40s': expected always, never or interval:MS (1..3600000)",
+                           s);
 }
 
 /* ---- catalog ---------------------------------------------------------------------- */
@@ -118,13 +119,13 @@ static size_t stream_find(const struct store *s, const char *name, int *found)
     return lo;
 }
 
-void stream_insert(struct store *s, struct store_stream *st)
+void store_i_stream_insert(struct store *s, struct store_stream *st)
 {
     int found;
     size_t i = stream_find(s, st->name, &found);
     if (s->nstreams == s->streamcap) {
         s->streamcap = s->streamcap ? s->streamcap * 2 : 16;
-        s->streams = xrealloc(s->streams, s->streamcap * sizeof *s->streams);
+        s->streams = store_i_xrealloc(s->streams, s->streamcap * sizeof *s->streams);
     }
     memmove(&s->streams[i + 1], &s->streams[i], (s->nstreams - i) * sizeof *s->streams);
     s->streams[i] = st;
@@ -134,10 +135,10 @@ void stream_insert(struct store *s, struct store_stream *st)
 static void stream_add_shards(struct store_stream *st, uint32_t n)
 {
     struct store *s = st->store;
-    st->shards = xcalloc(n, sizeof *st->shards);
+    st->shards = store_i_xcalloc(n, sizeof *st->shards);
     st->nshards = n;
     for (uint32_t i = 0; i < n; i++) {
-        struct store_shard *sh = shard_new(s, st, i);
+        struct store_shard *sh = store_i_shard_new(s, st, i);
         store_hashkey_even_split(n, i, &sh->hk_start, &sh->hk_end);
         sh->start_seq = (struct store_seq){s->gen, i, 0};
         st->shards[i] = sh;
@@ -147,22 +148,22 @@ static void stream_add_shards(struct store_stream *st, uint32_t n)
 int store_stream_create(struct store *s, const char *name, uint32_t shard_count,
                         struct store_stream **out, struct store_err *err)
 {
-    if (!name || !stream_name_valid(name))
-        return err_set(err, STORE_EINVAL, "invalid stream name: 1..128 of [a-zA-Z0-9_.-]");
+    if (!name || !store_i_stream_name_valid(name))
+        return store_i_err_set(err, STORE_EINVAL, "invalid stream name: 1..128 of [a-zA-Z0-9_.-]");
     if (shard_count < 1 || shard_count > STORE_MAX_SHARDS)
-        return err_set(err, STORE_EINVAL, "shard count %" PRIu32 " outside [1, %d]", shard_count,
-                       STORE_MAX_SHARDS);
+        return store_i_err_set(err, STORE_EINVAL, "shard count %" PRIu32 " outside [1, %d]",
+                               shard_count, STORE_MAX_SHARDS);
     int found;
     stream_find(s, name, &found);
     if (found)
-        return err_set(err, STORE_EEXISTS, "stream %s already exists", name);
-    struct store_stream *st = stream_new(s, name, s->next_uid++);
+        return store_i_err_set(err, STORE_EEXISTS, "stream %s already exists", name);
+    struct store_stream *st = store_i_stream_new(s, name, s->next_uid++);
     st->status = STORE_STREAM_CREATING;
-    st->created_ms = store_now(s);
-    stream_set_arn(st);
+    st->created_ms = store_i_now(s);
+    store_i_stream_set_arn(st);
     stream_add_shards(st, shard_count);
     st->shard_gen = s->gen;
-    stream_insert(s, st);
+    store_i_stream_insert(s, st);
     /* Held back until this record is durable: see stream_gated(). */
     st->pending_create = 1;
     json_t *rec = json_pack("{s:s, s:I, s:s, s:s, s:I, s:i, s:b, s:i, s:I}", "op", "create",
@@ -171,21 +172,21 @@ int store_stream_create(struct store *s, const char *name, uint32_t shard_count,
                             (json_int_t)st->created_ms, "retention_hours",
                             (int)st->retention_hours, "on_demand", st->on_demand, "shard_count",
                             (int)shard_count, "shard_gen", (json_int_t)st->shard_gen);
-    catalog_record(s, CAT_CREATE, st, rec);
+    store_i_catalog_record(s, CAT_CREATE, st, rec);
     if (out) *out = st;
     return 0;
 }
 
 static void shard_bury(struct store *s, struct store_shard *sh)
 {
-    shard_destroy_data(sh);
+    store_i_shard_destroy_data(sh);
     sh->deleted = 1;
     sh->stream = NULL;
     sh->znext = s->zombies;
     s->zombies = sh;
 }
 
-void stream_detach(struct store *s, struct store_stream *st)
+void store_i_stream_detach(struct store *s, struct store_stream *st)
 {
     int found;
     size_t i = stream_find(s, st->name, &found);
@@ -195,11 +196,11 @@ void stream_detach(struct store *s, struct store_stream *st)
     s->nstreams--;
 }
 
-void stream_bury(struct store *s, struct store_stream *st)
+void store_i_stream_bury(struct store *s, struct store_stream *st)
 {
     for (uint32_t k = 0; k < st->nshards; k++)
         shard_bury(s, st->shards[k]);
-    stream_free(st);
+    store_i_stream_free(st);
 }
 
 /* A stream's records are held back (not readable, not acknowledged): its
@@ -211,27 +212,28 @@ static int stream_gated(const struct store_stream *st)
 
 static void fire_listeners(struct store *s);
 
-void stream_release(struct store *s, struct store_stream *st)
+void store_i_stream_release(struct store *s, struct store_stream *st)
 {
     if (stream_gated(st))
         return;
     for (uint32_t k = 0; k < st->nshards; k++) {
         struct store_shard *sh = st->shards[k];
         if (!sh->offline)
-            shard_publish(sh, s->opts.durability == STORE_DURABILITY_ALWAYS ? sh->lsn_durable
-                                                                           : sh->lsn_written);
+            store_i_shard_publish(sh, s->opts.durability == STORE_DURABILITY_ALWAYS
+                                          ? sh->lsn_durable
+                                          : sh->lsn_written);
     }
     /* As everywhere: push to subscribers, then acknowledge. */
     fire_listeners(s);
     for (uint32_t k = 0; k < st->nshards; k++)
         if (!st->shards[k]->offline)
-            shard_fire_tickets(st->shards[k], st->shards[k]->lsn_published, NULL);
+            store_i_shard_fire_tickets(st->shards[k], st->shards[k]->lsn_published, NULL);
 }
 
-void stream_catalog_durable(struct store *s, struct store_stream *st)
+void store_i_stream_catalog_durable(struct store *s, struct store_stream *st)
 {
     st->pending_create = 0;
-    stream_release(s, st);
+    store_i_stream_release(s, st);
 }
 
 int store_stream_delete(struct store *s, const char *name, struct store_err *err)
@@ -239,13 +241,13 @@ int store_stream_delete(struct store *s, const char *name, struct store_err *err
     int found;
     size_t i = stream_find(s, name, &found);
     if (!found)
-        return err_set(err, STORE_ENOTFOUND, "stream %s not found", name);
+        return store_i_err_set(err, STORE_ENOTFOUND, "stream %s not found", name);
     struct store_stream *st = s->streams[i];
     /* Gone from lookups now; its data goes once the deletion is durable
-     * (catalog_durable -> stream_bury), or it comes back if that fails. */
-    stream_detach(s, st);
+     * (store_i_catalog_durable -> store_i_stream_bury), or it comes back if that fails. */
+    store_i_stream_detach(s, st);
     st->deleting = 1;
-    catalog_record(s, CAT_DELETE, st, json_pack("{s:s}", "op", "delete"));
+    store_i_catalog_record(s, CAT_DELETE, st, json_pack("{s:s}", "op", "delete"));
     return 0;
 }
 
@@ -255,7 +257,7 @@ int store_stream_lookup(struct store *s, const char *name, struct store_stream *
     int found;
     size_t i = stream_find(s, name, &found);
     if (!found)
-        return err_set(err, STORE_ENOTFOUND, "stream %.128s not found", name);
+        return store_i_err_set(err, STORE_ENOTFOUND, "stream %.128s not found", name);
     *out = s->streams[i];
     return 0;
 }
@@ -274,7 +276,7 @@ int store_stream_lookup_arn(struct store *s, const char *arn, struct store_strea
             return 0;
         }
     }
-    return err_set(err, STORE_ENOTFOUND, "stream %.200s not found", arn);
+    return store_i_err_set(err, STORE_ENOTFOUND, "stream %.200s not found", arn);
 }
 
 size_t store_stream_count(const struct store *s) { return s->nstreams; }
@@ -296,7 +298,7 @@ size_t store_stream_list(const struct store *s, const char *exclusive_start, con
 
 /* ---- FIFO of written chunks (memory budget) ----------------------------------------------- */
 
-void store_fifo_add(struct store *s, struct chunk *c)
+void store_i_fifo_add(struct store *s, struct chunk *c)
 {
     c->gprev = s->fifo.tail;
     c->gnext = NULL;
@@ -306,7 +308,7 @@ void store_fifo_add(struct store *s, struct chunk *c)
     s->fifo.bytes += c->cap;
 }
 
-void store_fifo_remove(struct store *s, struct chunk *c)
+void store_i_fifo_remove(struct store *s, struct chunk *c)
 {
     if (c->gprev) c->gprev->gnext = c->gnext;
     else s->fifo.head = c->gnext;
@@ -330,7 +332,7 @@ static void store_evict(struct store *s)
         struct chunk *next = c->gnext;
         struct store_shard *sh = c->shard;
         if (c->published)
-            shard_unlink_chunk(sh, c);
+            store_i_shard_unlink_chunk(sh, c);
         c = next;
     }
 }
@@ -384,13 +386,13 @@ static int quarantine(struct store *s, int *qfd, const char *name, struct store_
     char q[4200];
     if (*qfd < 0) {
         if (mkdirat(s->dir_fd, "quarantine", 0755) != 0 && errno != EEXIST)
-            return err_errno(err, errno, "mkdir %s/quarantine", s->dir);
-        snprintf(q, sizeof q, "quarantine/%" PRId64 "-g%" PRIu32, store_now(s), s->gen);
+            return store_i_err_errno(err, errno, "mkdir %s/quarantine", s->dir);
+        snprintf(q, sizeof q, "quarantine/%" PRId64 "-g%" PRIu32, store_i_now(s), s->gen);
         if (mkdirat(s->dir_fd, q, 0755) != 0 && errno != EEXIST)
-            return err_errno(err, errno, "mkdir %s/%s", s->dir, q);
+            return store_i_err_errno(err, errno, "mkdir %s/%s", s->dir, q);
         *qfd = openat(s->dir_fd, q, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (*qfd < 0)
-            return err_errno(err, errno, "open %s/%s", s->dir, q);
+            return store_i_err_errno(err, errno, "open %s/%s", s->dir, q);
         /* The new directories must survive a crash along with the move. */
         int pfd = openat(s->dir_fd, "quarantine", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (pfd >= 0) {
@@ -400,10 +402,10 @@ static int quarantine(struct store *s, int *qfd, const char *name, struct store_
         s->io.fsync(s->io.ctx, s->dir_fd);
     }
     if (renameat(s->seg_dir_fd, name, *qfd, name) != 0)
-        return err_errno(err, errno, "move segment %s to quarantine", name);
-    store_log(s, STORE_LOG_WARN,
-              "segment %s belongs to no stream in the catalog: moved to %s/quarantine", name,
-              s->dir);
+        return store_i_err_errno(err, errno, "move segment %s to quarantine", name);
+    store_i_log(s, STORE_LOG_WARN,
+                "segment %s belongs to no stream in the catalog: moved to %s/quarantine", name,
+                s->dir);
     return 0;
 }
 
@@ -411,7 +413,7 @@ static int recover_segments(struct store *s, struct store_err *err)
 {
     DIR *d = opendir(s->segdir);
     if (!d)
-        return err_errno(err, errno, "open %s", s->segdir);
+        return store_i_err_errno(err, errno, "open %s", s->segdir);
     struct segfile *files = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
@@ -420,7 +422,7 @@ static int recover_segments(struct store *s, struct store_err *err)
         uint64_t uid;
         uint32_t idx;
         struct store_seq first;
-        if (segment_parse_name(de->d_name, &uid, &idx, &first) != 0)
+        if (store_i_segment_parse_name(de->d_name, &uid, &idx, &first) != 0)
             continue;
         struct store_shard *sh = find_shard(s, uid, idx);
         if (!sh) {
@@ -439,11 +441,11 @@ static int recover_segments(struct store *s, struct store_err *err)
         }
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
-            files = xrealloc(files, cap * sizeof *files);
+            files = store_i_xrealloc(files, cap * sizeof *files);
         }
         files[n].sh = sh;
         files[n].first = first;
-        files[n].name = xstrdup(de->d_name);
+        files[n].name = store_i_xstrdup(de->d_name);
         n++;
     }
     closedir(d);
@@ -457,7 +459,7 @@ static int recover_segments(struct store *s, struct store_err *err)
         qsort(files, n, sizeof *files, segfile_cmp);
     /* later_data[i]: a later segment of the same shard holds more than a
      * header, so segment i was complete once and may not end torn. */
-    unsigned char *later_data = xcalloc(n ? n : 1, 1);
+    unsigned char *later_data = store_i_xcalloc(n ? n : 1, 1);
     for (size_t i = n; i-- > 1;) {
         if (files[i - 1].sh != files[i].sh)
             continue;
@@ -470,16 +472,16 @@ static int recover_segments(struct store *s, struct store_err *err)
         struct store_shard *sh = files[i].sh;
         if (sh->offline)
             continue;
-        struct segment *seg = xcalloc(1, sizeof *seg);
+        struct segment *seg = store_i_xcalloc(1, sizeof *seg);
         size_t pl = strlen(s->segdir) + strlen(files[i].name) + 2;
-        seg->path = xmalloc(pl);
+        seg->path = store_i_xmalloc(pl);
         snprintf(seg->path, pl, "%s/%s", s->segdir, files[i].name);
         seg->fd = -1;
         seg->id = ++s->next_seg_id;
         struct store_err e;
         struct segment *prev = sh->seg.tail;
-        enum scan_outcome so = segment_scan(sh, seg, prev != NULL, prev ? prev->last : seg->first,
-                                            !later_data[i], &e);
+        enum scan_outcome so = store_i_segment_scan(
+            sh, seg, prev != NULL, prev ? prev->last : seg->first, !later_data[i], &e);
         if (so == SCAN_OK) {
             seg->prev = sh->seg.tail;
             if (sh->seg.tail) sh->seg.tail->next = seg;
@@ -494,9 +496,9 @@ static int recover_segments(struct store *s, struct store_err *err)
         } else {
             sh->offline = 1;
             sh->offline_err = e;
-            store_log(s, STORE_LOG_ERROR, "shard=%s offline: %s", sh->id, e.msg);
+            store_i_log(s, STORE_LOG_ERROR, "shard=%s offline: %s", sh->id, e.msg);
         }
-        segment_free(seg);
+        store_i_segment_free(seg);
     }
     for (size_t i = 0; i < s->nstreams; i++)
         for (uint32_t k = 0; k < s->streams[i]->nshards; k++)
@@ -510,18 +512,18 @@ static int recover_segments(struct store *s, struct store_err *err)
 
 static void free_all(struct store *s)
 {
-    catalog_free(s);
+    store_i_catalog_free(s);
     for (size_t i = 0; i < s->nstreams; i++) {
         struct store_stream *st = s->streams[i];
         for (uint32_t k = 0; k < st->nshards; k++)
-            shard_free(st->shards[k]);
-        stream_free(st);
+            store_i_shard_free(st->shards[k]);
+        store_i_stream_free(st);
     }
     free(s->streams);
     while (s->zombies) {
         struct store_shard *z = s->zombies;
         s->zombies = z->znext;
-        shard_free(z);
+        store_i_shard_free(z);
     }
     free(s->waiters);
     if (s->seg_dir_fd >= 0) close(s->seg_dir_fd);
@@ -535,7 +537,7 @@ static void free_all(struct store *s)
 int store_open(const char *dir, const struct store_opts *opts, struct store **out,
                struct store_err *err)
 {
-    struct store *s = xcalloc(1, sizeof *s);
+    struct store *s = store_i_xcalloc(1, sizeof *s);
     s->dir_fd = s->seg_dir_fd = s->lock_fd = -1;
     if (opts) s->opts = *opts;
     else store_opts_init(&s->opts);
@@ -552,89 +554,91 @@ int store_open(const char *dir, const struct store_opts *opts, struct store **ou
         rlim_t soft = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
         s->opts.max_fds = soft / 2 > UINT32_MAX ? UINT32_MAX : (uint32_t)(soft / 2);
     }
-    fdc_init(&s->fds, s->opts.max_fds > STORE_FIXED_FDS ? s->opts.max_fds - STORE_FIXED_FDS : 0);
+    store_i_fdc_init(&s->fds,
+                     s->opts.max_fds > STORE_FIXED_FDS ? s->opts.max_fds - STORE_FIXED_FDS : 0);
     if (!s->opts.catalog_compact_bytes) s->opts.catalog_compact_bytes = 1u << 20;
     struct cat_writer *catw = NULL;
     const char *region = s->opts.region ? s->opts.region : def.region;
     const char *account = s->opts.account ? s->opts.account : def.account;
     int rc;
     if (s->opts.max_fds < STORE_MIN_FDS) {
-        rc = err_set(err, STORE_EINVAL, "max_fds %" PRIu32 " is below the minimum %u",
-                     s->opts.max_fds, STORE_MIN_FDS);
+        rc = store_i_err_set(err, STORE_EINVAL, "max_fds %" PRIu32 " is below the minimum %u",
+                             s->opts.max_fds, STORE_MIN_FDS);
         goto fail;
     }
     if (strlen(region) >= sizeof s->region || strlen(account) != 12 ||
         strspn(account, "0123456789") != 12 || s->opts.durability > STORE_DURABILITY_NEVER) {
-        rc = err_set(err, STORE_EINVAL, "bad store options (region, 12-digit account, durability)");
+        rc = store_i_err_set(err, STORE_EINVAL,
+                             "bad store options (region, 12-digit account, durability)");
         goto fail;
     }
     strcpy(s->region, region);
     strcpy(s->account, account);
     s->opts.region = s->region;
     s->opts.account = s->account;
-    s->io = s->opts.io ? *s->opts.io : store_default_io;
-    s->dir = xstrdup(dir);
+    s->io = s->opts.io ? *s->opts.io : store_i_default_io;
+    s->dir = store_i_xstrdup(dir);
     size_t n = strlen(dir) + 32;
-    s->segdir = xmalloc(n);
+    s->segdir = store_i_xmalloc(n);
     snprintf(s->segdir, n, "%s/segments", dir);
 
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = err_errno(err, errno, "mkdir %s", dir);
+        rc = store_i_err_errno(err, errno, "mkdir %s", dir);
         goto fail;
     }
     s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->dir_fd < 0) {
-        rc = err_errno(err, errno, "open %s", dir);
+        rc = store_i_err_errno(err, errno, "open %s", dir);
         goto fail;
     }
     s->lock_fd = openat(s->dir_fd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (s->lock_fd < 0) {
-        rc = err_errno(err, errno, "open %s/LOCK", dir);
+        rc = store_i_err_errno(err, errno, "open %s/LOCK", dir);
         goto fail;
     }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        rc = err_set(err, STORE_EIO, "store %s is in use by another process", dir);
+        rc = store_i_err_set(err, STORE_EIO, "store %s is in use by another process", dir);
         goto fail;
     }
     if (mkdir(s->segdir, 0755) != 0 && errno != EEXIST) {
-        rc = err_errno(err, errno, "mkdir %s", s->segdir);
+        rc = store_i_err_errno(err, errno, "mkdir %s", s->segdir);
         goto fail;
     }
     s->seg_dir_fd = open(s->segdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->seg_dir_fd < 0) {
-        rc = err_errno(err, errno, "open %s", s->segdir);
+        rc = store_i_err_errno(err, errno, "open %s", s->segdir);
         goto fail;
     }
     if (unlinkat(s->dir_fd, "MANIFEST.tmp", 0) == 0)
-        store_log(s, STORE_LOG_WARN, "removed MANIFEST.tmp left by an interrupted write");
+        store_i_log(s, STORE_LOG_WARN, "removed MANIFEST.tmp left by an interrupted write");
 
     /* Loads the snapshot and replays the log, bumps the generation and
      * writes a fresh snapshot (catalog.c). */
-    rc = catalog_open(s, &catw, err);
+    rc = store_i_catalog_open(s, &catw, err);
     if (rc)
         goto fail;
     /* The segments directory entry must be durable before segments are. */
     if (s->io.fsync(s->io.ctx, s->seg_dir_fd) != 0) {
-        rc = err_errno(err, errno, "fsync %s", s->segdir);
+        rc = store_i_err_errno(err, errno, "fsync %s", s->segdir);
         goto fail;
     }
     rc = recover_segments(s, err);
     if (rc)
         goto fail;
     int errnum = 0;
-    s->syncer = syncer_new(s->opts.durability, s->opts.interval_ms, &s->io, s->dir, s->dir_fd,
-                           s->seg_dir_fd, catw, &errnum);
+    s->syncer = store_i_syncer_new(s->opts.durability, s->opts.interval_ms, &s->io, s->dir,
+                                   s->dir_fd, s->seg_dir_fd, catw, &errnum);
     if (!s->syncer) {
-        rc = err_errno(err, errnum, "start syncer thread");
+        rc = store_i_err_errno(err, errnum, "start syncer thread");
         goto fail;
     }
     catw = NULL; /* the syncer's now */
-    store_log(s, STORE_LOG_INFO, "store %s open: generation %" PRIu32 ", %zu streams", dir, s->gen,
-              s->nstreams);
+    store_i_log(s, STORE_LOG_INFO, "store %s open: generation %" PRIu32 ", %zu streams", dir,
+                s->gen, s->nstreams);
     *out = s;
     return 0;
 fail:
-    cat_writer_free(catw);
+    store_i_cat_writer_free(catw);
     free_all(s);
     return rc;
 }
@@ -651,7 +655,7 @@ static void fire_waiters(struct store *s, uint64_t upto, const struct store_err 
     for (size_t i = 0; i < s->nwaiters; i++) {
         if (s->waiters[i].version <= upto) {
             if (!fire)
-                fire = xmalloc((s->nwaiters - i) * sizeof *fire);
+                fire = store_i_xmalloc((s->nwaiters - i) * sizeof *fire);
             fire[f++] = s->waiters[i];
         } else {
             s->waiters[k++] = s->waiters[i];
@@ -667,7 +671,7 @@ void store_catalog_sync(struct store *s, store_done_fn cb, void *arg)
 {
     if (s->nwaiters == s->waitercap) {
         s->waitercap = s->waitercap ? s->waitercap * 2 : 8;
-        s->waiters = xrealloc(s->waiters, s->waitercap * sizeof *s->waiters);
+        s->waiters = store_i_xrealloc(s->waiters, s->waitercap * sizeof *s->waiters);
     }
     s->waiters[s->nwaiters].version = s->catalog_version;
     s->waiters[s->nwaiters].cb = cb;
@@ -682,7 +686,7 @@ static void fire_listeners(struct store *s)
         s->notify_list = sh->notify_next;
         sh->notify_marked = 0;
         if (!sh->deleted)
-            shard_fire_listeners(sh);
+            store_i_shard_fire_listeners(sh);
     }
 }
 
@@ -693,7 +697,7 @@ static void reap(struct store *s)
         struct store_shard *z = *pp;
         if (z->inflight == 0 && !z->commit_marked && !z->notify_marked) {
             *pp = z->znext;
-            shard_free(z);
+            store_i_shard_free(z);
         } else {
             pp = &z->znext;
         }
@@ -718,9 +722,9 @@ int store_commit(struct store *s)
      * syncer.c: a pass appends the catalog log first). */
     if (s->catalog_version > s->manifest_posted) {
         struct cat_rec *recs;
-        size_t nrec = catalog_take_unposted(s, &recs);
+        size_t nrec = store_i_catalog_take_unposted(s, &recs);
         if (nrec)
-            syncer_post_catalog(s->syncer, recs, nrec);
+            store_i_syncer_post_catalog(s->syncer, recs, nrec);
         free(recs);
         s->manifest_posted = s->catalog_version;
     }
@@ -730,14 +734,14 @@ int store_commit(struct store *s)
         sh->commit_marked = 0;
         if (sh->deleted || sh->offline)
             continue;
-        int r = shard_commit(sh, &items);
+        int r = store_i_shard_commit(sh, &items);
         if (r && !rc) rc = r;
         sh->done_next = done;
         done = sh;
     }
     if (items.n) {
-        fdc_before_post(s, (uint32_t)items.n); /* room for the syncer's dups */
-        syncer_post(s->syncer, items.v, items.n);
+        store_i_fdc_before_post(s, (uint32_t)items.n); /* room for the syncer's dups */
+        store_i_syncer_post(s->syncer, items.v, items.n);
         for (size_t i = 0; i < items.n; i++)
             if (!items.v[i].merged) {
                 ((struct store_shard *)items.v[i].shard)->inflight++;
@@ -746,19 +750,19 @@ int store_commit(struct store *s)
                     s->fds.starved = 1; /* its dup failed */
             }
     }
-    fdc_unpin_all(&s->fds); /* the syncer has its dups: the write fds may go */
+    store_i_fdc_unpin_all(&s->fds); /* the syncer has its dups: the write fds may go */
     free(items.v);
     if (s->opts.durability != STORE_DURABILITY_ALWAYS) {
         for (struct store_shard *sh = done; sh; sh = sh->done_next)
             if (!sh->deleted && !stream_gated(sh->stream))
-                shard_publish(sh, sh->lsn_written);
+                store_i_shard_publish(sh, sh->lsn_written);
         /* Listeners before tickets: the push to subscribers is written before
          * the producer's acknowledgement (see shard.c). Deleted shards stay
          * allocated (zombies) until reap(), so "done" stays walkable. */
         fire_listeners(s);
         for (struct store_shard *sh = done; sh; sh = sh->done_next)
             if (!sh->deleted)
-                shard_fire_tickets(sh, sh->lsn_published, NULL);
+                store_i_shard_fire_tickets(sh, sh->lsn_published, NULL);
     }
     after_callbacks(s);
     return rc;
@@ -769,7 +773,10 @@ int store_commit_pending(const struct store *s)
     return s->commit_list != NULL || s->catalog_version > s->manifest_posted;
 }
 
-int store_notify_fd(struct store *s) { return syncer_fd(s->syncer); }
+int store_notify_fd(struct store *s)
+{
+    return store_i_syncer_fd(s->syncer);
+}
 
 static void durable_advanced(struct store *s, struct store_shard *sh)
 {
@@ -792,15 +799,15 @@ static void durable_advanced(struct store *s, struct store_shard *sh)
 static void catalog_failed(struct store *s, int errnum)
 {
     struct store_err e;
-    err_errno(&e, errnum, "write catalog log");
-    store_log(s, STORE_LOG_ERROR, "%s: undoing %zu catalog changes not yet durable", e.msg,
-              s->cat.n);
+    store_i_err_errno(&e, errnum, "write catalog log");
+    store_i_log(s, STORE_LOG_ERROR, "%s: undoing %zu catalog changes not yet durable", e.msg,
+                s->cat.n);
     /* Waiters of changes that did become durable (reported in the same
      * take) succeed; the rest share the error. */
     fire_waiters(s, s->manifest_done, NULL);
-    catalog_rollback(s);
+    store_i_catalog_rollback(s);
     s->manifest_posted = s->manifest_done = s->catalog_version;
-    syncer_catalog_reset(s->syncer);
+    store_i_syncer_catalog_reset(s->syncer);
     fire_waiters(s, s->catalog_version, &e);
 }
 
@@ -809,7 +816,7 @@ void store_dispatch(struct store *s)
     struct sync_result_vec res = {0};
     uint64_t mf_done, mf_failed;
     int mf_err;
-    syncer_take(s->syncer, &res, &mf_done, &mf_failed, &mf_err);
+    store_i_syncer_take(s->syncer, &res, &mf_done, &mf_failed, &mf_err);
     for (size_t i = 0; i < res.n; i++) {
         struct sync_result *r = &res.v[i];
         struct store_shard *sh = r->shard;
@@ -823,14 +830,15 @@ void store_dispatch(struct store *s)
             if (r->lsn > sh->lsn_durable) {
                 sh->lsn_durable = r->lsn;
                 if (s->opts.durability == STORE_DURABILITY_ALWAYS && !stream_gated(sh->stream))
-                    shard_publish(sh, r->lsn); /* tickets fired below */
+                    store_i_shard_publish(sh, r->lsn); /* tickets fired below */
                 durable_advanced(s, sh);
             }
         } else if (s->opts.durability == STORE_DURABILITY_ALWAYS) {
-            shard_sync_failed(sh, r->err);
+            store_i_shard_sync_failed(sh, r->err);
         } else {
-            store_log(s, STORE_LOG_ERROR, "shard=%s fsync failed: %s (records already acknowledged)",
-                      sh->id, strerror(r->err));
+            store_i_log(s, STORE_LOG_ERROR,
+                        "shard=%s fsync failed: %s (records already acknowledged)", sh->id,
+                        strerror(r->err));
         }
     }
     if (s->opts.durability == STORE_DURABILITY_ALWAYS) {
@@ -839,13 +847,13 @@ void store_dispatch(struct store *s)
         for (size_t i = 0; i < res.n; i++) {
             struct store_shard *sh = res.v[i].shard;
             if (!sh->deleted && res.v[i].epoch == sh->epoch)
-                shard_fire_tickets(sh, sh->lsn_published, NULL);
+                store_i_shard_fire_tickets(sh, sh->lsn_published, NULL);
         }
     }
     free(res.v);
     if (mf_done > s->manifest_done) {
         s->manifest_done = mf_done;
-        catalog_durable(s, mf_done);
+        store_i_catalog_durable(s, mf_done);
     }
     if (mf_failed > s->manifest_done)
         catalog_failed(s, mf_err);
@@ -863,7 +871,7 @@ int store_tick(struct store *s, int64_t now_ms)
         int64_t cutoff = now_ms - (int64_t)st->retention_hours * 3600 * 1000;
         for (uint32_t k = 0; k < st->nshards; k++)
             if (!st->shards[k]->offline)
-                n += shard_trim(st->shards[k], cutoff);
+                n += store_i_shard_trim(st->shards[k], cutoff);
     }
     return n;
 }
@@ -871,7 +879,7 @@ int store_tick(struct store *s, int64_t now_ms)
 void store_stats(const struct store *s, struct store_stats *out)
 {
     *out = s->stats;
-    out->fsyncs = s->syncer ? syncer_fsyncs(s->syncer) : 0;
+    out->fsyncs = s->syncer ? store_i_syncer_fsyncs(s->syncer) : 0;
     out->tail_bytes = s->fifo.bytes;
 }
 
@@ -880,23 +888,23 @@ void store_close(struct store *s)
     if (!s)
         return;
     store_commit(s);
-    syncer_wait_idle(s->syncer);
+    store_i_syncer_wait_idle(s->syncer);
     store_dispatch(s);
     /* The commit above posted every catalog change and the dispatch took the
      * outcome (durable, or undone with its waiters failed). */
     fire_waiters(s, UINT64_MAX, NULL);
-    syncer_free(s->syncer);
+    store_i_syncer_free(s->syncer);
     s->syncer = NULL;
     /* Whatever is still unacknowledged (only possible after fsync trouble)
      * fails now rather than silently. */
     struct store_err e;
-    err_set(&e, STORE_EIO, "store closed before the append completed");
+    store_i_err_set(&e, STORE_EIO, "store closed before the append completed");
     for (size_t i = 0; i < s->nstreams; i++)
         for (uint32_t k = 0; k < s->streams[i]->nshards; k++)
-            shard_fire_tickets(s->streams[i]->shards[k], UINT64_MAX, &e);
+            store_i_shard_fire_tickets(s->streams[i]->shards[k], UINT64_MAX, &e);
     while (s->fifo.head) {
         struct chunk *c = s->fifo.head;
-        shard_unlink_chunk(c->shard, c);
+        store_i_shard_unlink_chunk(c->shard, c);
     }
     free_all(s);
 }

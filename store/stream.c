@@ -3,7 +3,7 @@
  *
  * Upstream: the gateway's ops_streams.c / ops_records.c / ops_consumers.c.
  * Downstream: shard.c for appends; catalog.c persists every change made here
- * (each mutation calls catalog_record() with a log record and what undoes it;
+ * (each mutation calls store_i_catalog_record() with a log record and what undoes it;
  * the records go out with the next store_commit).
  *
  * Hash keys are 128-bit big-endian numbers; the even split follows
@@ -56,9 +56,9 @@ int store_hashkey_parse(const char *s, size_t len, struct store_hashkey *out, st
     hk_put(out, v);
     return 0;
 bad:
-    return err_set(err, STORE_EINVAL,
-                   "invalid hash key '%.*s': must be a decimal number in [0, 2^128-1]",
-                   (int)(len > 50 ? 50 : len), s);
+    return store_i_err_set(err, STORE_EINVAL,
+                           "invalid hash key '%.*s': must be a decimal number in [0, 2^128-1]",
+                           (int)(len > 50 ? 50 : len), s);
 }
 
 size_t store_hashkey_format(const struct store_hashkey *hk, char out[STORE_HASHKEY_STRLEN])
@@ -102,7 +102,7 @@ void store_hashkey_even_split(uint32_t n, uint32_t i, struct store_hashkey *star
 
 /* ---- streams --------------------------------------------------------------------- */
 
-int stream_name_valid(const char *name)
+int store_i_stream_name_valid(const char *name)
 {
     size_t n = strlen(name);
     if (n < 1 || n > STORE_STREAM_NAME_MAX)
@@ -116,26 +116,26 @@ int stream_name_valid(const char *name)
     return 1;
 }
 
-struct store_stream *stream_new(struct store *s, const char *name, uint64_t uid)
+struct store_stream *store_i_stream_new(struct store *s, const char *name, uint64_t uid)
 {
-    struct store_stream *st = xcalloc(1, sizeof *st);
+    struct store_stream *st = store_i_xcalloc(1, sizeof *st);
     st->store = s;
-    st->name = xstrdup(name);
+    st->name = store_i_xstrdup(name);
     st->uid = uid;
     st->retention_hours = 24;
     return st;
 }
 
-void stream_set_arn(struct store_stream *st)
+void store_i_stream_set_arn(struct store_stream *st)
 {
     size_t n = strlen(st->name) + 128;
     free(st->arn);
-    st->arn = xmalloc(n);
+    st->arn = store_i_xmalloc(n);
     snprintf(st->arn, n, "arn:aws:kinesis:%s:%s:stream/%s", st->store->region, st->store->account,
              st->name);
 }
 
-void stream_free(struct store_stream *st)
+void store_i_stream_free(struct store_stream *st)
 {
     if (!st)
         return;
@@ -201,13 +201,13 @@ static int deleting(const struct store_stream *st, struct store_err *err)
 {
     if (!st->deleting)
         return 0;
-    return err_set(err, STORE_ENOTFOUND, "stream %s is being deleted", st->name);
+    return store_i_err_set(err, STORE_ENOTFOUND, "stream %s is being deleted", st->name);
 }
 
 void store_stream_set_status(struct store_stream *st, enum store_stream_status status)
 {
     if (st->status != status && !st->deleting) {
-        struct cat_change *c = catalog_record(
+        struct cat_change *c = store_i_catalog_record(
             st->store, CAT_STATUS, st,
             json_pack("{s:s, s:s}", "op", "status", "status", store_stream_status_name(status)));
         c->old_int = (int)st->status;
@@ -218,7 +218,7 @@ void store_stream_set_status(struct store_stream *st, enum store_stream_status s
 void store_stream_set_on_demand(struct store_stream *st, int on_demand)
 {
     if (st->on_demand != !!on_demand && !st->deleting) {
-        struct cat_change *c = catalog_record(
+        struct cat_change *c = store_i_catalog_record(
             st->store, CAT_ON_DEMAND, st,
             json_pack("{s:s, s:b}", "op", "on_demand", "on_demand", !!on_demand));
         c->old_int = st->on_demand;
@@ -228,9 +228,9 @@ void store_stream_set_on_demand(struct store_stream *st, int on_demand)
 
 static void retention_set(struct store_stream *st, uint32_t hours)
 {
-    struct cat_change *c = catalog_record(
-        st->store, CAT_RETENTION, st,
-        json_pack("{s:s, s:i}", "op", "retention", "hours", (int)hours));
+    struct cat_change *c =
+        store_i_catalog_record(st->store, CAT_RETENTION, st,
+                               json_pack("{s:s, s:i}", "op", "retention", "hours", (int)hours));
     c->old_int = (int)st->retention_hours;
     st->retention_hours = hours;
 }
@@ -238,8 +238,9 @@ static void retention_set(struct store_stream *st, uint32_t hours)
 static int retention_check(uint32_t hours, struct store_err *err)
 {
     if (hours < STORE_RETENTION_MIN_HOURS || hours > STORE_RETENTION_MAX_HOURS)
-        return err_set(err, STORE_EINVAL, "retention period %" PRIu32 " hours outside [%d, %d]",
-                       hours, STORE_RETENTION_MIN_HOURS, STORE_RETENTION_MAX_HOURS);
+        return store_i_err_set(err, STORE_EINVAL,
+                               "retention period %" PRIu32 " hours outside [%d, %d]", hours,
+                               STORE_RETENTION_MIN_HOURS, STORE_RETENTION_MAX_HOURS);
     return 0;
 }
 
@@ -248,9 +249,10 @@ int store_stream_retention_increase(struct store_stream *st, uint32_t hours, str
     int rc = deleting(st, err) ? STORE_ENOTFOUND : retention_check(hours, err);
     if (rc) return rc;
     if (hours < st->retention_hours)
-        return err_set(err, STORE_EINVAL,
-                       "requested retention %" PRIu32 " h is lower than the current %" PRIu32 " h",
-                       hours, st->retention_hours);
+        return store_i_err_set(err, STORE_EINVAL,
+                               "requested retention %" PRIu32
+                               " h is lower than the current %" PRIu32 " h",
+                               hours, st->retention_hours);
     retention_set(st, hours);
     return 0;
 }
@@ -260,9 +262,10 @@ int store_stream_retention_decrease(struct store_stream *st, uint32_t hours, str
     int rc = deleting(st, err) ? STORE_ENOTFOUND : retention_check(hours, err);
     if (rc) return rc;
     if (hours > st->retention_hours)
-        return err_set(err, STORE_EINVAL,
-                       "requested retention %" PRIu32 " h is higher than the current %" PRIu32 " h",
-                       hours, st->retention_hours);
+        return store_i_err_set(err, STORE_EINVAL,
+                               "requested retention %" PRIu32
+                               " h is higher than the current %" PRIu32 " h",
+                               hours, st->retention_hours);
     retention_set(st, hours);
     return 0;
 }
@@ -286,30 +289,30 @@ static size_t tag_find(const struct store_stream *st, const char *key, int *foun
     return lo;
 }
 
-void stream_tag_put(struct store_stream *st, const char *key, const char *value)
+void store_i_stream_tag_put(struct store_stream *st, const char *key, const char *value)
 {
     int found;
     size_t i = tag_find(st, key, &found);
     if (found) {
         free(st->tags[i].value);
-        st->tags[i].value = xstrdup(value);
+        st->tags[i].value = store_i_xstrdup(value);
         return;
     }
-    st->tags = xrealloc(st->tags, (st->ntags + 1) * sizeof *st->tags);
+    st->tags = store_i_xrealloc(st->tags, (st->ntags + 1) * sizeof *st->tags);
     memmove(&st->tags[i + 1], &st->tags[i], (st->ntags - i) * sizeof *st->tags);
-    st->tags[i].key = xstrdup(key);
-    st->tags[i].value = xstrdup(value);
+    st->tags[i].key = store_i_xstrdup(key);
+    st->tags[i].value = store_i_xstrdup(value);
     st->ntags++;
 }
 
 /* The undo of a tag change: a copy of the whole set (at most 50). */
 static void tags_save(struct store_stream *st, struct cat_change *c)
 {
-    c->old_tags = xcalloc(st->ntags ? st->ntags : 1, sizeof *c->old_tags);
+    c->old_tags = store_i_xcalloc(st->ntags ? st->ntags : 1, sizeof *c->old_tags);
     c->old_ntags = st->ntags;
     for (size_t i = 0; i < st->ntags; i++) {
-        c->old_tags[i].key = xstrdup(st->tags[i].key);
-        c->old_tags[i].value = xstrdup(st->tags[i].value);
+        c->old_tags[i].key = store_i_xstrdup(st->tags[i].key);
+        c->old_tags[i].value = store_i_xstrdup(st->tags[i].value);
     }
 }
 
@@ -323,7 +326,8 @@ int store_stream_tags_add(struct store_stream *st, const struct store_tag *tags,
         size_t kl = tags[i].key ? strlen(tags[i].key) : 0;
         size_t vl = tags[i].value ? strlen(tags[i].value) : 0;
         if (kl < 1 || kl > 128 || vl > 256)
-            return err_set(err, STORE_EINVAL, "tag %zu: key must be 1..128 and value 0..256 bytes", i);
+            return store_i_err_set(err, STORE_EINVAL,
+                                   "tag %zu: key must be 1..128 and value 0..256 bytes", i);
         int found, dup = 0;
         tag_find(st, tags[i].key, &found);
         for (size_t j = 0; j < i; j++)
@@ -331,18 +335,18 @@ int store_stream_tags_add(struct store_stream *st, const struct store_tag *tags,
         added += !found && !dup;
     }
     if (st->ntags + added > STORE_MAX_TAGS)
-        return err_set(err, STORE_ELIMIT, "stream %s would have %zu tags (max %d)", st->name,
-                       st->ntags + added, STORE_MAX_TAGS);
+        return store_i_err_set(err, STORE_ELIMIT, "stream %s would have %zu tags (max %d)",
+                               st->name, st->ntags + added, STORE_MAX_TAGS);
     if (!n)
         return 0;
     json_t *tj = json_object();
     for (size_t i = 0; i < n; i++)
         json_object_set_new(tj, tags[i].key, json_string(tags[i].value ? tags[i].value : ""));
-    struct cat_change *c =
-        catalog_record(st->store, CAT_TAGS, st, json_pack("{s:s, s:o}", "op", "tags_put", "tags", tj));
+    struct cat_change *c = store_i_catalog_record(
+        st->store, CAT_TAGS, st, json_pack("{s:s, s:o}", "op", "tags_put", "tags", tj));
     tags_save(st, c);
     for (size_t i = 0; i < n; i++)
-        stream_tag_put(st, tags[i].key, tags[i].value ? tags[i].value : "");
+        store_i_stream_tag_put(st, tags[i].key, tags[i].value ? tags[i].value : "");
     return 0;
 }
 
@@ -361,8 +365,8 @@ void store_stream_tags_remove(struct store_stream *st, const char *const *keys, 
         json_decref(kj);
         return;
     }
-    tags_save(st, catalog_record(st->store, CAT_TAGS, st,
-                                 json_pack("{s:s, s:o}", "op", "tags_remove", "keys", kj)));
+    tags_save(st, store_i_catalog_record(st->store, CAT_TAGS, st,
+                                         json_pack("{s:s, s:o}", "op", "tags_remove", "keys", kj)));
     for (size_t k = 0; k < n; k++) {
         int found;
         size_t i = tag_find(st, keys[k], &found);
@@ -415,7 +419,7 @@ static void chash_rebuild(struct store_stream *st)
         cap *= 2;
     if (cap != st->chashcap) {
         free(st->chash);
-        st->chash = xmalloc(cap * sizeof *st->chash);
+        st->chash = store_i_xmalloc(cap * sizeof *st->chash);
         st->chashcap = cap;
     }
     memset(st->chash, 0, cap * sizeof *st->chash);
@@ -427,16 +431,16 @@ static void chash_rebuild(struct store_stream *st)
     }
 }
 
-void stream_consumer_put(struct store_stream *st, const char *name, const char *arn,
-                         enum store_consumer_status status, int64_t created_ms)
+void store_i_stream_consumer_put(struct store_stream *st, const char *name, const char *arn,
+                                 enum store_consumer_status status, int64_t created_ms)
 {
     if (st->nconsumers == st->consumercap) {
         st->consumercap = st->consumercap ? st->consumercap * 2 : 4;
-        st->consumers = xrealloc(st->consumers, st->consumercap * sizeof *st->consumers);
+        st->consumers = store_i_xrealloc(st->consumers, st->consumercap * sizeof *st->consumers);
     }
     struct consumer *c = &st->consumers[st->nconsumers++];
-    c->name = xstrdup(name);
-    c->arn = xstrdup(arn);
+    c->name = store_i_xstrdup(name);
+    c->arn = store_i_xstrdup(arn);
     c->status = status;
     c->created_ms = created_ms;
     st->consumers_creating += status == STORE_CONSUMER_CREATING;
@@ -490,26 +494,27 @@ static void consumer_status_set(struct store_stream *st, struct consumer *c,
 int store_consumer_register(struct store_stream *st, const char *name,
                             struct store_consumer_info *out, struct store_err *err)
 {
-    if (!stream_name_valid(name))
-        return err_set(err, STORE_EINVAL, "invalid consumer name");
+    if (!store_i_stream_name_valid(name))
+        return store_i_err_set(err, STORE_EINVAL, "invalid consumer name");
     if (deleting(st, err))
         return STORE_ENOTFOUND;
     if (consumer_find(st, name))
-        return err_set(err, STORE_EEXISTS, "consumer %s already exists on stream %s", name, st->name);
+        return store_i_err_set(err, STORE_EEXISTS, "consumer %s already exists on stream %s", name,
+                               st->name);
     if (st->nconsumers >= st->store->opts.max_consumers)
-        return err_set(err, STORE_ELIMIT, "stream %s has %u consumers already", st->name,
-                       (unsigned)st->store->opts.max_consumers);
-    int64_t now = store_now(st->store);
+        return store_i_err_set(err, STORE_ELIMIT, "stream %s has %u consumers already", st->name,
+                               (unsigned)st->store->opts.max_consumers);
+    int64_t now = store_i_now(st->store);
     size_t n = strlen(st->arn) + strlen(name) + 48;
-    char *arn = xmalloc(n);
+    char *arn = store_i_xmalloc(n);
     snprintf(arn, n, "%s/consumer/%s:%" PRId64, st->arn, name, now / 1000);
-    struct cat_change *c = catalog_record(
+    struct cat_change *c = store_i_catalog_record(
         st->store, CAT_CONSUMER_ADD, st,
         json_pack("{s:s, s:s, s:s, s:s, s:I}", "op", "consumer_put", "consumer", name, "arn", arn,
                   "status", store_consumer_status_name(STORE_CONSUMER_CREATING), "created_ms",
                   (json_int_t)now));
-    c->cname = xstrdup(name);
-    stream_consumer_put(st, name, arn, STORE_CONSUMER_CREATING, now);
+    c->cname = store_i_xstrdup(name);
+    store_i_stream_consumer_put(st, name, arn, STORE_CONSUMER_CREATING, now);
     free(arn);
     if (out)
         consumer_info(&st->consumers[st->nconsumers - 1], out);
@@ -520,11 +525,12 @@ int store_consumer_deregister(struct store_stream *st, const char *name, struct 
 {
     struct consumer *c = consumer_find(st, name);
     if (!c || deleting(st, NULL))
-        return err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name, st->name);
+        return store_i_err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name,
+                               st->name);
     size_t i = (size_t)(c - st->consumers);
-    struct cat_change *ch = catalog_record(
-        st->store, CAT_CONSUMER_DEL, st,
-        json_pack("{s:s, s:s}", "op", "consumer_del", "consumer", name));
+    struct cat_change *ch =
+        store_i_catalog_record(st->store, CAT_CONSUMER_DEL, st,
+                               json_pack("{s:s, s:s}", "op", "consumer_del", "consumer", name));
     /* The undo keeps the consumer itself (its strings) and its place. */
     ch->cons = *c;
     ch->cons_index = i;
@@ -537,7 +543,8 @@ int store_consumer_lookup(const struct store_stream *st, const char *name,
 {
     struct consumer *c = consumer_find(st, name);
     if (!c)
-        return err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name, st->name);
+        return store_i_err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name,
+                               st->name);
     consumer_info(c, out);
     return 0;
 }
@@ -567,7 +574,7 @@ int store_consumer_lookup_arn(struct store *s, const char *arn, struct store_str
             }
         }
     }
-    return err_set(err, STORE_ENOTFOUND, "consumer %.300s not found", arn);
+    return store_i_err_set(err, STORE_ENOTFOUND, "consumer %.300s not found", arn);
 }
 
 int store_consumer_set_status(struct store_stream *st, const char *name,
@@ -575,13 +582,14 @@ int store_consumer_set_status(struct store_stream *st, const char *name,
 {
     struct consumer *c = consumer_find(st, name);
     if (!c || deleting(st, NULL))
-        return err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name, st->name);
+        return store_i_err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name,
+                               st->name);
     if (c->status != status) {
-        struct cat_change *ch = catalog_record(
-            st->store, CAT_CONSUMER_STATUS, st,
-            json_pack("{s:s, s:s, s:s}", "op", "consumer_status", "consumer", name, "status",
-                      store_consumer_status_name(status)));
-        ch->cname = xstrdup(name);
+        struct cat_change *ch =
+            store_i_catalog_record(st->store, CAT_CONSUMER_STATUS, st,
+                                   json_pack("{s:s, s:s, s:s}", "op", "consumer_status", "consumer",
+                                             name, "status", store_consumer_status_name(status)));
+        ch->cname = store_i_xstrdup(name);
         ch->old_int = (int)c->status;
         consumer_status_set(st, c, status);
     }
@@ -599,20 +607,20 @@ size_t store_consumer_list(const struct store_stream *st, size_t start,
 
 /* ---- undo ----------------------------------------------------------------------------- */
 
-void stream_undo(struct store *s, struct cat_change *c)
+void store_i_stream_undo(struct store *s, struct cat_change *c)
 {
     struct store_stream *st = c->st;
     struct consumer *cn;
     switch (c->kind) {
     case CAT_CREATE:
         /* Never durable: its data was held back, its appends fail now. */
-        stream_detach(s, st);
-        stream_bury(s, st);
+        store_i_stream_detach(s, st);
+        store_i_stream_bury(s, st);
         break;
     case CAT_DELETE:
         st->deleting = 0;
-        stream_insert(s, st);
-        stream_release(s, st);
+        store_i_stream_insert(s, st);
+        store_i_stream_release(s, st);
         break;
     case CAT_STATUS:
         st->status = (enum store_stream_status)c->old_int;
@@ -643,7 +651,8 @@ void stream_undo(struct store *s, struct cat_change *c)
         }
         break;
     case CAT_CONSUMER_DEL:
-        stream_consumer_put(st, c->cons.name, c->cons.arn, c->cons.status, c->cons.created_ms);
+        store_i_stream_consumer_put(st, c->cons.name, c->cons.arn, c->cons.status,
+                                    c->cons.created_ms);
         /* Back to its place in registration order. */
         if (c->cons_index < st->nconsumers - 1) {
             struct consumer tmp = st->consumers[st->nconsumers - 1];
@@ -694,9 +703,10 @@ int store_stream_shard_lookup(struct store_stream *st, const char *shard_id,
 {
     uint32_t idx;
     if (shard_id_parse(shard_id, &idx) != 0)
-        return err_set(err, STORE_EINVAL, "invalid shard id '%.40s'", shard_id);
+        return store_i_err_set(err, STORE_EINVAL, "invalid shard id '%.40s'", shard_id);
     if (idx >= st->nshards)
-        return err_set(err, STORE_ENOTFOUND, "shard %s not found in stream %s", shard_id, st->name);
+        return store_i_err_set(err, STORE_ENOTFOUND, "shard %s not found in stream %s", shard_id,
+                               st->name);
     *out = st->shards[idx];
     return 0;
 }
@@ -725,7 +735,8 @@ int store_stream_route(struct store_stream *st, const struct store_hashkey *hk,
             return 0;
         }
     }
-    return err_set(err, STORE_ENOTFOUND, "no open shard of stream %s covers the hash key", st->name);
+    return store_i_err_set(err, STORE_ENOTFOUND, "no open shard of stream %s covers the hash key",
+                           st->name);
 }
 
 void store_shard_info(const struct store_shard *sh, struct store_shard_info *out)

@@ -3,14 +3,14 @@
  * Upstream: store_commit() (store.c/shard.c) posts one sync item per segment it
  * wrote, and store_commit posts the serialised manifest when the catalog
  * changed. Downstream: results go back through a mutex-protected vector and an
- * eventfd; the loop thread's store_dispatch() takes them with syncer_take().
+ * eventfd; the loop thread's store_dispatch() takes them with store_i_syncer_take().
  *
  * Group commit: the thread takes every queued item at once, fsyncs each
  * distinct segment once (one fsync covers all writes made before it was taken),
  * fsyncs the segment directory once if any segment is new, and reports the
  * whole batch with one wake-up. Writeback of all files in a batch is
- * started (sync_file_range) before the first fsync, so the fsyncs overlap. In mode INTERVAL items wait for the next
- * tick; in mode NEVER nothing is posted but manifest jobs still run here.
+ * started (sync_file_range) before the first fsync, so the fsyncs overlap. In mode INTERVAL items
+ * wait for the next tick; in mode NEVER nothing is posted but manifest jobs still run here.
  *
  * Invariant: the thread never touches store state. It owns dups of the
  * segment fds it syncs, so the loop may close or unlink segments freely.
@@ -62,7 +62,7 @@ static void vec_push_result(struct sync_result_vec *v, const struct sync_result 
 {
     if (v->n == v->cap) {
         v->cap = v->cap ? v->cap * 2 : 16;
-        v->v = xrealloc(v->v, v->cap * sizeof *v->v);
+        v->v = store_i_xrealloc(v->v, v->cap * sizeof *v->v);
     }
     v->v[v->n++] = *r;
 }
@@ -189,7 +189,7 @@ static void *syncer_main(void *arg)
          * stream the catalog on disk does not know. */
         int mf_err = 0;
         if (ncat) {
-            mf_err = cat_writer_append(sy->catw, cat, ncat);
+            mf_err = store_i_cat_writer_append(sy->catw, cat, ncat);
             __atomic_add_fetch(&sy->fsyncs, 1, __ATOMIC_RELAXED);
         }
         if (take_items)
@@ -228,16 +228,16 @@ static void *syncer_main(void *arg)
 
 /* ---- API ------------------------------------------------------------------ */
 
-struct syncer *syncer_new(enum store_durability mode, uint32_t interval_ms,
-                          const struct store_io_ops *io, const char *dir, int dir_fd,
-                          int seg_dir_fd, struct cat_writer *catw, int *errnum)
+struct syncer *store_i_syncer_new(enum store_durability mode, uint32_t interval_ms,
+                                  const struct store_io_ops *io, const char *dir, int dir_fd,
+                                  int seg_dir_fd, struct cat_writer *catw, int *errnum)
 {
-    struct syncer *sy = xcalloc(1, sizeof *sy);
+    struct syncer *sy = store_i_xcalloc(1, sizeof *sy);
     sy->catw = catw;
     sy->mode = mode;
     sy->interval_ms = interval_ms ? interval_ms : 1000;
     sy->io = io;
-    sy->dir = xstrdup(dir);
+    sy->dir = store_i_xstrdup(dir);
     sy->dir_fd = dir_fd;
     sy->seg_dir_fd = seg_dir_fd;
     sy->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -265,7 +265,7 @@ struct syncer *syncer_new(enum store_durability mode, uint32_t interval_ms,
     return sy;
 }
 
-void syncer_wait_idle(struct syncer *sy)
+void store_i_syncer_wait_idle(struct syncer *sy)
 {
     pthread_mutex_lock(&sy->mu);
     while (sy->in.n || sy->ncat || sy->busy) {
@@ -279,7 +279,7 @@ void syncer_wait_idle(struct syncer *sy)
     pthread_mutex_unlock(&sy->mu);
 }
 
-void syncer_free(struct syncer *sy)
+void store_i_syncer_free(struct syncer *sy)
 {
     if (!sy)
         return;
@@ -295,7 +295,7 @@ void syncer_free(struct syncer *sy)
     for (size_t i = 0; i < sy->ncat; i++)
         free(sy->cat[i].data);
     free(sy->cat);
-    cat_writer_free(sy->catw);
+    store_i_cat_writer_free(sy->catw);
     free(sy->dir);
     close(sy->efd);
     pthread_mutex_destroy(&sy->mu);
@@ -304,9 +304,12 @@ void syncer_free(struct syncer *sy)
     free(sy);
 }
 
-int syncer_fd(const struct syncer *sy) { return sy->efd; }
+int store_i_syncer_fd(const struct syncer *sy)
+{
+    return sy->efd;
+}
 
-void syncer_post(struct syncer *sy, struct sync_item *items, size_t n)
+void store_i_syncer_post(struct syncer *sy, struct sync_item *items, size_t n)
 {
     pthread_mutex_lock(&sy->mu);
     for (size_t i = 0; i < n; i++) {
@@ -334,7 +337,7 @@ void syncer_post(struct syncer *sy, struct sync_item *items, size_t n)
         it->fd = fcntl(it->fd, F_DUPFD_CLOEXEC, 0);
         if (sy->in.n == sy->in.cap) {
             sy->in.cap = sy->in.cap ? sy->in.cap * 2 : 16;
-            sy->in.v = xrealloc(sy->in.v, sy->in.cap * sizeof *sy->in.v);
+            sy->in.v = store_i_xrealloc(sy->in.v, sy->in.cap * sizeof *sy->in.v);
         }
         sy->in.v[sy->in.n++] = *it;
     }
@@ -343,7 +346,7 @@ void syncer_post(struct syncer *sy, struct sync_item *items, size_t n)
     pthread_mutex_unlock(&sy->mu);
 }
 
-void syncer_post_catalog(struct syncer *sy, struct cat_rec *recs, size_t n)
+void store_i_syncer_post_catalog(struct syncer *sy, struct cat_rec *recs, size_t n)
 {
     pthread_mutex_lock(&sy->mu);
     if (sy->cat_failed) {
@@ -354,7 +357,7 @@ void syncer_post_catalog(struct syncer *sy, struct cat_rec *recs, size_t n)
     } else {
         if (sy->ncat + n > sy->catcap) {
             sy->catcap = sy->ncat + n > 2 * sy->catcap ? sy->ncat + n : 2 * sy->catcap;
-            sy->cat = xrealloc(sy->cat, sy->catcap * sizeof *sy->cat);
+            sy->cat = store_i_xrealloc(sy->cat, sy->catcap * sizeof *sy->cat);
         }
         memcpy(sy->cat + sy->ncat, recs, n * sizeof *recs);
         sy->ncat += n;
@@ -363,15 +366,15 @@ void syncer_post_catalog(struct syncer *sy, struct cat_rec *recs, size_t n)
     pthread_mutex_unlock(&sy->mu);
 }
 
-void syncer_catalog_reset(struct syncer *sy)
+void store_i_syncer_catalog_reset(struct syncer *sy)
 {
     pthread_mutex_lock(&sy->mu);
     sy->cat_failed = 0;
     pthread_mutex_unlock(&sy->mu);
 }
 
-void syncer_take(struct syncer *sy, struct sync_result_vec *out, uint64_t *mf_done,
-                 uint64_t *mf_failed, int *mf_errnum)
+void store_i_syncer_take(struct syncer *sy, struct sync_result_vec *out, uint64_t *mf_done,
+                         uint64_t *mf_failed, int *mf_errnum)
 {
     uint64_t junk;
     ssize_t r = read(sy->efd, &junk, sizeof junk);
@@ -387,7 +390,7 @@ void syncer_take(struct syncer *sy, struct sync_result_vec *out, uint64_t *mf_do
     pthread_mutex_unlock(&sy->mu);
 }
 
-uint64_t syncer_fsyncs(const struct syncer *sy)
+uint64_t store_i_syncer_fsyncs(const struct syncer *sy)
 {
     return __atomic_load_n(&sy->fsyncs, __ATOMIC_RELAXED);
 }

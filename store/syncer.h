@@ -5,7 +5,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "namespace.h"
 #include "store.h"
 
 /* "Make segment seg_id durable up to shard lsn": posted by the loop thread
@@ -13,9 +12,9 @@
 struct sync_item {
     void *shard;
     uint64_t epoch, lsn, seg_id;
-    int fd;        /* a dup of the segment's fd, taken by syncer_post */
+    int fd;        /* a dup of the segment's fd, taken by store_i_syncer_post */
     int dir_sync;  /* the segment file is new: fsync the directory too */
-    int merged;    /* out: set by syncer_post when folded into a queued item
+    int merged;    /* out: set by store_i_syncer_post when folded into a queued item
                       (no separate result will come back for it) */
 };
 
@@ -40,42 +39,43 @@ struct syncer;
 struct cat_writer;
 struct cat_rec;
 
-/* Starts the thread. "io" and "dir_fd" are borrowed until syncer_free; "dir"
- * is copied; "catw" (the catalog writer) is taken and freed by syncer_free. Returns NULL with "*errnum" set on failure. */
-struct syncer *syncer_new(enum store_durability mode, uint32_t interval_ms,
-                          const struct store_io_ops *io, const char *dir, int dir_fd,
-                          int seg_dir_fd, struct cat_writer *catw, int *errnum);
+/* Starts the thread. "io" and "dir_fd" are borrowed until store_i_syncer_free; "dir"
+ * is copied; "catw" (the catalog writer) is taken and freed by store_i_syncer_free. Returns NULL
+ * with "*errnum" set on failure. */
+struct syncer *store_i_syncer_new(enum store_durability mode, uint32_t interval_ms,
+                                  const struct store_io_ops *io, const char *dir, int dir_fd,
+                                  int seg_dir_fd, struct cat_writer *catw, int *errnum);
 
 /* Stops the thread after it has drained every queued item and manifest job,
  * joins it, and frees the syncer. Results not yet taken are lost, so take them
- * first with syncer_take(). Accepts NULL. */
-void syncer_free(struct syncer *sy);
+ * first with store_i_syncer_take(). Accepts NULL. */
+void store_i_syncer_free(struct syncer *sy);
 
 /* The eventfd that becomes readable when results are ready. */
-int syncer_fd(const struct syncer *sy);
+int store_i_syncer_fd(const struct syncer *sy);
 
 /* Queues items, taking their fds; an item for a segment that is still queued
  * is folded into it (its fd closed, "merged" set). In mode ALWAYS wakes the
  * thread; in mode INTERVAL the thread picks them up at its next tick. */
-void syncer_post(struct syncer *sy, struct sync_item *items, size_t n);
+void store_i_syncer_post(struct syncer *sy, struct sync_item *items, size_t n);
 
 /* Queues catalog records (their "data" is taken; the array is copied). The
  * thread appends them to the catalog log before it syncs any data of the same
- * pass. After a failure every record is dropped until syncer_catalog_reset. */
-void syncer_post_catalog(struct syncer *sy, struct cat_rec *recs, size_t n);
+ * pass. After a failure every record is dropped until store_i_syncer_catalog_reset. */
+void store_i_syncer_post_catalog(struct syncer *sy, struct cat_rec *recs, size_t n);
 /* The loop thread has undone the failed changes: accept records again. */
-void syncer_catalog_reset(struct syncer *sy);
+void store_i_syncer_catalog_reset(struct syncer *sy);
 
 /* Moves finished results into "out" (appending) and reports the newest
  * durable manifest version and the newest failed one (0 if none) with its
  * errno. Clears the eventfd. */
-void syncer_take(struct syncer *sy, struct sync_result_vec *out, uint64_t *mf_done,
-                 uint64_t *mf_failed, int *mf_errnum);
+void store_i_syncer_take(struct syncer *sy, struct sync_result_vec *out, uint64_t *mf_done,
+                         uint64_t *mf_failed, int *mf_errnum);
 
 /* Blocks until every queued item and manifest job is finished (store_close). */
-void syncer_wait_idle(struct syncer *sy);
+void store_i_syncer_wait_idle(struct syncer *sy);
 
 /* Number of fsync calls made so far. */
-uint64_t syncer_fsyncs(const struct syncer *sy);
+uint64_t store_i_syncer_fsyncs(const struct syncer *sy);
 
 #endif

@@ -19,36 +19,36 @@ static void oom(size_t n)
     abort();
 }
 
-void *xmalloc(size_t n)
+void *store_i_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (!p) oom(n);
     return p;
 }
 
-void *xcalloc(size_t n, size_t size)
+void *store_i_xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (!p) oom(n * size);
     return p;
 }
 
-void *xrealloc(void *p, size_t n)
+void *store_i_xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
     if (!q) oom(n);
     return q;
 }
 
-char *xstrdup(const char *s)
+char *store_i_xstrdup(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *p = xmalloc(n);
+    char *p = store_i_xmalloc(n);
     memcpy(p, s, n);
     return p;
 }
 
-int err_set(struct store_err *err, int code, const char *fmt, ...)
+int store_i_err_set(struct store_err *err, int code, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -60,14 +60,14 @@ int err_set(struct store_err *err, int code, const char *fmt, ...)
     return code;
 }
 
-int err_from_errno(int errnum)
+int store_i_err_from_errno(int errnum)
 {
     return (errnum == ENOSPC || errnum == EDQUOT) ? STORE_ENOSPC : STORE_EIO;
 }
 
-int err_errno(struct store_err *err, int errnum, const char *fmt, ...)
+int store_i_err_errno(struct store_err *err, int errnum, const char *fmt, ...)
 {
-    int code = err_from_errno(errnum);
+    int code = store_i_err_from_errno(errnum);
     if (err) {
         char buf[200];
         va_list ap;
@@ -80,7 +80,7 @@ int err_errno(struct store_err *err, int errnum, const char *fmt, ...)
     return code;
 }
 
-void store_log(struct store *s, enum store_log_level lvl, const char *fmt, ...)
+void store_i_log(struct store *s, enum store_log_level lvl, const char *fmt, ...)
 {
     if (!s->opts.log)
         return;
@@ -92,7 +92,7 @@ void store_log(struct store *s, enum store_log_level lvl, const char *fmt, ...)
     s->opts.log(s->opts.log_arg, lvl, buf);
 }
 
-int64_t store_now(struct store *s)
+int64_t store_i_now(struct store *s)
 {
     if (s->opts.clock)
         return s->opts.clock(s->opts.clock_arg);
@@ -113,9 +113,9 @@ static int real_fsync(void *ctx, int fd)
     return fdatasync(fd);
 }
 
-const struct store_io_ops store_default_io = {real_write, real_fsync, NULL};
+const struct store_io_ops store_i_default_io = {real_write, real_fsync, NULL};
 
-int io_write_all(const struct store_io_ops *io, int fd, const void *buf, size_t len)
+int store_i_io_write_all(const struct store_io_ops *io, int fd, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
     while (len) {

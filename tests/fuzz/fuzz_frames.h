@@ -37,8 +37,8 @@ static inline void fz_fix_crcs(uint8_t *p, size_t n)
         uint32_t len = fz_get32(f);
         if (len < RECORD_HDR_SIZE || len > n - off)
             break;
-        fz_put32(f + 4, record_crc32c(0, f + RECORD_HDR_SIZE, len - RECORD_HDR_SIZE));
-        fz_put32(f + 40, record_crc32c(0, f, 40));
+        fz_put32(f + 4, store_i_record_crc32c(0, f + RECORD_HDR_SIZE, len - RECORD_HDR_SIZE));
+        fz_put32(f + 40, store_i_record_crc32c(0, f, 40));
         off += len;
     }
 }

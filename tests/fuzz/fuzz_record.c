@@ -9,7 +9,7 @@
  *   - OK: the frame length is within [header, RECORD_MAX_FRAME] and what was
  *     offered, equals record_frame_size() of the decoded sizes, the views lie
  *     inside the frame, record_peek_* agree with the decoded header, and
- *     record_encode() of the decoded record reproduces the frame byte for byte
+ *     store_i_record_encode() of the decoded record reproduces the frame byte for byte
  *     (up to the data CRC when it was not verified) and decodes again;
  *   - INCOMPLETE: the frame length is 0 when the header is not whole, else
  *     more than offered; every failure carries a reason;
@@ -29,15 +29,15 @@ static void check_ok(const uint8_t *f, size_t avail, size_t flen, const struct s
     CHECK(r->partition_key.p >= f + RECORD_HDR_SIZE &&
           r->partition_key.p + r->partition_key.len <= f + flen);
     CHECK(r->data.p >= r->partition_key.p + r->partition_key.len && r->data.p + r->data.len == f + flen);
-    struct store_seq ps = record_peek_seq(f);
+    struct store_seq ps = store_i_record_peek_seq(f);
     CHECK(store_seq_cmp(ps, r->seq) == 0 && ps.shard == r->seq.shard);
-    CHECK(record_peek_arrival(f) == r->arrival_ms);
+    CHECK(store_i_record_peek_arrival(f) == r->arrival_ms);
 
     struct store_record_in in = {r->partition_key,
                                  r->has_explicit_hash_key ? &r->explicit_hash_key : NULL, r->data};
     uint8_t *enc = malloc(flen);
     CHECK(enc != NULL);
-    record_encode(enc, r->seq, r->arrival_ms, &in);
+    store_i_record_encode(enc, r->seq, r->arrival_ms, &in);
     if (verified) {
         CHECK(memcmp(enc, f, flen) == 0);
     } else {
@@ -50,11 +50,11 @@ static void check_ok(const uint8_t *f, size_t avail, size_t flen, const struct s
     struct store_record back;
     size_t blen;
     const char *why = NULL;
-    CHECK(record_decode(enc, flen, 1, &back, &blen, &why) == RECORD_OK);
+    CHECK(store_i_record_decode(enc, flen, 1, &back, &blen, &why) == RECORD_OK);
     CHECK(blen == flen && store_seq_cmp(back.seq, r->seq) == 0);
     CHECK(back.partition_key.len == r->partition_key.len && back.data.len == r->data.len);
     /* Every proper prefix of a whole frame is incomplete, never an error. */
-    CHECK(record_decode(enc, flen - 1, 1, &back, &blen, &why) == RECORD_INCOMPLETE);
+    CHECK(store_i_record_decode(enc, flen - 1, 1, &back, &blen, &why) == RECORD_INCOMPLETE);
     free(enc);
 }
 
@@ -78,7 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t flen = 12345;
         const char *reason = NULL;
         size_t avail = n - off;
-        enum record_status rs = record_decode(buf + off, avail, verify, &rec, &flen, &reason);
+        enum record_status rs =
+            store_i_record_decode(buf + off, avail, verify, &rec, &flen, &reason);
         if (rs == RECORD_OK) {
             check_ok(buf + off, avail, flen, &rec, verify);
             off += flen;

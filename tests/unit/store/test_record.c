@@ -5,14 +5,15 @@
 Test(record, crc32c_known_vectors)
 {
     /* RFC 3720 / iSCSI check value */
-    cr_assert_eq(record_crc32c(0, "123456789", 9), 0xE3069283u);
+    cr_assert_eq(store_i_record_crc32c(0, "123456789", 9), 0xE3069283u);
     uint8_t zeros[32] = {0};
-    cr_assert_eq(record_crc32c(0, zeros, 32), 0x8A9136AAu);
+    cr_assert_eq(store_i_record_crc32c(0, zeros, 32), 0x8A9136AAu);
     /* incremental == one shot, across the 8-byte fast path boundary */
     const char *s = "The quick brown fox jumps over the lazy dog";
-    uint32_t one = record_crc32c(0, s, strlen(s));
+    uint32_t one = store_i_record_crc32c(0, s, strlen(s));
     for (size_t cut = 0; cut <= strlen(s); cut++)
-        cr_assert_eq(record_crc32c(record_crc32c(0, s, cut), s + cut, strlen(s) - cut), one);
+        cr_assert_eq(
+            store_i_record_crc32c(store_i_record_crc32c(0, s, cut), s + cut, strlen(s) - cut), one);
 }
 
 static size_t encode(uint8_t *buf, int ehk, size_t dlen)
@@ -23,7 +24,7 @@ static size_t encode(uint8_t *buf, int ehk, size_t dlen)
     memset(hk.be, 0xAB, 16);
     struct store_record_in r = {{(const uint8_t *)"key-1", 5}, ehk ? &hk : NULL, {data, dlen}};
     struct store_seq seq = {7, 3, 123456789012ull};
-    record_encode(buf, seq, 1700000000123, &r);
+    store_i_record_encode(buf, seq, 1700000000123, &r);
     return record_frame_size(5, dlen, ehk);
 }
 
@@ -35,7 +36,7 @@ Test(record, roundtrip)
         struct store_record rec;
         size_t flen;
         const char *why;
-        cr_assert_eq(record_decode(buf, len, 1, &rec, &flen, &why), RECORD_OK);
+        cr_assert_eq(store_i_record_decode(buf, len, 1, &rec, &flen, &why), RECORD_OK);
         cr_assert_eq(flen, len);
         cr_assert_eq(rec.seq.gen, 7);
         cr_assert_eq(rec.seq.shard, 3);
@@ -46,7 +47,7 @@ Test(record, roundtrip)
         cr_assert(memcmp(rec.partition_key.p, "key-1", 5) == 0);
         cr_assert_eq(rec.data.len, 100);
         for (size_t i = 0; i < 100; i++) cr_assert_eq(rec.data.p[i], (uint8_t)(i * 13));
-        struct store_seq q = record_peek_seq(buf);
+        struct store_seq q = store_i_record_peek_seq(buf);
         cr_assert_eq(q.counter, 123456789012ull);
     }
     /* empty data is legal */
@@ -54,7 +55,7 @@ Test(record, roundtrip)
     struct store_record rec;
     size_t flen;
     const char *why;
-    cr_assert_eq(record_decode(buf, len, 1, &rec, &flen, &why), RECORD_OK);
+    cr_assert_eq(store_i_record_decode(buf, len, 1, &rec, &flen, &why), RECORD_OK);
     cr_assert_eq(rec.data.len, 0);
 }
 
@@ -66,7 +67,8 @@ Test(record, every_prefix_is_incomplete)
         struct store_record rec;
         size_t flen;
         const char *why;
-        cr_assert_eq(record_decode(buf, cut, 1, &rec, &flen, &why), RECORD_INCOMPLETE, "cut %zu", cut);
+        cr_assert_eq(store_i_record_decode(buf, cut, 1, &rec, &flen, &why), RECORD_INCOMPLETE,
+                     "cut %zu", cut);
         cr_assert_eq(flen, cut < RECORD_HDR_SIZE ? 0 : len);
     }
 }
@@ -81,7 +83,7 @@ Test(record, every_bit_flip_is_detected)
         struct store_record rec;
         size_t flen;
         const char *why;
-        enum record_status st = record_decode(buf, len, 1, &rec, &flen, &why);
+        enum record_status st = store_i_record_decode(buf, len, 1, &rec, &flen, &why);
         cr_assert(st == RECORD_BAD_HEADER || st == RECORD_BAD_DATA || st == RECORD_INCOMPLETE,
                   "bit %zu undetected", bit);
         if (bit / 8 >= RECORD_HDR_SIZE)
@@ -95,7 +97,7 @@ Test(record, every_bit_flip_is_detected)
     struct store_record rec;
     size_t flen;
     const char *why;
-    cr_assert_eq(record_decode(buf, len, 0, &rec, &flen, &why), RECORD_OK);
+    cr_assert_eq(store_i_record_decode(buf, len, 0, &rec, &flen, &why), RECORD_OK);
 }
 
 Test(record, zero_header_is_bad)
@@ -104,5 +106,5 @@ Test(record, zero_header_is_bad)
     struct store_record rec;
     size_t flen;
     const char *why;
-    cr_assert_eq(record_decode(buf, sizeof buf, 1, &rec, &flen, &why), RECORD_BAD_HEADER);
+    cr_assert_eq(store_i_record_decode(buf, sizeof buf, 1, &rec, &flen, &why), RECORD_BAD_HEADER);
 }

@@ -100,15 +100,15 @@
 
 /* Store error codes. They are negative and live in [-40999, -40000], a range
  * disjoint from errno values (which are positive), as LMDB does. 0 is success. */
-#define STORE_OK          0
-#define STORE_ENOTFOUND   (-40001) /* stream, shard, consumer or tag not found */
-#define STORE_EEXISTS     (-40002) /* name already in use */
-#define STORE_EINVAL      (-40003) /* bad argument (range, syntax, wrong shard) */
-#define STORE_ELIMIT      (-40004) /* a count limit (tags, consumers) reached */
-#define STORE_ESTATE      (-40005) /* object in the wrong state (closed shard) */
-#define STORE_ECORRUPT    (-40006) /* on-disk data failed verification */
-#define STORE_EIO         (-40007) /* an I/O call failed (message has errno text) */
-#define STORE_ENOSPC      (-40008) /* the disk is full */
+#define STORE_OK 0
+#define STORE_ENOTFOUND (-40001) /* stream, shard, consumer or tag not found */
+#define STORE_EEXISTS (-40002)   /* name already in use */
+#define STORE_EINVAL (-40003)    /* bad argument (range, syntax, wrong shard) */
+#define STORE_ELIMIT (-40004)    /* a count limit (tags, consumers) reached */
+#define STORE_ESTATE (-40005)    /* object in the wrong state (closed shard) */
+#define STORE_ECORRUPT (-40006)  /* on-disk data failed verification */
+#define STORE_EIO (-40007)       /* an I/O call failed (message has errno text) */
+#define STORE_ENOSPC (-40008)    /* the disk is full */
 
 /* An error value: "code" is a STORE_E* code, "msg" a one-line explanation
  * (NUL-terminated, no trailing newline). Functions that take a
@@ -213,9 +213,9 @@ int store_pos_parse(const char *s, size_t len, struct store_pos *out, struct sto
 /* ======================================================================== */
 
 enum store_durability {
-    STORE_DURABILITY_ALWAYS = 0,   /* ack after a covering fsync (group commit) */
-    STORE_DURABILITY_INTERVAL,     /* ack after write; fsync every interval_ms */
-    STORE_DURABILITY_NEVER         /* ack after write; no fsync */
+    STORE_DURABILITY_ALWAYS = 0, /* ack after a covering fsync (group commit) */
+    STORE_DURABILITY_INTERVAL,   /* ack after write; fsync every interval_ms */
+    STORE_DURABILITY_NEVER       /* ack after write; no fsync */
 };
 
 /* Parses "always", "never" or "interval:MS" (1 <= MS <= 3600000) into "mode"
@@ -269,15 +269,15 @@ struct store_opts {
     const char *account;              /* 12 digits; default "000000000000" (copied) */
     store_log_fn log;                 /* default: none */
     void *log_arg;
-    store_clock_fn clock;             /* default: CLOCK_REALTIME */
+    store_clock_fn clock; /* default: CLOCK_REALTIME */
     void *clock_arg;
-    const struct store_io_ops *io;    /* test only; NULL = real syscalls (borrowed
-                                         until store_close) */
-    store_durable_fn on_durable;      /* optional */
+    const struct store_io_ops *io; /* test only; NULL = real syscalls (borrowed
+                                      until store_close) */
+    store_durable_fn on_durable;   /* optional */
     void *on_durable_arg;
-    uint64_t catalog_compact_bytes;   /* snapshot the catalog once its log is this
-                                         big (and bigger than the last snapshot);
-                                         default 1 MiB */
+    uint64_t catalog_compact_bytes; /* snapshot the catalog once its log is this
+                                       big (and bigger than the last snapshot);
+                                       default 1 MiB */
 };
 
 /* Fills "opts" with the defaults above. */
@@ -341,11 +341,11 @@ void store_catalog_sync(struct store *store, store_done_fn cb, void *arg);
 /* Counters for metrics and benchmarks. */
 struct store_stats {
     uint64_t records_appended;
-    uint64_t bytes_written;       /* segment bytes written */
-    uint64_t writes;              /* write(2) calls on segments */
-    uint64_t fsyncs;              /* fsync calls by the syncer (segments+dirs) */
-    uint64_t tail_bytes;          /* memory held by in-memory tails */
-    uint64_t segments;            /* live segment files */
+    uint64_t bytes_written; /* segment bytes written */
+    uint64_t writes;        /* write(2) calls on segments */
+    uint64_t fsyncs;        /* fsync calls by the syncer (segments+dirs) */
+    uint64_t tail_bytes;    /* memory held by in-memory tails */
+    uint64_t segments;      /* live segment files */
 };
 void store_stats(const struct store *store, struct store_stats *out);
 
@@ -377,16 +377,16 @@ struct store_stream;
  * this stream (or its deletion). */
 struct store_stream_info {
     const char *name;
-    const char *arn;              /* arn:aws:kinesis:<region>:<account>:stream/<name> */
+    const char *arn; /* arn:aws:kinesis:<region>:<account>:stream/<name> */
     enum store_stream_status status;
     int64_t created_ms;
     uint32_t retention_hours;
-    int on_demand;                /* capacity mode: 1 ON_DEMAND, 0 PROVISIONED */
-    uint32_t shard_count;         /* all shards, open and closed */
+    int on_demand;        /* capacity mode: 1 ON_DEMAND, 0 PROVISIONED */
+    uint32_t shard_count; /* all shards, open and closed */
     uint32_t open_shard_count;
     uint32_t consumer_count;
-    uint32_t consumers_creating;  /* those in status CREATING */
-    const char *encryption_type;  /* always "NONE" */
+    uint32_t consumers_creating; /* those in status CREATING */
+    const char *encryption_type; /* always "NONE" */
 };
 
 /* Creates stream "name" ([a-zA-Z0-9_.-]{1,128}) with "shard_count" (1..10000)
@@ -419,8 +419,8 @@ size_t store_stream_count(const struct store *store);
 /* Lists up to "max" stream names in byte-wise lexical order, starting after
  * "exclusive_start" (NULL = from the first). "names" receives borrowed pointers
  * valid until the next catalog change. Returns how many were written. */
-size_t store_stream_list(const struct store *store, const char *exclusive_start,
-                         const char **names, size_t max);
+size_t store_stream_list(const struct store *store, const char *exclusive_start, const char **names,
+                         size_t max);
 
 /* Fills "out" (borrowing, see struct store_stream_info). */
 void store_stream_info(const struct store_stream *stream, struct store_stream_info *out);
@@ -482,7 +482,7 @@ const char *store_consumer_status_name(enum store_consumer_status st);
 /* A consumer description; strings borrowed until the next catalog change. */
 struct store_consumer_info {
     const char *name;
-    const char *arn;              /* <stream ARN>/consumer/<name>:<creation epoch s> */
+    const char *arn; /* <stream ARN>/consumer/<name>:<creation epoch s> */
     enum store_consumer_status status;
     int64_t created_ms;
 };
@@ -493,8 +493,7 @@ int store_consumer_register(struct store_stream *stream, const char *name,
                             struct store_consumer_info *out, struct store_err *err);
 
 /* Removes consumer "name". STORE_ENOTFOUND. */
-int store_consumer_deregister(struct store_stream *stream, const char *name,
-                              struct store_err *err);
+int store_consumer_deregister(struct store_stream *stream, const char *name, struct store_err *err);
 
 /* Finds consumer "name". STORE_ENOTFOUND. */
 int store_consumer_lookup(const struct store_stream *stream, const char *name,
@@ -503,8 +502,8 @@ int store_consumer_lookup(const struct store_stream *stream, const char *name,
 /* Finds a consumer by ARN across all streams; "*stream_out" may be NULL.
  * STORE_ENOTFOUND. */
 int store_consumer_lookup_arn(struct store *store, const char *arn,
-                              struct store_stream **stream_out,
-                              struct store_consumer_info *out, struct store_err *err);
+                              struct store_stream **stream_out, struct store_consumer_info *out,
+                              struct store_err *err);
 
 /* Sets a consumer's status. STORE_ENOTFOUND. */
 int store_consumer_set_status(struct store_stream *stream, const char *name,
@@ -524,15 +523,15 @@ size_t store_consumer_list(const struct store_stream *stream, size_t start,
 
 /* A shard description; strings borrowed until the stream is deleted. */
 struct store_shard_info {
-    const char *id;                     /* shardId-%012u */
+    const char *id; /* shardId-%012u */
     uint32_t index;
-    struct store_hashkey hash_start;    /* inclusive */
-    struct store_hashkey hash_end;      /* inclusive */
+    struct store_hashkey hash_start; /* inclusive */
+    struct store_hashkey hash_end;   /* inclusive */
     struct store_seq starting_seq;
-    int has_ending_seq;                 /* closed shards only */
+    int has_ending_seq; /* closed shards only */
     struct store_seq ending_seq;
-    const char *parent_id;              /* NULL if none */
-    const char *adjacent_parent_id;     /* NULL if none */
+    const char *parent_id;          /* NULL if none */
+    const char *adjacent_parent_id; /* NULL if none */
     int open;
 };
 
@@ -570,9 +569,9 @@ int store_shard_check(const struct store_shard *shard, struct store_err *err);
 
 /* One record to append; everything is borrowed for the duration of the call. */
 struct store_record_in {
-    struct store_bytes partition_key;               /* 1..1024 bytes */
-    const struct store_hashkey *explicit_hash_key;  /* NULL if none; stored, not checked */
-    struct store_bytes data;                        /* 0..1 MiB */
+    struct store_bytes partition_key;              /* 1..1024 bytes */
+    const struct store_hashkey *explicit_hash_key; /* NULL if none; stored, not checked */
+    struct store_bytes data;                       /* 0..1 MiB */
 };
 
 /* Appends "n" records (1..STORE_MAX_BATCH) to "shard" as one batch. Sequence

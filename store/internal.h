@@ -149,6 +149,14 @@ void store_i_segment_note_frames(struct segment *seg, const uint8_t *buf, const 
 /* Reopens the active segment's evicted write fd (O_APPEND: writes land at
  * the end, which is seg->size). Errors: STORE_EIO (EMFILE included). */
 int store_i_segment_reopen(struct store_shard *sh, struct segment *seg, struct store_err *err);
+/* Cuts "seg" back to "size" bytes, then fsyncs it (the cut is durable before
+ * anything relies on it). Returns 0 or -1 (errno set). */
+int store_i_segment_cut(struct store *s, struct segment *seg, uint64_t size);
+/* Deletes the segment's file; the struct stays (store_i_segment_free). */
+void store_i_segment_delete_file(const struct segment *seg);
+/* Opens "seg"'s file read-only through the descriptor cache: the fd, or -1
+ * with "err" set. */
+int store_i_segment_open_read(struct store *s, const struct segment *seg, struct store_err *err);
 /* Closes the write fd (the file stays). While a sync item of the running
  * commit borrows it (pinned), the close waits for store_i_fdc_unpin_all. */
 void store_i_segment_seal(struct segment *seg);

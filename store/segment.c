@@ -1,8 +1,11 @@
-/* segment.c - segment files: create, append bookkeeping, scan, tail recovery.
+/* segment.c - segment files, every operation on them: create, reopen, append
+ * bookkeeping, cut back (truncate + fsync), delete, open for reading, scan
+ * and tail recovery, and the descriptor cache they share.
  *
- * Upstream: shard.c creates segments and writes chunks into them during
- * store_commit; store.c asks store_i_segment_scan to verify every segment at open;
- * cursor.c uses the sparse index to pread old records. Downstream: the file
+ * Upstream: shard.c creates segments, writes chunks into them during
+ * store_commit, cuts or deletes them after failures and retention; store.c
+ * asks store_i_segment_scan to verify every segment at open; cursor.c uses
+ * the sparse index to pread old records. Downstream: the file
  * system, through store_io_ops for writes (fault injection).
  *
  * File layout:
@@ -16,8 +19,9 @@
  *
  * Frames are record.c's. Invariant: [SEG_HDR_SIZE, size) holds whole frames
  * whose sequence numbers increase strictly and carry the shard's index.
- * Recovery (store_i_segment_scan) stops at the first frame that is incomplete, fails
- * its CRC, or is followed by zeros only, and cuts the file there (a torn tail);
+ * Recovery (store_i_segment_scan) stops at the first frame that is
+ * incomplete, fails its CRC, or is followed by zeros only, and cuts the file
+ * there (a torn tail);
  * a bad frame followed by other data is corruption in the middle and is
  * reported, never skipped. The sparse index keeps one entry per
  * SEG_INDEX_EVERY bytes of frames (plus the first frame).
@@ -272,6 +276,36 @@ int store_i_segment_reopen(struct store_shard *sh, struct segment *seg, struct s
     seg->fd = fd;
     store_i_fdc_add(&s->fds, &seg->fdn, &seg->fd);
     return 0;
+}
+
+/* Cuts "seg" back to "size" bytes and makes the cut durable. Without the
+ * fsync, frames of a batch reported failed could reappear after a crash and
+ * be read as records. Returns 0 or -1 (errno set). */
+int store_i_segment_cut(struct store *s, struct segment *seg, uint64_t size)
+{
+    int fd = seg->fd >= 0 ? seg->fd : open(seg->path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = ftruncate(fd, (off_t)size) == 0 && s->io.fsync(s->io.ctx, fd) == 0 ? 0 : -1;
+    if (fd != seg->fd) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return rc;
+}
+
+void store_i_segment_delete_file(const struct segment *seg)
+{
+    unlink(seg->path);
+}
+
+int store_i_segment_open_read(struct store *s, const struct segment *seg, struct store_err *err)
+{
+    int fd = store_i_fdc_open(&s->fds, seg->path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        store_i_err_errno(err, errno, "open segment %s", seg->path);
+    return fd;
 }
 
 static void index_push(struct segment *seg, struct store_seq seq, int64_t arrival, uint64_t off)

@@ -232,7 +232,7 @@ static void drop_segments(struct store_shard *sh, int unlink_files)
     while (seg) {
         struct segment *next = seg->next;
         if (unlink_files)
-            unlink(seg->path);
+            store_i_segment_delete_file(seg);
         sh->store->stats.segments--;
         store_i_segment_free(seg);
         seg = next;
@@ -411,7 +411,9 @@ static void link_segment(struct store_shard *sh, struct segment *seg)
     sh->seg.n++;
 }
 
-static void unlink_segment(struct store_shard *sh, struct segment *seg)
+/* Takes "seg" out of the shard's list and frees it (the file is the
+ * caller's business: store_i_segment_delete_file first, or kept). */
+static void forget_segment(struct store_shard *sh, struct segment *seg)
 {
     if (seg->prev) seg->prev->next = seg->next;
     else sh->seg.head = seg->next;
@@ -423,24 +425,6 @@ static void unlink_segment(struct store_shard *sh, struct segment *seg)
         close_rfd(sh);
     sh->store->stats.segments--;
     store_i_segment_free(seg);
-}
-
-/* Cuts segment "seg" back to "size" bytes and makes the cut durable. Without
- * the fsync, frames of a batch reported failed could reappear after a crash
- * and be read as records. Returns 0 or -1 (errno set). */
-static int cut_segment(struct store_shard *sh, struct segment *seg, uint64_t size)
-{
-    struct store *s = sh->store;
-    int fd = seg->fd >= 0 ? seg->fd : open(seg->path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = ftruncate(fd, (off_t)size) == 0 && s->io.fsync(s->io.ctx, fd) == 0 ? 0 : -1;
-    if (fd != seg->fd) {
-        int e = errno;
-        close(fd);
-        errno = e;
-    }
-    return rc;
 }
 
 static void go_offline(struct store_shard *sh, int code, const char *what)
@@ -516,11 +500,11 @@ int store_i_shard_commit(struct store_shard *sh, struct sync_item_vec *items)
             int code = store_i_err_errno(&e, werr, "write segment %s", seg->path);
             store_i_log(s, STORE_LOG_ERROR, "shard=%s append failed: %s", sh->id, e.msg);
             /* Cut the partial frame(s) so the file ends with a whole record. */
-            if (cut_segment(sh, seg, at) != 0) {
+            if (store_i_segment_cut(sh->store, seg, at) != 0) {
                 go_offline(sh, STORE_EIO, "cannot cut segment back after a failed write");
             } else if (seg->nrec == 0) {
-                unlink(seg->path);
-                unlink_segment(sh, seg);
+                store_i_segment_delete_file(seg);
+                forget_segment(sh, seg);
             }
             discard_from(sh, c, &e);
             return code;
@@ -629,14 +613,14 @@ void store_i_shard_sync_failed(struct store_shard *sh, int errnum)
     struct segment *seg = sh->seg.tail;
     while (seg && seg->has_lsn && seg->lsn_start >= L) {
         struct segment *prev = seg->prev;
-        unlink(seg->path);
-        unlink_segment(sh, seg);
+        store_i_segment_delete_file(seg);
+        forget_segment(sh, seg);
         seg = prev;
     }
     if (seg && seg->has_lsn && seg->size > SEG_HDR_SIZE + (L - seg->lsn_start)) {
         uint64_t keep = SEG_HDR_SIZE + (L - seg->lsn_start);
         struct store_err se;
-        int ok = cut_segment(sh, seg, keep) == 0;
+        int ok = store_i_segment_cut(sh->store, seg, keep) == 0;
         if (ok) {
             store_i_segment_seal(seg);
             struct store_seq prev_last = seg->prev ? seg->prev->last : (struct store_seq){0, 0, 0};
@@ -685,8 +669,8 @@ int store_i_shard_trim(struct store_shard *sh, int64_t cutoff_ms)
         }
         store_i_log(sh->store, STORE_LOG_INFO, "shard=%s retention: removed segment %s", sh->id,
                     seg->path);
-        unlink(seg->path);
-        unlink_segment(sh, seg);
+        store_i_segment_delete_file(seg);
+        forget_segment(sh, seg);
         n++;
     }
     return n;
@@ -699,11 +683,9 @@ int store_i_shard_read_fd(struct store_shard *sh, struct segment *seg, struct st
         return sh->rfd;
     }
     close_rfd(sh);
-    int fd = store_i_fdc_open(&sh->store->fds, seg->path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) {
-        store_i_err_errno(err, errno, "open segment %s", seg->path);
+    int fd = store_i_segment_open_read(sh->store, seg, err);
+    if (fd < 0)
         return -1;
-    }
     sh->rfd = fd;
     sh->rfd_seg = seg;
     store_i_fdc_add(&sh->store->fds, &sh->rfdn, &sh->rfd);

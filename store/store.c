@@ -492,7 +492,7 @@ static int recover_segments(struct store *s, struct store_err *err)
             continue;
         }
         if (so == SCAN_EMPTY) {
-            unlink(seg->path);
+            store_i_segment_delete_file(seg);
         } else {
             sh->offline = 1;
             sh->offline_err = e;

@@ -265,3 +265,16 @@ size_t gw_utf8_chars(const void *s, size_t n)
         c += (p[i] & 0xc0) != 0x80;
     return c;
 }
+
+size_t gw_fmt_u64(char *dst, uint64_t v)
+{
+    char digits[20];
+    size_t nd = 0;
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < nd; i++)
+        dst[i] = digits[nd - 1 - i];
+    return nd;
+}

@@ -89,4 +89,10 @@ bool gw_utf8_valid(const void *s, size_t n);
 /* Characters (code points) in well-formed UTF-8 "s" of "n" bytes. */
 size_t gw_utf8_chars(const void *s, size_t n);
 
+/* ---- numbers ------------------------------------------------------------- */
+
+/* Writes "v" in decimal at "dst" (room for 20 digits, no NUL), without
+ * printf: replies and events print many. Returns the number of digits. */
+size_t gw_fmt_u64(char *dst, uint64_t v);
+
 #endif

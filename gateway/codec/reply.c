@@ -199,19 +199,6 @@ static inline void scalar_done(struct gw_reply *w)
 
 /* ---- JSON pieces -------------------------------------------------------------------- */
 
-static size_t fmt_u64(char *dst, uint64_t v)
-{
-    char digits[20];
-    size_t nd = 0;
-    do {
-        digits[nd++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < nd; i++)
-        dst[i] = digits[nd - 1 - i];
-    return nd;
-}
-
 /* "s" as a JSON string, escaped as jansson's json_dumps (and Jackson) do. */
 static void json_str(struct gw_reply *w, const char *s, size_t n)
 {
@@ -250,7 +237,7 @@ static void json_int(struct gw_reply *w, int64_t v)
         *d++ = '-';
         a = 0 - a;
     }
-    d += fmt_u64(d, a);
+    d += gw_fmt_u64(d, a);
     w->p += d - d0;
 }
 
@@ -298,7 +285,7 @@ static void json_time(struct gw_reply *w, int64_t ms)
         *d++ = '-';
         a = 0 - a;
     }
-    d += fmt_u64(d, a / 1000);
+    d += gw_fmt_u64(d, a / 1000);
     unsigned f = (unsigned)(a % 1000);
     d[0] = '.';
     d[1] = (char)('0' + f / 100);

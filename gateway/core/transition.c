@@ -97,25 +97,39 @@ static struct change *change_new(struct gw_app *app, enum what what, const char 
 
 static void schedule(struct change *c);
 
+/* Whether the stream or consumer is still in the state the change starts
+ * from (CREATING or DELETING): the timer acts only then, and a failed sync
+ * that undid the change is retried only then. Sets "*stream". */
+static bool still_pending(struct gw_app *app, const struct change *c, struct store_stream **stream)
+{
+    if (store_stream_lookup(app->store, c->stream, stream, NULL) != 0)
+        return false;
+    struct store_stream_info info;
+    store_stream_info(*stream, &info);
+    struct store_consumer_info ci;
+    switch (c->what) {
+    case STREAM_ACTIVATE: return info.status == STORE_STREAM_CREATING;
+    case STREAM_DELETE: return info.status == STORE_STREAM_DELETING;
+    case CONSUMER_ACTIVATE:
+        return store_consumer_lookup(*stream, c->consumer, &ci, NULL) == 0 &&
+               ci.status == STORE_CONSUMER_CREATING;
+    case CONSUMER_REMOVE:
+        return store_consumer_lookup(*stream, c->consumer, &ci, NULL) == 0 &&
+               ci.status == STORE_CONSUMER_DELETING;
+    }
+    return false;
+}
+
 /* The change itself, when its timer fires. Returns true if the catalog
  * changed (then it must become durable). */
 static bool apply(struct gw_app *app, struct change *c)
 {
     struct store_stream *s;
-    if (store_stream_lookup(app->store, c->stream, &s, NULL) != 0)
+    if (!still_pending(app, c, &s))
         return false;
-    struct store_stream_info info;
-    store_stream_info(s, &info);
-    struct store_consumer_info ci;
     switch (c->what) {
-    case STREAM_ACTIVATE:
-        if (info.status != STORE_STREAM_CREATING)
-            return false;
-        store_stream_set_status(s, STORE_STREAM_ACTIVE);
-        return true;
+    case STREAM_ACTIVATE: store_stream_set_status(s, STORE_STREAM_ACTIVE); return true;
     case STREAM_DELETE:
-        if (info.status != STORE_STREAM_DELETING)
-            return false;
         /* Its shards' buckets go with it (the table is keyed by shard). */
         gw_throttle_forget(app->throttle);
         if (store_stream_delete(app->store, c->stream, NULL) != 0)
@@ -123,37 +137,8 @@ static bool apply(struct gw_app *app, struct change *c)
         gw_log(GW_LOG_INFO, "stream_deleted", "stream=%s", c->stream);
         return true;
     case CONSUMER_ACTIVATE:
-        if (store_consumer_lookup(s, c->consumer, &ci, NULL) != 0 ||
-            ci.status != STORE_CONSUMER_CREATING)
-            return false;
         return store_consumer_set_status(s, c->consumer, STORE_CONSUMER_ACTIVE, NULL) == 0;
-    case CONSUMER_REMOVE:
-        if (store_consumer_lookup(s, c->consumer, &ci, NULL) != 0 ||
-            ci.status != STORE_CONSUMER_DELETING)
-            return false;
-        return store_consumer_deregister(s, c->consumer, NULL) == 0;
-    }
-    return false;
-}
-
-/* The state a change starts from, to tell whether a failed sync undid it. */
-static bool still_pending(struct gw_app *app, const struct change *c)
-{
-    struct store_stream *s;
-    if (store_stream_lookup(app->store, c->stream, &s, NULL) != 0)
-        return false;
-    struct store_stream_info info;
-    store_stream_info(s, &info);
-    struct store_consumer_info ci;
-    switch (c->what) {
-    case STREAM_ACTIVATE: return info.status == STORE_STREAM_CREATING;
-    case STREAM_DELETE: return info.status == STORE_STREAM_DELETING;
-    case CONSUMER_ACTIVATE:
-        return store_consumer_lookup(s, c->consumer, &ci, NULL) == 0 &&
-               ci.status == STORE_CONSUMER_CREATING;
-    case CONSUMER_REMOVE:
-        return store_consumer_lookup(s, c->consumer, &ci, NULL) == 0 &&
-               ci.status == STORE_CONSUMER_DELETING;
+    case CONSUMER_REMOVE: return store_consumer_deregister(s, c->consumer, NULL) == 0;
     }
     return false;
 }
@@ -170,7 +155,8 @@ static void on_applied_durable(void *arg, const struct store_err *se)
         return;
     }
     struct gw_app *app = c->owner->app;
-    if (se && still_pending(app, c)) {
+    struct store_stream *s;
+    if (se && still_pending(app, c, &s)) {
         static const char *const to[] = {"ACTIVE", "deleted", "ACTIVE", "removed"};
         if (c->what == STREAM_ACTIVATE || c->what == STREAM_DELETE)
             gw_log(GW_LOG_WARN, "stream_transition_retry", "stream=%s to=%s: %s", c->stream,

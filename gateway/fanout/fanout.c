@@ -470,7 +470,7 @@ static uint8_t *frame_event(struct gw_sub *s, struct evbuffer *records, int64_t 
     t += store_seq_format(s->last, t);
     memcpy(t, k2, sizeof k2 - 1);
     t += sizeof k2 - 1;
-    t += gw_op_fmt_u64(t, behind > 0 ? (uint64_t)behind : 0);
+    t += gw_fmt_u64(t, behind > 0 ? (uint64_t)behind : 0);
     *t++ = '}';
     size_t tlen = (size_t)(t - tail);
     size_t rlen = records ? evbuffer_get_length(records) : 2;

@@ -106,9 +106,6 @@ void gw_op_record(struct gw_reply *w, const struct store_record *r);
 /* gw_op_record as JSON text appended to "out": SubscribeToShard's event
  * payloads, which are JSON whatever the request's encoding. */
 void gw_op_record_json(struct evbuffer *out, const struct store_record *r);
-/* Writes "v" in decimal at "dst" (room for 20 digits), without printf;
- * returns the number of digits. */
-size_t gw_op_fmt_u64(char *dst, uint64_t v);
 
 /* The REST door's "timestamp" query parameter (epoch seconds, a fraction
  * for milliseconds) named "name", in ms. Anything but one finite decimal

@@ -250,19 +250,6 @@ void gw_op_json_string(struct evbuffer *out, const uint8_t *p, size_t n)
     gw_reply_finish(&w);
 }
 
-size_t gw_op_fmt_u64(char *dst, uint64_t v)
-{
-    char digits[20];
-    size_t nd = 0;
-    do {
-        digits[nd++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < nd; i++)
-        dst[i] = digits[nd - 1 - i];
-    return nd;
-}
-
 void gw_op_record(struct gw_reply *w, const struct store_record *r)
 {
     char seq[STORE_SEQ_STRLEN];

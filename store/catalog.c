@@ -12,7 +12,7 @@
  *                          fsync, rename, fsync of the directory):
  *     {"version":2, "generation":G, "next_uid":U, "log":N,
  *      "streams":{"<name>":{"uid", "arn", "status", "created_ms",
- *        "retention_hours", "on_demand", "tags":{k:v},
+ *        "retention_hours", "on_demand", "shard_metrics"?, "tags":{k:v},
  *        "consumers":{"<name>":{"arn","status","created_ms"}} (registration order),
  *        "shard_count":C, "shard_gen":g}}}
  *     Shards are the even split of the hash space into C with start sequence
@@ -29,7 +29,8 @@
  *             damaged length is caught like damaged content.
  *     One record per catalog change, {"op": ..., "stream": name, ...}:
  *       create (the stream fields above), delete, status {"status"},
- *       on_demand {"on_demand"}, retention {"hours"}, tags_put {"tags":{k:v}},
+ *       on_demand {"on_demand"}, shard_metrics {"mask"}, retention {"hours"},
+ *       tags_put {"tags":{k:v}},
  *       tags_remove {"keys":[..]}, consumer_put {"consumer","arn","status",
  *       "created_ms"}, consumer_del {"consumer"}, consumer_status
  *       {"consumer","status"}.
@@ -157,6 +158,10 @@ static int cat_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen)
         json_t *v = json_object_get(rec, op);
         if (!v) return tree_fail(why, whylen, "bad %s record", op);
         json_object_set(st, op, v);
+    } else if (strcmp(op, "shard_metrics") == 0) {
+        json_t *v = json_object_get(rec, "mask");
+        if (!json_is_integer(v)) return tree_fail(why, whylen, "bad %s record", op);
+        json_object_set(st, "shard_metrics", v);
     } else if (strcmp(op, "retention") == 0) {
         json_t *v = json_object_get(rec, "hours");
         if (!json_is_integer(v)) return tree_fail(why, whylen, "bad %s record", op);
@@ -368,6 +373,9 @@ static int tree_build(struct store *s, json_t *tree, const char *path, struct st
         st->retention_hours = (uint32_t)retention;
         /* Optional: manifests written before capacity modes existed lack it. */
         st->on_demand = json_is_true(json_object_get(o, "on_demand"));
+        /* Absent in manifests written before enhanced monitoring: none. */
+        json_int_t metrics = json_integer_value(json_object_get(o, "shard_metrics"));
+        st->shard_metrics = (uint32_t)metrics & STORE_SHARD_METRICS_ALL;
         store_i_stream_insert(s, st);
         const char *k;
         json_t *v;

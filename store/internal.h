@@ -322,6 +322,7 @@ struct store_stream {
     int64_t created_ms;
     uint32_t retention_hours;
     int on_demand;                /* capacity mode: ON_DEMAND (1) or PROVISIONED */
+    uint32_t shard_metrics;       /* enhanced monitoring bits (store_stream_set_shard_metrics) */
     struct store_shard **shards;
     uint32_t nshards;
     struct tag *tags;             /* sorted by key */
@@ -358,7 +359,7 @@ void store_i_stream_bury(struct store *s, struct store_stream *st);
 
 enum cat_kind {
     CAT_CREATE, CAT_DELETE, CAT_STATUS, CAT_ON_DEMAND, CAT_RETENTION, CAT_TAGS,
-    CAT_CONSUMER_ADD, CAT_CONSUMER_DEL, CAT_CONSUMER_STATUS
+    CAT_CONSUMER_ADD, CAT_CONSUMER_DEL, CAT_CONSUMER_STATUS, CAT_SHARD_METRICS
 };
 
 /* A catalog change not yet durable: its log record until handed to the
@@ -369,7 +370,8 @@ struct cat_change {
     struct store_stream *st;     /* kept alive while a DELETE is pending */
     char *rec;                   /* NULL once posted */
     size_t len;
-    int old_int;                 /* STATUS, ON_DEMAND, RETENTION, CONSUMER_STATUS */
+    int old_int;                 /* STATUS, ON_DEMAND, RETENTION, CONSUMER_STATUS,
+                                  * SHARD_METRICS */
     struct tag *old_tags;        /* TAGS: the whole tag set before */
     size_t old_ntags;
     struct consumer cons;        /* CONSUMER_DEL: the removed consumer (owned) */

@@ -185,6 +185,7 @@ void store_stream_info(const struct store_stream *st, struct store_stream_info *
     out->created_ms = st->created_ms;
     out->retention_hours = st->retention_hours;
     out->on_demand = st->on_demand;
+    out->shard_metrics = st->shard_metrics;
     out->shard_count = st->nshards;
     out->open_shard_count = 0;
     for (uint32_t i = 0; i < st->nshards; i++)
@@ -223,6 +224,18 @@ void store_stream_set_on_demand(struct store_stream *st, int on_demand)
             json_pack("{s:s, s:b}", "op", "on_demand", "on_demand", !!on_demand));
         c->old_int = st->on_demand;
         st->on_demand = !!on_demand;
+    }
+}
+
+void store_stream_set_shard_metrics(struct store_stream *st, uint32_t mask)
+{
+    mask &= STORE_SHARD_METRICS_ALL;
+    if (st->shard_metrics != mask && !st->deleting) {
+        struct cat_change *c = store_i_catalog_record(
+            st->store, CAT_SHARD_METRICS, st,
+            json_pack("{s:s, s:i}", "op", "shard_metrics", "mask", (int)mask));
+        c->old_int = (int)st->shard_metrics;
+        st->shard_metrics = mask;
     }
 }
 
@@ -627,6 +640,9 @@ void store_i_stream_undo(struct store *s, struct cat_change *c)
         break;
     case CAT_ON_DEMAND:
         st->on_demand = c->old_int;
+        break;
+    case CAT_SHARD_METRICS:
+        st->shard_metrics = (uint32_t)c->old_int;
         break;
     case CAT_RETENTION:
         st->retention_hours = (uint32_t)c->old_int;

@@ -26,6 +26,8 @@ void op_add_tags(struct gw_app *app, struct gw_req *req);
 void op_remove_tags(struct gw_app *app, struct gw_req *req);
 void op_list_tags(struct gw_app *app, struct gw_req *req);
 void op_describe_limits(struct gw_app *app, struct gw_req *req);
+void op_enable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
+void op_disable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
 
 /* ops_records.c */
 void op_put_record(struct gw_app *app, struct gw_req *req);

@@ -1,6 +1,6 @@
 /* ops_streams.c - the stream control plane: CreateStream, DeleteStream,
  * DescribeStream, DescribeStreamSummary, ListStreams, ListShards, retention,
- * tags, DescribeLimits.
+ * tags, enhanced monitoring, DescribeLimits.
  *
  * Upstream: router.c (both doors). Downstream: the store catalog (store.h).
  * Each handler: decode and validate the whole request (ValidationException
@@ -174,6 +174,110 @@ void op_delete_stream(struct gw_app *app, struct gw_req *req)
     gw_op_run(app, req, delete_stream, true);
 }
 
+/* ---- enhanced monitoring ----------------------------------------------------------- */
+
+/* The model's MetricsName values; the store keeps bit i for metric i. "ALL"
+ * stands for all seven and is never stored. */
+static const char *const metric_names[] = {
+    "IncomingBytes",  "IncomingRecords",
+    "OutgoingBytes",  "OutgoingRecords",
+    "WriteProvisionedThroughputExceeded", "ReadProvisionedThroughputExceeded",
+    "IteratorAgeMilliseconds", "ALL", NULL};
+#define METRIC_ALL 7
+#define METRICS_EVERY ((1u << METRIC_ALL) - 1)
+
+/* The enabled metrics as a JSON array, in the model's order. Returns new. */
+static json_t *metrics_json(uint32_t mask)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < METRIC_ALL; i++)
+        if (mask & (1u << i))
+            json_array_append_new(a, json_string(metric_names[i]));
+    return a;
+}
+
+static int enhanced_monitoring(struct gw_app *app, json_t *body, bool enable, json_t **out,
+                               struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *name, *arn;
+    json_t *list;
+    if (gw_op_stream_fields(&v, body, true, &name, &arn) != 0 ||
+        gw_v_array(&v, body, "ShardLevelMetrics", "shardLevelMetrics", GW_V_REQUIRED, 1, 7,
+                   &list) != 0)
+        return -1;
+    uint32_t mask = 0;
+    bool bad = false;
+    size_t i;
+    json_t *m;
+    json_array_foreach(list, i, m) {
+        if (!json_is_string(m))
+            return gw_error_set(err, GW_ERR_SERIALIZATION,
+                                "ShardLevelMetrics must be an array of strings");
+        int k = -1;
+        for (int j = 0; metric_names[j]; j++)
+            if (strcmp(metric_names[j], json_string_value(m)) == 0)
+                k = j;
+        if (k < 0)
+            bad = true;
+        else
+            mask |= k == METRIC_ALL ? METRICS_EVERY : 1u << k;
+    }
+    if (bad) {
+        /* Reported as the service does: the whole list, then the set. */
+        char text[600] = "[";
+        json_array_foreach(list, i, m) {
+            size_t len = strlen(text);
+            snprintf(text + len, sizeof text - len, "%s%s", i ? ", " : "",
+                     json_is_string(m) ? json_string_value(m) : "");
+        }
+        strncat(text, "]", sizeof text - strlen(text) - 1);
+        gw_valid_add(&v, text, "shardLevelMetrics",
+                     "satisfy constraint: [Member must satisfy enum value set: [IncomingBytes, "
+                     "IncomingRecords, OutgoingBytes, OutgoingRecords, "
+                     "WriteProvisionedThroughputExceeded, ReadProvisionedThroughputExceeded, "
+                     "IteratorAgeMilliseconds, ALL]]");
+    }
+    if (gw_valid_done(&v) != 0)
+        return -1;
+    struct store_stream *s;
+    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
+        return -1;
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    uint32_t before = info.shard_metrics;
+    uint32_t after = enable ? before | mask : before & ~mask;
+    store_stream_set_shard_metrics(s, after);
+    gw_log(GW_LOG_INFO, "enhanced_monitoring", "stream=%s metrics=0x%x", info.name, after);
+    *out = json_pack("{s:s, s:s, s:o, s:o}", "StreamName", info.name, "StreamARN", info.arn,
+                     "CurrentShardLevelMetrics", metrics_json(before),
+                     "DesiredShardLevelMetrics", metrics_json(after));
+    return 0;
+}
+
+static int enable_monitoring(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                             struct gw_error *err)
+{
+    return enhanced_monitoring(app, body, true, out, err);
+}
+
+static int disable_monitoring(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                              struct gw_error *err)
+{
+    return enhanced_monitoring(app, body, false, out, err);
+}
+
+void op_enable_enhanced_monitoring(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, enable_monitoring, true);
+}
+
+void op_disable_enhanced_monitoring(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, disable_monitoring, true);
+}
+
 /* ---- DescribeStream / DescribeStreamSummary ------------------------------------ */
 
 static void describe_common(struct gw_app *app, struct store_stream *s, json_t *o)
@@ -187,7 +291,8 @@ static void describe_common(struct gw_app *app, struct store_stream *s, json_t *
     json_object_set_new(o, "RetentionPeriodHours", json_integer(info.retention_hours));
     json_object_set_new(o, "StreamCreationTimestamp", gw_json_time(info.created_ms));
     json_object_set_new(o, "EnhancedMonitoring",
-                        json_pack("[{s:[]}]", "ShardLevelMetrics"));
+                        json_pack("[{s:o}]", "ShardLevelMetrics",
+                                  metrics_json(info.shard_metrics)));
     json_object_set_new(o, "EncryptionType", json_string(info.encryption_type));
 }
 

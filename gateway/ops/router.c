@@ -47,6 +47,8 @@ const struct gw_op gw_ops[] = {
     {"RemoveTagsFromStream", NULL, NULL, op_remove_tags},
     {"ListTagsForStream", NULL, NULL, op_list_tags},
     {"DescribeLimits", NULL, NULL, op_describe_limits},
+    {"EnableEnhancedMonitoring", NULL, NULL, op_enable_enhanced_monitoring},
+    {"DisableEnhancedMonitoring", NULL, NULL, op_disable_enhanced_monitoring},
     {"RegisterStreamConsumer", "POST", "/v1/streams/{stream}/consumers", op_register_consumer},
     {"ListStreamConsumers", "GET", "/v1/streams/{stream}/consumers", op_list_consumers},
     {"DescribeStreamConsumer", "GET", "/v1/streams/{stream}/consumers/{consumer}",

@@ -387,6 +387,7 @@ struct store_stream_info {
     uint32_t consumer_count;
     uint32_t consumers_creating; /* those in status CREATING */
     const char *encryption_type; /* always "NONE" */
+    uint32_t shard_metrics;      /* enhanced monitoring: a set of bits, see below */
 };
 
 /* Creates stream "name" ([a-zA-Z0-9_.-]{1,128}) with "shard_count" (1..10000)
@@ -432,6 +433,13 @@ void store_stream_set_status(struct store_stream *stream, enum store_stream_stat
 /* Records the stream's capacity mode (1 ON_DEMAND, 0 PROVISIONED; default 0).
  * The store attaches no behaviour to it; it is persisted in the manifest. */
 void store_stream_set_on_demand(struct store_stream *stream, int on_demand);
+
+/* Records which shard-level metrics are enabled (EnableEnhancedMonitoring):
+ * a set of bits the gateway assigns, bit i for its i-th metric name, below
+ * STORE_SHARD_METRICS_ALL. The store attaches no behaviour to it; it is
+ * persisted in the manifest like the retention. */
+#define STORE_SHARD_METRICS_ALL 0xffu
+void store_stream_set_shard_metrics(struct store_stream *stream, uint32_t mask);
 
 /* Raises the retention to "hours". STORE_EINVAL if outside 24..8760 or lower
  * than the current value. */

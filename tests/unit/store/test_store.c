@@ -415,6 +415,39 @@ static off_t file_size(const char *path)
     return sb.st_size;
 }
 
+/* Enhanced monitoring's metric set: through log replay after a crash, then
+ * through the snapshot the clean close writes. */
+Test(store, shard_metrics_survive_log_and_snapshot)
+{
+    char *dir = tmpdir_new(), img[600];
+    snprintf(img, sizeof img, "%s.img", dir);
+    struct store_opts o = opts_never();
+    struct store *s = open_store(dir, &o);
+    struct store_stream *st = make_stream(s, "mon", 1);
+    struct store_stream_info si;
+    store_stream_info(st, &si);
+    cr_assert_eq(si.shard_metrics, 0, "none by default");
+    store_stream_set_shard_metrics(st, 0x15);
+    store_stream_set_shard_metrics(st, 0x1f05); /* bits past ALL are dropped */
+    store_stream_info(st, &si);
+    cr_assert_eq(si.shard_metrics, 0x05);
+    cr_assert_eq(catalog_settle(s), 0);
+    crash_image(dir, img);
+    store_close(s);
+
+    s = open_store(img, &o);
+    store_stream_info(get_stream(s, "mon"), &si);
+    cr_assert_eq(si.shard_metrics, 0x05, "after log replay");
+    store_close(s); /* compacts: a snapshot and an empty log */
+    s = open_store(img, &o);
+    store_stream_info(get_stream(s, "mon"), &si);
+    cr_assert_eq(si.shard_metrics, 0x05, "from the snapshot");
+    store_close(s);
+    rm_rf(img);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* Every kind of change survives a crash through log replay alone (no
  * snapshot after them), in order: a deregistered consumer stays gone. */
 Test(store, catalog_log_replayed_after_crash)
@@ -665,6 +698,7 @@ Test(store, catalog_failure_rolls_back)
     struct store_tag t2[] = {{"k", "v2"}, {"new", "x"}};
     cr_assert_eq(store_stream_tags_add(keep, t2, 2, NULL), 0);
     cr_assert_eq(store_stream_retention_increase(keep, 72, NULL), 0);
+    store_stream_set_shard_metrics(keep, 0x3);
     store_stream_set_status(keep, STORE_STREAM_ACTIVE);
     cr_assert_eq(store_consumer_deregister(keep, "c0", NULL), 0);
     cr_assert_eq(store_consumer_set_status(keep, "c1", STORE_CONSUMER_ACTIVE, NULL), 0);
@@ -684,6 +718,7 @@ Test(store, catalog_failure_rolls_back)
         store_stream_info(keep, &si);
         cr_assert_eq(si.status, STORE_STREAM_CREATING);
         cr_assert_eq(si.retention_hours, 24);
+        cr_assert_eq(si.shard_metrics, 0, "pass %d: the metric set is undone", pass);
         cr_assert_eq(si.consumer_count, 2);
         cr_assert_eq(si.consumers_creating, 2);
         struct store_consumer_info ci[3];

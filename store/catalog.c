@@ -12,7 +12,8 @@
  *                          fsync, rename, fsync of the directory):
  *     {"version":2, "generation":G, "next_uid":U, "log":N,
  *      "streams":{"<name>":{"uid", "arn", "status", "created_ms",
- *        "retention_hours", "on_demand", "shard_metrics"?, "tags":{k:v},
+ *        "retention_hours", "on_demand", "shard_metrics"?, "kms_key_id"?,
+ *        "tags":{k:v},
  *        "consumers":{"<name>":{"arn","status","created_ms"}} (registration order),
  *        "shard_count":C, "shard_gen":g}}}
  *     Shards are the even split of the hash space into C with start sequence
@@ -29,7 +30,8 @@
  *             damaged length is caught like damaged content.
  *     One record per catalog change, {"op": ..., "stream": name, ...}:
  *       create (the stream fields above), delete, status {"status"},
- *       on_demand {"on_demand"}, shard_metrics {"mask"}, retention {"hours"},
+ *       on_demand {"on_demand"}, shard_metrics {"mask"}, kms_key {"key_id"
+ *       (null: none)}, retention {"hours"},
  *       tags_put {"tags":{k:v}},
  *       tags_remove {"keys":[..]}, consumer_put {"consumer","arn","status",
  *       "created_ms"}, consumer_del {"consumer"}, consumer_status
@@ -158,6 +160,14 @@ static int cat_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen)
         json_t *v = json_object_get(rec, op);
         if (!v) return tree_fail(why, whylen, "bad %s record", op);
         json_object_set(st, op, v);
+    } else if (strcmp(op, "kms_key") == 0) {
+        json_t *v = json_object_get(rec, "key_id");
+        if (!json_is_string(v) && !json_is_null(v))
+            return tree_fail(why, whylen, "bad %s record", op);
+        if (json_is_string(v))
+            json_object_set(st, "kms_key_id", v);
+        else
+            json_object_del(st, "kms_key_id");
     } else if (strcmp(op, "shard_metrics") == 0) {
         json_t *v = json_object_get(rec, "mask");
         if (!json_is_integer(v)) return tree_fail(why, whylen, "bad %s record", op);
@@ -376,7 +386,12 @@ static int tree_build(struct store *s, json_t *tree, const char *path, struct st
         /* Absent in manifests written before enhanced monitoring: none. */
         json_int_t metrics = json_integer_value(json_object_get(o, "shard_metrics"));
         st->shard_metrics = (uint32_t)metrics & STORE_SHARD_METRICS_ALL;
-        store_i_stream_insert(s, st);
+        store_i_stream_insert(s, st); /* owned by the store from here, errors included */
+        const char *kms = json_string_value(json_object_get(o, "kms_key_id"));
+        if (kms && (!*kms || strlen(kms) > STORE_KMS_KEY_ID_MAX))
+            return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad kms_key_id of %s", path,
+                                   name);
+        st->kms_key_id = kms ? store_i_xstrdup(kms) : NULL;
         const char *k;
         json_t *v;
         json_object_foreach(tags, k, v) {
@@ -774,6 +789,7 @@ struct cat_change *store_i_catalog_record(struct store *s, enum cat_kind kind,
 static void change_free(struct cat_change *c)
 {
     free(c->rec);
+    free(c->old_str);
     for (size_t i = 0; i < c->old_ntags; i++) {
         free(c->old_tags[i].key);
         free(c->old_tags[i].value);

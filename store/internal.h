@@ -323,6 +323,7 @@ struct store_stream {
     uint32_t retention_hours;
     int on_demand;                /* capacity mode: ON_DEMAND (1) or PROVISIONED */
     uint32_t shard_metrics;       /* enhanced monitoring bits (store_stream_set_shard_metrics) */
+    char *kms_key_id;             /* NULL: encryption NONE */
     struct store_shard **shards;
     uint32_t nshards;
     struct tag *tags;             /* sorted by key */
@@ -359,7 +360,8 @@ void store_i_stream_bury(struct store *s, struct store_stream *st);
 
 enum cat_kind {
     CAT_CREATE, CAT_DELETE, CAT_STATUS, CAT_ON_DEMAND, CAT_RETENTION, CAT_TAGS,
-    CAT_CONSUMER_ADD, CAT_CONSUMER_DEL, CAT_CONSUMER_STATUS, CAT_SHARD_METRICS
+    CAT_CONSUMER_ADD, CAT_CONSUMER_DEL, CAT_CONSUMER_STATUS, CAT_SHARD_METRICS,
+    CAT_KMS_KEY
 };
 
 /* A catalog change not yet durable: its log record until handed to the
@@ -372,6 +374,7 @@ struct cat_change {
     size_t len;
     int old_int;                 /* STATUS, ON_DEMAND, RETENTION, CONSUMER_STATUS,
                                   * SHARD_METRICS */
+    char *old_str;               /* KMS_KEY: the key id before (owned; NULL none) */
     struct tag *old_tags;        /* TAGS: the whole tag set before */
     size_t old_ntags;
     struct consumer cons;        /* CONSUMER_DEL: the removed consumer (owned) */

@@ -151,6 +151,7 @@ void store_i_stream_free(struct store_stream *st)
     free(st->consumers);
     free(st->chash);
     free(st->shards);
+    free(st->kms_key_id);
     free(st->name);
     free(st->arn);
     free(st);
@@ -192,7 +193,8 @@ void store_stream_info(const struct store_stream *st, struct store_stream_info *
         out->open_shard_count += !st->shards[i]->has_end;
     out->consumer_count = (uint32_t)st->nconsumers;
     out->consumers_creating = st->consumers_creating;
-    out->encryption_type = "NONE";
+    out->encryption_type = st->kms_key_id ? "KMS" : "NONE";
+    out->kms_key_id = st->kms_key_id;
 }
 
 /* A stream whose deletion is pending is gone from the catalog: a change
@@ -225,6 +227,26 @@ void store_stream_set_on_demand(struct store_stream *st, int on_demand)
         c->old_int = st->on_demand;
         st->on_demand = !!on_demand;
     }
+}
+
+int store_stream_set_kms_key(struct store_stream *st, const char *key_id, struct store_err *err)
+{
+    if (st->deleting)
+        return store_i_err_set(err, STORE_ENOTFOUND, "stream %s is being deleted", st->name);
+    if (key_id && (key_id[0] == '\0' || strlen(key_id) > STORE_KMS_KEY_ID_MAX))
+        return store_i_err_set(err, STORE_EINVAL, "KMS key id must be 1..%d bytes",
+                               STORE_KMS_KEY_ID_MAX);
+    if ((!key_id && !st->kms_key_id) ||
+        (key_id && st->kms_key_id && strcmp(key_id, st->kms_key_id) == 0))
+        return 0;
+    json_t *v = key_id ? json_string(key_id) : json_null();
+    if (!v) /* the manifest is JSON: the id must be UTF-8 */
+        return store_i_err_set(err, STORE_EINVAL, "KMS key id must be UTF-8");
+    json_t *rec = json_pack("{s:s, s:o}", "op", "kms_key", "key_id", v);
+    struct cat_change *c = store_i_catalog_record(st->store, CAT_KMS_KEY, st, rec);
+    c->old_str = st->kms_key_id;
+    st->kms_key_id = key_id ? store_i_xstrdup(key_id) : NULL;
+    return 0;
 }
 
 void store_stream_set_shard_metrics(struct store_stream *st, uint32_t mask)
@@ -643,6 +665,11 @@ void store_i_stream_undo(struct store *s, struct cat_change *c)
         break;
     case CAT_SHARD_METRICS:
         st->shard_metrics = (uint32_t)c->old_int;
+        break;
+    case CAT_KMS_KEY:
+        free(st->kms_key_id);
+        st->kms_key_id = c->old_str;
+        c->old_str = NULL;
         break;
     case CAT_RETENTION:
         st->retention_hours = (uint32_t)c->old_int;

@@ -15,7 +15,7 @@
 
 #define CONSUMER_NAME_MAX 128 /* [a-zA-Z0-9_.-]{1,128} */
 
-enum what { STREAM_ACTIVATE, STREAM_DELETE, CONSUMER_ACTIVATE, CONSUMER_REMOVE };
+enum what { STREAM_ACTIVATE, STREAM_DELETE, CONSUMER_ACTIVATE, CONSUMER_REMOVE, STREAM_SETTLE };
 
 /* One pending change: a timer, or a wait for a catalog sync. Every one is on
  * the list so that a stop frees them all. */
@@ -110,6 +110,7 @@ static bool still_pending(struct gw_app *app, const struct change *c, struct sto
     switch (c->what) {
     case STREAM_ACTIVATE: return info.status == STORE_STREAM_CREATING;
     case STREAM_DELETE: return info.status == STORE_STREAM_DELETING;
+    case STREAM_SETTLE: return info.status == STORE_STREAM_UPDATING;
     case CONSUMER_ACTIVATE:
         return store_consumer_lookup(*stream, c->consumer, &ci, NULL) == 0 &&
                ci.status == STORE_CONSUMER_CREATING;
@@ -128,7 +129,8 @@ static bool apply(struct gw_app *app, struct change *c)
     if (!still_pending(app, c, &s))
         return false;
     switch (c->what) {
-    case STREAM_ACTIVATE: store_stream_set_status(s, STORE_STREAM_ACTIVE); return true;
+    case STREAM_ACTIVATE:
+    case STREAM_SETTLE: store_stream_set_status(s, STORE_STREAM_ACTIVE); return true;
     case STREAM_DELETE:
         /* Its shards' buckets go with it (the table is keyed by shard). */
         gw_throttle_forget(app->throttle);
@@ -157,8 +159,8 @@ static void on_applied_durable(void *arg, const struct store_err *se)
     struct gw_app *app = c->owner->app;
     struct store_stream *s;
     if (se && still_pending(app, c, &s)) {
-        static const char *const to[] = {"ACTIVE", "deleted", "ACTIVE", "removed"};
-        if (c->what == STREAM_ACTIVATE || c->what == STREAM_DELETE)
+        static const char *const to[] = {"ACTIVE", "deleted", "ACTIVE", "removed", "ACTIVE"};
+        if (c->what != CONSUMER_ACTIVATE && c->what != CONSUMER_REMOVE)
             gw_log(GW_LOG_WARN, "stream_transition_retry", "stream=%s to=%s: %s", c->stream,
                    to[c->what], se->msg);
         else
@@ -232,6 +234,16 @@ void gw_transition_stream_delete(struct gw_app *app, const char *name)
     store_stream_set_status(s, STORE_STREAM_DELETING);
     gw_loop_commit_soon(app);
     schedule(change_new(app, STREAM_DELETE, name, NULL));
+}
+
+void gw_transition_stream_update(struct gw_app *app, const char *name)
+{
+    struct store_stream *s;
+    if (store_stream_lookup(app->store, name, &s, NULL) != 0)
+        return;
+    store_stream_set_status(s, STORE_STREAM_UPDATING);
+    gw_loop_commit_soon(app);
+    schedule(change_new(app, STREAM_SETTLE, name, NULL));
 }
 
 void gw_transition_consumer_deregister(struct gw_app *app, const char *stream, const char *name)

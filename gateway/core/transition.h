@@ -25,6 +25,9 @@ void gw_transition_recover(struct gw_app *app);
 /* "name" was created: ACTIVE after --stream-delay, once its creation is
  * durable. */
 void gw_transition_stream_created(struct gw_app *app, const char *name);
+/* Marks "name" UPDATING now (a change is rolling out) and ACTIVE again after
+ * --stream-delay. */
+void gw_transition_stream_update(struct gw_app *app, const char *name);
 /* Marks "name" DELETING now and deletes it after --stream-delay. */
 void gw_transition_stream_delete(struct gw_app *app, const char *name);
 /* Consumer "name" of stream "stream" was registered: ACTIVE after

@@ -28,6 +28,8 @@ void op_list_tags(struct gw_app *app, struct gw_req *req);
 void op_describe_limits(struct gw_app *app, struct gw_req *req);
 void op_enable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
 void op_disable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
+void op_start_stream_encryption(struct gw_app *app, struct gw_req *req);
+void op_stop_stream_encryption(struct gw_app *app, struct gw_req *req);
 
 /* ops_records.c */
 void op_put_record(struct gw_app *app, struct gw_req *req);

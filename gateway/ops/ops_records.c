@@ -54,6 +54,7 @@ struct put_ctx {
     size_t ngroups;
     size_t pending;          /* groups whose callback has not fired */
     char stream[STORE_STREAM_NAME_MAX + 1];
+    bool kms;                /* the stream's encryption when the records were taken */
     char fail_msg[sizeof(((struct store_err *)0)->msg)]; /* store error text for a failed PutRecord */
 };
 
@@ -145,7 +146,7 @@ static void reply_put(struct put_ctx *ctx)
         gw_reply_key(&w, "SequenceNumber");
         gw_reply_string_n(&w, seq, seq_len);
         gw_reply_key(&w, "EncryptionType");
-        gw_reply_string(&w, "NONE");
+        gw_reply_string(&w, ctx->kms ? "KMS" : "NONE");
         gw_reply_end(&w);
         gw_reply_send(&w, 200);
         return;
@@ -160,7 +161,7 @@ static void reply_put(struct put_ctx *ctx)
         reply_entry(&w, ctx, &ctx->res[i]);
     gw_reply_end(&w);
     gw_reply_key(&w, "EncryptionType");
-    gw_reply_string(&w, "NONE");
+    gw_reply_string(&w, ctx->kms ? "KMS" : "NONE");
     gw_reply_end(&w);
     gw_reply_send(&w, 200);
 }
@@ -281,6 +282,7 @@ static void put(struct gw_app *app, struct gw_req *req, bool batch)
     ctx->n = b.n;
     ctx->res = xcalloc(b.n, sizeof *ctx->res);
     snprintf(ctx->stream, sizeof ctx->stream, "%s", info.name);
+    ctx->kms = info.kms_key_id != NULL;
 
     /* Route every entry first: a bad ExplicitHashKey fails the whole request
      * before anything is appended. */

@@ -1,6 +1,6 @@
 /* ops_streams.c - the stream control plane: CreateStream, DeleteStream,
  * DescribeStream, DescribeStreamSummary, ListStreams, ListShards, retention,
- * tags, enhanced monitoring, DescribeLimits.
+ * tags, enhanced monitoring, encryption, DescribeLimits.
  *
  * Upstream: router.c (both doors). Downstream: the store catalog (store.h).
  * Each handler: decode and validate the whole request (ValidationException
@@ -278,6 +278,67 @@ void op_disable_enhanced_monitoring(struct gw_app *app, struct gw_req *req)
     gw_op_run(app, req, disable_monitoring, true);
 }
 
+/* ---- server-side encryption ----------------------------------------------------------- */
+
+/* StartStreamEncryption / StopStreamEncryption. The key id is recorded and
+ * reported (DescribeStream, EncryptionType on writes); nothing is encrypted
+ * with it (docs/protocol.md). The stream is UPDATING for --stream-delay, as
+ * on AWS while the change rolls out. */
+static int stream_encryption(struct gw_app *app, json_t *body, bool start, struct gw_error *err)
+{
+    static const char *const types[] = {"NONE", "KMS", NULL};
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *name, *arn, *key;
+    int type;
+    if (gw_op_stream_fields(&v, body, true, &name, &arn) != 0 ||
+        gw_v_enum(&v, body, "EncryptionType", "encryptionType", GW_V_REQUIRED, types, &type) != 0 ||
+        gw_v_str(&v, body, "KeyId", "keyId", GW_V_REQUIRED, 1, STORE_KMS_KEY_ID_MAX, NULL, NULL,
+                 &key) != 0 ||
+        gw_valid_done(&v) != 0)
+        return -1;
+    if (type != 1)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                            "EncryptionType NONE is not valid for %s; use KMS.",
+                            start ? "StartStreamEncryption" : "StopStreamEncryption");
+    struct store_stream *s;
+    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
+        return -1;
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    struct store_err se = {0};
+    if (store_stream_set_kms_key(s, start ? key : NULL, &se) != 0)
+        return gw_op_store_error(&se, err);
+    gw_log(GW_LOG_INFO, "stream_encryption", "stream=%s type=%s", info.name,
+           start ? "KMS" : "NONE");
+    gw_transition_stream_update(app, info.name);
+    return 0;
+}
+
+static int start_encryption(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                            struct gw_error *err)
+{
+    *out = NULL;
+    return stream_encryption(app, body, true, err);
+}
+
+static int stop_encryption(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                           struct gw_error *err)
+{
+    *out = NULL;
+    return stream_encryption(app, body, false, err);
+}
+
+void op_start_stream_encryption(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, start_encryption, true);
+}
+
+void op_stop_stream_encryption(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, stop_encryption, true);
+}
+
 /* ---- DescribeStream / DescribeStreamSummary ------------------------------------ */
 
 static void describe_common(struct gw_app *app, struct store_stream *s, json_t *o)
@@ -294,6 +355,8 @@ static void describe_common(struct gw_app *app, struct store_stream *s, json_t *
                         json_pack("[{s:o}]", "ShardLevelMetrics",
                                   metrics_json(info.shard_metrics)));
     json_object_set_new(o, "EncryptionType", json_string(info.encryption_type));
+    if (info.kms_key_id)
+        json_object_set_new(o, "KeyId", json_string(info.kms_key_id));
 }
 
 static int describe_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,

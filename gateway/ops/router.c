@@ -49,6 +49,8 @@ const struct gw_op gw_ops[] = {
     {"DescribeLimits", NULL, NULL, op_describe_limits},
     {"EnableEnhancedMonitoring", NULL, NULL, op_enable_enhanced_monitoring},
     {"DisableEnhancedMonitoring", NULL, NULL, op_disable_enhanced_monitoring},
+    {"StartStreamEncryption", NULL, NULL, op_start_stream_encryption},
+    {"StopStreamEncryption", NULL, NULL, op_stop_stream_encryption},
     {"RegisterStreamConsumer", "POST", "/v1/streams/{stream}/consumers", op_register_consumer},
     {"ListStreamConsumers", "GET", "/v1/streams/{stream}/consumers", op_list_consumers},
     {"DescribeStreamConsumer", "GET", "/v1/streams/{stream}/consumers/{consumer}",

@@ -386,7 +386,8 @@ struct store_stream_info {
     uint32_t open_shard_count;
     uint32_t consumer_count;
     uint32_t consumers_creating; /* those in status CREATING */
-    const char *encryption_type; /* always "NONE" */
+    const char *encryption_type; /* "NONE", or "KMS" once a key id is recorded */
+    const char *kms_key_id;      /* NULL unless "KMS" */
     uint32_t shard_metrics;      /* enhanced monitoring: a set of bits, see below */
 };
 
@@ -433,6 +434,14 @@ void store_stream_set_status(struct store_stream *stream, enum store_stream_stat
 /* Records the stream's capacity mode (1 ON_DEMAND, 0 PROVISIONED; default 0).
  * The store attaches no behaviour to it; it is persisted in the manifest. */
 void store_stream_set_on_demand(struct store_stream *stream, int on_demand);
+
+/* Records server-side encryption (StartStreamEncryption): "key_id" (1..2048
+ * bytes, copied) makes the stream's encryption type KMS; NULL makes it NONE
+ * again. The store encrypts nothing with it (see docs/protocol.md); it is
+ * persisted in the manifest. STORE_EINVAL for a key id of a bad length. */
+#define STORE_KMS_KEY_ID_MAX 2048
+int store_stream_set_kms_key(struct store_stream *stream, const char *key_id,
+                             struct store_err *err);
 
 /* Records which shard-level metrics are enabled (EnableEnhancedMonitoring):
  * a set of bits the gateway assigns, bit i for its i-th metric name, below

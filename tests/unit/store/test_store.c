@@ -415,9 +415,9 @@ static off_t file_size(const char *path)
     return sb.st_size;
 }
 
-/* Enhanced monitoring's metric set: through log replay after a crash, then
- * through the snapshot the clean close writes. */
-Test(store, shard_metrics_survive_log_and_snapshot)
+/* Enhanced monitoring's metric set and the KMS key id: through log replay
+ * after a crash, then through the snapshot the clean close writes. */
+Test(store, shard_metrics_and_kms_key_survive_log_and_snapshot)
 {
     char *dir = tmpdir_new(), img[600];
     snprintf(img, sizeof img, "%s.img", dir);
@@ -431,18 +431,33 @@ Test(store, shard_metrics_survive_log_and_snapshot)
     store_stream_set_shard_metrics(st, 0x1f05); /* bits past ALL are dropped */
     store_stream_info(st, &si);
     cr_assert_eq(si.shard_metrics, 0x05);
+    cr_assert_str_eq(si.encryption_type, "NONE");
+    cr_assert_null(si.kms_key_id);
+    struct store_err e;
+    cr_assert_eq(store_stream_set_kms_key(st, "", &e), STORE_EINVAL);
+    cr_assert_eq(store_stream_set_kms_key(st, "alias/first", NULL), 0);
+    cr_assert_eq(store_stream_set_kms_key(st, "alias/aws/kinesis", NULL), 0);
+    store_stream_info(st, &si);
+    cr_assert_str_eq(si.encryption_type, "KMS");
+    struct store_stream *plain = make_stream(s, "plain", 1);
+    cr_assert_eq(store_stream_set_kms_key(plain, "k", NULL), 0);
+    cr_assert_eq(store_stream_set_kms_key(plain, NULL, NULL), 0);
     cr_assert_eq(catalog_settle(s), 0);
     crash_image(dir, img);
     store_close(s);
 
-    s = open_store(img, &o);
-    store_stream_info(get_stream(s, "mon"), &si);
-    cr_assert_eq(si.shard_metrics, 0x05, "after log replay");
-    store_close(s); /* compacts: a snapshot and an empty log */
-    s = open_store(img, &o);
-    store_stream_info(get_stream(s, "mon"), &si);
-    cr_assert_eq(si.shard_metrics, 0x05, "from the snapshot");
-    store_close(s);
+    /* Pass 0 replays the log; its close compacts, so pass 1 reads a snapshot. */
+    for (int pass = 0; pass < 2; pass++) {
+        s = open_store(img, &o);
+        store_stream_info(get_stream(s, "mon"), &si);
+        cr_assert_eq(si.shard_metrics, 0x05, "pass %d", pass);
+        cr_assert_str_eq(si.encryption_type, "KMS", "pass %d", pass);
+        cr_assert_str_eq(si.kms_key_id, "alias/aws/kinesis", "pass %d", pass);
+        store_stream_info(get_stream(s, "plain"), &si);
+        cr_assert_str_eq(si.encryption_type, "NONE", "pass %d", pass);
+        cr_assert_null(si.kms_key_id);
+        store_close(s);
+    }
     rm_rf(img);
     rm_rf(dir);
     free(dir);
@@ -699,6 +714,7 @@ Test(store, catalog_failure_rolls_back)
     cr_assert_eq(store_stream_tags_add(keep, t2, 2, NULL), 0);
     cr_assert_eq(store_stream_retention_increase(keep, 72, NULL), 0);
     store_stream_set_shard_metrics(keep, 0x3);
+    cr_assert_eq(store_stream_set_kms_key(keep, "alias/undone", NULL), 0);
     store_stream_set_status(keep, STORE_STREAM_ACTIVE);
     cr_assert_eq(store_consumer_deregister(keep, "c0", NULL), 0);
     cr_assert_eq(store_consumer_set_status(keep, "c1", STORE_CONSUMER_ACTIVE, NULL), 0);
@@ -719,6 +735,7 @@ Test(store, catalog_failure_rolls_back)
         cr_assert_eq(si.status, STORE_STREAM_CREATING);
         cr_assert_eq(si.retention_hours, 24);
         cr_assert_eq(si.shard_metrics, 0, "pass %d: the metric set is undone", pass);
+        cr_assert_null(si.kms_key_id, "pass %d: the key is undone", pass);
         cr_assert_eq(si.consumer_count, 2);
         cr_assert_eq(si.consumers_creating, 2);
         struct store_consumer_info ci[3];

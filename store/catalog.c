@@ -14,7 +14,8 @@
  *      "streams":{"<name>":{"uid", "arn", "status", "created_ms",
  *        "retention_hours", "on_demand", "shard_metrics"?, "kms_key_id"?,
  *        "tags":{k:v},
- *        "consumers":{"<name>":{"arn","status","created_ms"}} (registration order),
+ *        "consumers":{"<name>":{"arn","status","created_ms","tags"?:{k:v}}}
+ *        (registration order),
  *        "shard_count":C, "shard_gen":g}}}
  *     Shards are the even split of the hash space into C with start sequence
  *     (g, i, 0) - the store has no resharding, so that is all there is to
@@ -35,7 +36,8 @@
  *       tags_put {"tags":{k:v}},
  *       tags_remove {"keys":[..]}, consumer_put {"consumer","arn","status",
  *       "created_ms"}, consumer_del {"consumer"}, consumer_status
- *       {"consumer","status"}.
+ *       {"consumer","status"}, consumer_tags_put {"consumer","tags":{k:v}},
+ *       consumer_tags_remove {"consumer","keys":[..]}.
  *
  * store_close compacts too, so a cleanly closed store is one MANIFEST and an
  * empty log.
@@ -211,6 +213,22 @@ static int cat_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen)
             json_t *v = json_object_get(rec, "status");
             if (!v) return tree_fail(why, whylen, "bad %s record", op);
             json_object_set(c, "status", v);
+        } else if (strcmp(op, "consumer_tags_put") == 0) {
+            json_t *in = json_object_get(rec, "tags"), *tags = json_object_get(c, "tags");
+            if (!json_is_object(in)) return tree_fail(why, whylen, "bad %s record", op);
+            if (!json_is_object(tags)) {
+                tags = json_object();
+                json_object_set_new(c, "tags", tags);
+            }
+            json_object_update(tags, in);
+        } else if (strcmp(op, "consumer_tags_remove") == 0) {
+            json_t *keys = json_object_get(rec, "keys"), *tags = json_object_get(c, "tags"), *k;
+            size_t i;
+            if (!json_is_array(keys)) return tree_fail(why, whylen, "bad %s record", op);
+            json_array_foreach(keys, i, k) {
+                if (json_is_object(tags) && json_is_string(k))
+                    json_object_del(tags, json_string_value(k));
+            }
         } else {
             return tree_fail(why, whylen, "unknown op %s", op);
         }
@@ -406,6 +424,13 @@ static int tree_build(struct store *s, json_t *tree, const char *path, struct st
                                        name);
             store_i_stream_consumer_put(st, k, ca,
                                         (enum store_consumer_status)name_index(cs, cst, 3), cc);
+            /* Optional: consumers without tags (and older manifests) lack it. */
+            json_t *ctags = json_object_get(v, "tags"), *tv;
+            const char *tk;
+            json_object_foreach(ctags, tk, tv) {
+                store_i_stream_consumer_tag_put(st, k, tk,
+                                                json_is_string(tv) ? json_string_value(tv) : "");
+            }
         }
         int rc = build_shards(s, st, o, path, name, err);
         if (rc) return rc;
@@ -798,6 +823,7 @@ static void change_free(struct cat_change *c)
     if (c->cons.name) {
         free(c->cons.name);
         free(c->cons.arn);
+        store_i_tags_free(c->cons.tags, c->cons.ntags);
     }
     free(c->cname);
 }

@@ -312,6 +312,8 @@ struct consumer {
     char *name, *arn;
     enum store_consumer_status status;
     int64_t created_ms;
+    struct tag *tags; /* sorted by key */
+    size_t ntags;
 };
 
 struct store_stream {
@@ -343,6 +345,10 @@ void store_i_stream_free(struct store_stream *st);
 int store_i_stream_name_valid(const char *name);
 void store_i_stream_set_arn(struct store_stream *st);
 void store_i_stream_tag_put(struct store_stream *st, const char *key, const char *value);
+/* Sets a tag of consumer "name" (manifest loading; nothing recorded). */
+void store_i_stream_consumer_tag_put(struct store_stream *st, const char *name, const char *key,
+                                     const char *value);
+void store_i_tags_free(struct tag *tags, size_t ntags);
 void store_i_stream_consumer_put(struct store_stream *st, const char *name, const char *arn,
                                  enum store_consumer_status status, int64_t created_ms);
 /* Publishes what the shards of "st" held back while its creation (or its
@@ -361,7 +367,7 @@ void store_i_stream_bury(struct store *s, struct store_stream *st);
 enum cat_kind {
     CAT_CREATE, CAT_DELETE, CAT_STATUS, CAT_ON_DEMAND, CAT_RETENTION, CAT_TAGS,
     CAT_CONSUMER_ADD, CAT_CONSUMER_DEL, CAT_CONSUMER_STATUS, CAT_SHARD_METRICS,
-    CAT_KMS_KEY
+    CAT_KMS_KEY, CAT_CONSUMER_TAGS
 };
 
 /* A catalog change not yet durable: its log record until handed to the
@@ -375,7 +381,7 @@ struct cat_change {
     int old_int;                 /* STATUS, ON_DEMAND, RETENTION, CONSUMER_STATUS,
                                   * SHARD_METRICS */
     char *old_str;               /* KMS_KEY: the key id before (owned; NULL none) */
-    struct tag *old_tags;        /* TAGS: the whole tag set before */
+    struct tag *old_tags;        /* TAGS, CONSUMER_TAGS: the whole tag set before */
     size_t old_ntags;
     struct consumer cons;        /* CONSUMER_DEL: the removed consumer (owned) */
     size_t cons_index;

@@ -139,14 +139,11 @@ void store_i_stream_free(struct store_stream *st)
 {
     if (!st)
         return;
-    for (size_t i = 0; i < st->ntags; i++) {
-        free(st->tags[i].key);
-        free(st->tags[i].value);
-    }
-    free(st->tags);
+    store_i_tags_free(st->tags, st->ntags);
     for (size_t i = 0; i < st->nconsumers; i++) {
         free(st->consumers[i].name);
         free(st->consumers[i].arn);
+        store_i_tags_free(st->consumers[i].tags, st->consumers[i].ntags);
     }
     free(st->consumers);
     free(st->chash);
@@ -307,12 +304,13 @@ int store_stream_retention_decrease(struct store_stream *st, uint32_t hours, str
 
 /* ---- tags ------------------------------------------------------------------------- */
 
-static size_t tag_find(const struct store_stream *st, const char *key, int *found)
+/* A sorted tag set: a stream's or a consumer's. */
+static size_t tag_find(const struct tag *tags, size_t ntags, const char *key, int *found)
 {
-    size_t lo = 0, hi = st->ntags;
+    size_t lo = 0, hi = ntags;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = strcmp(st->tags[mid].key, key);
+        int c = strcmp(tags[mid].key, key);
         if (c == 0) {
             *found = 1;
             return mid;
@@ -324,64 +322,140 @@ static size_t tag_find(const struct store_stream *st, const char *key, int *foun
     return lo;
 }
 
-void store_i_stream_tag_put(struct store_stream *st, const char *key, const char *value)
+static void tagset_put(struct tag **tags, size_t *ntags, const char *key, const char *value)
 {
     int found;
-    size_t i = tag_find(st, key, &found);
+    size_t i = tag_find(*tags, *ntags, key, &found);
     if (found) {
-        free(st->tags[i].value);
-        st->tags[i].value = store_i_xstrdup(value);
+        free((*tags)[i].value);
+        (*tags)[i].value = store_i_xstrdup(value);
         return;
     }
-    st->tags = store_i_xrealloc(st->tags, (st->ntags + 1) * sizeof *st->tags);
-    memmove(&st->tags[i + 1], &st->tags[i], (st->ntags - i) * sizeof *st->tags);
-    st->tags[i].key = store_i_xstrdup(key);
-    st->tags[i].value = store_i_xstrdup(value);
-    st->ntags++;
+    *tags = store_i_xrealloc(*tags, (*ntags + 1) * sizeof **tags);
+    memmove(&(*tags)[i + 1], &(*tags)[i], (*ntags - i) * sizeof **tags);
+    (*tags)[i].key = store_i_xstrdup(key);
+    (*tags)[i].value = store_i_xstrdup(value);
+    (*ntags)++;
+}
+
+void store_i_tags_free(struct tag *tags, size_t ntags)
+{
+    for (size_t i = 0; i < ntags; i++) {
+        free(tags[i].key);
+        free(tags[i].value);
+    }
+    free(tags);
+}
+
+void store_i_stream_tag_put(struct store_stream *st, const char *key, const char *value)
+{
+    tagset_put(&st->tags, &st->ntags, key, value);
 }
 
 /* The undo of a tag change: a copy of the whole set (at most 50). */
-static void tags_save(struct store_stream *st, struct cat_change *c)
+static void tags_save(const struct tag *tags, size_t ntags, struct cat_change *c)
 {
-    c->old_tags = store_i_xcalloc(st->ntags ? st->ntags : 1, sizeof *c->old_tags);
-    c->old_ntags = st->ntags;
-    for (size_t i = 0; i < st->ntags; i++) {
-        c->old_tags[i].key = store_i_xstrdup(st->tags[i].key);
-        c->old_tags[i].value = store_i_xstrdup(st->tags[i].value);
+    c->old_tags = store_i_xcalloc(ntags ? ntags : 1, sizeof *c->old_tags);
+    c->old_ntags = ntags;
+    for (size_t i = 0; i < ntags; i++) {
+        c->old_tags[i].key = store_i_xstrdup(tags[i].key);
+        c->old_tags[i].value = store_i_xstrdup(tags[i].value);
     }
+}
+
+/* Checks "n" new tags against the set: lengths, and the count after adding
+ * (what: "stream X" or "consumer Y", for the message). */
+static int tags_check(const struct tag *tags, size_t ntags, const struct store_tag *add, size_t n,
+                      const char *what, struct store_err *err)
+{
+    size_t added = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t kl = add[i].key ? strlen(add[i].key) : 0;
+        size_t vl = add[i].value ? strlen(add[i].value) : 0;
+        if (kl < 1 || kl > 128 || vl > 256)
+            return store_i_err_set(err, STORE_EINVAL,
+                                   "tag %zu: key must be 1..128 and value 0..256 bytes", i);
+        int found, dup = 0;
+        tag_find(tags, ntags, add[i].key, &found);
+        for (size_t j = 0; j < i; j++)
+            dup |= strcmp(add[j].key, add[i].key) == 0;
+        added += !found && !dup;
+    }
+    if (ntags + added > STORE_MAX_TAGS)
+        return store_i_err_set(err, STORE_ELIMIT, "%s would have %zu tags (max %d)", what,
+                               ntags + added, STORE_MAX_TAGS);
+    return 0;
+}
+
+static json_t *tags_json(const struct store_tag *add, size_t n)
+{
+    json_t *tj = json_object();
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(tj, add[i].key, json_string(add[i].value ? add[i].value : ""));
+    return tj;
+}
+
+/* The keys of "keys" present in the set, as a JSON array (new). */
+static json_t *keys_present(const struct tag *tags, size_t ntags, const char *const *keys,
+                            size_t n)
+{
+    json_t *kj = json_array();
+    for (size_t k = 0; k < n; k++) {
+        int found;
+        tag_find(tags, ntags, keys[k], &found);
+        if (found)
+            json_array_append_new(kj, json_string(keys[k]));
+    }
+    return kj;
+}
+
+static void tagset_remove(struct tag *tags, size_t *ntags, const char *const *keys, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        int found;
+        size_t i = tag_find(tags, *ntags, keys[k], &found);
+        if (!found)
+            continue;
+        free(tags[i].key);
+        free(tags[i].value);
+        memmove(&tags[i], &tags[i + 1], (*ntags - i - 1) * sizeof *tags);
+        (*ntags)--;
+    }
+}
+
+static size_t tagset_list(const struct tag *tags, size_t ntags, const char *exclusive_start,
+                          struct store_tag *out, size_t max)
+{
+    size_t i = 0;
+    if (exclusive_start) {
+        int found;
+        i = tag_find(tags, ntags, exclusive_start, &found);
+        if (found) i++;
+    }
+    size_t n = 0;
+    for (; i < ntags && n < max; i++, n++) {
+        out[n].key = tags[i].key;
+        out[n].value = tags[i].value;
+    }
+    return n;
 }
 
 int store_stream_tags_add(struct store_stream *st, const struct store_tag *tags, size_t n,
                           struct store_err *err)
 {
-    size_t added = 0;
     if (deleting(st, err))
         return STORE_ENOTFOUND;
-    for (size_t i = 0; i < n; i++) {
-        size_t kl = tags[i].key ? strlen(tags[i].key) : 0;
-        size_t vl = tags[i].value ? strlen(tags[i].value) : 0;
-        if (kl < 1 || kl > 128 || vl > 256)
-            return store_i_err_set(err, STORE_EINVAL,
-                                   "tag %zu: key must be 1..128 and value 0..256 bytes", i);
-        int found, dup = 0;
-        tag_find(st, tags[i].key, &found);
-        for (size_t j = 0; j < i; j++)
-            dup |= strcmp(tags[j].key, tags[i].key) == 0;
-        added += !found && !dup;
-    }
-    if (st->ntags + added > STORE_MAX_TAGS)
-        return store_i_err_set(err, STORE_ELIMIT, "stream %s would have %zu tags (max %d)",
-                               st->name, st->ntags + added, STORE_MAX_TAGS);
-    if (!n)
-        return 0;
-    json_t *tj = json_object();
-    for (size_t i = 0; i < n; i++)
-        json_object_set_new(tj, tags[i].key, json_string(tags[i].value ? tags[i].value : ""));
+    char what[160];
+    snprintf(what, sizeof what, "stream %s", st->name);
+    int rc = tags_check(st->tags, st->ntags, tags, n, what, err);
+    if (rc || !n)
+        return rc;
     struct cat_change *c = store_i_catalog_record(
-        st->store, CAT_TAGS, st, json_pack("{s:s, s:o}", "op", "tags_put", "tags", tj));
-    tags_save(st, c);
+        st->store, CAT_TAGS, st,
+        json_pack("{s:s, s:o}", "op", "tags_put", "tags", tags_json(tags, n)));
+    tags_save(st->tags, st->ntags, c);
     for (size_t i = 0; i < n; i++)
-        store_i_stream_tag_put(st, tags[i].key, tags[i].value ? tags[i].value : "");
+        tagset_put(&st->tags, &st->ntags, tags[i].key, tags[i].value ? tags[i].value : "");
     return 0;
 }
 
@@ -389,46 +463,21 @@ void store_stream_tags_remove(struct store_stream *st, const char *const *keys, 
 {
     if (st->deleting)
         return;
-    json_t *kj = json_array();
-    for (size_t k = 0; k < n; k++) {
-        int found;
-        tag_find(st, keys[k], &found);
-        if (found)
-            json_array_append_new(kj, json_string(keys[k]));
-    }
+    json_t *kj = keys_present(st->tags, st->ntags, keys, n);
     if (!json_array_size(kj)) {
         json_decref(kj);
         return;
     }
-    tags_save(st, store_i_catalog_record(st->store, CAT_TAGS, st,
-                                         json_pack("{s:s, s:o}", "op", "tags_remove", "keys", kj)));
-    for (size_t k = 0; k < n; k++) {
-        int found;
-        size_t i = tag_find(st, keys[k], &found);
-        if (!found)
-            continue;
-        free(st->tags[i].key);
-        free(st->tags[i].value);
-        memmove(&st->tags[i], &st->tags[i + 1], (st->ntags - i - 1) * sizeof *st->tags);
-        st->ntags--;
-    }
+    tags_save(st->tags, st->ntags,
+              store_i_catalog_record(st->store, CAT_TAGS, st,
+                                     json_pack("{s:s, s:o}", "op", "tags_remove", "keys", kj)));
+    tagset_remove(st->tags, &st->ntags, keys, n);
 }
 
 size_t store_stream_tags_list(const struct store_stream *st, const char *exclusive_start,
                               struct store_tag *out, size_t max)
 {
-    size_t i = 0;
-    if (exclusive_start) {
-        int found;
-        i = tag_find(st, exclusive_start, &found);
-        if (found) i++;
-    }
-    size_t n = 0;
-    for (; i < st->ntags && n < max; i++, n++) {
-        out[n].key = st->tags[i].key;
-        out[n].value = st->tags[i].value;
-    }
-    return n;
+    return tagset_list(st->tags, st->ntags, exclusive_start, out, max);
 }
 
 size_t store_stream_tag_count(const struct store_stream *st) { return st->ntags; }
@@ -478,6 +527,8 @@ void store_i_stream_consumer_put(struct store_stream *st, const char *name, cons
     c->arn = store_i_xstrdup(arn);
     c->status = status;
     c->created_ms = created_ms;
+    c->tags = NULL;
+    c->ntags = 0;
     st->consumers_creating += status == STORE_CONSUMER_CREATING;
     if (2 * st->nconsumers >= st->chashcap) {
         chash_rebuild(st);
@@ -582,6 +633,82 @@ int store_consumer_lookup(const struct store_stream *st, const char *name,
                                st->name);
     consumer_info(c, out);
     return 0;
+}
+
+/* ---- consumer tags (TagResource on a consumer ARN) ------------------------------------ */
+
+static struct consumer *consumer_for_change(struct store_stream *st, const char *name,
+                                            struct store_err *err)
+{
+    struct consumer *c = consumer_find(st, name);
+    if (!c || deleting(st, NULL)) {
+        store_i_err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name,
+                        st->name);
+        return NULL;
+    }
+    return c;
+}
+
+int store_consumer_tags_add(struct store_stream *st, const char *name, const struct store_tag *tags,
+                            size_t n, struct store_err *err)
+{
+    struct consumer *cn = consumer_for_change(st, name, err);
+    if (!cn)
+        return STORE_ENOTFOUND;
+    char what[200];
+    snprintf(what, sizeof what, "consumer %s", name);
+    int rc = tags_check(cn->tags, cn->ntags, tags, n, what, err);
+    if (rc || !n)
+        return rc;
+    struct cat_change *c = store_i_catalog_record(
+        st->store, CAT_CONSUMER_TAGS, st,
+        json_pack("{s:s, s:s, s:o}", "op", "consumer_tags_put", "consumer", name, "tags",
+                  tags_json(tags, n)));
+    c->cname = store_i_xstrdup(name);
+    tags_save(cn->tags, cn->ntags, c);
+    for (size_t i = 0; i < n; i++)
+        tagset_put(&cn->tags, &cn->ntags, tags[i].key, tags[i].value ? tags[i].value : "");
+    return 0;
+}
+
+int store_consumer_tags_remove(struct store_stream *st, const char *name, const char *const *keys,
+                               size_t n, struct store_err *err)
+{
+    struct consumer *cn = consumer_for_change(st, name, err);
+    if (!cn)
+        return STORE_ENOTFOUND;
+    json_t *kj = keys_present(cn->tags, cn->ntags, keys, n);
+    if (!json_array_size(kj)) {
+        json_decref(kj);
+        return 0;
+    }
+    struct cat_change *c = store_i_catalog_record(
+        st->store, CAT_CONSUMER_TAGS, st,
+        json_pack("{s:s, s:s, s:o}", "op", "consumer_tags_remove", "consumer", name, "keys", kj));
+    c->cname = store_i_xstrdup(name);
+    tags_save(cn->tags, cn->ntags, c);
+    tagset_remove(cn->tags, &cn->ntags, keys, n);
+    return 0;
+}
+
+int store_consumer_tags_list(const struct store_stream *st, const char *name,
+                             const char *exclusive_start, struct store_tag *out, size_t max,
+                             size_t *count, struct store_err *err)
+{
+    struct consumer *cn = consumer_find(st, name);
+    if (!cn)
+        return store_i_err_set(err, STORE_ENOTFOUND, "consumer %s not found on stream %s", name,
+                               st->name);
+    *count = tagset_list(cn->tags, cn->ntags, exclusive_start, out, max);
+    return 0;
+}
+
+void store_i_stream_consumer_tag_put(struct store_stream *st, const char *name, const char *key,
+                                     const char *value)
+{
+    struct consumer *cn = consumer_find(st, name);
+    if (cn)
+        tagset_put(&cn->tags, &cn->ntags, key, value);
 }
 
 int store_consumer_lookup_arn(struct store *s, const char *arn, struct store_stream **stream_out,
@@ -690,12 +817,18 @@ void store_i_stream_undo(struct store *s, struct cat_change *c)
             size_t i = (size_t)(cn - st->consumers);
             free(cn->name);
             free(cn->arn);
+            store_i_tags_free(cn->tags, cn->ntags);
             consumer_remove_at(st, i);
         }
         break;
     case CAT_CONSUMER_DEL:
         store_i_stream_consumer_put(st, c->cons.name, c->cons.arn, c->cons.status,
                                     c->cons.created_ms);
+        /* Its tags move back with it (the undo owned them). */
+        st->consumers[st->nconsumers - 1].tags = c->cons.tags;
+        st->consumers[st->nconsumers - 1].ntags = c->cons.ntags;
+        c->cons.tags = NULL;
+        c->cons.ntags = 0;
         /* Back to its place in registration order. */
         if (c->cons_index < st->nconsumers - 1) {
             struct consumer tmp = st->consumers[st->nconsumers - 1];
@@ -708,6 +841,15 @@ void store_i_stream_undo(struct store *s, struct cat_change *c)
     case CAT_CONSUMER_STATUS:
         if ((cn = consumer_find(st, c->cname)))
             consumer_status_set(st, cn, (enum store_consumer_status)c->old_int);
+        break;
+    case CAT_CONSUMER_TAGS:
+        if ((cn = consumer_find(st, c->cname))) {
+            store_i_tags_free(cn->tags, cn->ntags);
+            cn->tags = c->old_tags;
+            cn->ntags = c->old_ntags;
+            c->old_tags = NULL;
+            c->old_ntags = 0;
+        }
         break;
     }
 }

@@ -483,6 +483,17 @@ size_t store_stream_tags_list(const struct store_stream *stream, const char *exc
 /* Number of tags. */
 size_t store_stream_tag_count(const struct store_stream *stream);
 
+/* The same for a consumer's tags (TagResource on a consumer ARN), with the
+ * same limits. STORE_ENOTFOUND if "consumer" is not registered on "stream". */
+int store_consumer_tags_add(struct store_stream *stream, const char *consumer,
+                            const struct store_tag *tags, size_t n, struct store_err *err);
+int store_consumer_tags_remove(struct store_stream *stream, const char *consumer,
+                               const char *const *keys, size_t n, struct store_err *err);
+/* Lists into "out" (at most "max"; "*count" written). */
+int store_consumer_tags_list(const struct store_stream *stream, const char *consumer,
+                             const char *exclusive_start, struct store_tag *out, size_t max,
+                             size_t *count, struct store_err *err);
+
 /* ======================================================================== */
 /* Catalog: consumers                                                       */
 /* ======================================================================== */

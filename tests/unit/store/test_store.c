@@ -415,6 +415,54 @@ static off_t file_size(const char *path)
     return sb.st_size;
 }
 
+/* A consumer's tags (TagResource on a consumer ARN): limits, then log replay
+ * after a crash and the snapshot of the clean close. */
+Test(store, consumer_tags_survive_log_and_snapshot)
+{
+    char *dir = tmpdir_new(), img[600];
+    snprintf(img, sizeof img, "%s.img", dir);
+    struct store_opts o = opts_never();
+    struct store *s = open_store(dir, &o);
+    struct store_stream *st = make_stream(s, "ct", 1);
+    cr_assert_eq(store_consumer_register(st, "c1", NULL, NULL), 0);
+    cr_assert_eq(store_consumer_register(st, "c2", NULL, NULL), 0);
+    struct store_tag t[] = {{"team", "data"}, {"env", "dev"}, {"tmp", "x"}};
+    struct store_err e;
+    cr_assert_eq(store_consumer_tags_add(st, "nobody", t, 1, &e), STORE_ENOTFOUND);
+    cr_assert_eq(store_consumer_tags_add(st, "c1", t, 3, NULL), 0);
+    const char *rm[] = {"tmp", "absent"};
+    cr_assert_eq(store_consumer_tags_remove(st, "c1", rm, 2, NULL), 0);
+    struct store_tag many[STORE_MAX_TAGS];
+    char keys[STORE_MAX_TAGS][8];
+    for (int i = 0; i < STORE_MAX_TAGS; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%02d", i);
+        many[i] = (struct store_tag){keys[i], ""};
+    }
+    cr_assert_eq(store_consumer_tags_add(st, "c1", many, STORE_MAX_TAGS, &e), STORE_ELIMIT,
+                 "2 + 50 tags are over the limit");
+    cr_assert_eq(catalog_settle(s), 0);
+    crash_image(dir, img);
+    store_close(s);
+    /* Pass 0 replays the log; its close compacts, so pass 1 reads a snapshot. */
+    for (int pass = 0; pass < 2; pass++) {
+        s = open_store(img, &o);
+        st = get_stream(s, "ct");
+        struct store_tag out[4];
+        size_t n = 99;
+        cr_assert_eq(store_consumer_tags_list(st, "c1", NULL, out, 4, &n, NULL), 0);
+        cr_assert_eq(n, 2, "pass %d", pass);
+        cr_assert_str_eq(out[0].key, "env");
+        cr_assert_str_eq(out[0].value, "dev");
+        cr_assert_str_eq(out[1].key, "team");
+        cr_assert_eq(store_consumer_tags_list(st, "c2", NULL, out, 4, &n, NULL), 0);
+        cr_assert_eq(n, 0);
+        store_close(s);
+    }
+    rm_rf(img);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* Enhanced monitoring's metric set and the KMS key id: through log replay
  * after a crash, then through the snapshot the clean close writes. */
 Test(store, shard_metrics_and_kms_key_survive_log_and_snapshot)
@@ -698,6 +746,8 @@ Test(store, catalog_failure_rolls_back)
     cr_assert_eq(store_stream_tags_add(keep, &t1, 1, NULL), 0);
     cr_assert_eq(store_consumer_register(keep, "c0", NULL, NULL), 0);
     cr_assert_eq(store_consumer_register(keep, "c1", NULL, NULL), 0);
+    struct store_tag ct = {"owner", "ops"};
+    cr_assert_eq(store_consumer_tags_add(keep, "c0", &ct, 1, NULL), 0);
     struct done_ctr d = {0};
     append_batch(store_stream_shard(keep, 0), 0, 3, &d);
     pump_until(s, &d, 1);
@@ -715,6 +765,8 @@ Test(store, catalog_failure_rolls_back)
     cr_assert_eq(store_stream_retention_increase(keep, 72, NULL), 0);
     store_stream_set_shard_metrics(keep, 0x3);
     cr_assert_eq(store_stream_set_kms_key(keep, "alias/undone", NULL), 0);
+    struct store_tag ct2 = {"undone", "1"};
+    cr_assert_eq(store_consumer_tags_add(keep, "c1", &ct2, 1, NULL), 0);
     store_stream_set_status(keep, STORE_STREAM_ACTIVE);
     cr_assert_eq(store_consumer_deregister(keep, "c0", NULL), 0);
     cr_assert_eq(store_consumer_set_status(keep, "c1", STORE_CONSUMER_ACTIVE, NULL), 0);
@@ -736,6 +788,14 @@ Test(store, catalog_failure_rolls_back)
         cr_assert_eq(si.retention_hours, 24);
         cr_assert_eq(si.shard_metrics, 0, "pass %d: the metric set is undone", pass);
         cr_assert_null(si.kms_key_id, "pass %d: the key is undone", pass);
+        struct store_tag cto[2];
+        size_t ctn = 99;
+        cr_assert_eq(store_consumer_tags_list(keep, "c1", NULL, cto, 2, &ctn, NULL), 0);
+        cr_assert_eq(ctn, 0, "pass %d: c1's tag is undone", pass);
+        cr_assert_eq(store_consumer_tags_list(keep, "c0", NULL, cto, 2, &ctn, NULL), 0,
+                     "pass %d: c0's deregistration is undone", pass);
+        cr_assert_eq(ctn, 1, "pass %d: c0 is back with its tag", pass);
+        cr_assert_str_eq(cto[0].key, "owner");
         cr_assert_eq(si.consumer_count, 2);
         cr_assert_eq(si.consumers_creating, 2);
         struct store_consumer_info ci[3];

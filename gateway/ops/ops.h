@@ -29,6 +29,9 @@ void op_describe_limits(struct gw_app *app, struct gw_req *req);
 void op_enable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
 void op_disable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
 void op_start_stream_encryption(struct gw_app *app, struct gw_req *req);
+void op_tag_resource(struct gw_app *app, struct gw_req *req);
+void op_untag_resource(struct gw_app *app, struct gw_req *req);
+void op_list_tags_for_resource(struct gw_app *app, struct gw_req *req);
 void op_stop_stream_encryption(struct gw_app *app, struct gw_req *req);
 
 /* ops_records.c */

@@ -1,6 +1,7 @@
 /* ops_streams.c - the stream control plane: CreateStream, DeleteStream,
  * DescribeStream, DescribeStreamSummary, ListStreams, ListShards, retention,
- * tags, enhanced monitoring, encryption, DescribeLimits.
+ * tags (streams and, by ARN, consumers), enhanced monitoring, encryption,
+ * DescribeLimits.
  *
  * Upstream: router.c (both doors). Downstream: the store catalog (store.h).
  * Each handler: decode and validate the whole request (ValidationException
@@ -888,6 +889,175 @@ static int list_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_
 void op_list_tags(struct gw_app *app, struct gw_req *req)
 {
     gw_op_run(app, req, list_tags, false);
+}
+
+/* ---- TagResource / UntagResource / ListTagsForResource ------------------------------------ */
+
+/* A taggable resource: a stream, or one of its consumers ("consumer" set). */
+struct resource {
+    struct store_stream *stream;
+    char consumer[STORE_STREAM_NAME_MAX + 1]; /* "" for the stream itself */
+};
+
+/* The model's pattern for ResourceARN, arn:aws.*:kinesis:.*:\d{12}:.+ */
+static bool match_resource_arn(const char *s)
+{
+    if (strncmp(s, "arn:aws", 7) != 0)
+        return false;
+    const char *k = strstr(s, ":kinesis:");
+    if (!k)
+        return false;
+    /* Some ":" + 12 digits + ":" + at least one character after "kinesis:". */
+    for (const char *p = k + 8; (p = strchr(p, ':')) != NULL; p++) {
+        size_t d = strspn(p + 1, "0123456789");
+        if (d == 12 && p[13] == ':' && p[14] != '\0')
+            return true;
+    }
+    return false;
+}
+
+/* Reads and resolves ResourceARN: a stream ARN or a consumer ARN. */
+static int resource_from_body(struct gw_app *app, struct gw_valid *v, json_t *body,
+                              struct resource *r, struct gw_error *err)
+{
+    const char *arn;
+    if (gw_v_str(v, body, "ResourceARN", "resourceARN", GW_V_REQUIRED, 1, 2048,
+                 "arn:aws.*:kinesis:.*:\\d{12}:.+", match_resource_arn, &arn) != 0)
+        return -1;
+    /* StreamId (accounts with stream ids) names the same stream: ignored. */
+    const char *ignored;
+    if (gw_v_str(v, body, "StreamId", "streamId", 0, 1, 24, NULL, NULL, &ignored) != 0 ||
+        gw_valid_done(v) != 0)
+        return -1;
+    r->consumer[0] = '\0';
+    if (gw_match_consumer_arn(arn)) {
+        struct store_consumer_info ci;
+        if (store_consumer_lookup_arn(app->store, arn, &r->stream, &ci, NULL) != 0)
+            return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND, "Consumer %s not found.", arn);
+        snprintf(r->consumer, sizeof r->consumer, "%s", ci.name);
+        return 0;
+    }
+    if (gw_match_stream_arn(arn))
+        return gw_op_stream_lookup(app, NULL, arn, &r->stream, err);
+    return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                        "ResourceARN %s is neither a stream nor a consumer ARN.", arn);
+}
+
+/* The resource's tags (borrowed until the next catalog change). */
+static size_t resource_tags(const struct resource *r, struct store_tag *out, size_t max)
+{
+    if (!r->consumer[0])
+        return store_stream_tags_list(r->stream, NULL, out, max);
+    size_t n = 0;
+    store_consumer_tags_list(r->stream, r->consumer, NULL, out, max, &n, NULL);
+    return n;
+}
+
+static int tag_resource(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                        struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    json_t *tags;
+    struct resource r;
+    *out = NULL;
+    if (gw_v_object(&v, body, "Tags", "tags", GW_V_REQUIRED, &tags) != 0 ||
+        resource_from_body(app, &v, body, &r, err) != 0 || validate_tags_map(&v, tags, err) != 0)
+        return -1;
+    if (gw_op_stream_active(app, r.stream, err) != 0)
+        return -1;
+    size_t n = json_object_size(tags), i = 0;
+    struct store_tag *t = xcalloc(n, sizeof *t);
+    const char *k;
+    json_t *val;
+    json_object_foreach(tags, k, val) {
+        t[i].key = k;
+        t[i].value = json_is_string(val) ? json_string_value(val) : "";
+        i++;
+    }
+    struct store_err se = {0};
+    int rc = r.consumer[0] ? store_consumer_tags_add(r.stream, r.consumer, t, n, &se)
+                           : store_stream_tags_add(r.stream, t, n, &se);
+    free(t);
+    if (rc == STORE_ELIMIT)
+        return gw_error_set(err, GW_ERR_LIMIT_EXCEEDED,
+                            "Failed to add tags to %s because a resource cannot have more "
+                            "than %d tags.",
+                            json_string_value(json_object_get(body, "ResourceARN")),
+                            STORE_MAX_TAGS);
+    return rc == 0 ? 0 : gw_op_store_error(&se, err);
+}
+
+static int untag_resource(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                          struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    json_t *keys;
+    struct resource r;
+    *out = NULL;
+    if (gw_v_array(&v, body, "TagKeys", "tagKeys", GW_V_REQUIRED, 1, 50, &keys) != 0)
+        return -1;
+    size_t n = keys ? json_array_size(keys) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *k = json_array_get(keys, i);
+        if (!json_is_string(k))
+            return gw_error_set(err, GW_ERR_SERIALIZATION, "TagKeys must be strings");
+        size_t c = chars(json_string_value(k));
+        if (c < 1 || c > 128) {
+            char path[48];
+            snprintf(path, sizeof path, "tagKeys.%zu.member", i + 1);
+            gw_valid_add(&v, json_string_value(k), path, "have length %s",
+                         c < 1 ? "greater than or equal to 1" : "less than or equal to 128");
+        }
+    }
+    if (resource_from_body(app, &v, body, &r, err) != 0 ||
+        gw_op_stream_active(app, r.stream, err) != 0)
+        return -1;
+    const char **k = xcalloc(n ? n : 1, sizeof *k);
+    for (size_t i = 0; i < n; i++)
+        k[i] = json_string_value(json_array_get(keys, i));
+    struct store_err se = {0};
+    int rc = 0;
+    if (r.consumer[0])
+        rc = store_consumer_tags_remove(r.stream, r.consumer, k, n, &se);
+    else
+        store_stream_tags_remove(r.stream, k, n);
+    free(k);
+    return rc == 0 ? 0 : gw_op_store_error(&se, err);
+}
+
+static int list_tags_for_resource(struct gw_app *app, struct gw_req *req, json_t *body,
+                                  json_t **out, struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    struct resource r;
+    if (resource_from_body(app, &v, body, &r, err) != 0)
+        return -1;
+    struct store_tag t[STORE_MAX_TAGS];
+    size_t n = resource_tags(&r, t, STORE_MAX_TAGS);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s}", "Key", t[i].key, "Value",
+                                             t[i].value ? t[i].value : ""));
+    *out = json_pack("{s:o}", "Tags", arr);
+    return 0;
+}
+
+void op_tag_resource(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, tag_resource, true);
+}
+
+void op_untag_resource(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, untag_resource, true);
+}
+
+void op_list_tags_for_resource(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, list_tags_for_resource, false);
 }
 
 /* ---- DescribeLimits ---------------------------------------------------------------------- */

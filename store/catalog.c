@@ -13,8 +13,9 @@
  *     {"version":2, "generation":G, "next_uid":U, "log":N,
  *      "streams":{"<name>":{"uid", "arn", "status", "created_ms",
  *        "retention_hours", "on_demand", "shard_metrics"?, "kms_key_id"?,
- *        "tags":{k:v},
- *        "consumers":{"<name>":{"arn","status","created_ms","tags"?:{k:v}}}
+ *        "policy"?, "tags":{k:v},
+ *        "consumers":{"<name>":{"arn","status","created_ms","tags"?:{k:v},
+ *        "policy"?}}
  *        (registration order),
  *        "shard_count":C, "shard_gen":g}}}
  *     Shards are the even split of the hash space into C with start sequence
@@ -37,7 +38,8 @@
  *       tags_remove {"keys":[..]}, consumer_put {"consumer","arn","status",
  *       "created_ms"}, consumer_del {"consumer"}, consumer_status
  *       {"consumer","status"}, consumer_tags_put {"consumer","tags":{k:v}},
- *       consumer_tags_remove {"consumer","keys":[..]}.
+ *       consumer_tags_remove {"consumer","keys":[..]}, policy {"consumer"?,
+ *       "policy" (null: removed)}.
  *
  * store_close compacts too, so a cleanly closed store is one MANIFEST and an
  * empty log.
@@ -162,6 +164,19 @@ static int cat_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen)
         json_t *v = json_object_get(rec, op);
         if (!v) return tree_fail(why, whylen, "bad %s record", op);
         json_object_set(st, op, v);
+    } else if (strcmp(op, "policy") == 0) {
+        json_t *v = json_object_get(rec, "policy"), *target = st;
+        const char *cn = json_string_value(json_object_get(rec, "consumer"));
+        if (!json_is_string(v) && !json_is_null(v))
+            return tree_fail(why, whylen, "bad %s record", op);
+        if (cn) {
+            target = json_object_get(json_object_get(st, "consumers"), cn);
+            if (!target) return tree_fail(why, whylen, "change to unknown consumer %s", cn);
+        }
+        if (json_is_string(v))
+            json_object_set(target, "policy", v);
+        else
+            json_object_del(target, "policy");
     } else if (strcmp(op, "kms_key") == 0) {
         json_t *v = json_object_get(rec, "key_id");
         if (!json_is_string(v) && !json_is_null(v))
@@ -410,6 +425,8 @@ static int tree_build(struct store *s, json_t *tree, const char *path, struct st
             return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad kms_key_id of %s", path,
                                    name);
         st->kms_key_id = kms ? store_i_xstrdup(kms) : NULL;
+        const char *pol = json_string_value(json_object_get(o, "policy"));
+        st->policy = pol ? store_i_xstrdup(pol) : NULL;
         const char *k;
         json_t *v;
         json_object_foreach(tags, k, v) {
@@ -424,6 +441,9 @@ static int tree_build(struct store *s, json_t *tree, const char *path, struct st
                                        name);
             store_i_stream_consumer_put(st, k, ca,
                                         (enum store_consumer_status)name_index(cs, cst, 3), cc);
+            const char *cpol = json_string_value(json_object_get(v, "policy"));
+            if (cpol)
+                store_i_stream_consumer_policy_put(st, k, cpol);
             /* Optional: consumers without tags (and older manifests) lack it. */
             json_t *ctags = json_object_get(v, "tags"), *tv;
             const char *tk;
@@ -821,9 +841,7 @@ static void change_free(struct cat_change *c)
     }
     free(c->old_tags);
     if (c->cons.name) {
-        free(c->cons.name);
-        free(c->cons.arn);
-        store_i_tags_free(c->cons.tags, c->cons.ntags);
+        store_i_consumer_clear(&c->cons);
     }
     free(c->cname);
 }

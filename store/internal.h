@@ -314,6 +314,7 @@ struct consumer {
     int64_t created_ms;
     struct tag *tags; /* sorted by key */
     size_t ntags;
+    char *policy;     /* resource policy (PutResourcePolicy); NULL none */
 };
 
 struct store_stream {
@@ -326,6 +327,7 @@ struct store_stream {
     int on_demand;                /* capacity mode: ON_DEMAND (1) or PROVISIONED */
     uint32_t shard_metrics;       /* enhanced monitoring bits (store_stream_set_shard_metrics) */
     char *kms_key_id;             /* NULL: encryption NONE */
+    char *policy;                 /* resource policy (PutResourcePolicy); NULL none */
     struct store_shard **shards;
     uint32_t nshards;
     struct tag *tags;             /* sorted by key */
@@ -349,6 +351,10 @@ void store_i_stream_tag_put(struct store_stream *st, const char *key, const char
 void store_i_stream_consumer_tag_put(struct store_stream *st, const char *name, const char *key,
                                      const char *value);
 void store_i_tags_free(struct tag *tags, size_t ntags);
+void store_i_stream_consumer_policy_put(struct store_stream *st, const char *name,
+                                        const char *policy);
+/* Frees what a consumer owns (name, ARN, tags, policy), not the struct. */
+void store_i_consumer_clear(struct consumer *c);
 void store_i_stream_consumer_put(struct store_stream *st, const char *name, const char *arn,
                                  enum store_consumer_status status, int64_t created_ms);
 /* Publishes what the shards of "st" held back while its creation (or its
@@ -367,7 +373,7 @@ void store_i_stream_bury(struct store *s, struct store_stream *st);
 enum cat_kind {
     CAT_CREATE, CAT_DELETE, CAT_STATUS, CAT_ON_DEMAND, CAT_RETENTION, CAT_TAGS,
     CAT_CONSUMER_ADD, CAT_CONSUMER_DEL, CAT_CONSUMER_STATUS, CAT_SHARD_METRICS,
-    CAT_KMS_KEY, CAT_CONSUMER_TAGS
+    CAT_KMS_KEY, CAT_CONSUMER_TAGS, CAT_POLICY
 };
 
 /* A catalog change not yet durable: its log record until handed to the
@@ -380,7 +386,7 @@ struct cat_change {
     size_t len;
     int old_int;                 /* STATUS, ON_DEMAND, RETENTION, CONSUMER_STATUS,
                                   * SHARD_METRICS */
-    char *old_str;               /* KMS_KEY: the key id before (owned; NULL none) */
+    char *old_str;               /* KMS_KEY, POLICY: the value before (owned; NULL none) */
     struct tag *old_tags;        /* TAGS, CONSUMER_TAGS: the whole tag set before */
     size_t old_ntags;
     struct consumer cons;        /* CONSUMER_DEL: the removed consumer (owned) */

@@ -140,15 +140,13 @@ void store_i_stream_free(struct store_stream *st)
     if (!st)
         return;
     store_i_tags_free(st->tags, st->ntags);
-    for (size_t i = 0; i < st->nconsumers; i++) {
-        free(st->consumers[i].name);
-        free(st->consumers[i].arn);
-        store_i_tags_free(st->consumers[i].tags, st->consumers[i].ntags);
-    }
+    for (size_t i = 0; i < st->nconsumers; i++)
+        store_i_consumer_clear(&st->consumers[i]);
     free(st->consumers);
     free(st->chash);
     free(st->shards);
     free(st->kms_key_id);
+    free(st->policy);
     free(st->name);
     free(st->arn);
     free(st);
@@ -529,6 +527,7 @@ void store_i_stream_consumer_put(struct store_stream *st, const char *name, cons
     c->created_ms = created_ms;
     c->tags = NULL;
     c->ntags = 0;
+    c->policy = NULL;
     st->consumers_creating += status == STORE_CONSUMER_CREATING;
     if (2 * st->nconsumers >= st->chashcap) {
         chash_rebuild(st);
@@ -703,6 +702,67 @@ int store_consumer_tags_list(const struct store_stream *st, const char *name,
     return 0;
 }
 
+void store_i_consumer_clear(struct consumer *c)
+{
+    free(c->name);
+    free(c->arn);
+    store_i_tags_free(c->tags, c->ntags);
+    free(c->policy);
+    c->name = c->arn = c->policy = NULL;
+    c->tags = NULL;
+    c->ntags = 0;
+}
+
+/* ---- resource policies -------------------------------------------------------------------- */
+
+int store_resource_policy_set(struct store_stream *st, const char *consumer, const char *policy,
+                              struct store_err *err)
+{
+    char **slot = &st->policy;
+    if (consumer) {
+        struct consumer *cn = consumer_for_change(st, consumer, err);
+        if (!cn)
+            return STORE_ENOTFOUND;
+        slot = &cn->policy;
+    } else if (deleting(st, err)) {
+        return STORE_ENOTFOUND;
+    }
+    if (policy && (!*policy || strlen(policy) > STORE_POLICY_MAX))
+        return store_i_err_set(err, STORE_EINVAL, "a policy must be 1..%d bytes",
+                               STORE_POLICY_MAX);
+    if ((!policy && !*slot) || (policy && *slot && strcmp(policy, *slot) == 0))
+        return 0;
+    json_t *v = policy ? json_string(policy) : json_null();
+    if (!v)
+        return store_i_err_set(err, STORE_EINVAL, "a policy must be UTF-8");
+    json_t *rec = json_pack("{s:s, s:o}", "op", "policy", "policy", v);
+    if (consumer)
+        json_object_set_new(rec, "consumer", json_string(consumer));
+    struct cat_change *c = store_i_catalog_record(st->store, CAT_POLICY, st, rec);
+    c->cname = consumer ? store_i_xstrdup(consumer) : NULL;
+    c->old_str = *slot;
+    *slot = policy ? store_i_xstrdup(policy) : NULL;
+    return 0;
+}
+
+const char *store_resource_policy_get(const struct store_stream *st, const char *consumer)
+{
+    if (!consumer)
+        return st->policy;
+    struct consumer *cn = consumer_find(st, consumer);
+    return cn ? cn->policy : NULL;
+}
+
+void store_i_stream_consumer_policy_put(struct store_stream *st, const char *name,
+                                        const char *policy)
+{
+    struct consumer *cn = consumer_find(st, name);
+    if (cn) {
+        free(cn->policy);
+        cn->policy = store_i_xstrdup(policy);
+    }
+}
+
 void store_i_stream_consumer_tag_put(struct store_stream *st, const char *name, const char *key,
                                      const char *value)
 {
@@ -815,20 +875,20 @@ void store_i_stream_undo(struct store *s, struct cat_change *c)
     case CAT_CONSUMER_ADD:
         if ((cn = consumer_find(st, c->cname))) {
             size_t i = (size_t)(cn - st->consumers);
-            free(cn->name);
-            free(cn->arn);
-            store_i_tags_free(cn->tags, cn->ntags);
+            store_i_consumer_clear(cn);
             consumer_remove_at(st, i);
         }
         break;
     case CAT_CONSUMER_DEL:
         store_i_stream_consumer_put(st, c->cons.name, c->cons.arn, c->cons.status,
                                     c->cons.created_ms);
-        /* Its tags move back with it (the undo owned them). */
+        /* Its tags and policy move back with it (the undo owned them). */
         st->consumers[st->nconsumers - 1].tags = c->cons.tags;
         st->consumers[st->nconsumers - 1].ntags = c->cons.ntags;
+        st->consumers[st->nconsumers - 1].policy = c->cons.policy;
         c->cons.tags = NULL;
         c->cons.ntags = 0;
+        c->cons.policy = NULL;
         /* Back to its place in registration order. */
         if (c->cons_index < st->nconsumers - 1) {
             struct consumer tmp = st->consumers[st->nconsumers - 1];
@@ -842,6 +902,19 @@ void store_i_stream_undo(struct store *s, struct cat_change *c)
         if ((cn = consumer_find(st, c->cname)))
             consumer_status_set(st, cn, (enum store_consumer_status)c->old_int);
         break;
+    case CAT_POLICY: {
+        char **slot = &st->policy;
+        if (c->cname) {
+            cn = consumer_find(st, c->cname);
+            slot = cn ? &cn->policy : NULL;
+        }
+        if (slot) {
+            free(*slot);
+            *slot = c->old_str;
+            c->old_str = NULL;
+        }
+        break;
+    }
     case CAT_CONSUMER_TAGS:
         if ((cn = consumer_find(st, c->cname))) {
             store_i_tags_free(cn->tags, cn->ntags);

@@ -32,6 +32,9 @@ void op_start_stream_encryption(struct gw_app *app, struct gw_req *req);
 void op_tag_resource(struct gw_app *app, struct gw_req *req);
 void op_untag_resource(struct gw_app *app, struct gw_req *req);
 void op_list_tags_for_resource(struct gw_app *app, struct gw_req *req);
+void op_put_resource_policy(struct gw_app *app, struct gw_req *req);
+void op_get_resource_policy(struct gw_app *app, struct gw_req *req);
+void op_delete_resource_policy(struct gw_app *app, struct gw_req *req);
 void op_stop_stream_encryption(struct gw_app *app, struct gw_req *req);
 
 /* ops_records.c */

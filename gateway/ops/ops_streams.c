@@ -1,7 +1,7 @@
 /* ops_streams.c - the stream control plane: CreateStream, DeleteStream,
  * DescribeStream, DescribeStreamSummary, ListStreams, ListShards, retention,
- * tags (streams and, by ARN, consumers), enhanced monitoring, encryption,
- * DescribeLimits.
+ * tags (streams and, by ARN, consumers), resource policies, enhanced
+ * monitoring, encryption, DescribeLimits.
  *
  * Upstream: router.c (both doors). Downstream: the store catalog (store.h).
  * Each handler: decode and validate the whole request (ValidationException
@@ -1058,6 +1058,80 @@ void op_untag_resource(struct gw_app *app, struct gw_req *req)
 void op_list_tags_for_resource(struct gw_app *app, struct gw_req *req)
 {
     gw_op_run(app, req, list_tags_for_resource, false);
+}
+
+/* ---- PutResourcePolicy / GetResourcePolicy / DeleteResourcePolicy -------------------------- */
+
+/* A policy is stored and returned, not enforced (docs/protocol.md): it must
+ * be a JSON object, as IAM's policy grammar begins. */
+static int put_resource_policy(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                               struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *policy;
+    struct resource r;
+    *out = NULL;
+    if (gw_v_str(&v, body, "Policy", "policy", GW_V_REQUIRED, 1, STORE_POLICY_MAX, NULL, NULL,
+                 &policy) != 0 ||
+        resource_from_body(app, &v, body, &r, err) != 0)
+        return -1;
+    json_error_t je;
+    json_t *doc = json_loads(policy, JSON_REJECT_DUPLICATES, &je);
+    bool parsed = doc != NULL, object = json_is_object(doc);
+    json_decref(doc);
+    if (!object)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                            "Policy is not a valid JSON policy document: %s",
+                            parsed ? "not a JSON object" : je.text);
+    struct store_err se = {0};
+    if (store_resource_policy_set(r.stream, r.consumer[0] ? r.consumer : NULL, policy, &se) != 0)
+        return gw_op_store_error(&se, err);
+    return 0;
+}
+
+static int get_resource_policy(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                               struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    struct resource r;
+    if (resource_from_body(app, &v, body, &r, err) != 0)
+        return -1;
+    const char *p = store_resource_policy_get(r.stream, r.consumer[0] ? r.consumer : NULL);
+    /* No policy attached: an empty document, so Policy is always a string. */
+    *out = json_pack("{s:s}", "Policy", p ? p : "{}");
+    return 0;
+}
+
+static int delete_resource_policy(struct gw_app *app, struct gw_req *req, json_t *body,
+                                  json_t **out, struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    struct resource r;
+    *out = NULL;
+    if (resource_from_body(app, &v, body, &r, err) != 0)
+        return -1;
+    struct store_err se = {0};
+    if (store_resource_policy_set(r.stream, r.consumer[0] ? r.consumer : NULL, NULL, &se) != 0)
+        return gw_op_store_error(&se, err);
+    return 0;
+}
+
+void op_put_resource_policy(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, put_resource_policy, true);
+}
+
+void op_get_resource_policy(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, get_resource_policy, false);
+}
+
+void op_delete_resource_policy(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, delete_resource_policy, true);
 }
 
 /* ---- DescribeLimits ---------------------------------------------------------------------- */

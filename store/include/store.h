@@ -483,6 +483,17 @@ size_t store_stream_tags_list(const struct store_stream *stream, const char *exc
 /* Number of tags. */
 size_t store_stream_tag_count(const struct store_stream *stream);
 
+/* A resource policy (PutResourcePolicy): a JSON text of 1..STORE_POLICY_MAX
+ * bytes, copied, on the stream ("consumer" NULL) or on one of its consumers;
+ * NULL removes it. The store enforces nothing with it; it is persisted.
+ * STORE_ENOTFOUND (no such consumer), STORE_EINVAL (length, not UTF-8). */
+#define STORE_POLICY_MAX 20480
+int store_resource_policy_set(struct store_stream *stream, const char *consumer,
+                              const char *policy, struct store_err *err);
+/* The policy (borrowed until the next catalog change), NULL if none or if
+ * "consumer" is not registered. */
+const char *store_resource_policy_get(const struct store_stream *stream, const char *consumer);
+
 /* The same for a consumer's tags (TagResource on a consumer ARN), with the
  * same limits. STORE_ENOTFOUND if "consumer" is not registered on "stream". */
 int store_consumer_tags_add(struct store_stream *stream, const char *consumer,

@@ -415,9 +415,9 @@ static off_t file_size(const char *path)
     return sb.st_size;
 }
 
-/* A consumer's tags (TagResource on a consumer ARN): limits, then log replay
- * after a crash and the snapshot of the clean close. */
-Test(store, consumer_tags_survive_log_and_snapshot)
+/* A consumer's tags (TagResource on a consumer ARN) and resource policies:
+ * limits, then log replay after a crash and the snapshot of the clean close. */
+Test(store, consumer_tags_and_policies_survive_log_and_snapshot)
 {
     char *dir = tmpdir_new(), img[600];
     snprintf(img, sizeof img, "%s.img", dir);
@@ -440,6 +440,12 @@ Test(store, consumer_tags_survive_log_and_snapshot)
     }
     cr_assert_eq(store_consumer_tags_add(st, "c1", many, STORE_MAX_TAGS, &e), STORE_ELIMIT,
                  "2 + 50 tags are over the limit");
+    cr_assert_eq(store_resource_policy_set(st, NULL, "{\"s\":1}", NULL), 0);
+    cr_assert_eq(store_resource_policy_set(st, "c2", "{\"c\":2}", NULL), 0);
+    cr_assert_eq(store_resource_policy_set(st, "c1", "{\"gone\":1}", NULL), 0);
+    cr_assert_eq(store_resource_policy_set(st, "c1", NULL, NULL), 0);
+    cr_assert_eq(store_resource_policy_set(st, "nobody", "{}", &e), STORE_ENOTFOUND);
+    cr_assert_eq(store_resource_policy_set(st, NULL, "", &e), STORE_EINVAL);
     cr_assert_eq(catalog_settle(s), 0);
     crash_image(dir, img);
     store_close(s);
@@ -456,6 +462,9 @@ Test(store, consumer_tags_survive_log_and_snapshot)
         cr_assert_str_eq(out[1].key, "team");
         cr_assert_eq(store_consumer_tags_list(st, "c2", NULL, out, 4, &n, NULL), 0);
         cr_assert_eq(n, 0);
+        cr_assert_str_eq(store_resource_policy_get(st, NULL), "{\"s\":1}", "pass %d", pass);
+        cr_assert_str_eq(store_resource_policy_get(st, "c2"), "{\"c\":2}", "pass %d", pass);
+        cr_assert_null(store_resource_policy_get(st, "c1"), "pass %d", pass);
         store_close(s);
     }
     rm_rf(img);
@@ -765,6 +774,8 @@ Test(store, catalog_failure_rolls_back)
     cr_assert_eq(store_stream_retention_increase(keep, 72, NULL), 0);
     store_stream_set_shard_metrics(keep, 0x3);
     cr_assert_eq(store_stream_set_kms_key(keep, "alias/undone", NULL), 0);
+    cr_assert_eq(store_resource_policy_set(keep, NULL, "{}", NULL), 0);
+    cr_assert_eq(store_resource_policy_set(keep, "c1", "{}", NULL), 0);
     struct store_tag ct2 = {"undone", "1"};
     cr_assert_eq(store_consumer_tags_add(keep, "c1", &ct2, 1, NULL), 0);
     store_stream_set_status(keep, STORE_STREAM_ACTIVE);
@@ -792,6 +803,8 @@ Test(store, catalog_failure_rolls_back)
         size_t ctn = 99;
         cr_assert_eq(store_consumer_tags_list(keep, "c1", NULL, cto, 2, &ctn, NULL), 0);
         cr_assert_eq(ctn, 0, "pass %d: c1's tag is undone", pass);
+        cr_assert_null(store_resource_policy_get(keep, NULL), "pass %d", pass);
+        cr_assert_null(store_resource_policy_get(keep, "c1"), "pass %d", pass);
         cr_assert_eq(store_consumer_tags_list(keep, "c0", NULL, cto, 2, &ctn, NULL), 0,
                      "pass %d: c0's deregistration is undone", pass);
         cr_assert_eq(ctn, 1, "pass %d: c0 is back with its tag", pass);

@@ -22,19 +22,10 @@ void op_list_streams(struct gw_app *app, struct gw_req *req);
 void op_list_shards(struct gw_app *app, struct gw_req *req);
 void op_increase_retention(struct gw_app *app, struct gw_req *req);
 void op_decrease_retention(struct gw_app *app, struct gw_req *req);
-void op_add_tags(struct gw_app *app, struct gw_req *req);
-void op_remove_tags(struct gw_app *app, struct gw_req *req);
-void op_list_tags(struct gw_app *app, struct gw_req *req);
 void op_describe_limits(struct gw_app *app, struct gw_req *req);
 void op_enable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
 void op_disable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
 void op_start_stream_encryption(struct gw_app *app, struct gw_req *req);
-void op_tag_resource(struct gw_app *app, struct gw_req *req);
-void op_untag_resource(struct gw_app *app, struct gw_req *req);
-void op_list_tags_for_resource(struct gw_app *app, struct gw_req *req);
-void op_put_resource_policy(struct gw_app *app, struct gw_req *req);
-void op_get_resource_policy(struct gw_app *app, struct gw_req *req);
-void op_delete_resource_policy(struct gw_app *app, struct gw_req *req);
 void op_stop_stream_encryption(struct gw_app *app, struct gw_req *req);
 
 /* ops_records.c */
@@ -44,6 +35,20 @@ void op_get_shard_iterator(struct gw_app *app, struct gw_req *req);
 void op_get_records(struct gw_app *app, struct gw_req *req);
 /* GET /v1/streams/{stream}/shards/{shard}/records?from=POSITION&limit=N */
 void op_rest_get_records(struct gw_app *app, struct gw_req *req);
+
+/* ops_resources.c */
+void op_add_tags(struct gw_app *app, struct gw_req *req);
+void op_remove_tags(struct gw_app *app, struct gw_req *req);
+void op_list_tags(struct gw_app *app, struct gw_req *req);
+void op_tag_resource(struct gw_app *app, struct gw_req *req);
+void op_untag_resource(struct gw_app *app, struct gw_req *req);
+void op_list_tags_for_resource(struct gw_app *app, struct gw_req *req);
+void op_put_resource_policy(struct gw_app *app, struct gw_req *req);
+void op_get_resource_policy(struct gw_app *app, struct gw_req *req);
+void op_delete_resource_policy(struct gw_app *app, struct gw_req *req);
+/* A Tags map (CreateStream, AddTagsToStream, TagResource): 1..200 entries,
+ * keys 1..128 and values 0..256 characters of the allowed set. */
+int gw_op_tags_validate(struct gw_valid *v, json_t *tags, struct gw_error *err);
 
 /* ops_consumers.c */
 void op_register_consumer(struct gw_app *app, struct gw_req *req);

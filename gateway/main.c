@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "app.h"
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "router.h"
@@ -45,6 +46,19 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     gw_log(GW_LOG_INFO, "signal", "signal %d: draining", (int)sig);
     gw_server_drain(r->srv, on_drained, r);
+}
+
+/* SIGHUP: read --credentials again (a bad file keeps the keys in use). */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    struct gw_app *app = arg;
+    struct gw_error err = {0};
+    if (!app->auth) {
+        gw_log(GW_LOG_INFO, "signal", "SIGHUP: nothing to reload (--auth none)");
+        return;
+    }
+    if (gw_auth_reload(app->auth, &err) != 0)
+        gw_log(GW_LOG_ERROR, "auth_reload", "%s (the previous keys stay in force)", err.message);
 }
 
 /* Descriptors kept out of the split below for the process itself: stdio,
@@ -169,7 +183,7 @@ int main(int argc, char **argv)
 
     int rc = 1;
     struct run r = {0};
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     struct gw_error err = {0};
     struct gw_app app = {0};
     if (make_dirs(cfg.data_dir) != 0) {
@@ -199,6 +213,8 @@ int main(int argc, char **argv)
         goto out;
     }
     app.srv = r.srv;
+    sighup = evsignal_new(r.base, SIGHUP, on_hup, &app);
+    evsignal_add(sighup, NULL);
     if (gw_server_listen(r.srv, &err) != 0) {
         gw_log(GW_LOG_ERROR, "startup", "%s", err.message);
         goto out;
@@ -222,6 +238,8 @@ out:
             event_free(sigterm);
         if (sigint)
             event_free(sigint);
+        if (sighup)
+            event_free(sighup);
         signal(SIGTERM, SIG_IGN);
         signal(SIGINT, SIG_IGN);
         sigprocmask(SIG_SETMASK, &old, NULL);

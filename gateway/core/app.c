@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "fanout.h"
 #include "log.h"
 #include "loop.h"
@@ -91,6 +92,9 @@ int gw_app_open(struct gw_app *app, struct event_base *base, const struct gw_con
     o.region = cfg->region;
     o.account = cfg->account;
     o.log = store_log;
+    app->auth = gw_auth_new(cfg, err);
+    if (!app->auth && gw_error_isset(err))
+        return -1;
     if (load_key(app, cfg->data_dir, err) != 0)
         return -1;
     if (store_open(cfg->data_dir, &o, &app->store, &se) != 0)
@@ -119,4 +123,6 @@ void gw_app_close(struct gw_app *app)
     app->loop = NULL;
     gw_throttle_free(app->throttle);
     app->throttle = NULL;
+    gw_auth_free(app->auth);
+    app->auth = NULL;
 }

@@ -25,6 +25,7 @@ struct gw_loop;
 struct gw_fanout;
 struct gw_throttle;
 struct gw_transitions;
+struct gw_auth;
 
 struct gw_app {
     const struct gw_config *cfg;
@@ -41,6 +42,7 @@ struct gw_app {
     struct gw_fanout *fanout;
     struct gw_throttle *throttle;
     struct gw_transitions *transitions;
+    struct gw_auth *auth;         /* NULL: --auth none */
 };
 
 /* Opens the store in cfg->data_dir, finishes the transitions a stop

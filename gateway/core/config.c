@@ -96,6 +96,11 @@ static const struct opt opts[] = {
      "Refuse Kinesis-door requests without a SigV4 Authorization header "
      "(MissingAuthenticationTokenException) or with a malformed one "
      "(IncompleteSignatureException), as Kinesis does. Signatures are not verified (on/off)."},
+    {"auth", "SLUICE_AUTH", OPT_STRING, FIELD(auth), "none", 0, 0,
+     "none, or sigv4: every Kinesis-door request must carry a valid AWS Signature Version 4 "
+     "from a key in --credentials (reloaded on SIGHUP)."},
+    {"credentials", "SLUICE_CREDENTIALS", OPT_STRING, FIELD(credentials), "", 0, 0,
+     "File of ACCESS_KEY_ID:SECRET_ACCESS_KEY lines (# comments) for --auth sigv4."},
     {"max-consumers", "SLUICE_MAX_CONSUMERS", OPT_UINT, FIELD(max_consumers), "20", 1, 10000,
      "Registered consumers per stream (Kinesis allows 20; raise it for fan-out load tests)."},
     {"consumer-rate", "SLUICE_CONSUMER_RATE", OPT_SIZE, FIELD(consumer_rate), "2MiB", 1, 16 * GiB,
@@ -446,6 +451,8 @@ void gw_config_clear(struct gw_config *cfg)
     free(cfg->tls_key);
     free(cfg->log_level);
     free(cfg->durability);
+    free(cfg->auth);
+    free(cfg->credentials);
     free(cfg->region);
     free(cfg->account);
     memset(cfg, 0, sizeof *cfg);

@@ -46,6 +46,8 @@ struct gw_config {
     uint32_t on_demand_shards;   /* shards of an ON_DEMAND stream */
     uint32_t write_limit;        /* 1: per-shard 1 MiB/s + 1000 rec/s throttling */
     uint32_t require_auth;       /* 1: Kinesis-door requests must carry SigV4 headers */
+    char *auth;                  /* none | sigv4 */
+    char *credentials;           /* file of ACCESS_KEY_ID:SECRET lines ("" none) */
 
     /* Enhanced fan-out */
     uint32_t max_consumers;      /* registered consumers per stream (Kinesis: 20) */

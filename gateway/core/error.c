@@ -33,6 +33,8 @@ static const struct {
     [GW_ERR_MISSING_AUTH_TOKEN] = {"MissingAuthenticationTokenException", 400},
     [GW_ERR_INCOMPLETE_SIGNATURE] = {"IncompleteSignatureException", 400},
     [GW_ERR_ACCESS_DENIED] = {"AccessDeniedException", 400},
+    [GW_ERR_UNRECOGNIZED_CLIENT] = {"UnrecognizedClientException", 400},
+    [GW_ERR_INVALID_SIGNATURE] = {"InvalidSignatureException", 400},
     [GW_ERR_INTERNAL_FAILURE] = {"InternalFailure", 500},
     [GW_ERR_SERVICE_UNAVAILABLE] = {"ServiceUnavailable", 503},
     [GW_ERR_NOT_FOUND] = {"NotFoundException", 404},

@@ -16,8 +16,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "log.h"
+#include "app.h"
+#include "auth.h"
 #include "json.h"
+#include "log.h"
 #include "ops.h"
 #include "reply.h"
 
@@ -186,6 +188,20 @@ static int check_auth(struct gw_req *req)
     return 0;
 }
 
+/* --auth sigv4: false (the refusal answered) unless "req" is signed by a
+ * listed key. */
+static bool authorized(struct gw_app *app, struct gw_req *req)
+{
+    struct gw_error err = {0};
+    if (gw_auth_check(app->auth, req, gw_app_now_ms(), &err) == 0)
+        return true;
+    gw_log(GW_LOG_INFO, "auth_refused", "conn=%llu %s %s: %s: %s",
+           (unsigned long long)gw_req_conn_id(req), gw_req_method(req), gw_req_path(req),
+           gw_error_name(err.type), err.message);
+    gw_reply_error(req, &err);
+    return false;
+}
+
 static void kinesis_door(struct gw_app *app, struct gw_req *req)
 {
     if (strcmp(gw_req_method(req), "POST") != 0) {
@@ -215,8 +231,12 @@ static void kinesis_door(struct gw_app *app, struct gw_req *req)
         reply_error(req, GW_ERR_UNKNOWN_OPERATION, "Operation %s is not supported", target);
         return;
     }
-    if (app->cfg && app->cfg->require_auth && check_auth(req) != 0)
+    if (app->auth) {
+        if (!authorized(app, req))
+            return;
+    } else if (app->cfg && app->cfg->require_auth && check_auth(req) != 0) {
         return;
+    }
     gw_req_set_route(req, op, NULL, 0);
     op->handler(app, req);
 }
@@ -239,6 +259,10 @@ void gw_router_dispatch(void *ctx, struct gw_req *req)
     const struct gw_op *op =
         gw_router_match_rest(app->ops, req, method, path, params, &np, &mismatch);
     if (op) {
+        /* The REST door is signed the same way (curl --aws-sigv4); only the
+         * health check stays open, for load balancers and Docker. */
+        if (app->auth && op->handler != op_healthz && !authorized(app, req))
+            return;
         gw_req_set_route(req, op, params, np);
         op->handler(app, req);
         return;

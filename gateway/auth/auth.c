@@ -1,0 +1,265 @@
+/* auth.c - SigV4 verification of Kinesis-door requests against a
+ * credentials file (see auth.h). */
+#include "auth.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "mem.h"
+#include "sigv4.h"
+
+#define SKEW_MS (15 * 60 * 1000)
+
+struct key {
+    char *id, *secret;
+    /* The signing key of the last scope used: one derivation per day. */
+    bool cached;
+    char day[9], region[64], service[64];
+    uint8_t signing[32];
+};
+
+struct gw_auth {
+    char *path;
+    struct key *keys;
+    size_t nkeys;
+};
+
+static void keys_free(struct key *k, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(k[i].id);
+        if (k[i].secret) {
+            OPENSSL_cleanse(k[i].secret, strlen(k[i].secret));
+            free(k[i].secret);
+        }
+        OPENSSL_cleanse(k[i].signing, sizeof k[i].signing);
+    }
+    free(k);
+}
+
+/* Reads "path" into a new key list. */
+static int load(const char *path, struct key **out, size_t *nout, struct gw_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT, "--credentials %s: %s", path,
+                            strerror(errno));
+    struct key *k = NULL;
+    size_t n = 0, cap = 0;
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = '\0';
+        char *p = line + strspn(line, " \t");
+        if (!*p || *p == '#')
+            continue;
+        char *colon = strchr(p, ':');
+        if (!colon || colon == p || !colon[1]) {
+            rc = gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                              "--credentials %s:%d: expected ACCESS_KEY_ID:SECRET_ACCESS_KEY",
+                              path, lineno);
+            break;
+        }
+        *colon = '\0';
+        char *secret = colon + 1;
+        if (strchr(secret, ':')) {
+            /* Never accept a restriction we would not enforce. */
+            rc = gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                              "--credentials %s:%d: per-stream key restrictions are not "
+                              "supported by this version",
+                              path, lineno);
+            break;
+        }
+        if (strlen(p) > 128) {
+            rc = gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                              "--credentials %s:%d: access key id longer than 128", path, lineno);
+            break;
+        }
+        if (n == cap)
+            k = xrealloc(k, (cap = cap ? cap * 2 : 8) * sizeof *k);
+        k[n++] = (struct key){.id = xstrdup(p), .secret = xstrdup(secret)};
+    }
+    OPENSSL_cleanse(line, sizeof line);
+    fclose(f);
+    if (rc == 0 && n == 0)
+        rc = gw_error_set(err, GW_ERR_INVALID_ARGUMENT, "--credentials %s: no keys", path);
+    if (rc != 0) {
+        keys_free(k, n);
+        return -1;
+    }
+    *out = k;
+    *nout = n;
+    return 0;
+}
+
+struct gw_auth *gw_auth_new(const struct gw_config *cfg, struct gw_error *err)
+{
+    const char *mode = cfg->auth ? cfg->auth : "none";
+    if (strcmp(mode, "none") == 0)
+        return NULL;
+    if (strcmp(mode, "sigv4") != 0) {
+        gw_error_set(err, GW_ERR_INVALID_ARGUMENT, "--auth %s: expected none or sigv4", mode);
+        return NULL;
+    }
+    if (!cfg->credentials || !*cfg->credentials) {
+        gw_error_set(err, GW_ERR_INVALID_ARGUMENT, "--auth sigv4 needs --credentials FILE");
+        return NULL;
+    }
+    struct gw_auth *a = xcalloc(1, sizeof *a);
+    a->path = xstrdup(cfg->credentials);
+    if (load(a->path, &a->keys, &a->nkeys, err) != 0) {
+        gw_auth_free(a);
+        return NULL;
+    }
+    gw_log(GW_LOG_INFO, "auth", "sigv4 with %zu keys from %s", a->nkeys, a->path);
+    return a;
+}
+
+void gw_auth_free(struct gw_auth *a)
+{
+    if (!a)
+        return;
+    keys_free(a->keys, a->nkeys);
+    free(a->path);
+    free(a);
+}
+
+int gw_auth_reload(struct gw_auth *a, struct gw_error *err)
+{
+    struct key *k;
+    size_t n;
+    if (load(a->path, &k, &n, err) != 0)
+        return -1;
+    keys_free(a->keys, a->nkeys);
+    a->keys = k;
+    a->nkeys = n;
+    gw_log(GW_LOG_INFO, "auth", "reloaded %zu keys from %s", n, a->path);
+    return 0;
+}
+
+size_t gw_auth_keys(const struct gw_auth *a) { return a ? a->nkeys : 0; }
+
+static struct key *find(struct gw_auth *a, const char *id)
+{
+    for (size_t i = 0; i < a->nkeys; i++)
+        if (strcmp(a->keys[i].id, id) == 0)
+            return &a->keys[i];
+    return NULL;
+}
+
+/* yyyymmddThhmmssZ -> epoch ms; -1 if malformed. */
+static int64_t amz_date_ms(const char *s)
+{
+    struct tm tm = {0};
+    if (!s || strlen(s) != 16 || s[8] != 'T' || s[15] != 'Z' || strspn(s, "0123456789") != 8 ||
+        strspn(s + 9, "0123456789") != 6)
+        return -1;
+    if (sscanf(s, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec) != 6)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    return t == (time_t)-1 ? -1 : (int64_t)t * 1000;
+}
+
+static void fmt_amz(int64_t ms, char out[17])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+/* HTTP/2 requests carry :authority, which the transport files as "host";
+ * the SDKs sign it under its own name. */
+static const char *header_of(void *ctx, const char *name)
+{
+    struct gw_req *req = ctx;
+    return gw_req_header(req, strcmp(name, ":authority") == 0 ? "host" : name);
+}
+
+static const char mismatch[] =
+    "The request signature we calculated does not match the signature you provided. Check "
+    "your AWS Secret Access Key and signing method. Consult the service documentation for "
+    "details.";
+
+int gw_auth_check(struct gw_auth *a, struct gw_req *req, int64_t now_ms, struct gw_error *err)
+{
+    const char *authz = gw_req_header(req, "authorization");
+    if (!authz) {
+        if (gw_req_query_param(req, "X-Amz-Signature"))
+            return gw_error_set(err, GW_ERR_INCOMPLETE_SIGNATURE,
+                                "Presigned requests are not supported; sign with the "
+                                "Authorization header.");
+        return gw_error_set(err, GW_ERR_MISSING_AUTH_TOKEN, "Missing Authentication Token");
+    }
+    struct gw_sigv4_auth sa;
+    char why[200];
+    if (gw_sigv4_parse(authz, &sa, why, sizeof why) != 0)
+        return gw_error_set(err, GW_ERR_INCOMPLETE_SIGNATURE, "%s", why);
+    const char *date = gw_req_header(req, "x-amz-date");
+    if (!date)
+        return gw_error_set(err, GW_ERR_INCOMPLETE_SIGNATURE,
+                            "Authorization header requires existence of a 'X-Amz-Date' header.");
+    int64_t when = amz_date_ms(date);
+    if (when < 0 || strncmp(date, sa.date, 8) != 0)
+        return gw_error_set(err, GW_ERR_INCOMPLETE_SIGNATURE,
+                            "X-Amz-Date '%.20s' is not yyyymmddThhmmssZ of the credential's "
+                            "date %s",
+                            date, sa.date);
+    struct key *k = find(a, sa.access_key);
+    if (!k)
+        return gw_error_set(err, GW_ERR_UNRECOGNIZED_CLIENT,
+                            "The security token included in the request is invalid.");
+    char now_text[17], bound[17];
+    fmt_amz(now_ms, now_text);
+    if (when < now_ms - SKEW_MS) {
+        fmt_amz(now_ms - SKEW_MS, bound);
+        return gw_error_set(err, GW_ERR_INVALID_SIGNATURE,
+                            "Signature expired: %s is now earlier than %s (%s - 15 min.)", date,
+                            bound, now_text);
+    }
+    if (when > now_ms + SKEW_MS) {
+        fmt_amz(now_ms + SKEW_MS, bound);
+        return gw_error_set(err, GW_ERR_INVALID_SIGNATURE,
+                            "Signature not yet current: %s is still later than %s (%s + 15 min.)",
+                            date, bound, now_text);
+    }
+    size_t blen;
+    const uint8_t *body = gw_req_body(req, &blen);
+    char payload[65];
+    gw_sigv4_sha256_hex(body ? (const void *)body : "", body ? blen : 0, payload);
+    const char *claimed = gw_req_header(req, "x-amz-content-sha256");
+    if (claimed && strcmp(claimed, payload) != 0)
+        return gw_error_set(err, GW_ERR_INVALID_SIGNATURE,
+                            "The provided 'x-amz-content-sha256' header does not match what was "
+                            "computed.");
+    char *creq = gw_sigv4_canonical_request(gw_req_method(req), gw_req_path(req),
+                                            gw_req_query(req), sa.signed_headers, header_of, req,
+                                            payload, why, sizeof why);
+    if (!creq)
+        return gw_error_set(err, GW_ERR_INCOMPLETE_SIGNATURE, "%s", why);
+    char *sts = gw_sigv4_string_to_sign(date, &sa, creq);
+    if (!k->cached || strcmp(k->day, sa.date) != 0 || strcmp(k->region, sa.region) != 0 ||
+        strcmp(k->service, sa.service) != 0) {
+        gw_sigv4_signing_key(k->secret, sa.date, sa.region, sa.service, k->signing);
+        snprintf(k->day, sizeof k->day, "%s", sa.date);
+        snprintf(k->region, sizeof k->region, "%s", sa.region);
+        snprintf(k->service, sizeof k->service, "%s", sa.service);
+        k->cached = true;
+    }
+    char sig[65];
+    gw_sigv4_sign(k->signing, sts, sig);
+    free(sts);
+    free(creq);
+    if (!gw_sigv4_equal(sig, sa.signature))
+        return gw_error_set(err, GW_ERR_INVALID_SIGNATURE, "%s", mismatch);
+    return 0;
+}

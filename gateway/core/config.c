@@ -101,6 +101,10 @@ static const struct opt opts[] = {
      "from a key in --credentials (reloaded on SIGHUP)."},
     {"credentials", "SLUICE_CREDENTIALS", OPT_STRING, FIELD(credentials), "", 0, 0,
      "File of ACCESS_KEY_ID:SECRET_ACCESS_KEY lines (# comments) for --auth sigv4."},
+    {"allowed-hosts", "SLUICE_ALLOWED_HOSTS", OPT_STRING, FIELD(allowed_hosts), "", 0, 0,
+     "Comma-separated Host names (without port) requests may name besides the loopback ones. "
+     "When every --listen address is loopback, or when this is set, other Hosts get 421 "
+     "(a guard against DNS rebinding from a browser)."},
     {"max-consumers", "SLUICE_MAX_CONSUMERS", OPT_UINT, FIELD(max_consumers), "20", 1, 10000,
      "Registered consumers per stream (Kinesis allows 20; raise it for fan-out load tests)."},
     {"consumer-rate", "SLUICE_CONSUMER_RATE", OPT_SIZE, FIELD(consumer_rate), "2MiB", 1, 16 * GiB,
@@ -453,6 +457,7 @@ void gw_config_clear(struct gw_config *cfg)
     free(cfg->durability);
     free(cfg->auth);
     free(cfg->credentials);
+    free(cfg->allowed_hosts);
     free(cfg->region);
     free(cfg->account);
     memset(cfg, 0, sizeof *cfg);

@@ -48,6 +48,7 @@ struct gw_config {
     uint32_t require_auth;       /* 1: Kinesis-door requests must carry SigV4 headers */
     char *auth;                  /* none | sigv4 */
     char *credentials;           /* file of ACCESS_KEY_ID:SECRET lines ("" none) */
+    char *allowed_hosts;         /* comma-separated Host names also served ("" none) */
 
     /* Enhanced fan-out */
     uint32_t max_consumers;      /* registered consumers per stream (Kinesis: 20) */

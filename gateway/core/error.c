@@ -35,6 +35,8 @@ static const struct {
     [GW_ERR_ACCESS_DENIED] = {"AccessDeniedException", 400},
     [GW_ERR_UNRECOGNIZED_CLIENT] = {"UnrecognizedClientException", 400},
     [GW_ERR_INVALID_SIGNATURE] = {"InvalidSignatureException", 400},
+    [GW_ERR_MISDIRECTED] = {"MisdirectedRequest", 421},
+    [GW_ERR_REST_MEDIA_TYPE] = {"UnsupportedMediaType", 415},
     [GW_ERR_INTERNAL_FAILURE] = {"InternalFailure", 500},
     [GW_ERR_SERVICE_UNAVAILABLE] = {"ServiceUnavailable", 503},
     [GW_ERR_NOT_FOUND] = {"NotFoundException", 404},

@@ -28,6 +28,8 @@ enum gw_errtype {
     GW_ERR_ACCESS_DENIED,
     GW_ERR_UNRECOGNIZED_CLIENT,
     GW_ERR_INVALID_SIGNATURE,
+    GW_ERR_MISDIRECTED,            /* 421: Host not served here (DNS rebinding guard) */
+    GW_ERR_REST_MEDIA_TYPE,        /* 415: a REST POST without a non-simple Content-Type */
     GW_ERR_INTERNAL_FAILURE,
     GW_ERR_SERVICE_UNAVAILABLE,
     /* Transport-level errors of the REST door and of HTTP itself. */

@@ -188,6 +188,82 @@ static int check_auth(struct gw_req *req)
     return 0;
 }
 
+/* ---- browser safety ------------------------------------------------------------------- */
+
+/* The host part of "host:port", "[v6]:port" or "host" into "out". */
+static void host_part(const char *hp, char *out, size_t cap)
+{
+    size_t n;
+    if (hp[0] == '[') {
+        const char *e = strchr(hp, ']');
+        n = e ? (size_t)(e - hp) + 1 : strlen(hp);
+    } else {
+        const char *c = strrchr(hp, ':');
+        n = c ? (size_t)(c - hp) : strlen(hp);
+    }
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, hp, n);
+    out[n] = '\0';
+}
+
+static bool is_loopback(const char *h)
+{
+    return strcasecmp(h, "localhost") == 0 || strcmp(h, "[::1]") == 0 ||
+           strncmp(h, "127.", 4) == 0;
+}
+
+/* A web page on another site can make a browser send requests to a gateway
+ * on 127.0.0.1 through a DNS name it controls (DNS rebinding); such requests
+ * carry that name in Host. So when the gateway listens on loopback only (or
+ * --allowed-hosts names its names), Host must be a loopback name or one of
+ * those. Gateways bound to other addresses serve any Host unless told. */
+static bool host_allowed(const struct gw_config *cfg, struct gw_req *req)
+{
+    bool loopback_only = cfg->nlisten > 0;
+    for (size_t i = 0; i < cfg->nlisten && loopback_only; i++) {
+        char h[300];
+        host_part(cfg->listen[i], h, sizeof h);
+        loopback_only = is_loopback(h);
+    }
+    bool listed = cfg->allowed_hosts && *cfg->allowed_hosts;
+    if (!loopback_only && !listed)
+        return true;
+    const char *hv = gw_req_header(req, "host");
+    if (!hv)
+        return true; /* HTTP/1.0 without Host: not a browser */
+    char h[300];
+    host_part(hv, h, sizeof h);
+    if (is_loopback(h))
+        return true;
+    if (listed) {
+        const char *p = cfg->allowed_hosts;
+        while (*p) {
+            size_t n = strcspn(p, ",");
+            if (n == strlen(h) && strncasecmp(p, h, n) == 0)
+                return true;
+            p += n;
+            if (*p == ',')
+                p++;
+        }
+    }
+    return false;
+}
+
+/* A POST a browser may send across origins without asking first (a "simple"
+ * request: text/plain, form types, no custom headers) must not change
+ * anything: the REST door's POSTs take JSON, CBOR, or a raw record as
+ * application/octet-stream, all of which need a CORS preflight. */
+static bool rest_media_ok(struct gw_req *req)
+{
+    if (strcmp(gw_req_method(req), "POST") != 0)
+        return true;
+    const char *ct = gw_req_header(req, "content-type");
+    return gw_media_type_is(ct, GW_CT_JSON) || gw_media_type_is(ct, GW_CT_CBOR) ||
+           gw_media_type_is(ct, GW_CT_AMZ_JSON) ||
+           gw_media_type_is(ct, "application/octet-stream");
+}
+
 /* --auth sigv4: false (the refusal answered) unless "req" is signed by a
  * listed key. */
 static bool authorized(struct gw_app *app, struct gw_req *req)
@@ -249,6 +325,12 @@ void gw_router_dispatch(void *ctx, struct gw_req *req)
     gw_log(GW_LOG_DEBUG, "request", "conn=%llu %s %s target=%s",
            (unsigned long long)gw_req_conn_id(req), method, path,
            gw_req_header(req, "x-amz-target") ? gw_req_header(req, "x-amz-target") : "-");
+    if (app->cfg && !host_allowed(app->cfg, req)) {
+        reply_error(req, GW_ERR_MISDIRECTED,
+                    "Host '%.200s' is not served here; add it with --allowed-hosts",
+                    gw_req_header(req, "host"));
+        return;
+    }
     if (strcmp(path, "/") == 0) {
         kinesis_door(app, req);
         return;
@@ -263,6 +345,14 @@ void gw_router_dispatch(void *ctx, struct gw_req *req)
          * health check stays open, for load balancers and Docker. */
         if (app->auth && op->handler != op_healthz && !authorized(app, req))
             return;
+        if (!rest_media_ok(req)) {
+            const char *ct = gw_req_header(req, "content-type");
+            reply_error(req, GW_ERR_REST_MEDIA_TYPE,
+                        "POST %s needs Content-Type application/json (or "
+                        "application/octet-stream for a raw record), not '%.100s'",
+                        path, ct ? ct : "(none)");
+            return;
+        }
         gw_req_set_route(req, op, params, np);
         op->handler(app, req);
         return;

@@ -452,7 +452,7 @@ Test(bounds, http1_pipelined_replies_are_bounded, .timeout = 120)
 
     char one[1400];
     int olen = snprintf(one, sizeof one,
-                        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n"
+                        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.1\r\n"
                         "X-Amz-Target: Kinesis_20131202.GetRecords\r\nContent-Length: %d\r\n\r\n%s",
                         glen, getrec);
     int fd = tcp_connect(s.port, 2000);
@@ -565,7 +565,7 @@ Test(bounds, declared_bodies_that_never_arrive_cost_no_memory, .timeout = 60)
     for (int k = 0; k < 2; k++)
         h2c_close(c[k]);
     /* HTTP/1.1 the same: 200 connections declaring 10 MiB, sending 1 byte. */
-    static const char head[] = "POST / HTTP/1.1\r\nHost: x\r\n"
+    static const char head[] = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                "Content-Type: application/x-amz-json-1.1\r\n"
                                "X-Amz-Target: Kinesis_20131202.PutRecords\r\n"
                                "Content-Length: 10485760\r\n\r\n{";
@@ -620,7 +620,7 @@ Test(bounds, global_body_memory_cap_answers_503_and_others_are_served, .timeout 
     /* HTTP/1.1 gets the same answer. */
     char head[256];
     int hl = snprintf(head, sizeof head,
-                      "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n"
+                      "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.1\r\n"
                       "X-Amz-Target: Kinesis_20131202.PutRecords\r\nContent-Length: %zu\r\n\r\n",
                       big);
     int fd = tcp_connect(s.port, 3000);

@@ -65,7 +65,7 @@ Test(hostile, oversized_header_http1_gets_431)
 {
     int fd = tcp_connect(s.port, 3000);
     char *req = malloc(64 * 1024);
-    int n = snprintf(req, 64 * 1024, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    int n = snprintf(req, 64 * 1024, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ");
     memset(req + n, 'a', 32 * 1024);
     n += 32 * 1024;
     n += snprintf(req + n, 64 * 1024 - (size_t)n, "\r\n\r\n");
@@ -103,7 +103,7 @@ Test(hostile, oversized_header_h2_gets_431)
 Test(hostile, slowloris_headers_time_out_with_408)
 {
     int fd = tcp_connect(s.port, 5000);
-    const char *partial = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    const char *partial = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
     send_all(fd, partial, strlen(partial));
     double t0 = now_s();
     /* Trickle one byte every 100 ms, far past the 600 ms header timeout,
@@ -142,7 +142,7 @@ Test(hostile, silent_connection_closed_after_header_timeout)
 Test(hostile, idle_keepalive_connection_closed)
 {
     int fd = tcp_connect(s.port, 5000);
-    const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     send_all(fd, req, strlen(req));
     char buf[4096];
     bool closed;
@@ -157,7 +157,7 @@ Test(hostile, idle_keepalive_connection_closed)
 Test(hostile, declared_body_over_limit_gets_413)
 {
     int fd = tcp_connect(s.port, 3000);
-    const char *req = "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n"
+    const char *req = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.1\r\n"
                       "X-Amz-Target: Kinesis_20131202.ListStreams\r\n"
                       "Content-Length: 1073741824\r\n\r\n{";
     send_all(fd, req, strlen(req));
@@ -173,7 +173,7 @@ Test(hostile, declared_body_over_limit_gets_413)
 Test(hostile, chunked_body_over_limit_gets_413)
 {
     int fd = tcp_connect(s.port, 3000);
-    const char *head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n"
+    const char *head = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.1\r\n"
                        "X-Amz-Target: Kinesis_20131202.ListStreams\r\n"
                        "Transfer-Encoding: chunked\r\n\r\n";
     send_all(fd, head, strlen(head));
@@ -224,7 +224,7 @@ Test(hostile, peer_that_never_reads_costs_bounded_memory)
     /* Up to 500,000 pipelined requests (~17 MB) and their ~100 MB of replies,
      * never read: the server must stop reading once its output is full, so
      * our sends stall long before the end. */
-    const char *one = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char *one = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     size_t len = strlen(one);
     char *many = malloc(len * 1000);
     for (int i = 0; i < 1000; i++)
@@ -358,6 +358,96 @@ Test(hostile, tls_without_certificate_is_refused_cleanly)
     cr_expect(healthz_ok(&s));
 }
 
+/* ---- browser safety ------------------------------------------------------------ */
+
+/* A web page can make a browser send a "simple" cross-origin POST (text/plain
+ * or a form type) without asking first: such a POST must change nothing. */
+Test(hostile, rest_post_with_a_simple_content_type_changes_nothing)
+{
+    char out[4096];
+    const char *types[] = {"text/plain", "application/x-www-form-urlencoded",
+                           "multipart/form-data; boundary=x", NULL};
+    for (int i = 0; types[i]; i++) {
+        run_cmd(out, sizeof out,
+                "curl -s -w ' %%{http_code}' -X POST -H 'Content-Type: %s' "
+                "--data-binary '{\"StreamName\":\"forged%d\",\"ShardCount\":1}' "
+                "http://127.0.0.1:%d/v1/streams",
+                types[i], i, s.port);
+        cr_expect(strstr(out, "UnsupportedMediaType") && strstr(out, " 415"), "%s: %s", types[i],
+                  out);
+    }
+    /* Without any type (curl -d sends the form type; --data-binary with
+     * no header likewise), and a raw record posted as text/plain. */
+    run_cmd(out, sizeof out,
+            "curl -s -w ' %%{http_code}' -X POST -H 'Content-Type: text/plain' --data-binary x "
+            "'http://127.0.0.1:%d/v1/streams/forged0/records?partitionKey=k'",
+            s.port);
+    cr_expect(strstr(out, " 415"), "%s", out);
+    run_cmd(out, sizeof out, "curl -s http://127.0.0.1:%d/v1/streams", s.port);
+    cr_expect(strstr(out, "forged") == NULL, "a forged POST created a stream: %s", out);
+    /* The real thing still works. */
+    run_cmd(out, sizeof out,
+            "curl -s -w ' %%{http_code}' -X POST -H 'Content-Type: application/json' "
+            "-d '{\"StreamName\":\"real\",\"ShardCount\":1}' http://127.0.0.1:%d/v1/streams",
+            s.port);
+    cr_expect(strstr(out, " 200"), "%s", out);
+}
+
+/* DNS rebinding: a page on evil.example resolves its name to 127.0.0.1; the
+ * browser then sends Host: evil.example. Bound to loopback, the gateway
+ * answers only loopback names (and --allowed-hosts). */
+Test(hostile, foreign_host_is_misdirected_on_loopback)
+{
+    char out[4096];
+    const char *targets[] = {"/v1/streams", "/healthz", NULL};
+    for (int i = 0; targets[i]; i++) {
+        run_cmd(out, sizeof out, "curl -s -w ' %%{http_code}' -H 'Host: evil.example:%d' "
+                                 "http://127.0.0.1:%d%s",
+                s.port, s.port, targets[i]);
+        cr_expect(strstr(out, "MisdirectedRequest") && strstr(out, " 421"), "%s: %s", targets[i],
+                  out);
+    }
+    run_cmd(out, sizeof out,
+            "curl -s -w ' %%{http_code}' -X POST -H 'Host: evil.example' "
+            "-H 'Content-Type: application/x-amz-json-1.1' "
+            "-H 'X-Amz-Target: Kinesis_20131202.ListStreams' -d '{}' http://127.0.0.1:%d/",
+            s.port);
+    cr_expect(strstr(out, " 421"), "the Kinesis door too: %s", out);
+    run_cmd(out, sizeof out,
+            "curl -s -w ' %%{http_code}' --http2-prior-knowledge -H 'Host: evil.example' "
+            "http://127.0.0.1:%d/v1/streams",
+            s.port);
+    cr_expect(strstr(out, " 421"), "h2c (:authority) too: %s", out);
+    const char *fine[] = {"localhost", "127.0.0.1", "[::1]", NULL};
+    for (int i = 0; fine[i]; i++) {
+        run_cmd(out, sizeof out, "curl -s -w ' %%{http_code}' -H 'Host: %s:%d' "
+                                 "http://127.0.0.1:%d/v1/streams",
+                fine[i], s.port, s.port);
+        cr_expect(strstr(out, " 200"), "%s: %s", fine[i], out);
+    }
+}
+
+Test(hostile, allowed_hosts_extends_the_loopback_names)
+{
+    struct srv t = {0};
+    const char *args[] = {"--allowed-hosts", "gw.internal,Other.Example", NULL};
+    srv_start(&t, args);
+    char out[4096];
+    run_cmd(out, sizeof out, "curl -s -w ' %%{http_code}' -H 'Host: gw.internal:%d' "
+                             "http://127.0.0.1:%d/healthz",
+            t.port, t.port);
+    cr_expect(strstr(out, " 200"), "%s", out);
+    run_cmd(out, sizeof out, "curl -s -w ' %%{http_code}' -H 'Host: other.example' "
+                             "http://127.0.0.1:%d/healthz",
+            t.port);
+    cr_expect(strstr(out, " 200"), "names compare without case: %s", out);
+    run_cmd(out, sizeof out, "curl -s -w ' %%{http_code}' -H 'Host: gw.internal.evil' "
+                             "http://127.0.0.1:%d/healthz",
+            t.port);
+    cr_expect(strstr(out, " 421"), "%s", out);
+    cr_expect_eq(srv_stop(&t, 10000), 0);
+}
+
 /* ---- drain -------------------------------------------------------------------- */
 
 Test(drain, sigterm_sends_goaway_and_exits_zero, .timeout = 60)
@@ -372,7 +462,7 @@ Test(drain, sigterm_sends_goaway_and_exits_zero, .timeout = 60)
     frame(buf, &n, 0, 0x4, 0, 0);
     send_all(h2, buf, n);
     int h1 = tcp_connect(t.port, 5000);
-    const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     send_all(h1, req, strlen(req));
     sleep_ms(200);
     cr_assert_eq(kill(t.pid, SIGTERM), 0);

@@ -194,7 +194,7 @@ Test(kinesis, rest_door_round_trip)
     run_cmd(out, sizeof out, "curl -s http://127.0.0.1:%d/v1/streams/r1", s.port);
     cr_expect(strstr(out, "\"StreamStatus\":\"ACTIVE\"") != NULL, "%s", out);
     run_cmd(out, sizeof out,
-            "curl -s -X POST --data-binary 'hello world' "
+            "curl -s -X POST -H 'Content-Type: application/octet-stream' --data-binary 'hello world' "
             "'http://127.0.0.1:%d/v1/streams/r1/records?partitionKey=k1'",
             s.port);
     cr_expect(strstr(out, "\"SequenceNumber\":\"") != NULL, "%s", out);
@@ -222,13 +222,13 @@ Test(kinesis, rest_door_round_trip)
     run_cmd(out, sizeof out, "curl -s http://127.0.0.1:%d/v1/streams/r1/shards", s.port);
     cr_expect(strstr(out, "ResourceNotFoundException") != NULL, "%s", out);
     run_cmd(out, sizeof out,
-            "curl -s -X POST --data-binary x 'http://127.0.0.1:%d/v1/streams/nope/records?"
+            "curl -s -X POST -H 'Content-Type: application/octet-stream' --data-binary x 'http://127.0.0.1:%d/v1/streams/nope/records?"
             "partitionKey=k'",
             s.port);
     cr_expect(strstr(out, "ResourceNotFoundException") != NULL, "%s", out);
     /* Keys come back inside JSON: bytes that are not UTF-8 are refused. */
     run_cmd(out, sizeof out,
-            "curl -s -X POST --data-binary x 'http://127.0.0.1:%d/v1/streams/r1/records?"
+            "curl -s -X POST -H 'Content-Type: application/octet-stream' --data-binary x 'http://127.0.0.1:%d/v1/streams/r1/records?"
             "partitionKey=%%ff%%fe'",
             s.port);
     cr_expect(strstr(out, "SerializationException") != NULL, "%s", out);

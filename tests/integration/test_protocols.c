@@ -122,8 +122,8 @@ Test(protocols, h2load_http1_and_tls)
 Test(protocols, keepalive_and_pipelining)
 {
     int fd = tcp_connect(s.port, 3000);
-    const char *two = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-                      "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    const char *two = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                      "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     cr_assert_eq(send_all(fd, two, strlen(two)), 0);
     char buf[8192];
     bool closed;
@@ -141,10 +141,10 @@ Test(protocols, keepalive_and_pipelining)
 Test(protocols, chunked_request_body_then_keepalive)
 {
     int fd = tcp_connect(s.port, 3000);
-    const char *req = "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Kinesis_20131202.Nope\r\n"
+    const char *req = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: Kinesis_20131202.Nope\r\n"
                       "Content-Type: application/x-amz-json-1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                       "1\r\n{\r\n1\r\n}\r\n0\r\n\r\n"
-                      "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+                      "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     cr_assert_eq(send_all(fd, req, strlen(req)), 0);
     char buf[8192];
     bool closed;

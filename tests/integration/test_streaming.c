@@ -352,7 +352,7 @@ Test(streaming, http1_reader_that_never_reads_bounds_the_pull)
     int fd = tcp_connect(port, 2000);
     int small = 4096; /* keep the kernel's buffers small so the bound is tight */
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    const char *req = "GET /stall HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char *req = "GET /stall HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     send_all(fd, req, strlen(req));
     sleep_ms(1000);
     size_t a = atomic_load(&stall_pulled);

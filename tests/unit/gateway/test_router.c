@@ -85,9 +85,27 @@ Test(router, rest_door_dispatches_with_params)
     cr_expect_str_eq(gw_req_param(r, 1), "shardId-000000000001");
     cr_expect_null(gw_req_param(r, 2));
     gw_req_free(r);
-    r = mk("POST", "/v1/streams/orders/records", NULL, NULL);
+    r = mk("POST", "/v1/streams/orders/records", "application/json", NULL);
     cr_expect_str_eq(called, "PutRecords");
     gw_req_free(r);
+    r = mk("POST", "/v1/streams/orders/records", "application/octet-stream", NULL);
+    cr_expect_str_eq(called, "PutRecords");
+    gw_req_free(r);
+}
+
+/* A POST a browser could send across origins without a preflight never
+ * reaches a handler. */
+Test(router, rest_post_needs_a_non_simple_content_type)
+{
+    const char *bad[] = {NULL, "text/plain", "text/plain; charset=utf-8",
+                         "application/x-www-form-urlencoded", "multipart/form-data; boundary=b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct gw_req *r = mk("POST", "/v1/streams/orders/records", bad[i], NULL);
+        cr_expect_null(called, "%s reached the handler", bad[i] ? bad[i] : "(none)");
+        cr_expect_eq(r->resp.status, 415, "%s", bad[i] ? bad[i] : "(none)");
+        cr_expect(strstr(body(r), "UnsupportedMediaType") != NULL, "%s", body(r));
+        gw_req_free(r);
+    }
 }
 
 Test(router, rest_door_near_misses_are_404)

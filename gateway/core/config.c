@@ -105,6 +105,10 @@ static const struct opt opts[] = {
      "Comma-separated Host names (without port) requests may name besides the loopback ones. "
      "When every --listen address is loopback, or when this is set, other Hosts get 421 "
      "(a guard against DNS rebinding from a browser)."},
+    {"cors-origin", "SLUICE_CORS_ORIGIN", OPT_STRING, FIELD(cors_origins), "", 0, 0,
+     "Comma-separated origins (scheme://host[:port]) whose web pages may call the gateway "
+     "across origins: preflights are answered and replies carry CORS headers for them only. "
+     "Off by default."},
     {"max-consumers", "SLUICE_MAX_CONSUMERS", OPT_UINT, FIELD(max_consumers), "20", 1, 10000,
      "Registered consumers per stream (Kinesis allows 20; raise it for fan-out load tests)."},
     {"consumer-rate", "SLUICE_CONSUMER_RATE", OPT_SIZE, FIELD(consumer_rate), "2MiB", 1, 16 * GiB,
@@ -458,6 +462,7 @@ void gw_config_clear(struct gw_config *cfg)
     free(cfg->auth);
     free(cfg->credentials);
     free(cfg->allowed_hosts);
+    free(cfg->cors_origins);
     free(cfg->region);
     free(cfg->account);
     memset(cfg, 0, sizeof *cfg);

@@ -49,6 +49,7 @@ struct gw_config {
     char *auth;                  /* none | sigv4 */
     char *credentials;           /* file of ACCESS_KEY_ID:SECRET lines ("" none) */
     char *allowed_hosts;         /* comma-separated Host names also served ("" none) */
+    char *cors_origins;          /* comma-separated origins allowed cross-origin ("" none) */
 
     /* Enhanced fan-out */
     uint32_t max_consumers;      /* registered consumers per stream (Kinesis: 20) */

@@ -264,6 +264,54 @@ static bool rest_media_ok(struct gw_req *req)
            gw_media_type_is(ct, "application/octet-stream");
 }
 
+/* Whether "item" is one of the comma-separated "list" (exact, case-sensitive:
+ * origins are compared as browsers serialise them). */
+static bool in_list(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    for (const char *p = list; p && *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, item, n) == 0)
+            return true;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
+/* CORS, off unless --cors-origin names the page's origin. A request from an
+ * allowed origin gets the headers that let its page read the reply (set
+ * before the handler runs, so streamed replies carry them too); a preflight
+ * is answered here. Returns true when the request was a preflight (answered). */
+static bool cors(const struct gw_config *cfg, struct gw_req *req)
+{
+    const char *origin = gw_req_header(req, "origin");
+    bool allowed = origin && cfg->cors_origins && in_list(cfg->cors_origins, origin);
+    bool preflight = strcmp(gw_req_method(req), "OPTIONS") == 0 &&
+                     gw_req_header(req, "access-control-request-method");
+    if (allowed) {
+        gw_resp_header(req, "access-control-allow-origin", origin);
+        gw_resp_header(req, "vary", "Origin");
+        gw_resp_header(req, "access-control-expose-headers",
+                       "x-amzn-RequestId, x-amzn-ErrorType, Date");
+    }
+    if (!preflight)
+        return false;
+    if (!allowed) {
+        reply_error(req, GW_ERR_ACCESS_DENIED, "Origin '%.200s' is not allowed (--cors-origin)",
+                    origin ? origin : "(none)");
+        return true;
+    }
+    const char *hdrs = gw_req_header(req, "access-control-request-headers");
+    gw_resp_header(req, "access-control-allow-methods", "GET, HEAD, POST, PUT, DELETE");
+    if (hdrs)
+        gw_resp_header(req, "access-control-allow-headers", hdrs);
+    gw_resp_header(req, "access-control-max-age", "600");
+    gw_resp_send(req, 204, NULL, 0);
+    return true;
+}
+
 /* --auth sigv4: false (the refusal answered) unless "req" is signed by a
  * listed key. */
 static bool authorized(struct gw_app *app, struct gw_req *req)
@@ -331,6 +379,8 @@ void gw_router_dispatch(void *ctx, struct gw_req *req)
                     gw_req_header(req, "host"));
         return;
     }
+    if (app->cfg && cors(app->cfg, req))
+        return;
     if (strcmp(path, "/") == 0) {
         kinesis_door(app, req);
         return;

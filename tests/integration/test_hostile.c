@@ -448,6 +448,49 @@ Test(hostile, allowed_hosts_extends_the_loopback_names)
     cr_expect_eq(srv_stop(&t, 10000), 0);
 }
 
+/* CORS is off unless --cors-origin names the page's origin: only then do
+ * preflights succeed and replies carry Access-Control-Allow-Origin. */
+Test(hostile, cors_only_for_listed_origins)
+{
+    char out[8192];
+    /* Off by default (the suite's server has no --cors-origin). */
+    run_cmd(out, sizeof out,
+            "curl -s -i -X OPTIONS -H 'Origin: https://app.example' "
+            "-H 'Access-Control-Request-Method: POST' http://127.0.0.1:%d/v1/streams",
+            s.port);
+    cr_expect(strstr(out, " 400 ") && !strstr(out, "access-control-allow-origin"), "%s", out);
+    struct srv t = {0};
+    const char *args[] = {"--cors-origin", "https://app.example,http://localhost:3000", NULL};
+    srv_start(&t, args);
+    run_cmd(out, sizeof out,
+            "curl -s -i -X OPTIONS -H 'Origin: https://app.example' "
+            "-H 'Access-Control-Request-Method: POST' "
+            "-H 'Access-Control-Request-Headers: content-type, authorization' "
+            "http://127.0.0.1:%d/v1/streams",
+            t.port);
+    cr_expect(strstr(out, " 204 "), "%s", out);
+    cr_expect(strstr(out, "access-control-allow-origin: https://app.example"), "%s", out);
+    cr_expect(strstr(out, "access-control-allow-headers: content-type, authorization"), "%s", out);
+    cr_expect(strstr(out, "access-control-allow-methods: "), "%s", out);
+    /* A listed origin reads replies, errors included; streams too. */
+    run_cmd(out, sizeof out,
+            "curl -s -i -H 'Origin: http://localhost:3000' http://127.0.0.1:%d/v1/streams/none",
+            t.port);
+    cr_expect(strstr(out, "access-control-allow-origin: http://localhost:3000"), "%s", out);
+    cr_expect(strstr(out, "ResourceNotFoundException"), "%s", out);
+    /* Another origin: refused preflight, and no CORS headers on replies. */
+    run_cmd(out, sizeof out,
+            "curl -s -i -X OPTIONS -H 'Origin: https://evil.example' "
+            "-H 'Access-Control-Request-Method: DELETE' http://127.0.0.1:%d/v1/streams/x",
+            t.port);
+    cr_expect(!strstr(out, " 204 ") && !strstr(out, "access-control-allow-origin"), "%s", out);
+    run_cmd(out, sizeof out,
+            "curl -s -i -H 'Origin: https://app.example.evil' http://127.0.0.1:%d/v1/streams",
+            t.port);
+    cr_expect(strstr(out, " 200 ") && !strstr(out, "access-control-allow-origin"), "%s", out);
+    cr_expect_eq(srv_stop(&t, 10000), 0);
+}
+
 /* ---- drain -------------------------------------------------------------------- */
 
 Test(drain, sigterm_sends_goaway_and_exits_zero, .timeout = 60)

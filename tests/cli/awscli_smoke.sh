@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Smoke test with Debian's AWS CLI (package awscli, HTTP/1.1) against the real
 # sluice binary: create-stream, wait for ACTIVE, put-record, put-records,
-# list-shards, get-shard-iterator, get-records, and one error.
+# list-shards, get-shard-iterator, get-records, and one error. The gateway runs
+# with --auth sigv4: the CLI's signatures are verified, and a wrong secret is
+# refused.
 #   SLUICE_BIN=/path/to/sluice bash tests/cli/awscli_smoke.sh
 # AWS_CLI overrides the aws binary (default /usr/bin/aws, Debian's, then PATH).
 set -euo pipefail
@@ -33,7 +35,9 @@ export HOME="$tmp/home" AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE \
 mkdir -p "$HOME"
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL || true
 
-"$bin" --listen 127.0.0.1:0 --data-dir "$tmp/data" 2>"$tmp/sluice.log" &
+printf '# the CLI environment key above\n%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$tmp/credentials"
+"$bin" --listen 127.0.0.1:0 --data-dir "$tmp/data" --auth sigv4 --credentials "$tmp/credentials" \
+  2>"$tmp/sluice.log" &
 pid=$!
 port=""
 for _ in $(seq 1 200); do   # bounded: 10 s
@@ -138,6 +142,15 @@ elif grep -q "ResourceNotFoundException" "$tmp/err"; then
   passed=$((passed + 1)); echo "ok - missing stream: ResourceNotFoundException"
 else
   failed=$((failed + 1)); echo "not ok - missing stream"; sed 's/^/#   /' "$tmp/err"
+fi
+
+# A wrong secret: the signature does not verify, nothing is deleted.
+if AWS_SECRET_ACCESS_KEY=not-the-secret kin delete-stream --stream-name "$s" >/dev/null 2>"$tmp/err"; then
+  failed=$((failed + 1)); echo "not ok - wrong secret: delete-stream succeeded"
+elif grep -q "InvalidSignatureException" "$tmp/err"; then
+  passed=$((passed + 1)); echo "ok - wrong secret: InvalidSignatureException"
+else
+  failed=$((failed + 1)); echo "not ok - wrong secret"; sed 's/^/#   /' "$tmp/err"
 fi
 
 run delete-stream kin delete-stream --stream-name "$s" && { passed=$((passed + 1)); echo "ok - delete-stream"; }

@@ -190,24 +190,36 @@ static const char mismatch[] =
     "your AWS Secret Access Key and signing method. Consult the service documentation for "
     "details.";
 
+static const char *query_of(void *ctx, const char *name)
+{
+    return gw_req_query_param(ctx, name);
+}
+
 int gw_auth_check(struct gw_auth *a, struct gw_req *req, int64_t now_ms, struct gw_error *err)
 {
     const char *authz = gw_req_header(req, "authorization");
-    if (!authz) {
-        if (gw_req_query_param(req, "X-Amz-Signature"))
-            return gw_error_set(err, GW_ERR_INCOMPLETE_SIGNATURE,
-                                "Presigned requests are not supported; sign with the "
-                                "Authorization header.");
+    bool presigned = !authz && gw_req_query_param(req, "X-Amz-Signature");
+    if (!authz && !presigned)
         return gw_error_set(err, GW_ERR_MISSING_AUTH_TOKEN, "Missing Authentication Token");
-    }
     struct gw_sigv4_auth sa;
-    char why[200];
-    if (gw_sigv4_parse(authz, &sa, why, sizeof why) != 0)
-        return gw_error_set(err, GW_ERR_INCOMPLETE_SIGNATURE, "%s", why);
-    const char *date = gw_req_header(req, "x-amz-date");
-    if (!date)
-        return gw_error_set(err, GW_ERR_INCOMPLETE_SIGNATURE,
-                            "Authorization header requires existence of a 'X-Amz-Date' header.");
+    char why[200], qdate[17];
+    const char *date;
+    long expires_s = 0;
+    if (presigned) {
+        /* A presigned URL (query-string signature): what a browser or curl
+         * can use without computing signatures itself. */
+        if (gw_sigv4_parse_query(query_of, req, &sa, qdate, &expires_s, why, sizeof why) != 0)
+            return gw_error_set(err, GW_ERR_INCOMPLETE_SIGNATURE, "%s", why);
+        date = qdate;
+    } else {
+        if (gw_sigv4_parse(authz, &sa, why, sizeof why) != 0)
+            return gw_error_set(err, GW_ERR_INCOMPLETE_SIGNATURE, "%s", why);
+        date = gw_req_header(req, "x-amz-date");
+        if (!date)
+            return gw_error_set(err, GW_ERR_INCOMPLETE_SIGNATURE,
+                                "Authorization header requires existence of a 'X-Amz-Date' "
+                                "header.");
+    }
     int64_t when = amz_date_ms(date);
     if (when < 0 || strncmp(date, sa.date, 8) != 0)
         return gw_error_set(err, GW_ERR_INCOMPLETE_SIGNATURE,
@@ -220,7 +232,14 @@ int gw_auth_check(struct gw_auth *a, struct gw_req *req, int64_t now_ms, struct 
                             "The security token included in the request is invalid.");
     char now_text[17], bound[17];
     fmt_amz(now_ms, now_text);
-    if (when < now_ms - SKEW_MS) {
+    if (presigned && now_ms > when + (int64_t)expires_s * 1000) {
+        fmt_amz(when + (int64_t)expires_s * 1000, bound);
+        return gw_error_set(err, GW_ERR_INVALID_SIGNATURE,
+                            "Signature expired: the presigned request was valid until %s, it is "
+                            "now %s",
+                            bound, now_text);
+    }
+    if (!presigned && when < now_ms - SKEW_MS) {
         fmt_amz(now_ms - SKEW_MS, bound);
         return gw_error_set(err, GW_ERR_INVALID_SIGNATURE,
                             "Signature expired: %s is now earlier than %s (%s - 15 min.)", date,
@@ -236,14 +255,21 @@ int gw_auth_check(struct gw_auth *a, struct gw_req *req, int64_t now_ms, struct 
     const uint8_t *body = gw_req_body(req, &blen);
     char payload[65];
     gw_sigv4_sha256_hex(body ? (const void *)body : "", body ? blen : 0, payload);
-    const char *claimed = gw_req_header(req, "x-amz-content-sha256");
-    if (claimed && strcmp(claimed, payload) != 0)
+    const char *claimed = presigned ? gw_req_query_param(req, "X-Amz-Content-Sha256")
+                                    : gw_req_header(req, "x-amz-content-sha256");
+    /* The signature covers the body's hash, as the SDKs' signer computes it
+     * for every service but S3; only a presigned URL may say
+     * UNSIGNED-PAYLOAD (X-Amz-Content-Sha256), as S3-style signers do. */
+    const char *hash = payload;
+    if (presigned && claimed && strcmp(claimed, "UNSIGNED-PAYLOAD") == 0)
+        hash = "UNSIGNED-PAYLOAD";
+    else if (claimed && strcmp(claimed, payload) != 0)
         return gw_error_set(err, GW_ERR_INVALID_SIGNATURE,
                             "The provided 'x-amz-content-sha256' header does not match what was "
                             "computed.");
     char *creq = gw_sigv4_canonical_request(gw_req_method(req), gw_req_path(req),
-                                            gw_req_query(req), sa.signed_headers, header_of, req,
-                                            payload, why, sizeof why);
+                                            gw_req_query(req), presigned, sa.signed_headers,
+                                            header_of, req, hash, why, sizeof why);
     if (!creq)
         return gw_error_set(err, GW_ERR_INCOMPLETE_SIGNATURE, "%s", why);
     char *sts = gw_sigv4_string_to_sign(date, &sa, creq);

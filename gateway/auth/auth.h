@@ -11,7 +11,9 @@
  * the keys in use). Signing keys are derived once per key, day, region and
  * service and cached. X-Amz-Date must be within 15 minutes of the clock; the
  * payload hash is the body's SHA-256, and x-amz-content-sha256, when sent,
- * must equal it.
+ * must equal it. Presigned requests (the signature in the query, valid for
+ * X-Amz-Expires seconds; the body's hash signed unless X-Amz-Content-Sha256
+ * says UNSIGNED-PAYLOAD) are accepted too.
  *
  * Upstream: router.c (the check), main.c (SIGHUP), app.c (lifetime).
  * Downstream: sigv4.h. */

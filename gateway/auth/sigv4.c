@@ -153,7 +153,7 @@ static char *encoded(const char *raw, size_t n)
     return b.p;
 }
 
-static void canonical_query(struct sb *out, const char *query)
+static void canonical_query(struct sb *out, const char *query, bool presigned)
 {
     size_t n = 0, cap = 8;
     struct qpair *v = xmalloc(cap * sizeof *v);
@@ -167,7 +167,12 @@ static void canonical_query(struct sb *out, const char *query)
                 v = xrealloc(v, (cap *= 2) * sizeof *v);
             v[n].k = encoded(p, eq);
             v[n].v = eq < len ? encoded(p + eq + 1, len - eq - 1) : encoded("", 0);
-            n++;
+            if (presigned && strcmp(v[n].k, "X-Amz-Signature") == 0) {
+                free(v[n].k);
+                free(v[n].v);
+            } else {
+                n++;
+            }
         }
         p += len;
         if (*p == '&')
@@ -206,9 +211,9 @@ static void canonical_value(struct sb *out, const char *v)
 }
 
 char *gw_sigv4_canonical_request(const char *method, const char *path, const char *query,
-                                 const char *signed_headers, gw_sigv4_header_fn header,
-                                 void *ctx, const char *payload_hash_hex, char *why,
-                                 size_t whylen)
+                                 bool presigned, const char *signed_headers,
+                                 gw_sigv4_header_fn header, void *ctx,
+                                 const char *payload_hash_hex, char *why, size_t whylen)
 {
     struct sb b = {0};
     sb_str(&b, method);
@@ -218,7 +223,7 @@ char *gw_sigv4_canonical_request(const char *method, const char *path, const cha
      * uriEscapePath for every service but S3. */
     sb_encode(&b, path && *path ? path : "/", path && *path ? strlen(path) : 1, true);
     sb_str(&b, "\n");
-    canonical_query(&b, query);
+    canonical_query(&b, query, presigned);
     sb_str(&b, "\n");
     /* Headers in SignedHeaders order (the signer sorts them; a client that
      * did not would not match its own signature either). */
@@ -307,4 +312,33 @@ bool gw_sigv4_equal(const char *a, const char *b)
 {
     size_t n = strlen(a);
     return n == strlen(b) && CRYPTO_memcmp(a, b, n) == 0;
+}
+
+int gw_sigv4_parse_query(gw_sigv4_query_fn get, void *ctx, struct gw_sigv4_auth *out,
+                         char amz_date[17], long *expires_s, char *why, size_t whylen)
+{
+    const char *alg = get(ctx, "X-Amz-Algorithm"), *cred = get(ctx, "X-Amz-Credential");
+    const char *date = get(ctx, "X-Amz-Date"), *sh = get(ctx, "X-Amz-SignedHeaders");
+    const char *sig = get(ctx, "X-Amz-Signature"), *exp = get(ctx, "X-Amz-Expires");
+    if (!alg || strcmp(alg, "AWS4-HMAC-SHA256") != 0 || !cred || !date || !sh || !sig || !exp)
+        return fail(why, whylen,
+                    "A presigned request needs X-Amz-Algorithm=AWS4-HMAC-SHA256, "
+                    "X-Amz-Credential, X-Amz-Date, X-Amz-SignedHeaders, X-Amz-Expires and "
+                    "X-Amz-Signature");
+    if (strlen(date) != 16)
+        return fail(why, whylen, "X-Amz-Date must be yyyymmddThhmmssZ");
+    memcpy(amz_date, date, 17);
+    char *end;
+    long e = strtol(exp, &end, 10);
+    if (!*exp || *end || e < 1 || e > 604800)
+        return fail(why, whylen, "X-Amz-Expires must be 1..604800 seconds");
+    *expires_s = e;
+    /* The same fields as the header form, then the same checks. */
+    char header[2048];
+    int n = snprintf(header, sizeof header,
+                     "AWS4-HMAC-SHA256 Credential=%s, SignedHeaders=%s, Signature=%s", cred, sh,
+                     sig);
+    if (n < 0 || (size_t)n >= sizeof header)
+        return fail(why, whylen, "presigned parameters too long");
+    return gw_sigv4_parse(header, out, why, whylen);
 }

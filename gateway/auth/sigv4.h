@@ -42,12 +42,23 @@ typedef const char *(*gw_sigv4_header_fn)(void *ctx, const char *name);
 /* Builds the canonical request: "method\ncanonical path\ncanonical
  * query\ncanonical headers\n\nsigned headers\npayload hash". "path" and
  * "query" are as received (percent-encoded, query without '?'); a signed
- * header that is absent is an error. Returns a malloc'd string, or NULL with
- * "why" set. */
+ * header that is absent is an error. A presigned request's X-Amz-Signature
+ * query parameter is left out of the canonical query, as the signer did not
+ * have it (pass "presigned"). Returns a malloc'd string, or NULL with "why"
+ * set. */
 char *gw_sigv4_canonical_request(const char *method, const char *path, const char *query,
-                                 const char *signed_headers, gw_sigv4_header_fn header,
-                                 void *ctx, const char *payload_hash_hex, char *why,
-                                 size_t whylen);
+                                 bool presigned, const char *signed_headers,
+                                 gw_sigv4_header_fn header, void *ctx,
+                                 const char *payload_hash_hex, char *why, size_t whylen);
+
+/* A presigned request's query (X-Amz-Algorithm, X-Amz-Credential,
+ * X-Amz-Date, X-Amz-SignedHeaders, X-Amz-Signature, X-Amz-Expires) into "out"
+ * and "*amz_date" (16 chars + NUL), "*expires_s". Returns 0, or -1 with
+ * "why" set when a parameter is missing or malformed. "get" returns the
+ * decoded value of a query parameter or NULL. */
+typedef const char *(*gw_sigv4_query_fn)(void *ctx, const char *name);
+int gw_sigv4_parse_query(gw_sigv4_query_fn get, void *ctx, struct gw_sigv4_auth *out,
+                         char amz_date[17], long *expires_s, char *why, size_t whylen);
 
 /* "AWS4-HMAC-SHA256\n<amz_date>\n<scope>\n<hex sha256 of canonical request>"
  * into a malloc'd string; scope = date/region/service/aws4_request. */

@@ -56,9 +56,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(a.service, sizeof a.service, "kinesis");
     }
     struct hdrs h = {{f[3], f[4], f[5], f[6]}};
-    char *c1 = gw_sigv4_canonical_request("POST", f[1], f[2], a.signed_headers, hdr, &h,
+    char *c1 = gw_sigv4_canonical_request("POST", f[1], f[2], size & 1, a.signed_headers, hdr, &h,
                                           "e3b0c442", why, sizeof why);
-    char *c2 = gw_sigv4_canonical_request("POST", f[1], f[2], a.signed_headers, hdr, &h,
+    char *c2 = gw_sigv4_canonical_request("POST", f[1], f[2], size & 1, a.signed_headers, hdr, &h,
                                           "e3b0c442", why, sizeof why);
     CHECK((c1 == NULL) == (c2 == NULL));
     if (c1) {

@@ -47,7 +47,7 @@ static void check_vector(json_t *v)
     cr_expect_str_eq(payload, str(v, "intermediate", "payload_sha256_hex"), "%s", name);
     char *creq = gw_sigv4_canonical_request(
         json_string_value(json_object_get(in, "method")), json_string_value(json_object_get(in, "path")),
-        json_string_value(json_object_get(in, "query")), a.signed_headers, hdr, after, payload, why,
+        json_string_value(json_object_get(in, "query")), false, a.signed_headers, hdr, after, payload, why,
         sizeof why);
     cr_assert_not_null(creq, "%s: %s", name, why);
     cr_expect_str_eq(creq, str(v, "intermediate", "canonical_request"), "%s", name);
@@ -102,7 +102,7 @@ Test(sigv4, tampering_is_detected)
         if (t == 3)
             json_object_set_new(h, "content-type", json_string("application/x-amz-json-1.1 "));
         gw_sigv4_sha256_hex(b, strlen(b), payload);
-        char *creq = gw_sigv4_canonical_request("POST", "/", "", a.signed_headers, hdr, h, payload,
+        char *creq = gw_sigv4_canonical_request("POST", "/", "", false, a.signed_headers, hdr, h, payload,
                                                 why, sizeof why);
         cr_assert_not_null(creq);
         char *sts = gw_sigv4_string_to_sign(str(v, "expected", "x_amz_date"), &a, creq);
@@ -116,7 +116,7 @@ Test(sigv4, tampering_is_detected)
         json_decref(h);
     }
     json_object_del(after, "x-amz-target");
-    cr_expect_null(gw_sigv4_canonical_request("POST", "/", "", a.signed_headers, hdr, after,
+    cr_expect_null(gw_sigv4_canonical_request("POST", "/", "", false, a.signed_headers, hdr, after,
                                               payload, why, sizeof why));
     cr_expect(strstr(why, "x-amz-target") != NULL, "%s", why);
     json_decref(after);
@@ -128,19 +128,19 @@ Test(sigv4, canonical_path_and_query)
     json_t *h = json_pack("{s:s}", "host", "h");
     char why[200];
     char *c = gw_sigv4_canonical_request("GET", "/v1/streams/a%20b/x y", "b=2&a=2&a=1&c&d=%7e",
-                                         "host", hdr, h, "e3b0", why, sizeof why);
+                                         false, "host", hdr, h, "e3b0", why, sizeof why);
     cr_assert_not_null(c, "%s", why);
     cr_expect_str_eq(c, "GET\n/v1/streams/a%2520b/x%20y\na=1&a=2&b=2&c=&d=~\nhost:h\n\nhost\ne3b0");
     free(c);
     /* Header values: trimmed, inner runs of blanks folded. */
     json_object_set_new(h, "x-a", json_string("  one   two\t three  "));
-    c = gw_sigv4_canonical_request("POST", "/", "", "host;x-a", hdr, h, "p", why, sizeof why);
+    c = gw_sigv4_canonical_request("POST", "/", "", false, "host;x-a", hdr, h, "p", why, sizeof why);
     cr_assert_not_null(c);
     cr_expect(strstr(c, "\nx-a:one two three\n") != NULL, "%s", c);
     free(c);
     /* Out of order or duplicated names are refused. */
-    cr_expect_null(gw_sigv4_canonical_request("POST", "/", "", "x-a;host", hdr, h, "p", why, sizeof why));
-    cr_expect_null(gw_sigv4_canonical_request("POST", "/", "", "host;host", hdr, h, "p", why, sizeof why));
+    cr_expect_null(gw_sigv4_canonical_request("POST", "/", "", false, "x-a;host", hdr, h, "p", why, sizeof why));
+    cr_expect_null(gw_sigv4_canonical_request("POST", "/", "", false, "host;host", hdr, h, "p", why, sizeof why));
     json_decref(h);
 }
 

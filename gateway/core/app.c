@@ -95,6 +95,12 @@ int gw_app_open(struct gw_app *app, struct event_base *base, const struct gw_con
     app->auth = gw_auth_new(cfg, err);
     if (!app->auth && gw_error_isset(err))
         return -1;
+    if (cfg->require_auth)
+        gw_log(GW_LOG_WARN, "deprecated",
+               app->auth ? "--require-auth is ignored: --auth sigv4 verifies signatures"
+                         : "--require-auth checks only that a SigV4 header is present and "
+                           "well-formed, it verifies nothing: use --auth sigv4 --credentials "
+                           "FILE");
     if (load_key(app, cfg->data_dir, err) != 0)
         return -1;
     if (store_open(cfg->data_dir, &o, &app->store, &se) != 0)

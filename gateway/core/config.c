@@ -93,9 +93,8 @@ static const struct opt opts[] = {
      "Per-shard write throttling as Kinesis: 1 MiB/s and 1000 records/s, "
      "ProvisionedThroughputExceededException per record above it (on/off)."},
     {"require-auth", "SLUICE_REQUIRE_AUTH", OPT_BOOL, FIELD(require_auth), "off", 0, 1,
-     "Refuse Kinesis-door requests without a SigV4 Authorization header "
-     "(MissingAuthenticationTokenException) or with a malformed one "
-     "(IncompleteSignatureException), as Kinesis does. Signatures are not verified (on/off)."},
+     "Deprecated, verifies nothing: only refuses Kinesis-door requests without a well-formed "
+     "SigV4 Authorization header. Use --auth sigv4 --credentials FILE (on/off)."},
     {"auth", "SLUICE_AUTH", OPT_STRING, FIELD(auth), "none", 0, 0,
      "none, or sigv4: every Kinesis-door request must carry a valid AWS Signature Version 4 "
      "from a key in --credentials (reloaded on SIGHUP)."},

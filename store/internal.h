@@ -294,7 +294,9 @@ struct store_shard {
 struct store_shard *store_i_shard_new(struct store *s, struct store_stream *st, uint32_t index);
 /* Frees a shard (fails its tickets with STORE_ENOTFOUND first). */
 void store_i_shard_free(struct store_shard *sh);
-/* Fails pending tickets, drops chunks, unlinks segment files: stream deletion. */
+/* Stream deletion: drops the in-memory tail and deletes the segment files.
+ * The tickets fail later, in store_i_shard_free (the shard is a zombie till
+ * then). */
 void store_i_shard_destroy_data(struct store_shard *sh);
 /* Writes a shard's pending chunks (store_commit). Returns 0 or error code. */
 int store_i_shard_commit(struct store_shard *sh, struct sync_item_vec *items);
@@ -368,16 +370,9 @@ void store_i_stream_consumer_policy_put(struct store_stream *st, const char *nam
 void store_i_consumer_clear(struct consumer *c);
 void store_i_stream_consumer_put(struct store_stream *st, const char *name, const char *arn,
                                  enum store_consumer_status status, int64_t created_ms);
-/* Publishes what the shards of "st" held back while its creation (or its
- * deletion) was not durable, firing listeners and tickets. */
-void store_i_stream_release(struct store *s, struct store_stream *st);
 struct cat_change;
 /* Undoes one catalog change (store_i_catalog_rollback, newest first). */
 void store_i_stream_undo(struct store *s, struct cat_change *c);
-void store_i_stream_catalog_durable(struct store *s, struct store_stream *st);
-/* Buries the shards of a deleted stream (failing their tickets, removing
- * segments) and frees it. */
-void store_i_stream_bury(struct store *s, struct store_stream *st);
 
 /* ---- catalog.c ------------------------------------------------------------ */
 
@@ -485,6 +480,14 @@ struct store {
 void store_i_stream_insert(struct store *s, struct store_stream *st);
 /* Removes "st" from the name index (it stays allocated). */
 void store_i_stream_detach(struct store *s, struct store_stream *st);
+/* Publishes what the shards of "st" held back while its creation (or its
+ * deletion) was not durable, firing listeners and tickets. */
+void store_i_stream_release(struct store *s, struct store_stream *st);
+/* The creation of "st" became durable: releases what its shards held back. */
+void store_i_stream_catalog_durable(struct store *s, struct store_stream *st);
+/* Buries the shards of a deleted stream (their segments deleted at once,
+ * their tickets failed when the zombies are reaped) and frees it. */
+void store_i_stream_bury(struct store *s, struct store_stream *st);
 void store_i_fifo_add(struct store *s, struct chunk *c);
 void store_i_fifo_remove(struct store *s, struct chunk *c);
 

@@ -439,6 +439,10 @@ enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **arg
         fprintf(err, "sluice: --account must be 12 digits\n");
         return GW_CONFIG_ERROR;
     }
+    if (strcmp(cfg->auth, "none") != 0 && strcmp(cfg->auth, "sigv4") != 0) {
+        fprintf(err, "sluice: --auth must be none or sigv4\n");
+        return GW_CONFIG_ERROR;
+    }
     if (!gw_match_region(cfg->region)) {
         fprintf(err, "sluice: --region must be like us-east-1\n");
         return GW_CONFIG_ERROR;

@@ -71,6 +71,8 @@ static void check_valid(const struct gw_config *c)
     CHECK(c->tail_memory >= (1u << 20) && c->segment_bytes >= 64 * 1024);
     CHECK(c->iterator_ttl_ms >= 1 && c->shard_limit >= 1 && c->on_demand_shards >= 1);
     CHECK(c->write_limit <= 1 && c->require_auth <= 1);
+    CHECK(c->auth && (strcmp(c->auth, "none") == 0 || strcmp(c->auth, "sigv4") == 0));
+    CHECK(c->credentials && c->allowed_hosts && c->cors_origins);
     CHECK(c->max_consumers >= 1 && c->consumer_rate >= 1 && c->consumer_burst >= 1);
     CHECK(c->subscription_ttl_ms >= 100 && c->heartbeat_ms >= 10);
 }
@@ -88,7 +90,9 @@ static void check_same(const struct gw_config *a, const struct gw_config *b)
     CHECK(str_eq(a->data_dir, b->data_dir) && str_eq(a->tls_cert, b->tls_cert));
     CHECK(str_eq(a->tls_key, b->tls_key) && str_eq(a->log_level, b->log_level));
     CHECK(str_eq(a->durability, b->durability) && str_eq(a->region, b->region));
-    CHECK(str_eq(a->account, b->account));
+    CHECK(str_eq(a->account, b->account) && str_eq(a->auth, b->auth));
+    CHECK(str_eq(a->credentials, b->credentials) && str_eq(a->allowed_hosts, b->allowed_hosts));
+    CHECK(str_eq(a->cors_origins, b->cors_origins));
     CHECK(a->max_header_bytes == b->max_header_bytes && a->max_body_bytes == b->max_body_bytes);
     CHECK(a->header_timeout_ms == b->header_timeout_ms && a->idle_timeout_ms == b->idle_timeout_ms);
     CHECK(a->drain_timeout_ms == b->drain_timeout_ms && a->max_streams == b->max_streams);
@@ -106,7 +110,8 @@ static void check_same(const struct gw_config *a, const struct gw_config *b)
 static bool printable(const struct gw_config *c)
 {
     const char *s[] = {c->data_dir, c->tls_cert, c->tls_key, c->log_level, c->durability,
-                       c->region, c->account};
+                       c->region, c->account, c->auth, c->credentials, c->allowed_hosts,
+                       c->cors_origins};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         if (s[i] && (strchr(s[i], '\n') || strcmp(s[i], "(unset)") == 0))
             return false;

@@ -71,6 +71,8 @@ Test(config, rejects_bad_values)
         {"sluice", "--no-such-option", "x"},
         {"sluice", "--max-streams", "0"},
         {"sluice", "--tls-cert", "only-cert.pem"},    /* cert without key */
+        {"sluice", "--auth", "n\nA"},                 /* found by fuzz_config */
+        {"sluice", "--auth", "SIGV4"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct gw_config cfg;

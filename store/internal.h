@@ -85,11 +85,6 @@ struct fd_cache {
 #define STORE_MIN_FDS (STORE_FIXED_FDS + 3u)
 
 void store_i_fdc_init(struct fd_cache *c, uint32_t budget);
-/* open(2) for a descriptor the store will hold: first evicts LRU entries
- * until one more fits the budget, and if the process is out of descriptors
- * (EMFILE/ENFILE) evicts more and retries while there is anything to evict.
- * Returns the fd, or -1 with errno set. */
-int store_i_fdc_open(struct fd_cache *c, const char *path, int flags, mode_t mode);
 /* Caches "*fdp" (open) under node "n", most recently used. */
 void store_i_fdc_add(struct fd_cache *c, struct fd_node *n, int *fdp);
 /* Marks a use: moves "n" to the most-recently-used end (pinned stays pinned). */
@@ -143,9 +138,13 @@ struct store_shard;
  * writes its header and opens it for appending. Errors: STORE_EIO/ENOSPC. */
 int store_i_segment_create(struct store_shard *sh, struct store_seq first, struct segment **out,
                            struct store_err *err);
-/* Records "n" frames of "buf" (offsets "offs") written at file offset "at". */
-void store_i_segment_note_frames(struct segment *seg, const uint8_t *buf, const uint32_t *offs,
-                                 uint32_t n, uint64_t at);
+/* Writes "len" bytes of whole frames (offsets "offs", "n" of them) at the end
+ * of "seg" through its write fd (open), then indexes them and advances
+ * seg->size. Returns 0, or the errno of a failed write: then seg is unchanged
+ * in memory but the file may hold part of the frames, so the caller cuts it
+ * back to seg->size (store_i_segment_cut). */
+int store_i_segment_append(struct store *s, struct segment *seg, const uint8_t *buf, size_t len,
+                           const uint32_t *offs, uint32_t n);
 /* Reopens the active segment's evicted write fd (O_APPEND: writes land at
  * the end, which is seg->size). Errors: STORE_EIO (EMFILE included). */
 int store_i_segment_reopen(struct store_shard *sh, struct segment *seg, struct store_err *err);
@@ -157,6 +156,18 @@ void store_i_segment_delete_file(const struct segment *seg);
 /* Opens "seg"'s file read-only through the descriptor cache: the fd, or -1
  * with "err" set. */
 int store_i_segment_open_read(struct store *s, const struct segment *seg, struct store_err *err);
+/* 1 if segment file "name" (in the segments directory) is longer than its
+ * header, judged by its size alone; 0 if not or if it cannot be stat'ed. */
+int store_i_segment_file_has_data(struct store *s, const char *name);
+/* Moves segment file "name" (one no stream owns, found at open) into
+ * <dir>/quarantine/<open time ms>-g<generation>/, created and fsynced on
+ * first use; "*qfd" (-1 at first) caches that directory. Logged at WARN.
+ * Errors: STORE_EIO/ENOSPC. */
+int store_i_segment_quarantine(struct store *s, int *qfd, const char *name,
+                               struct store_err *err);
+/* After the last store_i_segment_quarantine: fsyncs the quarantine and
+ * segments directories (the moves become durable) and closes "qfd". */
+void store_i_segment_quarantine_done(struct store *s, int qfd);
 /* Closes the write fd (the file stays). While a sync item of the running
  * commit borrows it (pinned), the close waits for store_i_fdc_unpin_all. */
 void store_i_segment_seal(struct segment *seg);
@@ -283,7 +294,9 @@ struct store_shard {
 struct store_shard *store_i_shard_new(struct store *s, struct store_stream *st, uint32_t index);
 /* Frees a shard (fails its tickets with STORE_ENOTFOUND first). */
 void store_i_shard_free(struct store_shard *sh);
-/* Fails pending tickets, drops chunks, unlinks segment files: stream deletion. */
+/* Stream deletion: drops the in-memory tail and deletes the segment files.
+ * The tickets fail later, in store_i_shard_free (the shard is a zombie till
+ * then). */
 void store_i_shard_destroy_data(struct store_shard *sh);
 /* Writes a shard's pending chunks (store_commit). Returns 0 or error code. */
 int store_i_shard_commit(struct store_shard *sh, struct sync_item_vec *items);
@@ -357,16 +370,9 @@ void store_i_stream_consumer_policy_put(struct store_stream *st, const char *nam
 void store_i_consumer_clear(struct consumer *c);
 void store_i_stream_consumer_put(struct store_stream *st, const char *name, const char *arn,
                                  enum store_consumer_status status, int64_t created_ms);
-/* Publishes what the shards of "st" held back while its creation (or its
- * deletion) was not durable, firing listeners and tickets. */
-void store_i_stream_release(struct store *s, struct store_stream *st);
 struct cat_change;
 /* Undoes one catalog change (store_i_catalog_rollback, newest first). */
 void store_i_stream_undo(struct store *s, struct cat_change *c);
-void store_i_stream_catalog_durable(struct store *s, struct store_stream *st);
-/* Buries the shards of a deleted stream (failing their tickets, removing
- * segments) and frees it. */
-void store_i_stream_bury(struct store *s, struct store_stream *st);
 
 /* ---- catalog.c ------------------------------------------------------------ */
 
@@ -474,6 +480,14 @@ struct store {
 void store_i_stream_insert(struct store *s, struct store_stream *st);
 /* Removes "st" from the name index (it stays allocated). */
 void store_i_stream_detach(struct store *s, struct store_stream *st);
+/* Publishes what the shards of "st" held back while its creation (or its
+ * deletion) was not durable, firing listeners and tickets. */
+void store_i_stream_release(struct store *s, struct store_stream *st);
+/* The creation of "st" became durable: releases what its shards held back. */
+void store_i_stream_catalog_durable(struct store *s, struct store_stream *st);
+/* Buries the shards of a deleted stream (their segments deleted at once,
+ * their tickets failed when the zombies are reaped) and frees it. */
+void store_i_stream_bury(struct store *s, struct store_stream *st);
 void store_i_fifo_add(struct store *s, struct chunk *c);
 void store_i_fifo_remove(struct store *s, struct chunk *c);
 

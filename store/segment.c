@@ -1,12 +1,18 @@
-/* segment.c - segment files, every operation on them: create, reopen, append
- * bookkeeping, cut back (truncate + fsync), delete, open for reading, scan
- * and tail recovery, and the descriptor cache they share.
+/* segment.c - segment files, every operation on them: create, reopen,
+ * append (write and index), cut back (truncate + fsync), delete, open for
+ * reading, scan and tail recovery, quarantine of files no stream owns, and
+ * the descriptor cache they share. No other store file opens, writes,
+ * truncates, renames or unlinks a segment file; the syncer fsyncs appended
+ * data (on dups of the write fds, off the loop thread) and cursor.c preads
+ * through descriptors opened here.
  *
- * Upstream: shard.c creates segments, writes chunks into them during
- * store_commit, cuts or deletes them after failures and retention; store.c
- * asks store_i_segment_scan to verify every segment at open; cursor.c uses
- * the sparse index to pread old records. Downstream: the file
- * system, through store_io_ops for writes (fault injection).
+ * Upstream: shard.c creates segments, appends chunks to them during
+ * store_commit (store_i_segment_append), cuts or deletes them after failures
+ * and retention, and opens them for cursor.c's reads (store_i_shard_read_fd);
+ * store.c asks store_i_segment_scan to verify every segment at open and
+ * store_i_segment_quarantine to move aside those of unknown streams; cursor.c
+ * uses the sparse index to pread old records. Downstream: the file system,
+ * through store_io_ops for writes and fsyncs (fault injection).
  *
  * File layout:
  *
@@ -112,7 +118,12 @@ static void fdc_reserve(struct fd_cache *c, uint32_t extra)
         ;
 }
 
-int store_i_fdc_open(struct fd_cache *c, const char *path, int flags, mode_t mode)
+/* open(2) for a descriptor the store will hold: first evicts LRU entries
+ * until one more fits the budget, and if the process is out of descriptors
+ * (EMFILE/ENFILE) evicts more and retries while there is anything to evict.
+ * Returns the fd, or -1 with errno set. Static: every descriptor of a
+ * segment file is opened in this file. */
+static int fdc_open(struct fd_cache *c, const char *path, int flags, mode_t mode)
 {
     fdc_reserve(c, 1);
     for (;;) {
@@ -228,8 +239,7 @@ int store_i_segment_create(struct store_shard *sh, struct store_seq first, struc
 {
     struct store *s = sh->store;
     char *path = segment_path(s->segdir, sh->stream->uid, sh->index, first);
-    int fd =
-        store_i_fdc_open(&s->fds, path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    int fd = fdc_open(&s->fds, path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
         store_i_err_errno(err, e, "create segment %s", path);
@@ -267,7 +277,7 @@ int store_i_segment_create(struct store_shard *sh, struct store_seq first, struc
 int store_i_segment_reopen(struct store_shard *sh, struct segment *seg, struct store_err *err)
 {
     struct store *s = sh->store;
-    int fd = store_i_fdc_open(&s->fds, seg->path, O_WRONLY | O_APPEND | O_CLOEXEC, 0);
+    int fd = fdc_open(&s->fds, seg->path, O_WRONLY | O_APPEND | O_CLOEXEC, 0);
     if (fd < 0) {
         int e = errno;
         store_i_err_errno(err, e, "reopen segment %s", seg->path);
@@ -302,10 +312,59 @@ void store_i_segment_delete_file(const struct segment *seg)
 
 int store_i_segment_open_read(struct store *s, const struct segment *seg, struct store_err *err)
 {
-    int fd = store_i_fdc_open(&s->fds, seg->path, O_RDONLY | O_CLOEXEC, 0);
+    int fd = fdc_open(&s->fds, seg->path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
         store_i_err_errno(err, errno, "open segment %s", seg->path);
     return fd;
+}
+
+/* ---- segment files found at open ------------------------------------------- */
+
+int store_i_segment_file_has_data(struct store *s, const char *name)
+{
+    struct stat st;
+    return fstatat(s->seg_dir_fd, name, &st, 0) == 0 && (uint64_t)st.st_size > SEG_HDR_SIZE;
+}
+
+/* A segment the catalog does not know may still hold acknowledged records (a
+ * catalog that lost a change), so it is moved aside for an operator rather
+ * than deleted. */
+int store_i_segment_quarantine(struct store *s, int *qfd, const char *name,
+                               struct store_err *err)
+{
+    char q[4200];
+    if (*qfd < 0) {
+        if (mkdirat(s->dir_fd, "quarantine", 0755) != 0 && errno != EEXIST)
+            return store_i_err_errno(err, errno, "mkdir %s/quarantine", s->dir);
+        snprintf(q, sizeof q, "quarantine/%" PRId64 "-g%" PRIu32, store_i_now(s), s->gen);
+        if (mkdirat(s->dir_fd, q, 0755) != 0 && errno != EEXIST)
+            return store_i_err_errno(err, errno, "mkdir %s/%s", s->dir, q);
+        *qfd = openat(s->dir_fd, q, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (*qfd < 0)
+            return store_i_err_errno(err, errno, "open %s/%s", s->dir, q);
+        /* The new directories must survive a crash along with the move. */
+        int pfd = openat(s->dir_fd, "quarantine", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd >= 0) {
+            s->io.fsync(s->io.ctx, pfd);
+            close(pfd);
+        }
+        s->io.fsync(s->io.ctx, s->dir_fd);
+    }
+    if (renameat(s->seg_dir_fd, name, *qfd, name) != 0)
+        return store_i_err_errno(err, errno, "move segment %s to quarantine", name);
+    store_i_log(s, STORE_LOG_WARN,
+                "segment %s belongs to no stream in the catalog: moved to %s/quarantine", name,
+                s->dir);
+    return 0;
+}
+
+void store_i_segment_quarantine_done(struct store *s, int qfd)
+{
+    /* Both directories' entries changed: the moves are durable only once
+     * each is fsynced. */
+    s->io.fsync(s->io.ctx, qfd);
+    s->io.fsync(s->io.ctx, s->seg_dir_fd);
+    close(qfd);
 }
 
 static void index_push(struct segment *seg, struct store_seq seq, int64_t arrival, uint64_t off)
@@ -334,13 +393,26 @@ static void note_one(struct segment *seg, struct store_seq seq, int64_t arrival,
         index_push(seg, seq, arrival, off);
 }
 
-void store_i_segment_note_frames(struct segment *seg, const uint8_t *buf, const uint32_t *offs,
-                                 uint32_t n, uint64_t at)
+/* Records "n" frames of "buf" (offsets "offs") written at file offset "at". */
+static void note_frames(struct segment *seg, const uint8_t *buf, const uint32_t *offs, uint32_t n,
+                        uint64_t at)
 {
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *f = buf + offs[i];
         note_one(seg, store_i_record_peek_seq(f), store_i_record_peek_arrival(f), at + offs[i]);
     }
+}
+
+int store_i_segment_append(struct store *s, struct segment *seg, const uint8_t *buf, size_t len,
+                           const uint32_t *offs, uint32_t n)
+{
+    uint64_t at = seg->size;
+    int e = store_i_io_write_all(&s->io, seg->fd, buf, len);
+    if (e)
+        return e; /* seg->size still ends the last whole frame: the cut point */
+    note_frames(seg, buf, offs, n, at);
+    seg->size = at + len;
+    return 0;
 }
 
 void store_i_segment_seal(struct segment *seg)
@@ -469,7 +541,7 @@ enum scan_outcome store_i_segment_scan(struct store_shard *sh, struct segment *s
     seg->nrec = 0;
     seg->nidx = 0;
     seg->next_idx_off = SEG_HDR_SIZE;
-    sb.fd = store_i_fdc_open(&s->fds, seg->path, O_RDONLY | O_CLOEXEC, 0);
+    sb.fd = fdc_open(&s->fds, seg->path, O_RDONLY | O_CLOEXEC, 0);
     if (sb.fd < 0) {
         store_i_err_errno(err, errno, "open segment %s", seg->path);
         return SCAN_IOERR;
@@ -584,7 +656,7 @@ enum scan_outcome store_i_segment_scan(struct store_shard *sh, struct segment *s
                     "shard=%s segment=%s: torn tail cut at offset %" PRIu64 " (%" PRIu64
                     " bytes dropped: %s)",
                     sh->id, seg->path, off, sb.size - off, torn);
-        int wfd = store_i_fdc_open(&s->fds, seg->path, O_WRONLY | O_CLOEXEC, 0);
+        int wfd = fdc_open(&s->fds, seg->path, O_WRONLY | O_CLOEXEC, 0);
         if (wfd < 0 || ftruncate(wfd, (off_t)off) != 0 || s->io.fsync(s->io.ctx, wfd) != 0) {
             store_i_err_errno(err, errno, "truncate segment %s", seg->path);
             if (wfd >= 0) close(wfd);

@@ -29,13 +29,10 @@
  * generation, bumped at each open; counter increases per append); arrival
  * times never decrease; every written chunk is in the store FIFO.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "internal.h"
 #include "record.h"
@@ -226,12 +223,12 @@ static void close_rfd(struct store_shard *sh)
     sh->rfd_seg = NULL;
 }
 
-static void drop_segments(struct store_shard *sh, int unlink_files)
+static void drop_segments(struct store_shard *sh, int delete_files)
 {
     struct segment *seg = sh->seg.head;
     while (seg) {
         struct segment *next = seg->next;
-        if (unlink_files)
+        if (delete_files)
             store_i_segment_delete_file(seg);
         sh->store->stats.segments--;
         store_i_segment_free(seg);
@@ -493,14 +490,13 @@ int store_i_shard_commit(struct store_shard *sh, struct sync_item_vec *items)
             store_i_fdc_pin(&seg->fdn);
         else
             store_i_fdc_touch(&seg->fdn);
-        uint64_t at = seg->size;
-        int werr = store_i_io_write_all(&s->io, seg->fd, c->buf, c->len);
+        int werr = store_i_segment_append(s, seg, c->buf, c->len, c->off, c->n);
         s->stats.writes++;
         if (werr) {
             int code = store_i_err_errno(&e, werr, "write segment %s", seg->path);
             store_i_log(s, STORE_LOG_ERROR, "shard=%s append failed: %s", sh->id, e.msg);
             /* Cut the partial frame(s) so the file ends with a whole record. */
-            if (store_i_segment_cut(sh->store, seg, at) != 0) {
+            if (store_i_segment_cut(s, seg, seg->size) != 0) {
                 go_offline(sh, STORE_EIO, "cannot cut segment back after a failed write");
             } else if (seg->nrec == 0) {
                 store_i_segment_delete_file(seg);
@@ -509,8 +505,6 @@ int store_i_shard_commit(struct store_shard *sh, struct sync_item_vec *items)
             discard_from(sh, c, &e);
             return code;
         }
-        store_i_segment_note_frames(seg, c->buf, c->off, c->n, at);
-        seg->size = at + c->len;
         s->stats.bytes_written += c->len;
         /* A written chunk never grows again: give back its slack before it
          * becomes readable (nobody borrows from it yet, so it may move).
@@ -620,7 +614,7 @@ void store_i_shard_sync_failed(struct store_shard *sh, int errnum)
     if (seg && seg->has_lsn && seg->size > SEG_HDR_SIZE + (L - seg->lsn_start)) {
         uint64_t keep = SEG_HDR_SIZE + (L - seg->lsn_start);
         struct store_err se;
-        int ok = store_i_segment_cut(sh->store, seg, keep) == 0;
+        int ok = store_i_segment_cut(s, seg, keep) == 0;
         if (ok) {
             store_i_segment_seal(seg);
             struct store_seq prev_last = seg->prev ? seg->prev->last : (struct store_seq){0, 0, 0};

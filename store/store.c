@@ -4,7 +4,8 @@
  * Upstream: the gateway (main.c opens the store; its loop calls
  * store_commit once per turn, store_dispatch when store_notify_fd() is
  * readable, store_tick from a timer). Downstream: shard.c (appends, commits),
- * segment.c (recovery), syncer.c (fsync and catalog writes off the loop).
+ * segment.c (every segment file: the recovery scan, quarantine), syncer.c
+ * (fsync and catalog writes off the loop).
  *
  * Directory layout:
  *
@@ -377,38 +378,6 @@ static void shard_after_scan(struct store_shard *sh)
     }
 }
 
-/* Moves segment "name" into <dir>/quarantine/<open time ms>-g<generation>/
- * (created on first use; "*qfd" caches it). A segment the catalog does not
- * know may still hold acknowledged records (a catalog that lost a change), so
- * it is kept for an operator rather than deleted. */
-static int quarantine(struct store *s, int *qfd, const char *name, struct store_err *err)
-{
-    char q[4200];
-    if (*qfd < 0) {
-        if (mkdirat(s->dir_fd, "quarantine", 0755) != 0 && errno != EEXIST)
-            return store_i_err_errno(err, errno, "mkdir %s/quarantine", s->dir);
-        snprintf(q, sizeof q, "quarantine/%" PRId64 "-g%" PRIu32, store_i_now(s), s->gen);
-        if (mkdirat(s->dir_fd, q, 0755) != 0 && errno != EEXIST)
-            return store_i_err_errno(err, errno, "mkdir %s/%s", s->dir, q);
-        *qfd = openat(s->dir_fd, q, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (*qfd < 0)
-            return store_i_err_errno(err, errno, "open %s/%s", s->dir, q);
-        /* The new directories must survive a crash along with the move. */
-        int pfd = openat(s->dir_fd, "quarantine", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (pfd >= 0) {
-            s->io.fsync(s->io.ctx, pfd);
-            close(pfd);
-        }
-        s->io.fsync(s->io.ctx, s->dir_fd);
-    }
-    if (renameat(s->seg_dir_fd, name, *qfd, name) != 0)
-        return store_i_err_errno(err, errno, "move segment %s to quarantine", name);
-    store_i_log(s, STORE_LOG_WARN,
-                "segment %s belongs to no stream in the catalog: moved to %s/quarantine", name,
-                s->dir);
-    return 0;
-}
-
 static int recover_segments(struct store *s, struct store_err *err)
 {
     DIR *d = opendir(s->segdir);
@@ -428,7 +397,7 @@ static int recover_segments(struct store *s, struct store_err *err)
         if (!sh) {
             /* A stream whose deletion was durable before its segments were
              * gone, or one whose creation never reached the catalog. */
-            int rc = quarantine(s, &qfd, de->d_name, err);
+            int rc = store_i_segment_quarantine(s, &qfd, de->d_name, err);
             if (rc) {
                 closedir(d);
                 close(qfd);
@@ -449,12 +418,8 @@ static int recover_segments(struct store *s, struct store_err *err)
         n++;
     }
     closedir(d);
-    if (qfd >= 0) {
-        /* Make the moves durable: both directory entries changed. */
-        s->io.fsync(s->io.ctx, qfd);
-        s->io.fsync(s->io.ctx, s->seg_dir_fd);
-        close(qfd);
-    }
+    if (qfd >= 0)
+        store_i_segment_quarantine_done(s, qfd);
     if (n)
         qsort(files, n, sizeof *files, segfile_cmp);
     /* later_data[i]: a later segment of the same shard holds more than a
@@ -463,9 +428,7 @@ static int recover_segments(struct store *s, struct store_err *err)
     for (size_t i = n; i-- > 1;) {
         if (files[i - 1].sh != files[i].sh)
             continue;
-        struct stat st;
-        int big = fstatat(s->seg_dir_fd, files[i].name, &st, 0) == 0 &&
-                  (uint64_t)st.st_size > SEG_HDR_SIZE;
+        int big = store_i_segment_file_has_data(s, files[i].name);
         later_data[i - 1] = later_data[i] || big;
     }
     for (size_t i = 0; i < n; i++) {

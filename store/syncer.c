@@ -1,16 +1,20 @@
 /* syncer.c - background fsync thread and the durable watermark hand-off.
  *
  * Upstream: store_commit() (store.c/shard.c) posts one sync item per segment it
- * wrote, and store_commit posts the serialised manifest when the catalog
- * changed. Downstream: results go back through a mutex-protected vector and an
- * eventfd; the loop thread's store_dispatch() takes them with store_i_syncer_take().
+ * wrote, and the catalog log records (catalog.c) of the changes made since the
+ * last commit. Downstream: the records are appended to the catalog log with
+ * store_i_cat_writer_append(); results go back through a mutex-protected vector
+ * and an eventfd; the loop thread's store_dispatch() takes them with
+ * store_i_syncer_take().
  *
  * Group commit: the thread takes every queued item at once, fsyncs each
  * distinct segment once (one fsync covers all writes made before it was taken),
  * fsyncs the segment directory once if any segment is new, and reports the
- * whole batch with one wake-up. Writeback of all files in a batch is
- * started (sync_file_range) before the first fsync, so the fsyncs overlap. In mode INTERVAL items
- * wait for the next tick; in mode NEVER nothing is posted but manifest jobs still run here.
+ * whole batch with one wake-up. Writeback of all files in a batch is started
+ * (sync_file_range) before the first fsync, so the fsyncs overlap. In mode
+ * INTERVAL items wait for the next tick; in mode NEVER no item is posted, but
+ * catalog records are still appended (and fsynced) here: catalog changes are
+ * durable in every mode.
  *
  * Invariant: the thread never touches store state. It owns dups of the
  * segment fds it syncs, so the loop may close or unlink segments freely.

@@ -46,7 +46,7 @@ struct syncer *store_i_syncer_new(enum store_durability mode, uint32_t interval_
                                   const struct store_io_ops *io, const char *dir, int dir_fd,
                                   int seg_dir_fd, struct cat_writer *catw, int *errnum);
 
-/* Stops the thread after it has drained every queued item and manifest job,
+/* Stops the thread after it has drained every queued item and catalog record,
  * joins it, and frees the syncer. Results not yet taken are lost, so take them
  * first with store_i_syncer_take(). Accepts NULL. */
 void store_i_syncer_free(struct syncer *sy);
@@ -67,12 +67,12 @@ void store_i_syncer_post_catalog(struct syncer *sy, struct cat_rec *recs, size_t
 void store_i_syncer_catalog_reset(struct syncer *sy);
 
 /* Moves finished results into "out" (appending) and reports the newest
- * durable manifest version and the newest failed one (0 if none) with its
+ * durable catalog version and the newest failed one (0 if none) with its
  * errno. Clears the eventfd. */
 void store_i_syncer_take(struct syncer *sy, struct sync_result_vec *out, uint64_t *mf_done,
                          uint64_t *mf_failed, int *mf_errnum);
 
-/* Blocks until every queued item and manifest job is finished (store_close). */
+/* Blocks until every queued item and catalog record is finished (store_close). */
 void store_i_syncer_wait_idle(struct syncer *sy);
 
 /* Number of fsync calls made so far. */

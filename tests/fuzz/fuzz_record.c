@@ -8,9 +8,10 @@
  * Invariants asserted for every frame:
  *   - OK: the frame length is within [header, RECORD_MAX_FRAME] and what was
  *     offered, equals record_frame_size() of the decoded sizes, the views lie
- *     inside the frame, record_peek_* agree with the decoded header, and
- *     store_i_record_encode() of the decoded record reproduces the frame byte for byte
- *     (up to the data CRC when it was not verified) and decodes again;
+ *     inside the frame, store_i_record_peek_* agree with the decoded header,
+ *     and store_i_record_encode() of the decoded record reproduces the frame
+ *     byte for byte (up to the data CRC when it was not verified) and decodes
+ *     again;
  *   - INCOMPLETE: the frame length is 0 when the header is not whole, else
  *     more than offered; every failure carries a reason;
  *   - BAD_DATA only when verifying, with a trusted in-bounds length. */

@@ -19,12 +19,14 @@
  *        (registration order),
  *        "shard_count":C, "shard_gen":g}}}
  *     Shards are the even split of the hash space into C with start sequence
- *     (g, i, 0) - the store has no resharding, so that is all there is to
- *     say. Version 1 (the format before this log existed: "streams" and
- *     "consumers" are arrays, every shard spelt out in "shards":[{"index",
- *     "hash_start","hash_end","start_seq","end_seq"?,"parent"?,
- *     "adjacent_parent"?}]) is still read; a stream whose shards are not the
- *     even split keeps its "shards" array in version 2.
+ *     (g, i, 0), until the stream's first reshard. From then on every shard
+ *     is spelt out: "shards":[{"index", "hash_start", "hash_end",
+ *     "start_seq", "end_seq"?, "closed_ms"?, "parent"?, "adjacent_parent"?}]
+ *     (decimal strings; end_seq and closed_ms for closed shards). Version 1
+ *     (the format before this log existed: "streams" and "consumers" are
+ *     arrays, every shard spelt out as above) is still read; a version-1
+ *     stream whose shards are the even split is written back in the short
+ *     form.
  *   <dir>/CATALOG-<N>.log  changes made after the snapshot, N as in "log":
  *     header  8 bytes "SLUICECL", u32 LE format version (1), u32 LE 0
  *     records u32 LE len | u32 LE crc | len bytes of JSON
@@ -39,7 +41,8 @@
  *       "created_ms"}, consumer_del {"consumer"}, consumer_status
  *       {"consumer","status"}, consumer_tags_put {"consumer","tags":{k:v}},
  *       consumer_tags_remove {"consumer","keys":[..]}, policy {"consumer"?,
- *       "policy" (null: removed)}.
+ *       "policy" (null: removed)}, reshard {"closed":[{"index","end_seq",
+ *       "closed_ms"}], "added":[shard objects as in "shards"]}.
  *
  * store_close compacts too, so a cleanly closed store is one MANIFEST and an
  * empty log.
@@ -86,9 +89,9 @@
 
 #define LOG_MAGIC "SLUICECL"
 #define LOG_HDR 16u
-/* No record comes near it: the largest, 50 tags of 128 + 256 bytes, is
- * about 120 KiB even with every character escaped. */
-#define LOG_REC_MAX (1u << 20)
+/* No record comes near it: the largest, a scaling from 5,000 to 10,000
+ * shards, adds up to 15,000 shards of about 200 bytes each (3 MiB). */
+#define LOG_REC_MAX (16u << 20)
 
 static const char *const sst[] = {"CREATING", "ACTIVE", "UPDATING", "DELETING"};
 static const char *const cst[] = {"CREATING", "ACTIVE", "DELETING"};
@@ -129,6 +132,57 @@ static int tree_fail(char *why, size_t n, const char *fmt, ...)
     vsnprintf(why, n, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+/* A stream still in the short form (shard_count, shard_gen) gets its
+ * shards spelt out, so a reshard can close and add some. */
+static json_t *tree_shards(json_t *st)
+{
+    json_t *shards = json_object_get(st, "shards");
+    if (shards)
+        return json_is_array(shards) ? shards : NULL;
+    json_int_t n = json_integer_value(json_object_get(st, "shard_count"));
+    json_int_t g = json_integer_value(json_object_get(st, "shard_gen"));
+    if (n < 1 || n > STORE_MAX_SHARDS || g < 0 || g >= UINT32_MAX)
+        return NULL;
+    shards = json_array();
+    for (json_int_t i = 0; i < n; i++) {
+        struct store_hashkey a, b;
+        char hs[STORE_HASHKEY_STRLEN], he[STORE_HASHKEY_STRLEN], ss[STORE_SEQ_STRLEN];
+        store_hashkey_even_split((uint32_t)n, (uint32_t)i, &a, &b);
+        store_hashkey_format(&a, hs);
+        store_hashkey_format(&b, he);
+        store_seq_format((struct store_seq){(uint32_t)g, (uint32_t)i, 0}, ss);
+        json_array_append_new(shards, json_pack("{s:I, s:s, s:s, s:s}", "index", i, "hash_start",
+                                                hs, "hash_end", he, "start_seq", ss));
+    }
+    json_object_set_new(st, "shards", shards);
+    json_object_del(st, "shard_count");
+    json_object_del(st, "shard_gen");
+    return shards;
+}
+
+static int tree_reshard(json_t *st, json_t *rec)
+{
+    json_t *closed = json_object_get(rec, "closed"), *added = json_object_get(rec, "added"), *v;
+    json_t *shards = tree_shards(st);
+    size_t i;
+    if (!shards || !json_is_array(closed) || !json_is_array(added))
+        return -1;
+    json_array_foreach(closed, i, v) {
+        json_t *o = json_array_get(shards, (size_t)json_integer_value(json_object_get(v, "index")));
+        json_t *es = json_object_get(v, "end_seq"), *cm = json_object_get(v, "closed_ms");
+        if (!json_is_object(o) || !json_is_string(es) || !json_is_integer(cm))
+            return -1;
+        json_object_set(o, "end_seq", es);
+        json_object_set(o, "closed_ms", cm);
+    }
+    json_array_foreach(added, i, v) {
+        if (json_integer_value(json_object_get(v, "index")) != (json_int_t)json_array_size(shards))
+            return -1;
+        json_array_append(shards, v);
+    }
+    return 0;
 }
 
 /* Applies one change record to the tree. -1 with "why" if it does not fit
@@ -185,6 +239,9 @@ static int cat_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen)
             json_object_set(st, "kms_key_id", v);
         else
             json_object_del(st, "kms_key_id");
+    } else if (strcmp(op, "reshard") == 0) {
+        if (tree_reshard(st, rec) != 0)
+            return tree_fail(why, whylen, "bad %s record", op);
     } else if (strcmp(op, "shard_metrics") == 0) {
         json_t *v = json_object_get(rec, "mask");
         if (!json_is_integer(v)) return tree_fail(why, whylen, "bad %s record", op);
@@ -348,7 +405,7 @@ static int build_shards(struct store *s, struct store_stream *st, json_t *o, con
         if (n < 1 || n > STORE_MAX_SHARDS || g < 0 || g >= UINT32_MAX)
             return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad shards of %s", path,
                                    name);
-        st->nshards = (uint32_t)n;
+        st->nshards = st->shardcap = (uint32_t)n;
         st->shards = store_i_xcalloc(st->nshards, sizeof *st->shards);
         st->shard_gen = (uint32_t)g;
         for (uint32_t i = 0; i < st->nshards; i++) {
@@ -357,12 +414,13 @@ static int build_shards(struct store *s, struct store_stream *st, json_t *o, con
             sh->start_seq = (struct store_seq){(uint32_t)g, i, 0};
             st->shards[i] = sh;
         }
+        store_i_stream_index_open(st);
         return 0;
     }
     if (!json_is_array(shards) || json_array_size(shards) < 1 ||
-        json_array_size(shards) > STORE_MAX_SHARDS)
+        json_array_size(shards) > STORE_MAX_SHARD_TOTAL)
         return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad shards of %s", path, name);
-    st->nshards = (uint32_t)json_array_size(shards);
+    st->nshards = st->shardcap = (uint32_t)json_array_size(shards);
     st->shards = store_i_xcalloc(st->nshards, sizeof *st->shards);
     size_t j;
     json_t *v;
@@ -385,9 +443,12 @@ static int build_shards(struct store *s, struct store_stream *st, json_t *o, con
             return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad shard %zu in %s", path, j,
                                    name);
         sh->has_end = es != NULL;
+        /* Absent in version-1 manifests: closed at an unknown time. */
+        sh->closed_ms = json_integer_value(json_object_get(v, "closed_ms"));
         if (par) strcpy(sh->parent, par);
         if (apar) strcpy(sh->adj_parent, apar);
     }
+    store_i_stream_index_open(st);
     return 0;
 }
 
@@ -844,6 +905,7 @@ static void change_free(struct cat_change *c)
         store_i_consumer_clear(&c->cons);
     }
     free(c->cname);
+    free(c->idx);
 }
 
 size_t store_i_catalog_take_unposted(struct store *s, struct cat_rec **out)
@@ -873,6 +935,8 @@ static void change_durable(struct store *s, struct cat_change *c)
         store_i_stream_catalog_durable(s, c->st);
     else if (c->kind == CAT_DELETE)
         store_i_stream_bury(s, c->st);
+    else if (c->kind == CAT_RESHARD)
+        store_i_reshard_durable(s, c);
 }
 
 void store_i_catalog_durable(struct store *s, uint64_t version)

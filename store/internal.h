@@ -239,6 +239,8 @@ struct store_shard {
     int has_end;
     struct store_seq end_seq;
     char parent[STORE_SHARD_ID_STRLEN], adj_parent[STORE_SHARD_ID_STRLEN];
+    int64_t closed_ms;            /* when a reshard closed it (0 while open) */
+    int pending;                  /* created by a reshard not yet durable: held back */
     int offline;
     struct store_err offline_err;
 
@@ -292,6 +294,13 @@ struct store_shard {
 };
 
 struct store_shard *store_i_shard_new(struct store *s, struct store_stream *st, uint32_t index);
+/* The last sequence number "sh" handed out (records not yet durable
+ * included, trimmed ones too); 0 if it never held a record. */
+int store_i_shard_last_assigned(const struct store_shard *sh, struct store_seq *out);
+/* Queues "cb" to fire (with NULL, or an error if they fail) once every
+ * append made to "sh" so far is acknowledged. Returns 1, or 0 (nothing
+ * queued, "cb" never fires) when nothing is outstanding. */
+int store_i_shard_barrier(struct store_shard *sh, store_done_fn cb, void *arg);
 /* Frees a shard (fails its tickets with STORE_ENOTFOUND first). */
 void store_i_shard_free(struct store_shard *sh);
 /* Stream deletion: drops the in-memory tail and deletes the segment files.
@@ -341,8 +350,10 @@ struct store_stream {
     uint32_t shard_metrics;       /* enhanced monitoring bits (store_stream_set_shard_metrics) */
     char *kms_key_id;             /* NULL: encryption NONE */
     char *policy;                 /* resource policy (PutResourcePolicy); NULL none */
-    struct store_shard **shards;
-    uint32_t nshards;
+    struct store_shard **shards;  /* by index: shards[i]->index == i */
+    uint32_t nshards, shardcap;
+    struct store_shard **open;    /* the open shards by hash range (routing) */
+    uint32_t nopen;
     struct tag *tags;             /* sorted by key */
     size_t ntags;
     struct consumer *consumers;   /* registration order */
@@ -359,6 +370,8 @@ struct store_stream *store_i_stream_new(struct store *s, const char *name, uint6
 void store_i_stream_free(struct store_stream *st);
 int store_i_stream_name_valid(const char *name);
 void store_i_stream_set_arn(struct store_stream *st);
+/* Rebuilds st->open from the shards (after any change to which are open). */
+void store_i_stream_index_open(struct store_stream *st);
 void store_i_stream_tag_put(struct store_stream *st, const char *key, const char *value);
 /* Sets a tag of consumer "name" (manifest loading; nothing recorded). */
 void store_i_stream_consumer_tag_put(struct store_stream *st, const char *name, const char *key,
@@ -379,7 +392,7 @@ void store_i_stream_undo(struct store *s, struct cat_change *c);
 enum cat_kind {
     CAT_CREATE, CAT_DELETE, CAT_STATUS, CAT_ON_DEMAND, CAT_RETENTION, CAT_TAGS,
     CAT_CONSUMER_ADD, CAT_CONSUMER_DEL, CAT_CONSUMER_STATUS, CAT_SHARD_METRICS,
-    CAT_KMS_KEY, CAT_CONSUMER_TAGS, CAT_POLICY
+    CAT_KMS_KEY, CAT_CONSUMER_TAGS, CAT_POLICY, CAT_RESHARD
 };
 
 /* A catalog change not yet durable: its log record until handed to the
@@ -398,6 +411,9 @@ struct cat_change {
     struct consumer cons;        /* CONSUMER_DEL: the removed consumer (owned) */
     size_t cons_index;
     char *cname;                 /* CONSUMER_ADD, CONSUMER_STATUS */
+    uint32_t new_n;              /* RESHARD: shard count after (old_int: before) */
+    uint32_t *idx;               /* RESHARD: the shards it closed (owned) */
+    size_t nidx;
 };
 
 struct cat_q {
@@ -488,7 +504,17 @@ void store_i_stream_catalog_durable(struct store *s, struct store_stream *st);
 /* Buries the shards of a deleted stream (their segments deleted at once,
  * their tickets failed when the zombies are reaped) and frees it. */
 void store_i_stream_bury(struct store *s, struct store_stream *st);
+/* Buries one shard: its data deleted now, the struct freed (tickets failed
+ * with STORE_ENOTFOUND) when the zombies are reaped. */
+void store_i_shard_bury(struct store *s, struct store_shard *sh);
 void store_i_fifo_add(struct store *s, struct chunk *c);
 void store_i_fifo_remove(struct store *s, struct chunk *c);
+
+/* ---- reshard.c ------------------------------------------------------------ */
+
+/* The reshard change "c" became durable: its new shards are released. */
+void store_i_reshard_durable(struct store *s, struct cat_change *c);
+/* Undoes the reshard change "c" (store_i_catalog_rollback, newest first). */
+void store_i_reshard_undo(struct store *s, struct cat_change *c);
 
 #endif

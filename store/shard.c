@@ -215,6 +215,36 @@ struct store_shard *store_i_shard_new(struct store *s, struct store_stream *st, 
     return sh;
 }
 
+int store_i_shard_last_assigned(const struct store_shard *sh, struct store_seq *out)
+{
+    if (sh->tail.tail && sh->tail.tail->n) {
+        *out = sh->tail.tail->last;
+        return 1;
+    }
+    if (sh->seg.tail && sh->seg.tail->nrec) {
+        *out = sh->seg.tail->last;
+        return 1;
+    }
+    if (sh->has_pub) {
+        *out = sh->last_pub;
+        return 1;
+    }
+    if (sh->horizon.after) { /* every record trimmed */
+        *out = sh->horizon.seq;
+        return 1;
+    }
+    return 0;
+}
+
+int store_i_shard_barrier(struct store_shard *sh, store_done_fn cb, void *arg)
+{
+    /* Tickets fire in order: one at lsn_appended fires with the last one. */
+    if (sh->tickets.len == 0)
+        return 0;
+    ticket_push(sh, sh->lsn_appended, cb, arg);
+    return 1;
+}
+
 /* Closes the cached read descriptor, if any. */
 static void close_rfd(struct store_shard *sh)
 {

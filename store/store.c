@@ -137,13 +137,14 @@ static void stream_add_shards(struct store_stream *st, uint32_t n)
 {
     struct store *s = st->store;
     st->shards = store_i_xcalloc(n, sizeof *st->shards);
-    st->nshards = n;
+    st->nshards = st->shardcap = n;
     for (uint32_t i = 0; i < n; i++) {
         struct store_shard *sh = store_i_shard_new(s, st, i);
         store_hashkey_even_split(n, i, &sh->hk_start, &sh->hk_end);
         sh->start_seq = (struct store_seq){s->gen, i, 0};
         st->shards[i] = sh;
     }
+    store_i_stream_index_open(st);
 }
 
 int store_stream_create(struct store *s, const char *name, uint32_t shard_count,
@@ -178,7 +179,7 @@ int store_stream_create(struct store *s, const char *name, uint32_t shard_count,
     return 0;
 }
 
-static void shard_bury(struct store *s, struct store_shard *sh)
+void store_i_shard_bury(struct store *s, struct store_shard *sh)
 {
     store_i_shard_destroy_data(sh);
     sh->deleted = 1;
@@ -200,7 +201,7 @@ void store_i_stream_detach(struct store *s, struct store_stream *st)
 void store_i_stream_bury(struct store *s, struct store_stream *st)
 {
     for (uint32_t k = 0; k < st->nshards; k++)
-        shard_bury(s, st->shards[k]);
+        store_i_shard_bury(s, st->shards[k]);
     store_i_stream_free(st);
 }
 
@@ -211,6 +212,13 @@ static int stream_gated(const struct store_stream *st)
     return st->pending_create || st->deleting;
 }
 
+/* A shard's records are held back: its stream's are, or the reshard that
+ * created it is not yet durable. */
+static int shard_gated(const struct store_shard *sh)
+{
+    return stream_gated(sh->stream) || sh->pending;
+}
+
 static void fire_listeners(struct store *s);
 
 void store_i_stream_release(struct store *s, struct store_stream *st)
@@ -219,7 +227,7 @@ void store_i_stream_release(struct store *s, struct store_stream *st)
         return;
     for (uint32_t k = 0; k < st->nshards; k++) {
         struct store_shard *sh = st->shards[k];
-        if (!sh->offline)
+        if (!sh->offline && !sh->pending)
             store_i_shard_publish(sh, s->opts.durability == STORE_DURABILITY_ALWAYS
                                           ? sh->lsn_durable
                                           : sh->lsn_written);
@@ -227,7 +235,7 @@ void store_i_stream_release(struct store *s, struct store_stream *st)
     /* As everywhere: push to subscribers, then acknowledge. */
     fire_listeners(s);
     for (uint32_t k = 0; k < st->nshards; k++)
-        if (!st->shards[k]->offline)
+        if (!st->shards[k]->offline && !st->shards[k]->pending)
             store_i_shard_fire_tickets(st->shards[k], st->shards[k]->lsn_published, NULL);
 }
 
@@ -717,7 +725,7 @@ int store_commit(struct store *s)
     free(items.v);
     if (s->opts.durability != STORE_DURABILITY_ALWAYS) {
         for (struct store_shard *sh = done; sh; sh = sh->done_next)
-            if (!sh->deleted && !stream_gated(sh->stream))
+            if (!sh->deleted && !shard_gated(sh))
                 store_i_shard_publish(sh, sh->lsn_written);
         /* Listeners before tickets: the push to subscribers is written before
          * the producer's acknowledgement (see shard.c). Deleted shards stay
@@ -792,7 +800,7 @@ void store_dispatch(struct store *s)
         if (r->err == 0) {
             if (r->lsn > sh->lsn_durable) {
                 sh->lsn_durable = r->lsn;
-                if (s->opts.durability == STORE_DURABILITY_ALWAYS && !stream_gated(sh->stream))
+                if (s->opts.durability == STORE_DURABILITY_ALWAYS && !shard_gated(sh))
                     store_i_shard_publish(sh, r->lsn); /* tickets fired below */
                 durable_advanced(s, sh);
             }

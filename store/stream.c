@@ -145,6 +145,7 @@ void store_i_stream_free(struct store_stream *st)
     free(st->consumers);
     free(st->chash);
     free(st->shards);
+    free(st->open);
     free(st->kms_key_id);
     free(st->policy);
     free(st->name);
@@ -183,9 +184,7 @@ void store_stream_info(const struct store_stream *st, struct store_stream_info *
     out->on_demand = st->on_demand;
     out->shard_metrics = st->shard_metrics;
     out->shard_count = st->nshards;
-    out->open_shard_count = 0;
-    for (uint32_t i = 0; i < st->nshards; i++)
-        out->open_shard_count += !st->shards[i]->has_end;
+    out->open_shard_count = st->nopen;
     out->consumer_count = (uint32_t)st->nconsumers;
     out->consumers_creating = st->consumers_creating;
     out->encryption_type = st->kms_key_id ? "KMS" : "NONE";
@@ -915,6 +914,9 @@ void store_i_stream_undo(struct store *s, struct cat_change *c)
         }
         break;
     }
+    case CAT_RESHARD:
+        store_i_reshard_undo(s, c);
+        break;
     case CAT_CONSUMER_TAGS:
         if ((cn = consumer_find(st, c->cname))) {
             store_i_tags_free(cn->tags, cn->ntags);
@@ -969,29 +971,38 @@ int store_stream_shard_lookup(struct store_stream *st, const char *shard_id,
     return 0;
 }
 
+static int by_hash_start(const void *a, const void *b)
+{
+    const struct store_shard *x = *(struct store_shard *const *)a;
+    const struct store_shard *y = *(struct store_shard *const *)b;
+    return store_hashkey_cmp(&x->hk_start, &y->hk_start);
+}
+
+void store_i_stream_index_open(struct store_stream *st)
+{
+    free(st->open);
+    st->open = store_i_xmalloc((st->nshards ? st->nshards : 1) * sizeof *st->open);
+    st->nopen = 0;
+    for (uint32_t i = 0; i < st->nshards; i++)
+        if (!st->shards[i]->has_end)
+            st->open[st->nopen++] = st->shards[i];
+    qsort(st->open, st->nopen, sizeof *st->open, by_hash_start);
+}
+
 int store_stream_route(struct store_stream *st, const struct store_hashkey *hk,
                        struct store_shard **out, struct store_err *err)
 {
-    /* Shards are created in hash order; binary search over all shards, then
-     * confirm the hit is open (closed parents overlap their children). */
-    uint32_t lo = 0, hi = st->nshards;
+    /* The open shards' ranges do not overlap: binary search by range end,
+     * then confirm the range holds the key. */
+    uint32_t lo = 0, hi = st->nopen;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (store_hashkey_cmp(&st->shards[mid]->hk_end, hk) < 0) lo = mid + 1;
+        if (store_hashkey_cmp(&st->open[mid]->hk_end, hk) < 0) lo = mid + 1;
         else hi = mid;
     }
-    if (lo < st->nshards && !st->shards[lo]->has_end &&
-        store_hashkey_cmp(&st->shards[lo]->hk_start, hk) <= 0) {
-        *out = st->shards[lo];
+    if (lo < st->nopen && store_hashkey_cmp(&st->open[lo]->hk_start, hk) <= 0) {
+        *out = st->open[lo];
         return 0;
-    }
-    for (uint32_t i = 0; i < st->nshards; i++) {
-        struct store_shard *sh = st->shards[i];
-        if (!sh->has_end && store_hashkey_cmp(&sh->hk_start, hk) <= 0 &&
-            store_hashkey_cmp(&sh->hk_end, hk) >= 0) {
-            *out = sh;
-            return 0;
-        }
     }
     return store_i_err_set(err, STORE_ENOTFOUND, "no open shard of stream %s covers the hash key",
                            st->name);
@@ -1009,5 +1020,6 @@ void store_shard_info(const struct store_shard *sh, struct store_shard_info *out
     out->parent_id = sh->parent[0] ? sh->parent : NULL;
     out->adjacent_parent_id = sh->adj_parent[0] ? sh->adj_parent : NULL;
     out->open = !sh->has_end;
+    out->closed_ms = sh->closed_ms;
 }
 

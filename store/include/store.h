@@ -572,6 +572,7 @@ struct store_shard_info {
     const char *parent_id;          /* NULL if none */
     const char *adjacent_parent_id; /* NULL if none */
     int open;
+    int64_t closed_ms;              /* when a reshard closed it; 0 while open */
 };
 
 /* Number of shards (open and closed). */
@@ -596,6 +597,65 @@ void store_shard_info(const struct store_shard *shard, struct store_shard_info *
 /* Returns 0 if the shard is usable, or its error (STORE_ECORRUPT when it was
  * taken offline at open), filling "err". */
 int store_shard_check(const struct store_shard *shard, struct store_err *err);
+
+/* ======================================================================== */
+/* Resharding                                                               */
+/* ======================================================================== */
+
+/* Shards one stream may have over its life, open and closed (indices are
+ * never reused). */
+#define STORE_MAX_SHARD_TOTAL 1000000
+
+/* Each call below is one catalog change, in memory at once: the shards it
+ * closes refuse appends (STORE_ESTATE) and routing skips them; the shards it
+ * adds take the next free indices, start at (generation, index, 0), and take
+ * appends at once, held back (neither readable nor acknowledged) until the
+ * change is durable. A crash leaves the old shards or the new ones, never a
+ * mix. A closed shard keeps its records (until retention) and gets an
+ * ending sequence number: the last it handed out, or its starting one if it
+ * never held a record. "on_done" (may be NULL) fires once the change is
+ * durable and every append made to the closed shards before the call has
+ * been acknowledged (or has failed), so a reply sent from it comes after
+ * every record the closed shards will ever acknowledge; or with the error if
+ * the catalog write failed (then the change is undone: the new shards
+ * vanish, their pending appends fail with STORE_ENOTFOUND, the closed ones
+ * reopen). Errors (nothing changed): STORE_EINVAL, STORE_ESTATE (a shard is
+ * closed), STORE_ECORRUPT (a shard is offline), STORE_ELIMIT
+ * (STORE_MAX_SHARD_TOTAL), STORE_ENOTFOUND (the stream is being deleted). */
+
+/* Splits open "shard" at "new_start" (start < new_start <= end): children
+ * [start, new_start-1] and [new_start, end], both with parent "shard". */
+int store_stream_split(struct store_stream *stream, struct store_shard *shard,
+                       const struct store_hashkey *new_start, store_done_fn on_done, void *arg,
+                       struct store_err *err);
+
+/* Merges open "shard" with open "adjacent" (contiguous ranges, either
+ * order): one child with the union, parent "shard", adjacent parent
+ * "adjacent". */
+int store_stream_merge(struct store_stream *stream, struct store_shard *shard,
+                       struct store_shard *adjacent, store_done_fn on_done, void *arg,
+                       struct store_err *err);
+
+/* Reaches exactly "target" (1..STORE_MAX_SHARDS) open shards whose ranges
+ * are store_hashkey_uniform_split's, by splits and merges done together
+ * (shards created and closed within the call hold no records). Already
+ * there: nothing changes, "on_done" fires after the catalog sync. */
+int store_stream_scale(struct store_stream *stream, uint32_t target, store_done_fn on_done,
+                       void *arg, struct store_err *err);
+
+/* Range "i" of "n" under the uniform split used by store_stream_scale:
+ * start = floor(i * 2^128 / n), so sizes differ by at most one. */
+void store_hashkey_uniform_split(uint32_t n, uint32_t i, struct store_hashkey *start,
+                                 struct store_hashkey *end);
+
+/* 1 if "shard" is closed and a read from "pos" will never return a record:
+ * every record it holds is readable and "pos" is past the last. */
+int store_shard_at_end(const struct store_shard *shard, const struct store_pos *pos);
+
+/* The shards created from "shard" by a split or merge (at most "max",
+ * borrowed); returns how many. */
+size_t store_shard_children(const struct store_shard *shard, const struct store_shard **out,
+                            size_t max);
 
 /* ======================================================================== */
 /* Append                                                                   */

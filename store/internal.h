@@ -316,6 +316,9 @@ void store_i_shard_fire_tickets(struct store_shard *sh, uint64_t lsn, const stru
 /* Handles an fsync failure: discard everything past lsn_durable. */
 void store_i_shard_sync_failed(struct store_shard *sh, int errnum);
 void store_i_shard_fire_listeners(struct store_shard *sh);
+/* Queues the shard's listeners for the next firing (store.c fires the
+ * queue): readers of a shard that just closed must learn of its end. */
+void store_i_shard_mark_notify(struct store_shard *sh);
 /* Deletes expired segments; returns the count. */
 int store_i_shard_trim(struct store_shard *sh, int64_t cutoff_ms);
 /* Opens (cached) a read fd for "seg"; -1 with err on failure. An open that

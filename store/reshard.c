@@ -366,6 +366,10 @@ void store_i_reshard_durable(struct store *s, struct cat_change *c)
     struct store_stream *st = c->st;
     for (uint32_t i = (uint32_t)c->old_int; i < c->new_n && i < st->nshards; i++)
         st->shards[i]->pending = 0;
+    /* Subscribers caught up on a closed shard wait for new records that
+     * will never come: wake them to find the shard's end. */
+    for (size_t i = 0; i < c->nidx; i++)
+        store_i_shard_mark_notify(st->shards[c->idx[i]]);
     store_i_stream_release(s, st);
 }
 

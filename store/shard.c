@@ -557,7 +557,7 @@ int store_i_shard_commit(struct store_shard *sh, struct sync_item_vec *items)
 
 /* ---- publish ------------------------------------------------------------------ */
 
-static void shard_mark_notify(struct store_shard *sh)
+void store_i_shard_mark_notify(struct store_shard *sh)
 {
     if (sh->listeners && !sh->notify_marked) {
         sh->notify_marked = 1;
@@ -584,7 +584,7 @@ void store_i_shard_publish(struct store_shard *sh, uint64_t lsn)
     }
     sh->lsn_published = lsn;
     if (advanced)
-        shard_mark_notify(sh);
+        store_i_shard_mark_notify(sh);
 }
 
 void store_i_shard_fire_listeners(struct store_shard *sh)

@@ -13,6 +13,7 @@
 #include "fanout.h"
 #include "log.h"
 #include "loop.h"
+#include "ops.h"
 #include "throttle.h"
 #include "transition.h"
 
@@ -131,4 +132,6 @@ void gw_app_close(struct gw_app *app)
     app->throttle = NULL;
     gw_auth_free(app->auth);
     app->auth = NULL;
+    gw_op_scalings_free(app->scalings);
+    app->scalings = NULL;
 }

@@ -26,6 +26,7 @@ struct gw_fanout;
 struct gw_throttle;
 struct gw_transitions;
 struct gw_auth;
+struct gw_scalings;
 
 struct gw_app {
     const struct gw_config *cfg;
@@ -43,6 +44,7 @@ struct gw_app {
     struct gw_throttle *throttle;
     struct gw_transitions *transitions;
     struct gw_auth *auth;         /* NULL: --auth none */
+    struct gw_scalings *scalings; /* UpdateShardCount calls of the last 24 h (ops_reshard.c) */
 };
 
 /* Opens the store in cfg->data_dir, finishes the transitions a stop

@@ -108,6 +108,8 @@ static const struct opt opts[] = {
      "Comma-separated origins (scheme://host[:port]) whose web pages may call the gateway "
      "across origins: preflights are answered and replies carry CORS headers for them only. "
      "Off by default."},
+    {"scalings-per-day", "SLUICE_SCALINGS_PER_DAY", OPT_UINT, FIELD(scalings_per_day), "10", 0,
+     1000000, "UpdateShardCount calls per stream in a rolling 24 hours (Kinesis: 10; 0: no limit)."},
     {"max-consumers", "SLUICE_MAX_CONSUMERS", OPT_UINT, FIELD(max_consumers), "20", 1, 10000,
      "Registered consumers per stream (Kinesis allows 20; raise it for fan-out load tests)."},
     {"consumer-rate", "SLUICE_CONSUMER_RATE", OPT_SIZE, FIELD(consumer_rate), "2MiB", 1, 16 * GiB,

@@ -348,6 +348,8 @@ static void arm(struct gw_sub *s, int64_t ms)
  * second, empty pull per push. */
 static enum gw_pull sent(struct gw_sub *s, int64_t now)
 {
+    if (store_shard_at_end(s->ss->shard, &s->pos))
+        return GW_PULL_MORE; /* the final event goes next */
     int has = 0;
     struct store_seq tip;
     store_shard_latest(s->ss->shard, &has, &tip);
@@ -521,6 +523,41 @@ static enum gw_pull finish(struct gw_sub *s)
     return GW_PULL_EOF;
 }
 
+/* Everything of a closed shard has gone out: a last event naming the
+ * children and without a ContinuationSequenceNumber (KCL, Flink and Beam
+ * detect the shard's end exactly by that), then the stream ends cleanly.
+ * The SSE door sends an "end" event with the children. */
+static enum gw_pull shard_end(struct gw_sub *s, struct evbuffer *out)
+{
+    struct evbuffer *p = evbuffer_new();
+    struct gw_reply w;
+    gw_reply_init_json(&w, p);
+    if (s->sse) {
+        gw_reply_object(&w, 1);
+    } else {
+        gw_reply_object(&w, 3);
+        gw_reply_key(&w, "Records");
+        gw_reply_array(&w, 0);
+        gw_reply_end(&w);
+        gw_reply_key(&w, "MillisBehindLatest");
+        gw_reply_int(&w, 0);
+    }
+    gw_reply_key(&w, "ChildShards");
+    gw_op_child_shards(&w, s->ss->shard);
+    gw_reply_end(&w);
+    gw_reply_finish(&w);
+    if (s->sse) {
+        evbuffer_add(out, "event: end\ndata: ", 17);
+        evbuffer_add_buffer(out, p);
+        evbuffer_add(out, "\n\n", 2);
+    } else {
+        add_message(out, false, GW_ES_EVENT_SUBSCRIBE, p);
+    }
+    evbuffer_free(p);
+    gw_log(GW_LOG_DEBUG, "sub_shard_end", "consumer=%s", s->consumer_arn);
+    return finish(s);
+}
+
 static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *out, size_t max)
 {
     struct gw_sub *s = ctx;
@@ -557,6 +594,8 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
     }
     if (gw_req_draining(req) || now >= s->expires_ms)
         return finish(s); /* clean end: the client re-subscribes from its continuation */
+    if (store_shard_at_end(s->ss->shard, &s->pos))
+        return shard_end(s, out);
 
     uint64_t tnow = mono_ns();
     uint64_t tokens = gw_ratelimit_available(&s->bucket, tnow);

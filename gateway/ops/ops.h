@@ -27,6 +27,8 @@ void op_enable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
 void op_disable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
 void op_start_stream_encryption(struct gw_app *app, struct gw_req *req);
 void op_stop_stream_encryption(struct gw_app *app, struct gw_req *req);
+/* Open shards across all streams (the --shard-limit account limit). */
+uint32_t gw_op_open_shard_total(struct gw_app *app);
 
 /* ops_records.c */
 void op_put_record(struct gw_app *app, struct gw_req *req);
@@ -50,6 +52,14 @@ void op_delete_resource_policy(struct gw_app *app, struct gw_req *req);
  * keys 1..128 and values 0..256 characters of the allowed set. */
 int gw_op_tags_validate(struct gw_valid *v, json_t *tags, struct gw_error *err);
 
+/* ops_reshard.c */
+void op_split_shard(struct gw_app *app, struct gw_req *req);
+void op_merge_shards(struct gw_app *app, struct gw_req *req);
+void op_update_shard_count(struct gw_app *app, struct gw_req *req);
+/* Frees the record of recent scalings (UpdateShardCount's daily limit). */
+struct gw_scalings;
+void gw_op_scalings_free(struct gw_scalings *s);
+
 /* ops_consumers.c */
 void op_register_consumer(struct gw_app *app, struct gw_req *req);
 void op_describe_consumer(struct gw_app *app, struct gw_req *req);
@@ -71,6 +81,15 @@ typedef int (*gw_op_body_fn)(struct gw_app *app, struct gw_req *req, json_t *bod
  * answers. With "mutates", the answer waits until the catalog change is in a
  * durable manifest (store_catalog_sync), as an acknowledgement promises. */
 void gw_op_run(struct gw_app *app, struct gw_req *req, gw_op_body_fn fn, bool mutates);
+/* Inside the body function of a mutating operation whose change completes
+ * later than its catalog record (a reshard also waits for the appends to
+ * the shards it closes): returns the argument to pass, with
+ * gw_op_deferred_done, as the store call's completion; the answer then
+ * waits for that callback instead of a catalog sync. If the store call
+ * fails, call gw_op_undefer() before returning the error. */
+void *gw_op_defer(void);
+void gw_op_undefer(void);
+void gw_op_deferred_done(void *arg, const struct store_err *se);
 
 /* Calls "fn" for every stream (a copy of the names is taken first, so "fn"
  * may change the catalog). */
@@ -98,6 +117,9 @@ int gw_op_stream_active(struct gw_app *app, struct store_stream *s, struct gw_er
 
 /* A Shard object for DescribeStream/ListShards. Returns new. */
 json_t *gw_op_shard_json(const struct store_shard_info *si);
+/* ChildShards of a closed shard: an array of {ShardId, ParentShards,
+ * HashKeyRange}, as GetRecords and SubscribeToShard end a shard with. */
+void gw_op_child_shards(struct gw_reply *w, const struct store_shard *sh);
 /* StreamModeDetails. Returns new. */
 json_t *gw_op_mode_json(const struct store_stream *s);
 

@@ -541,6 +541,10 @@ static void read_records(struct gw_app *app, struct gw_req *req, struct iter *it
         goto fail;
     }
     it->pos = next;
+    /* At the end of a closed shard there is nothing to continue from: no
+     * NextShardIterator, and the children to go on with instead (KCL hands
+     * over from parent to child on exactly that). */
+    bool ended = store_shard_at_end(shard, &next);
     /* Written directly (JSON or CBOR): up to 10,000 records, and a tree would
      * cost more than the read itself. */
     struct gw_reply w;
@@ -551,12 +555,18 @@ static void read_records(struct gw_app *app, struct gw_req *req, struct iter *it
     for (size_t i = 0; i < n; i++)
         gw_op_record(&w, &recs[i]);
     gw_reply_end(&w);
-    char *tok = iter_make(app, it);
-    gw_reply_key(&w, "NextShardIterator");
-    gw_reply_string(&w, tok);
-    free(tok);
+    if (!ended) {
+        char *tok = iter_make(app, it);
+        gw_reply_key(&w, "NextShardIterator");
+        gw_reply_string(&w, tok);
+        free(tok);
+    }
     gw_reply_key(&w, "MillisBehindLatest");
     gw_reply_int(&w, behind > 0 ? behind : 0);
+    if (ended) {
+        gw_reply_key(&w, "ChildShards");
+        gw_op_child_shards(&w, shard);
+    }
     gw_reply_end(&w);
     gw_reply_send(&w, 200);
     store_cursor_free(cur);

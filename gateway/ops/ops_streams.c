@@ -46,6 +46,11 @@ static struct stream_totals totals(struct gw_app *app)
     return t;
 }
 
+uint32_t gw_op_open_shard_total(struct gw_app *app)
+{
+    return totals(app).open_shards;
+}
+
 /* ---- CreateStream ------------------------------------------------------------- */
 
 #define MAX_CREATING 5 /* the service allows five streams in CREATING at once */
@@ -359,6 +364,45 @@ static void describe_common(struct gw_app *app, struct store_stream *s, json_t *
         json_object_set_new(o, "KeyId", json_string(info.kms_key_id));
 }
 
+/* ---- shard lifetimes (ListShards' filters, retention) --------------------------- */
+
+/* When a shard opened (its stream's creation, or when its parents closed)
+ * and closed (INT64_MAX while open). */
+struct shard_span {
+    int64_t start_ms, end_ms;
+};
+
+static struct shard_span shard_span(struct store_stream *s, const struct store_stream_info *info,
+                                    const struct store_shard_info *si)
+{
+    struct shard_span sp = {info->created_ms, INT64_MAX};
+    struct store_shard *parent;
+    if (si->parent_id && store_stream_shard_lookup(s, si->parent_id, &parent, NULL) == 0) {
+        struct store_shard_info pi;
+        store_shard_info(parent, &pi);
+        if (pi.closed_ms > 0)
+            sp.start_ms = pi.closed_ms;
+    }
+    if (!si->open)
+        sp.end_ms = si->closed_ms > 0 ? si->closed_ms : sp.start_ms;
+    return sp;
+}
+
+/* The trim horizon as a time: nothing older is retained, and nothing is
+ * older than the stream. */
+static int64_t trim_horizon_ms(const struct store_stream_info *info)
+{
+    int64_t th = gw_app_now_ms() - (int64_t)info->retention_hours * 3600 * 1000;
+    return th > info->created_ms ? th : info->created_ms;
+}
+
+/* Whether a shard is listed: a closed shard disappears once everything it
+ * held has expired, i.e. once it closed before the trim horizon. */
+static bool shard_retained(const struct shard_span *sp, int64_t th)
+{
+    return sp->end_ms >= th;
+}
+
 static int describe_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
                            struct gw_error *err)
 {
@@ -393,11 +437,16 @@ static int describe_stream(struct gw_app *app, struct gw_req *req, json_t *body,
     }
     json_t *d = json_object(), *shards = json_array();
     describe_common(app, s, d);
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    int64_t th = trim_horizon_ms(&info);
     uint32_t i = first;
     for (; i < n && json_array_size(shards) < (size_t)limit; i++) {
         struct store_shard_info si;
         store_shard_info(store_stream_shard(s, i), &si);
-        json_array_append_new(shards, gw_op_shard_json(&si));
+        struct shard_span sp = shard_span(s, &info, &si);
+        if (shard_retained(&sp, th))
+            json_array_append_new(shards, gw_op_shard_json(&si));
     }
     json_object_set_new(d, "Shards", shards);
     json_object_set_new(d, "HasMoreShards", json_boolean(i < n));
@@ -518,8 +567,28 @@ static const char *const filter_types[] = {"AFTER_SHARD_ID", "AT_TRIM_HORIZON", 
 struct shards_token {
     int64_t created_ms;
     uint32_t next;
+    int32_t filter;      /* ShardFilter type, -1 none */
+    int64_t filter_ms;   /* its Timestamp */
     char name[STORE_STREAM_NAME_MAX + 1];
 };
+
+/* Whether ShardFilter type "f" (index into filter_types, -1 none) with
+ * timestamp "t" lists the shard, as the service defines the types. */
+static bool filter_keeps(int f, int64_t t, const struct shard_span *sp, int64_t th)
+{
+    switch (f) {
+    case 1: /* AT_TRIM_HORIZON: open at the trim horizon */
+        return sp->start_ms <= th && sp->end_ms >= th;
+    case 3: /* AT_LATEST: open now */
+        return sp->end_ms == INT64_MAX;
+    case 4: /* AT_TIMESTAMP: open at t */
+        return sp->start_ms <= t && sp->end_ms >= t;
+    case 5: /* FROM_TIMESTAMP: open at t or later (t below the horizon is the horizon) */
+        return sp->end_ms >= (t > th ? t : th);
+    default: /* none, AFTER_SHARD_ID, FROM_TRIM_HORIZON: everything retained */
+        return shard_retained(sp, th);
+    }
+}
 
 static int list_shards(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
                        struct gw_error *err)
@@ -529,7 +598,7 @@ static int list_shards(struct gw_app *app, struct gw_req *req, json_t *body, jso
     const char *name, *arn, *token, *start, *filter_shard = NULL;
     int64_t max = LIST_SHARDS_MAX, created = 0;
     bool has_created, has_filter_ts = false;
-    int64_t filter_ts;
+    int64_t filter_ts = 0;
     json_t *filter;
     int ftype = -1;
     if (gw_op_stream_fields(&v, body, false, &name, &arn) != 0 ||
@@ -590,6 +659,9 @@ static int list_shards(struct gw_app *app, struct gw_req *req, json_t *body, jso
                                 "Stream %s under account %s not found.", t.name,
                                 app->cfg->account);
         first = t.next;
+        ftype = t.filter;
+        filter_ts = t.filter_ms;
+        has_filter_ts = true;
     } else {
         if (gw_op_stream_lookup(app, name, arn, &s, err) != 0)
             return -1;
@@ -607,20 +679,22 @@ static int list_shards(struct gw_app *app, struct gw_req *req, json_t *body, jso
     }
     struct store_stream_info info;
     store_stream_info(s, &info);
+    int64_t th = trim_horizon_ms(&info);
     uint32_t n = store_stream_shard_count(s), i = first;
     json_t *arr = json_array();
     for (; i < n && json_array_size(arr) < (size_t)max; i++) {
         struct store_shard_info si;
         store_shard_info(store_stream_shard(s, i), &si);
-        /* AT_LATEST lists open shards only; the others list every shard
-         * within retention, which without resharding is all of them. */
-        if (ftype == 3 && !si.open)
-            continue;
-        json_array_append_new(arr, gw_op_shard_json(&si));
+        struct shard_span sp = shard_span(s, &info, &si);
+        if (filter_keeps(ftype, has_filter_ts ? filter_ts : 0, &sp, th))
+            json_array_append_new(arr, gw_op_shard_json(&si));
     }
     *out = json_pack("{s:o}", "Shards", arr);
     if (i < n) {
-        struct shards_token t = {.created_ms = info.created_ms, .next = i};
+        struct shards_token t = {.created_ms = info.created_ms,
+                                 .next = i,
+                                 .filter = ftype,
+                                 .filter_ms = has_filter_ts ? filter_ts : 0};
         snprintf(t.name, sizeof t.name, "%s", info.name);
         char *tok = gw_op_token_make(app, 'S', &t, sizeof t);
         json_object_set_new(*out, "NextToken", json_string(tok));

@@ -16,11 +16,17 @@
 #include "mem.h"
 #include "ops.h"
 
-/* A catalog change's answer, parked until its manifest is durable. */
+/* A catalog change's answer, parked until its manifest is durable (or
+ * until the store callback the operation chose: gw_op_defer). */
 struct parked {
     struct gw_req *req; /* NULL once the client has gone */
     json_t *out;
+    bool deferred;
 };
+
+/* The parked answer of the mutating operation whose body function is
+ * running: body functions run one at a time, on the loop thread. */
+static struct parked *running;
 
 static void on_parked_abort(struct gw_req *req, void *arg)
 {
@@ -49,24 +55,49 @@ void gw_op_run(struct gw_app *app, struct gw_req *req, gw_op_body_fn fn, bool mu
 {
     struct gw_error err = {0};
     json_t *body = NULL, *out = NULL;
-    if (gw_op_body(req, &body, &err) != 0 || fn(app, req, body, &out, &err) != 0) {
+    struct parked *p = mutates ? xcalloc(1, sizeof *p) : NULL;
+    running = p;
+    int rc = gw_op_body(req, &body, &err) != 0 || fn(app, req, body, &out, &err) != 0;
+    running = NULL;
+    json_decref(body);
+    if (rc) {
+        /* A body function defers only once its store call succeeded. */
         gw_body_error(req, &err);
         json_decref(out);
-        json_decref(body);
+        free(p);
         return;
     }
-    json_decref(body);
     if (!mutates) {
         gw_body_reply(req, out);
         json_decref(out);
         return;
     }
-    struct parked *p = xcalloc(1, sizeof *p);
     p->req = req;
     p->out = out;
     gw_req_on_abort(req, on_parked_abort, p);
-    store_catalog_sync(app->store, on_catalog_synced, p);
+    /* Store callbacks fire from a later commit or dispatch, never inside the
+     * call that registered them: "p" is complete before either runs. */
+    if (!p->deferred)
+        store_catalog_sync(app->store, on_catalog_synced, p);
     gw_loop_commit_soon(app);
+}
+
+void *gw_op_defer(void)
+{
+    if (running)
+        running->deferred = true;
+    return running;
+}
+
+void gw_op_undefer(void)
+{
+    if (running)
+        running->deferred = false;
+}
+
+void gw_op_deferred_done(void *arg, const struct store_err *se)
+{
+    on_catalog_synced(arg, se);
 }
 
 void gw_op_each_stream(struct gw_app *app, void (*fn)(struct store_stream *s, void *arg),
@@ -105,7 +136,11 @@ int gw_op_body(struct gw_req *req, json_t **body, struct gw_error *err)
         return 0;
     static const struct {
         const char *param, *member;
-    } names[] = {{"{stream}", "StreamName"}, {"{shard}", "ShardId"}, {"{consumer}", "ConsumerName"}};
+    } names[] = {{"{stream}", "StreamName"},
+                 {"{shard}", "ShardId"},
+                 {"{shardToSplit}", "ShardToSplit"},
+                 {"{shardToMerge}", "ShardToMerge"},
+                 {"{consumer}", "ConsumerName"}};
     size_t i = 0;
     for (const char *p = strchr(op->rest_path, '{'); p && gw_req_param(req, i);
          p = strchr(p + 1, '{'), i++)
@@ -200,6 +235,40 @@ json_t *gw_op_shard_json(const struct store_shard_info *si)
     }
     json_object_set_new(o, "SequenceNumberRange", range);
     return o;
+}
+
+#define CHILDREN_MAX 16 /* a split has two children, a merge one */
+
+void gw_op_child_shards(struct gw_reply *w, const struct store_shard *sh)
+{
+    const struct store_shard *kids[CHILDREN_MAX];
+    size_t n = store_shard_children(sh, kids, CHILDREN_MAX);
+    gw_reply_array(w, n);
+    for (size_t i = 0; i < n; i++) {
+        struct store_shard_info ci;
+        store_shard_info(kids[i], &ci);
+        char a[STORE_HASHKEY_STRLEN], b[STORE_HASHKEY_STRLEN];
+        store_hashkey_format(&ci.hash_start, a);
+        store_hashkey_format(&ci.hash_end, b);
+        gw_reply_object(w, 3);
+        gw_reply_key(w, "ShardId");
+        gw_reply_string(w, ci.id);
+        gw_reply_key(w, "ParentShards");
+        gw_reply_array(w, ci.adjacent_parent_id ? 2 : 1);
+        gw_reply_string(w, ci.parent_id);
+        if (ci.adjacent_parent_id)
+            gw_reply_string(w, ci.adjacent_parent_id);
+        gw_reply_end(w);
+        gw_reply_key(w, "HashKeyRange");
+        gw_reply_object(w, 2);
+        gw_reply_key(w, "StartingHashKey");
+        gw_reply_string(w, a);
+        gw_reply_key(w, "EndingHashKey");
+        gw_reply_string(w, b);
+        gw_reply_end(w);
+        gw_reply_end(w);
+    }
+    gw_reply_end(w);
 }
 
 json_t *gw_op_mode_json(const struct store_stream *s)

@@ -40,6 +40,9 @@ const struct gw_op gw_ops[] = {
     {"GetRecords", NULL, NULL, op_get_records},
     /* The REST read takes its position from the query, not an iterator. */
     {NULL, "GET", "/v1/streams/{stream}/shards/{shard}/records", op_rest_get_records},
+    {"SplitShard", "POST", "/v1/streams/{stream}/shards/{shardToSplit}/split", op_split_shard},
+    {"MergeShards", "POST", "/v1/streams/{stream}/shards/{shardToMerge}/merge", op_merge_shards},
+    {"UpdateShardCount", "PUT", "/v1/streams/{stream}/shard-count", op_update_shard_count},
     {"DescribeStream", NULL, NULL, op_describe_stream},
     {"PutRecord", NULL, NULL, op_put_record},
     {"GetShardIterator", NULL, NULL, op_get_shard_iterator},

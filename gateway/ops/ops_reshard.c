@@ -221,8 +221,10 @@ static struct gw_scalings *scalings_of(struct gw_app *app, const char *stream, i
     size_t drop = 0;
     while (drop < s->n && now - s->at[drop] >= DAY_MS)
         drop++;
-    memmove(s->at, s->at + drop, (s->n - drop) * sizeof *s->at);
-    s->n -= drop;
+    if (drop) {
+        memmove(s->at, s->at + drop, (s->n - drop) * sizeof *s->at);
+        s->n -= drop;
+    }
     return s;
 }
 

@@ -158,6 +158,17 @@ static void b64(const char *s, char *out)
 
 /* PutRecords of one record per shard in [from, to) with data "<tag>-<i>".
  * Returns the failed count; every failure must be a retryable error. */
+static struct srv s;
+
+/* The gateway's last warnings and errors, for a failure message: an
+ * unexpected per-record failure says why only there. */
+static const char *server_complaints(void)
+{
+    static char out[4096];
+    run_cmd(out, sizeof out, "grep -E '\"level\":\"(warn|error)\"' %s | tail -n 8", s.log);
+    return out;
+}
+
 static int put_range(int fd, const char *tag, int from, int to, int expect_all_ok)
 {
     json_t *recs = json_array();
@@ -178,8 +189,9 @@ static int put_range(int fd, const char *tag, int from, int to, int expect_all_o
         json_t *e = json_array_get(out, (size_t)(i - from));
         const char *code = json_string_value(json_object_get(e, "ErrorCode"));
         if (code) {
-            cr_assert(!expect_all_ok, "record for shard %d failed: %s %s", i, code,
-                      json_string_value(json_object_get(e, "ErrorMessage")));
+            cr_assert(!expect_all_ok, "record for shard %d failed: %s %s; the gateway said:\n%s",
+                      i, code, json_string_value(json_object_get(e, "ErrorMessage")),
+                      server_complaints());
             cr_assert(strcmp(code, "InternalFailure") == 0 ||
                           strcmp(code, "ServiceUnavailable") == 0 ||
                           strcmp(code, "ProvisionedThroughputExceededException") == 0,
@@ -335,7 +347,6 @@ static void wait_active(int fd)
     cr_assert_fail("stream never became ACTIVE");
 }
 
-static struct srv s;
 
 /* A failed assertion must not leave the server behind. */
 static void stop_if_running(void)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "autoscale.h"
 #include "fanout.h"
 #include "log.h"
 #include "loop.h"
@@ -109,6 +110,7 @@ int gw_app_open(struct gw_app *app, struct event_base *base, const struct gw_con
                             cfg->data_dir, se.msg);
     gw_transition_recover(app);
     app->throttle = gw_throttle_new(cfg->write_limit);
+    app->autoscale = gw_autoscale_new(app);
     app->transitions = gw_transitions_new(app);
     app->fanout = gw_fanout_new(base, cfg);
     app->loop = gw_loop_new(app);
@@ -130,6 +132,8 @@ void gw_app_close(struct gw_app *app)
     app->loop = NULL;
     gw_throttle_free(app->throttle);
     app->throttle = NULL;
+    gw_autoscale_free(app->autoscale);
+    app->autoscale = NULL;
     gw_auth_free(app->auth);
     app->auth = NULL;
     gw_op_scalings_free(app->scalings);

@@ -5,6 +5,7 @@
  *   loop.c        the store in the event loop; push before acknowledge
  *   fanout.c      enhanced fan-out (live subscriptions)
  *   throttle.c    per-shard write limits
+ *   autoscale.c   ON_DEMAND streams growing when their writes are throttled
  *   transition.c  CREATING/DELETING -> ACTIVE/gone after --stream-delay
  *
  * Upstream: main.c opens it; router.c passes it to every handler. */
@@ -24,6 +25,7 @@ struct gw_op;
 struct gw_loop;
 struct gw_fanout;
 struct gw_throttle;
+struct gw_autoscale;
 struct gw_transitions;
 struct gw_auth;
 struct gw_scalings;
@@ -42,6 +44,7 @@ struct gw_app {
     struct gw_loop *loop;
     struct gw_fanout *fanout;
     struct gw_throttle *throttle;
+    struct gw_autoscale *autoscale;
     struct gw_transitions *transitions;
     struct gw_auth *auth;         /* NULL: --auth none */
     struct gw_scalings *scalings; /* UpdateShardCount calls of the last 24 h (ops_reshard.c) */

@@ -108,6 +108,10 @@ static const struct opt opts[] = {
      "Comma-separated origins (scheme://host[:port]) whose web pages may call the gateway "
      "across origins: preflights are answered and replies carry CORS headers for them only. "
      "Off by default."},
+    {"on-demand-window", "SLUICE_ON_DEMAND_WINDOW", OPT_DURATION, FIELD(on_demand_window_ms), "60s",
+     100, 3600 * 1000,
+     "An ON_DEMAND stream whose writes were throttled (--write-limit) during one such window "
+     "doubles its shards at the window's end."},
     {"scalings-per-day", "SLUICE_SCALINGS_PER_DAY", OPT_UINT, FIELD(scalings_per_day), "10", 0,
      1000000, "UpdateShardCount calls per stream in a rolling 24 hours (Kinesis: 10; 0: no limit)."},
     {"max-consumers", "SLUICE_MAX_CONSUMERS", OPT_UINT, FIELD(max_consumers), "20", 1, 10000,

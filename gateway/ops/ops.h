@@ -27,6 +27,7 @@ void op_enable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
 void op_disable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
 void op_start_stream_encryption(struct gw_app *app, struct gw_req *req);
 void op_stop_stream_encryption(struct gw_app *app, struct gw_req *req);
+void op_update_stream_mode(struct gw_app *app, struct gw_req *req);
 /* Open shards across all streams (the --shard-limit account limit). */
 uint32_t gw_op_open_shard_total(struct gw_app *app);
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "autoscale.h"
 #include "log.h"
 #include "loop.h"
 #include "mem.h"
@@ -309,8 +310,11 @@ static void put(struct gw_app *app, struct gw_req *req, bool batch)
         struct store_shard_info si;
         store_shard_info(shard_of[i], &si);
         ctx->res[i].shard = si.index;
-        if (!gw_throttle_take(app->throttle, shard_of[i], 1, e->data_len + e->pk_len))
+        if (!gw_throttle_take(app->throttle, shard_of[i], 1, e->data_len + e->pk_len)) {
             ctx->res[i].state = ENTRY_THROTTLED;
+            if (info.on_demand)
+                gw_autoscale_throttled(app->autoscale, info.name);
+        }
     }
     if (!batch && ctx->res[0].state == ENTRY_THROTTLED) {
         ctx->req = req;

@@ -1,6 +1,6 @@
 /* ops_streams.c - the stream control plane: CreateStream, DeleteStream,
  * DescribeStream, DescribeStreamSummary, ListStreams, ListShards, retention,
- * enhanced monitoring, encryption, DescribeLimits. Tags and resource
+ * enhanced monitoring, encryption, UpdateStreamMode, DescribeLimits. Tags and resource
  * policies are in ops_resources.c.
  *
  * Upstream: router.c (both doors). Downstream: the store catalog (store.h).
@@ -776,6 +776,57 @@ void op_increase_retention(struct gw_app *app, struct gw_req *req)
 void op_decrease_retention(struct gw_app *app, struct gw_req *req)
 {
     gw_op_run(app, req, decrease_retention, true);
+}
+
+/* ---- UpdateStreamMode ------------------------------------------------------------------- */
+
+#define ON_DEMAND_STREAMS_MAX 50 /* the service's default OnDemandStreamCountLimit */
+
+static int update_stream_mode(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                              struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *name, *arn;
+    json_t *details;
+    int mode = -1;
+    int64_t warm;
+    if (gw_op_stream_fields(&v, body, true, &name, &arn) != 0 ||
+        gw_v_object(&v, body, "StreamModeDetails", "streamModeDetails", GW_V_REQUIRED,
+                    &details) != 0 ||
+        (details && gw_v_enum(&v, details, "StreamMode", "streamModeDetails.streamMode",
+                              GW_V_REQUIRED, modes, &mode) != 0) ||
+        gw_v_int(&v, body, "WarmThroughputMiBps", "warmThroughputMiBps", 0, 0, INT32_MAX, &warm,
+                 NULL) != 0 ||
+        gw_valid_done(&v) != 0)
+        return -1;
+    struct store_stream *s;
+    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
+        return -1;
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    bool on_demand = mode == 1;
+    if (on_demand == (info.on_demand != 0))
+        return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                            "Stream %s under account %s is already in %s mode.", info.name,
+                            app->cfg->account, modes[mode]);
+    if (on_demand && totals(app).on_demand >= ON_DEMAND_STREAMS_MAX)
+        return gw_error_set(err, GW_ERR_LIMIT_EXCEEDED,
+                            "Account %s already has %d streams in ON_DEMAND mode, the most "
+                            "allowed.",
+                            app->cfg->account, ON_DEMAND_STREAMS_MAX);
+    /* The shards stay as they are; an ON_DEMAND stream then grows when its
+     * writes are throttled (autoscale.c). */
+    store_stream_set_on_demand(s, on_demand);
+    gw_transition_stream_update(app, info.name);
+    gw_log(GW_LOG_INFO, "stream_mode", "stream=%s mode=%s", info.name, modes[mode]);
+    *out = NULL;
+    return 0;
+}
+
+void op_update_stream_mode(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, update_stream_mode, true);
 }
 
 /* ---- DescribeLimits ---------------------------------------------------------------------- */

@@ -104,6 +104,7 @@ static void check_same(const struct gw_config *a, const struct gw_config *b)
     CHECK(a->write_limit == b->write_limit && a->require_auth == b->require_auth);
     CHECK(a->max_consumers == b->max_consumers && a->consumer_rate == b->consumer_rate);
     CHECK(a->scalings_per_day == b->scalings_per_day);
+    CHECK(a->on_demand_window_ms == b->on_demand_window_ms);
     CHECK(a->consumer_burst == b->consumer_burst);
     CHECK(a->subscription_ttl_ms == b->subscription_ttl_ms && a->heartbeat_ms == b->heartbeat_ms);
 }

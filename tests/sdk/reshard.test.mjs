@@ -402,3 +402,49 @@ describe('crash during a split', () => {
     }
   });
 });
+
+describe('UpdateStreamMode', () => {
+  test('switches modes (persisted), and an ON_DEMAND stream grows when its writes are throttled', async () => {
+    let s = await startSluice({ args: ['--write-limit', 'on', '--on-demand-window', '300ms', '--stream-delay', '0'] });
+    let cl = client(s.endpoint);
+    try {
+      const name = streamName('mode');
+      const { StreamARN } = await createActive(cl, name, { ShardCount: 1 });
+      await send(cl, 'UpdateStreamMode', { StreamARN, StreamModeDetails: { StreamMode: 'ON_DEMAND' } });
+      let d = await waitStatus(cl, name, 'ACTIVE');
+      assert.equal(d.StreamModeDetails.StreamMode, 'ON_DEMAND');
+      assert.equal(d.OpenShardCount, 1, 'the shards stay as they were');
+      await expectError(send(cl, 'UpdateStreamMode', { StreamARN, StreamModeDetails: { StreamMode: 'ON_DEMAND' } }),
+        'InvalidArgumentException', /already in ON_DEMAND mode/);
+      await expectError(send(cl, 'UpdateStreamMode', { StreamARN, StreamModeDetails: { StreamMode: 'FAST' } }),
+        'ValidationException', /streamModeDetails.streamMode/);
+      // More than 1,000 records/s to one shard: some are refused, and the
+      // stream doubles at the end of the window.
+      let throttled = 0;
+      for (let i = 0; i < 4; i++) {
+        const r = await send(cl, 'PutRecords', { StreamName: name, Records: Array.from({ length: 500 }, (_, j) => ({ PartitionKey: `k${j}`, Data: Buffer.from('x') })) });
+        throttled += r.Records.filter((x) => x.ErrorCode === 'ProvisionedThroughputExceededException').length;
+      }
+      assert.ok(throttled > 0, 'writes were throttled');
+      const deadline = Date.now() + 10000;
+      for (;;) {
+        d = (await send(cl, 'DescribeStreamSummary', { StreamName: name })).StreamDescriptionSummary;
+        if (d.OpenShardCount === 2 && d.StreamStatus === 'ACTIVE') break;
+        assert.ok(Date.now() < deadline, `still ${d.OpenShardCount} open shards (${d.StreamStatus})`);
+        await sleep(50);
+      }
+      assertTiles(await listShards(cl, name));
+      await send(cl, 'UpdateStreamMode', { StreamARN, StreamModeDetails: { StreamMode: 'PROVISIONED' } });
+      await waitStatus(cl, name, 'ACTIVE');
+      cl.destroy();
+      s = await s.restart();
+      cl = client(s.endpoint);
+      d = (await send(cl, 'DescribeStreamSummary', { StreamName: name })).StreamDescriptionSummary;
+      assert.equal(d.StreamModeDetails.StreamMode, 'PROVISIONED', 'the mode survives a restart');
+      assert.equal(d.OpenShardCount, 2);
+    } finally {
+      cl.destroy();
+      await s.stop();
+    }
+  });
+});

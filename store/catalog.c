@@ -41,7 +41,9 @@
  *       "created_ms"}, consumer_del {"consumer"}, consumer_status
  *       {"consumer","status"}, consumer_tags_put {"consumer","tags":{k:v}},
  *       consumer_tags_remove {"consumer","keys":[..]}, policy {"consumer"?,
- *       "policy" (null: removed)}, reshard {"closed":[{"index","end_seq",
+ *       "policy" (null: removed)}, account {"settings" (a JSON text, null:
+ *       none); no "stream": kept as "account_settings" at the top level},
+ *       reshard {"closed":[{"index","end_seq",
  *       "closed_ms"}], "added":[shard objects as in "shards"]}.
  *
  * store_close compacts too, so a cleanly closed store is one MANIFEST and an
@@ -192,6 +194,16 @@ static int cat_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen)
     json_t *streams = json_object_get(tree, "streams");
     const char *op = json_string_value(json_object_get(rec, "op"));
     const char *name = json_string_value(json_object_get(rec, "stream"));
+    if (op && strcmp(op, "account") == 0) {
+        json_t *v = json_object_get(rec, "settings");
+        if (json_is_string(v))
+            json_object_set(tree, "account_settings", v);
+        else if (json_is_null(v))
+            json_object_del(tree, "account_settings");
+        else
+            return tree_fail(why, whylen, "bad account record");
+        return 0;
+    }
     if (!op || !name || !json_is_object(streams))
         return tree_fail(why, whylen, "record without op/stream");
     json_t *st = json_object_get(streams, name);
@@ -456,6 +468,9 @@ static int tree_build(struct store *s, json_t *tree, const char *path, struct st
 {
     s->gen = (uint32_t)json_integer_value(json_object_get(tree, "generation"));
     s->next_uid = (uint64_t)json_integer_value(json_object_get(tree, "next_uid"));
+    const char *acct = json_string_value(json_object_get(tree, "account_settings"));
+    free(s->account_settings);
+    s->account_settings = acct ? store_i_xstrdup(acct) : NULL;
     const char *name;
     json_t *o;
     json_object_foreach(json_object_get(tree, "streams"), name, o) {
@@ -881,7 +896,8 @@ struct cat_change *store_i_catalog_record(struct store *s, enum cat_kind kind,
     c->version = ++s->catalog_version;
     c->kind = kind;
     c->st = st;
-    json_object_set_new(rec, "stream", json_string(st->name));
+    if (st) /* NULL: an account-wide change */
+        json_object_set_new(rec, "stream", json_string(st->name));
     c->rec = json_dumps(rec, JSON_COMPACT);
     json_decref(rec);
     if (!c->rec) {

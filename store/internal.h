@@ -395,7 +395,7 @@ void store_i_stream_undo(struct store *s, struct cat_change *c);
 enum cat_kind {
     CAT_CREATE, CAT_DELETE, CAT_STATUS, CAT_ON_DEMAND, CAT_RETENTION, CAT_TAGS,
     CAT_CONSUMER_ADD, CAT_CONSUMER_DEL, CAT_CONSUMER_STATUS, CAT_SHARD_METRICS,
-    CAT_KMS_KEY, CAT_CONSUMER_TAGS, CAT_POLICY, CAT_RESHARD
+    CAT_KMS_KEY, CAT_CONSUMER_TAGS, CAT_POLICY, CAT_RESHARD, CAT_ACCOUNT
 };
 
 /* A catalog change not yet durable: its log record until handed to the
@@ -403,12 +403,12 @@ enum cat_kind {
 struct cat_change {
     uint64_t version;
     enum cat_kind kind;
-    struct store_stream *st;     /* kept alive while a DELETE is pending */
+    struct store_stream *st;     /* kept alive while a DELETE is pending; NULL for ACCOUNT */
     char *rec;                   /* NULL once posted */
     size_t len;
     int old_int;                 /* STATUS, ON_DEMAND, RETENTION, CONSUMER_STATUS,
                                   * SHARD_METRICS */
-    char *old_str;               /* KMS_KEY, POLICY: the value before (owned; NULL none) */
+    char *old_str;               /* KMS_KEY, POLICY, ACCOUNT: the value before (owned; NULL none) */
     struct tag *old_tags;        /* TAGS, CONSUMER_TAGS: the whole tag set before */
     size_t old_ntags;
     struct consumer cons;        /* CONSUMER_DEL: the removed consumer (owned) */
@@ -491,6 +491,7 @@ struct store {
     struct catalog_waiter *waiters;
     size_t nwaiters, waitercap;
 
+    char *account_settings;      /* store_account_settings_set (NULL none) */
     int64_t last_trim;
     struct store_stats stats;
     struct fd_cache fds;         /* segment descriptors (segment.c) */

@@ -491,6 +491,7 @@ static void free_all(struct store *s)
         store_i_stream_free(st);
     }
     free(s->streams);
+    free(s->account_settings);
     while (s->zombies) {
         struct store_shard *z = s->zombies;
         s->zombies = z->znext;

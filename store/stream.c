@@ -744,6 +744,23 @@ int store_resource_policy_set(struct store_stream *st, const char *consumer, con
     return 0;
 }
 
+int store_account_settings_set(struct store *s, const char *text, struct store_err *err)
+{
+    if (text && (!*text || strlen(text) > STORE_POLICY_MAX))
+        return store_i_err_set(err, STORE_EINVAL, "account settings of %zu bytes (1..%d)",
+                               strlen(text), STORE_POLICY_MAX);
+    json_t *rec = json_pack("{s:s, s:o}", "op", "account", "settings",
+                            text ? json_string(text) : json_null());
+    if (!rec)
+        return store_i_err_set(err, STORE_EINVAL, "account settings are not UTF-8");
+    struct cat_change *c = store_i_catalog_record(s, CAT_ACCOUNT, NULL, rec);
+    c->old_str = s->account_settings;
+    s->account_settings = text ? store_i_xstrdup(text) : NULL;
+    return 0;
+}
+
+const char *store_account_settings(const struct store *s) { return s->account_settings; }
+
 const char *store_resource_policy_get(const struct store_stream *st, const char *consumer)
 {
     if (!consumer)
@@ -916,6 +933,11 @@ void store_i_stream_undo(struct store *s, struct cat_change *c)
     }
     case CAT_RESHARD:
         store_i_reshard_undo(s, c);
+        break;
+    case CAT_ACCOUNT:
+        free(s->account_settings);
+        s->account_settings = c->old_str;
+        c->old_str = NULL;
         break;
     case CAT_CONSUMER_TAGS:
         if ((cn = consumer_find(st, c->cname))) {

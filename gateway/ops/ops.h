@@ -53,6 +53,10 @@ void op_delete_resource_policy(struct gw_app *app, struct gw_req *req);
  * keys 1..128 and values 0..256 characters of the allowed set. */
 int gw_op_tags_validate(struct gw_valid *v, json_t *tags, struct gw_error *err);
 
+/* ops_account.c */
+void op_describe_account_settings(struct gw_app *app, struct gw_req *req);
+void op_update_account_settings(struct gw_app *app, struct gw_req *req);
+
 /* ops_reshard.c */
 void op_split_shard(struct gw_app *app, struct gw_req *req);
 void op_merge_shards(struct gw_app *app, struct gw_req *req);

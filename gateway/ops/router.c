@@ -53,6 +53,8 @@ const struct gw_op gw_ops[] = {
     {"RemoveTagsFromStream", NULL, NULL, op_remove_tags},
     {"ListTagsForStream", NULL, NULL, op_list_tags},
     {"DescribeLimits", NULL, NULL, op_describe_limits},
+    {"DescribeAccountSettings", NULL, NULL, op_describe_account_settings},
+    {"UpdateAccountSettings", NULL, NULL, op_update_account_settings},
     {"EnableEnhancedMonitoring", NULL, NULL, op_enable_enhanced_monitoring},
     {"DisableEnhancedMonitoring", NULL, NULL, op_disable_enhanced_monitoring},
     {"StartStreamEncryption", NULL, NULL, op_start_stream_encryption},

@@ -494,6 +494,14 @@ int store_resource_policy_set(struct store_stream *stream, const char *consumer,
  * "consumer" is not registered. */
 const char *store_resource_policy_get(const struct store_stream *stream, const char *consumer);
 
+/* Account-wide settings the gateway keeps (UpdateAccountSettings): a text
+ * of 1..STORE_POLICY_MAX bytes of UTF-8 the store does not interpret,
+ * copied and persisted in the catalog like any change; NULL removes them.
+ * STORE_EINVAL (length, not UTF-8). */
+int store_account_settings_set(struct store *store, const char *text, struct store_err *err);
+/* The settings (borrowed until the next change), NULL if none. */
+const char *store_account_settings(const struct store *store);
+
 /* The same for a consumer's tags (TagResource on a consumer ARN), with the
  * same limits. STORE_ENOTFOUND if "consumer" is not registered on "stream". */
 int store_consumer_tags_add(struct store_stream *stream, const char *consumer,

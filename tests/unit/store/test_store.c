@@ -1120,3 +1120,36 @@ Test(store, catalog_bad_length_in_middle_is_corruption)
     rm_rf(dir);
     free(dir);
 }
+
+/* Account settings: kept across a reopen, undone when the catalog write
+ * fails, removed with NULL. */
+Test(store, account_settings_persist_and_undo)
+{
+    char *dir = tmpdir_new();
+    struct faults f = {0};
+    struct store_io_ops io = {fault_write, fault_fsync, &f};
+    struct store_opts o = opts_never();
+    o.io = &io;
+    struct store *s = open_store(dir, &o);
+    cr_assert_null(store_account_settings(s));
+    cr_assert_eq(store_account_settings_set(s, "", NULL), STORE_EINVAL);
+    cr_assert_eq(store_account_settings_set(s, "{\"a\":1}", NULL), 0);
+    cr_assert_eq(catalog_settle(s), 0);
+    __atomic_store_n(&f.fsync_fail_errno, EIO, __ATOMIC_RELEASE);
+    __atomic_store_n(&f.fsync_fail_count, 1, __ATOMIC_RELEASE);
+    cr_assert_eq(store_account_settings_set(s, "{\"a\":2}", NULL), 0);
+    cr_assert_str_eq(store_account_settings(s), "{\"a\":2}");
+    cr_assert_eq(catalog_settle(s), STORE_EIO);
+    cr_assert_str_eq(store_account_settings(s), "{\"a\":1}", "undone");
+    store_close(s);
+    s = open_store(dir, &o);
+    cr_assert_str_eq(store_account_settings(s), "{\"a\":1}");
+    cr_assert_eq(store_account_settings_set(s, NULL, NULL), 0);
+    cr_assert_eq(catalog_settle(s), 0);
+    store_close(s);
+    s = open_store(dir, &o);
+    cr_assert_null(store_account_settings(s));
+    store_close(s);
+    rm_rf(dir);
+    free(dir);
+}

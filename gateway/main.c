@@ -20,6 +20,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "ops.h"
 #include "router.h"
 #include "server.h"
 
@@ -213,6 +214,7 @@ int main(int argc, char **argv)
         goto out;
     }
     app.srv = r.srv;
+    gw_op_apply_record_limits(&app);
     sighup = evsignal_new(r.base, SIGHUP, on_hup, &app);
     evsignal_add(sighup, NULL);
     if (gw_server_listen(r.srv, &err) != 0) {

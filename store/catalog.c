@@ -12,7 +12,7 @@
  *                          fsync, rename, fsync of the directory):
  *     {"version":2, "generation":G, "next_uid":U, "log":N,
  *      "streams":{"<name>":{"uid", "arn", "status", "created_ms",
- *        "retention_hours", "on_demand", "shard_metrics"?, "kms_key_id"?,
+ *        "retention_hours", "on_demand", "shard_metrics"?, "max_record_kib"?, "kms_key_id"?,
  *        "policy"?, "tags":{k:v},
  *        "consumers":{"<name>":{"arn","status","created_ms","tags"?:{k:v},
  *        "policy"?}}
@@ -34,7 +34,7 @@
  *             damaged length is caught like damaged content.
  *     One record per catalog change, {"op": ..., "stream": name, ...}:
  *       create (the stream fields above), delete, status {"status"},
- *       on_demand {"on_demand"}, shard_metrics {"mask"}, kms_key {"key_id"
+ *       on_demand {"on_demand"}, shard_metrics {"mask"}, max_record {"kib"}, kms_key {"key_id"
  *       (null: none)}, retention {"hours"},
  *       tags_put {"tags":{k:v}},
  *       tags_remove {"keys":[..]}, consumer_put {"consumer","arn","status",
@@ -258,6 +258,10 @@ static int cat_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen)
         json_t *v = json_object_get(rec, "mask");
         if (!json_is_integer(v)) return tree_fail(why, whylen, "bad %s record", op);
         json_object_set(st, "shard_metrics", v);
+    } else if (strcmp(op, "max_record") == 0) {
+        json_t *v = json_object_get(rec, "kib");
+        if (!json_is_integer(v)) return tree_fail(why, whylen, "bad %s record", op);
+        json_object_set(st, "max_record_kib", v);
     } else if (strcmp(op, "retention") == 0) {
         json_t *v = json_object_get(rec, "hours");
         if (!json_is_integer(v)) return tree_fail(why, whylen, "bad %s record", op);
@@ -495,6 +499,10 @@ static int tree_build(struct store *s, json_t *tree, const char *path, struct st
         /* Absent in manifests written before enhanced monitoring: none. */
         json_int_t metrics = json_integer_value(json_object_get(o, "shard_metrics"));
         st->shard_metrics = (uint32_t)metrics & STORE_SHARD_METRICS_ALL;
+        /* Absent before UpdateMaxRecordSize existed: the default. */
+        json_int_t kib = json_integer_value(json_object_get(o, "max_record_kib"));
+        if (kib >= STORE_MAX_RECORD_KIB_MIN && kib <= STORE_MAX_RECORD_KIB_MAX)
+            st->max_record_kib = (uint32_t)kib;
         store_i_stream_insert(s, st); /* owned by the store from here, errors included */
         const char *kms = json_string_value(json_object_get(o, "kms_key_id"));
         if (kms && (!*kms || strlen(kms) > STORE_KMS_KEY_ID_MAX))

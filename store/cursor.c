@@ -178,7 +178,9 @@ static int sr_next(struct segreader *r, int refill, struct store_record *rec,
 {
     if (r->off >= r->seg->size)
         return 0;
-    for (int tries = 0; tries < 2; tries++) {
+    /* Up to three looks: the buffer as it is, after a refill of a window
+     * from here, after a refill of the whole frame its header announced. */
+    for (int tries = 0; tries < 3; tries++) {
         size_t flen = 0;
         const char *reason;
         int inbuf = r->off >= r->base && r->off < r->base + r->len;
@@ -195,7 +197,7 @@ static int sr_next(struct segreader *r, int refill, struct store_record *rec,
                                    r->seg->path, r->off, reason);
         if (!refill)
             return 2;
-        int rc = sr_fill(r, flen ? flen : RECORD_MAX_FRAME, err);
+        int rc = sr_fill(r, flen ? flen : RECORD_HDR_SIZE, err);
         if (rc) return rc;
     }
     return store_i_err_set(err, STORE_ECORRUPT,

@@ -351,6 +351,7 @@ struct store_stream {
     uint32_t retention_hours;
     int on_demand;                /* capacity mode: ON_DEMAND (1) or PROVISIONED */
     uint32_t shard_metrics;       /* enhanced monitoring bits (store_stream_set_shard_metrics) */
+    uint32_t max_record_kib;      /* UpdateMaxRecordSize (store_stream_set_max_record_kib) */
     char *kms_key_id;             /* NULL: encryption NONE */
     char *policy;                 /* resource policy (PutResourcePolicy); NULL none */
     struct store_shard **shards;  /* by index: shards[i]->index == i */
@@ -395,7 +396,7 @@ void store_i_stream_undo(struct store *s, struct cat_change *c);
 enum cat_kind {
     CAT_CREATE, CAT_DELETE, CAT_STATUS, CAT_ON_DEMAND, CAT_RETENTION, CAT_TAGS,
     CAT_CONSUMER_ADD, CAT_CONSUMER_DEL, CAT_CONSUMER_STATUS, CAT_SHARD_METRICS,
-    CAT_KMS_KEY, CAT_CONSUMER_TAGS, CAT_POLICY, CAT_RESHARD, CAT_ACCOUNT
+    CAT_KMS_KEY, CAT_CONSUMER_TAGS, CAT_POLICY, CAT_RESHARD, CAT_ACCOUNT, CAT_MAX_RECORD
 };
 
 /* A catalog change not yet durable: its log record until handed to the
@@ -407,7 +408,7 @@ struct cat_change {
     char *rec;                   /* NULL once posted */
     size_t len;
     int old_int;                 /* STATUS, ON_DEMAND, RETENTION, CONSUMER_STATUS,
-                                  * SHARD_METRICS */
+                                  * SHARD_METRICS, MAX_RECORD */
     char *old_str;               /* KMS_KEY, POLICY, ACCOUNT: the value before (owned; NULL none) */
     struct tag *old_tags;        /* TAGS, CONSUMER_TAGS: the whole tag set before */
     size_t old_ntags;

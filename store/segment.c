@@ -480,6 +480,9 @@ uint64_t store_i_segment_index_time(const struct segment *seg, int64_t ts)
 
 /* ---- recovery scan --------------------------------------------------------- */
 
+/* Enough to hold any frame's header, hash key and partition key. */
+#define SCAN_HEAD (RECORD_HDR_SIZE + 16u + STORE_MAX_PARTITION_KEY)
+
 struct scanbuf {
     int fd;
     uint8_t *p;
@@ -589,18 +592,28 @@ enum scan_outcome store_i_segment_scan(struct store_shard *sh, struct segment *s
     int have_last = has_prev;
     const char *torn = NULL;
     while (off < sb.size) {
-        e = sb_ensure(&sb, off, RECORD_MAX_FRAME);
+        /* A header first, then (if it says the frame runs past the window)
+         * the whole frame: asking for the largest possible frame at every
+         * record would re-read the window at every record once frames may
+         * be 10 MiB. */
+        e = sb_ensure(&sb, off, SCAN_HEAD);
+        struct store_record rec;
+        size_t flen = 0;
+        const char *reason;
+        enum record_status rs = RECORD_INCOMPLETE;
+        for (int pass = 0; pass < 2 && !e; pass++) {
+            const uint8_t *p = sb.p + (off - sb.base);
+            size_t avail = (size_t)(sb.base + sb.len - off);
+            rs = store_i_record_decode(p, avail, 1, &rec, &flen, &reason);
+            if (rs != RECORD_INCOMPLETE || flen <= avail || off + flen > sb.size)
+                break;
+            e = sb_ensure(&sb, off, flen);
+        }
         if (e) {
             store_i_err_errno(err, e, "read segment %s", seg->path);
             out = SCAN_IOERR;
             goto done;
         }
-        struct store_record rec;
-        size_t flen;
-        const char *reason;
-        const uint8_t *p = sb.p + (off - sb.base);
-        size_t avail = (size_t)(sb.base + sb.len - off);
-        enum record_status rs = store_i_record_decode(p, avail, 1, &rec, &flen, &reason);
         if (rs == RECORD_OK) {
             if (rec.seq.shard != sh->index || (have_last && !seq_lt(last, rec.seq))) {
                 store_i_err_set(err, STORE_ECORRUPT,

@@ -123,6 +123,7 @@ struct store_stream *store_i_stream_new(struct store *s, const char *name, uint6
     st->name = store_i_xstrdup(name);
     st->uid = uid;
     st->retention_hours = 24;
+    st->max_record_kib = STORE_MAX_RECORD_KIB_MIN;
     return st;
 }
 
@@ -183,6 +184,7 @@ void store_stream_info(const struct store_stream *st, struct store_stream_info *
     out->retention_hours = st->retention_hours;
     out->on_demand = st->on_demand;
     out->shard_metrics = st->shard_metrics;
+    out->max_record_kib = st->max_record_kib;
     out->shard_count = st->nshards;
     out->open_shard_count = st->nopen;
     out->consumer_count = (uint32_t)st->nconsumers;
@@ -253,6 +255,24 @@ void store_stream_set_shard_metrics(struct store_stream *st, uint32_t mask)
         c->old_int = (int)st->shard_metrics;
         st->shard_metrics = mask;
     }
+}
+
+int store_stream_set_max_record_kib(struct store_stream *st, uint32_t kib, struct store_err *err)
+{
+    if (kib < STORE_MAX_RECORD_KIB_MIN || kib > STORE_MAX_RECORD_KIB_MAX)
+        return store_i_err_set(err, STORE_EINVAL, "maximum record size %" PRIu32
+                               " KiB outside [%d, %d]", kib, STORE_MAX_RECORD_KIB_MIN,
+                               STORE_MAX_RECORD_KIB_MAX);
+    if (deleting(st, err))
+        return STORE_ENOTFOUND;
+    if (st->max_record_kib != kib) {
+        struct cat_change *c = store_i_catalog_record(
+            st->store, CAT_MAX_RECORD, st,
+            json_pack("{s:s, s:i}", "op", "max_record", "kib", (int)kib));
+        c->old_int = (int)st->max_record_kib;
+        st->max_record_kib = kib;
+    }
+    return 0;
 }
 
 static void retention_set(struct store_stream *st, uint32_t hours)
@@ -868,6 +888,9 @@ void store_i_stream_undo(struct store *s, struct cat_change *c)
         break;
     case CAT_SHARD_METRICS:
         st->shard_metrics = (uint32_t)c->old_int;
+        break;
+    case CAT_MAX_RECORD:
+        st->max_record_kib = (uint32_t)c->old_int;
         break;
     case CAT_KMS_KEY:
         free(st->kms_key_id);

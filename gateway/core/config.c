@@ -82,7 +82,8 @@ static const struct opt opts[] = {
     {"segment-bytes", "SLUICE_SEGMENT_BYTES", OPT_SIZE, FIELD(segment_bytes), "64MiB", 64 * KiB,
      16 * GiB, "Segment files roll past this size (retention deletes whole segments)."},
     {"stream-delay", "SLUICE_STREAM_DELAY", OPT_DURATION, FIELD(stream_delay_ms), "0ms", 0,
-     3600 * 1000, "Time a stream spends in CREATING and DELETING (0: until the next loop turn)."},
+     3600 * 1000, "Time a stream spends CREATING, DELETING, and UPDATING after a change (0: until the "
+     "next loop turn)."},
     {"iterator-ttl", "SLUICE_ITERATOR_TTL", OPT_DURATION, FIELD(iterator_ttl_ms), "5m", 1,
      24 * 3600 * 1000, "Shard iterator lifetime (ExpiredIteratorException after it)."},
     {"shard-limit", "SLUICE_SHARD_LIMIT", OPT_UINT, FIELD(shard_limit), "10000", 1, 1000000,

@@ -28,6 +28,10 @@ void op_disable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
 void op_start_stream_encryption(struct gw_app *app, struct gw_req *req);
 void op_stop_stream_encryption(struct gw_app *app, struct gw_req *req);
 void op_update_stream_mode(struct gw_app *app, struct gw_req *req);
+void op_update_max_record_size(struct gw_app *app, struct gw_req *req);
+/* Sets the server's request body limit for the widest record any stream
+ * takes (at start, and after UpdateMaxRecordSize). */
+void gw_op_apply_record_limits(struct gw_app *app);
 /* Open shards across all streams (the --shard-limit account limit). */
 uint32_t gw_op_open_shard_total(struct gw_app *app);
 

@@ -275,6 +275,8 @@ static void put(struct gw_app *app, struct gw_req *req, bool batch)
         goto fail;
     struct store_stream_info info;
     store_stream_info(s, &info);
+    if (gw_put_check_sizes(&b, batch, (size_t)info.max_record_kib * 1024, &err) != 0)
+        goto fail;
 
     ctx = xcalloc(1, sizeof *ctx);
     ctx->app = app;

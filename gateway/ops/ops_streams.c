@@ -1,6 +1,7 @@
 /* ops_streams.c - the stream control plane: CreateStream, DeleteStream,
  * DescribeStream, DescribeStreamSummary, ListStreams, ListShards, retention,
- * enhanced monitoring, encryption, UpdateStreamMode, DescribeLimits. Tags and resource
+ * enhanced monitoring, encryption, UpdateStreamMode, UpdateMaxRecordSize,
+ * DescribeLimits. Tags and resource
  * policies are in ops_resources.c.
  *
  * Upstream: router.c (both doors). Downstream: the store catalog (store.h).
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "mem.h"
 #include "ops.h"
+#include "server.h"
 #include "transition.h"
 
 #define LIST_MAX 100        /* DescribeStream, ListStreams: at most 100 per page */
@@ -360,6 +362,7 @@ static void describe_common(struct gw_app *app, struct store_stream *s, json_t *
                         json_pack("[{s:o}]", "ShardLevelMetrics",
                                   metrics_json(info.shard_metrics)));
     json_object_set_new(o, "EncryptionType", json_string(info.encryption_type));
+    json_object_set_new(o, "MaxRecordSizeInKiB", json_integer(info.max_record_kib));
     if (info.kms_key_id)
         json_object_set_new(o, "KeyId", json_string(info.kms_key_id));
 }
@@ -827,6 +830,68 @@ static int update_stream_mode(struct gw_app *app, struct gw_req *req, json_t *bo
 void op_update_stream_mode(struct gw_app *app, struct gw_req *req)
 {
     gw_op_run(app, req, update_stream_mode, true);
+}
+
+/* ---- UpdateMaxRecordSize ---------------------------------------------------------------- */
+
+/* The largest request body a record of "kib" KiB needs: a PutRecords of
+ * max(5 MiB, the record) in base64, and 500 entries' keys and members,
+ * escaped at worst. */
+static size_t body_for_record(uint32_t kib)
+{
+    size_t data = (size_t)kib * 1024;
+    if (data < 5u << 20)
+        data = 5u << 20;
+    return (data + 2) / 3 * 4 + 500 * 4096;
+}
+
+static void widest_record(struct store_stream *s, void *arg)
+{
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    uint32_t *kib = arg;
+    if (info.max_record_kib > *kib)
+        *kib = info.max_record_kib;
+}
+
+void gw_op_apply_record_limits(struct gw_app *app)
+{
+    uint32_t kib = STORE_MAX_RECORD_KIB_MIN;
+    gw_op_each_stream(app, widest_record, &kib);
+    /* Streams at the default keep --max-body-bytes as it is. */
+    gw_server_set_body_limit(app->srv, kib > STORE_MAX_RECORD_KIB_MIN ? body_for_record(kib) : 0);
+}
+
+static int update_max_record_size(struct gw_app *app, struct gw_req *req, json_t *body,
+                                  json_t **out, struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
+    const char *name, *arn;
+    int64_t kib = 0;
+    if (gw_op_stream_fields(&v, body, true, &name, &arn) != 0 ||
+        gw_v_int(&v, body, "MaxRecordSizeInKiB", "maxRecordSizeInKiB", GW_V_REQUIRED,
+                 STORE_MAX_RECORD_KIB_MIN, STORE_MAX_RECORD_KIB_MAX, &kib, NULL) != 0 ||
+        gw_valid_done(&v) != 0)
+        return -1;
+    struct store_stream *s;
+    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
+        return -1;
+    struct store_stream_info info;
+    store_stream_info(s, &info);
+    struct store_err se = {0};
+    if (store_stream_set_max_record_kib(s, (uint32_t)kib, &se) != 0)
+        return gw_op_store_error(&se, err);
+    gw_op_apply_record_limits(app);
+    gw_transition_stream_update(app, info.name);
+    gw_log(GW_LOG_INFO, "max_record_size", "stream=%s kib=%lld", info.name, (long long)kib);
+    *out = NULL;
+    return 0;
+}
+
+void op_update_max_record_size(struct gw_app *app, struct gw_req *req)
+{
+    gw_op_run(app, req, update_max_record_size, true);
 }
 
 /* ---- DescribeLimits ---------------------------------------------------------------------- */

@@ -77,14 +77,40 @@ int gw_put_parse_tree(struct gw_req *req, json_t *root, bool batch, struct gw_pu
     }
     if (gw_valid_done(&v) != 0)
         return -1;
+    return gw_put_check_sizes(out, batch, GW_PUT_MAX_DATA, err);
+}
+
+int gw_put_check_sizes(const struct gw_put_batch *b, bool batch, size_t max_data,
+                       struct gw_error *err)
+{
+    struct gw_valid v;
+    gw_valid_init(&v, err);
     size_t total = 0;
-    for (size_t i = 0; i < out->n; i++)
-        total += out->entries[i].data_len + out->entries[i].pk_len;
-    if (total > GW_PUT_MAX_BATCH_BYTES)
+    for (size_t i = 0; i < b->n; i++) {
+        const struct gw_put_entry *e = &b->entries[i];
+        total += e->data_len + e->pk_len;
+        if (e->data_len > max_data) {
+            /* The service reports blobs the way its Java ByteBuffer prints. */
+            char text[96], path[64];
+            snprintf(text, sizeof text, "java.nio.HeapByteBuffer[pos=0 lim=%zu cap=%zu]",
+                     e->data_len, e->data_len);
+            if (batch)
+                snprintf(path, sizeof path, "records.%zu.member.data", i + 1);
+            else
+                snprintf(path, sizeof path, "data");
+            gw_valid_add(&v, text, path, "have length less than or equal to %zu", max_data);
+        }
+    }
+    if (gw_valid_done(&v) != 0)
+        return -1;
+    /* A partition key is at most 256 characters, 1 KiB of UTF-8. */
+    size_t limit = max_data + 1024 > GW_PUT_DEFAULT_BATCH_BYTES ? max_data + 1024
+                                                                : GW_PUT_DEFAULT_BATCH_BYTES;
+    if (total > limit)
         return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
-                            "Records size exceeds 5 MB limit (%zu bytes of data and partition "
+                            "Records size exceeds %zu MB limit (%zu bytes of data and partition "
                             "keys)",
-                            total);
+                            limit >> 20, total);
     return 0;
 }
 

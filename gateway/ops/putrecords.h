@@ -24,8 +24,11 @@
 #include "request.h"
 
 #define GW_PUT_MAX_RECORDS 500
-#define GW_PUT_MAX_DATA (1024 * 1024)          /* one record's data, decoded */
-#define GW_PUT_MAX_BATCH_BYTES (5 * 1024 * 1024) /* data + partition keys */
+/* The model's limits, checked while decoding. A stream's own (smaller)
+ * limits are checked once it is known: gw_put_check_sizes. */
+#define GW_PUT_MAX_DATA (10 * 1024 * 1024)        /* one record's data, decoded */
+#define GW_PUT_MAX_BATCH_BYTES (GW_PUT_MAX_DATA + 1024) /* data + keys: the largest record */
+#define GW_PUT_DEFAULT_BATCH_BYTES (5 * 1024 * 1024)
 #define GW_PUT_MAX_PARTITION_KEY 256           /* characters */
 
 struct gw_put_entry {
@@ -62,5 +65,12 @@ int gw_put_parse_fast(struct gw_req *req, const uint8_t *body, size_t len, bool 
 
 /* True when two batches are identical (fuzzing and tests). */
 bool gw_put_batch_equal(const struct gw_put_batch *a, const struct gw_put_batch *b);
+
+/* The stream's limits on a decoded batch: each record's data at most
+ * "max_data" bytes (the stream's MaxRecordSizeInKiB; ValidationException as
+ * the model's limit is reported), and data plus keys at most the larger of
+ * 5 MiB and one largest record with its key (InvalidArgumentException). */
+int gw_put_check_sizes(const struct gw_put_batch *b, bool batch, size_t max_data,
+                       struct gw_error *err);
 
 #endif

@@ -44,6 +44,7 @@ const struct gw_op gw_ops[] = {
     {"MergeShards", "POST", "/v1/streams/{stream}/shards/{shardToMerge}/merge", op_merge_shards},
     {"UpdateShardCount", "PUT", "/v1/streams/{stream}/shard-count", op_update_shard_count},
     {"UpdateStreamMode", NULL, NULL, op_update_stream_mode},
+    {"UpdateMaxRecordSize", NULL, NULL, op_update_max_record_size},
     {"DescribeStream", NULL, NULL, op_describe_stream},
     {"PutRecord", NULL, NULL, op_put_record},
     {"GetShardIterator", NULL, NULL, op_get_shard_iterator},

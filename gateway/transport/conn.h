@@ -58,6 +58,8 @@ struct gw_conn {
 };
 
 /* The server's dispatcher and its draining flag, for new requests. */
+/* The largest request body the server admits now (gw_server_set_body_limit). */
+size_t gw_conn_body_limit(const struct gw_conn *c);
 gw_dispatch_fn gw_conn_dispatcher(struct gw_conn *c, void **ctx);
 const bool *gw_conn_draining_flag(struct gw_conn *c);
 bool gw_conn_draining(struct gw_conn *c);

@@ -439,7 +439,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             return 0;
         }
         const char *cl = gw_req_header(s->req, "content-length");
-        if (cl && strtoull(cl, NULL, 10) > h->c->cfg->max_body_bytes)
+        if (cl && strtoull(cl, NULL, 10) > gw_conn_body_limit(h->c))
             reject(s, GW_ERR_BODY_TOO_LARGE, "Request body of %s bytes exceeds the limit", cl);
         else if (cl)
             /* A ceiling for the buffer, not a reservation: memory follows
@@ -462,7 +462,7 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
                "Too many request body bytes in flight on this connection");
         return 0;
     }
-    int rc = gw_req_body_append(s->req, data, len, cfg->max_body_bytes);
+    int rc = gw_req_body_append(s->req, data, len, gw_conn_body_limit(h->c));
     if (rc == GW_BODY_NO_MEMORY) {
         reject(s, GW_ERR_SERVICE_UNAVAILABLE,
                "Request bodies held by the server exceed its memory budget; retry later");

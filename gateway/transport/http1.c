@@ -180,10 +180,10 @@ static int on_headers_complete(http_parser *p)
     /* From here the body must keep moving; the idle timeout bounds a stall. */
     gw_conn_timer(h->c, cfg->idle_timeout_ms);
     if ((p->flags & F_CONTENTLENGTH) && p->content_length != ULLONG_MAX) {
-        if (p->content_length > cfg->max_body_bytes)
+        if (p->content_length > gw_conn_body_limit(h->c))
             return gw_error_set(&h->err, GW_ERR_BODY_TOO_LARGE,
                                 "Request body of %llu bytes exceeds the limit of %zu bytes",
-                                (unsigned long long)p->content_length, cfg->max_body_bytes);
+                                (unsigned long long)p->content_length, gw_conn_body_limit(h->c));
         /* Only a ceiling for the buffer's growth: memory follows the bytes
          * that actually arrive (a peer may declare 10 MiB and send none). */
         gw_req_body_expect(h->req, (size_t)p->content_length);
@@ -199,7 +199,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
 {
     struct h1 *h = p->data;
     size_t avail = h->seg_avail - (size_t)(at - h->seg); /* received, from "at" on */
-    int rc = gw_req_body_append_avail(h->req, at, n, h->c->cfg->max_body_bytes, avail);
+    int rc = gw_req_body_append_avail(h->req, at, n, gw_conn_body_limit(h->c), avail);
     if (rc == GW_BODY_NO_MEMORY)
         return gw_error_set(&h->err, GW_ERR_SERVICE_UNAVAILABLE,
                             "Request bodies held by the server exceed %zu bytes; retry later",
@@ -207,7 +207,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
     if (rc != 0)
         return gw_error_set(&h->err, GW_ERR_BODY_TOO_LARGE,
                             "Request body exceeds the limit of %zu bytes",
-                            h->c->cfg->max_body_bytes);
+                            gw_conn_body_limit(h->c));
     return 0;
 }
 

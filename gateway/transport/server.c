@@ -56,6 +56,7 @@ struct gw_server {
     size_t nconns;
     uint64_t next_id;
     bool draining;
+    size_t body_limit;            /* --max-body-bytes, or more (gw_server_set_body_limit) */
     struct event *drain_timer;
     void (*on_drained)(void *);
     void *drained_arg;
@@ -65,6 +66,17 @@ static void conn_free(struct gw_conn *c);
 static void maybe_drained(struct gw_server *srv);
 
 /* ---- connection helpers used by the protocols --------------------------- */
+
+size_t gw_conn_body_limit(const struct gw_conn *c)
+{
+    return c->srv->body_limit;
+}
+
+void gw_server_set_body_limit(struct gw_server *srv, size_t bytes)
+{
+    if (srv)
+        srv->body_limit = bytes > srv->cfg->max_body_bytes ? bytes : srv->cfg->max_body_bytes;
+}
 
 gw_dispatch_fn gw_conn_dispatcher(struct gw_conn *c, void **ctx)
 {
@@ -613,6 +625,7 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
     struct gw_server *srv = xcalloc(1, sizeof *srv);
     srv->base = base;
     srv->cfg = cfg;
+    srv->body_limit = cfg->max_body_bytes;
     srv->dispatch = dispatch;
     srv->ctx = ctx;
     TAILQ_INIT(&srv->conns);

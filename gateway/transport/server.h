@@ -31,6 +31,10 @@ int gw_server_listen(struct gw_server *srv, struct gw_error *err);
 void gw_server_drain(struct gw_server *srv, void (*on_done)(void *arg), void *arg);
 /* Closes everything at once; NULL is fine. */
 void gw_server_free(struct gw_server *srv);
+/* Admits request bodies of up to "bytes" (never below --max-body-bytes):
+ * streams whose records may exceed 1 MiB (UpdateMaxRecordSize) need more.
+ * Accepts NULL. */
+void gw_server_set_body_limit(struct gw_server *srv, size_t bytes);
 /* The port listener "i" (in cfg->listen order) is bound to, 0 if none. */
 int gw_server_port(const struct gw_server *srv, size_t i);
 /* Number of open connections (for /healthz and tests). */

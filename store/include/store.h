@@ -389,6 +389,7 @@ struct store_stream_info {
     const char *encryption_type; /* "NONE", or "KMS" once a key id is recorded */
     const char *kms_key_id;      /* NULL unless "KMS" */
     uint32_t shard_metrics;      /* enhanced monitoring: a set of bits, see below */
+    uint32_t max_record_kib;     /* largest record's data in KiB (UpdateMaxRecordSize) */
 };
 
 /* Creates stream "name" ([a-zA-Z0-9_.-]{1,128}) with "shard_count" (1..10000)
@@ -449,6 +450,15 @@ int store_stream_set_kms_key(struct store_stream *stream, const char *key_id,
  * persisted in the manifest like the retention. */
 #define STORE_SHARD_METRICS_ALL 0xffu
 void store_stream_set_shard_metrics(struct store_stream *stream, uint32_t mask);
+
+/* Records the stream's largest record (UpdateMaxRecordSize) in KiB,
+ * STORE_MAX_RECORD_KIB_MIN (the default) to STORE_MAX_RECORD_KIB_MAX;
+ * persisted. The store itself takes records up to STORE_MAX_RECORD_DATA on
+ * any stream: the gateway enforces the stream's size. STORE_EINVAL. */
+#define STORE_MAX_RECORD_KIB_MIN 1024
+#define STORE_MAX_RECORD_KIB_MAX 10240
+int store_stream_set_max_record_kib(struct store_stream *stream, uint32_t kib,
+                                    struct store_err *err);
 
 /* Raises the retention to "hours". STORE_EINVAL if outside 24..8760 or lower
  * than the current value. */
@@ -671,7 +681,7 @@ size_t store_shard_children(const struct store_shard *shard, const struct store_
 
 /* Bytes: Kinesis allows 256 characters, which UTF-8 may spend 4 bytes each on. */
 #define STORE_MAX_PARTITION_KEY 1024
-#define STORE_MAX_RECORD_DATA (1024 * 1024)
+#define STORE_MAX_RECORD_DATA (STORE_MAX_RECORD_KIB_MAX * 1024)
 #define STORE_MAX_BATCH 10000
 
 /* One record to append; everything is borrowed for the duration of the call. */

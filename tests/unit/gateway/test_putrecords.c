@@ -359,17 +359,51 @@ Test(putfast, data_size_limits)
 
 Test(putfast, batch_size_limit)
 {
-    /* Five records of 1 MiB - 1 data byte plus a 1-byte key: exactly 5 MiB. */
+    /* Decoding admits the model's largest batch: one 10 MiB record and its
+     * longest key. */
     size_t len;
     struct gw_put_batch b;
     struct gw_req *r;
-    char *s = big_body(5, GW_PUT_MAX_DATA - 1, "k", &len);
+    char key[257];
+    memset(key, 'k', 256);
+    key[256] = '\0';
+    char *s = big_body(1, GW_PUT_MAX_DATA, key, &len);
     accept_n(s, len, PUTS, &b, &r);
     gw_req_free(r);
     free(s);
-    s = big_body(5, GW_PUT_MAX_DATA - 1, "kk", &len);
-    fallback_n(s, len, PUTS, GW_ERR_INVALID_ARGUMENT, "5 MB");
+    s = big_body(3, GW_PUT_MAX_DATA * 2 / 5, "k", &len); /* 12 MiB */
+    fallback_n(s, len, PUTS, GW_ERR_INVALID_ARGUMENT, "10 MB");
     free(s);
+}
+
+/* A stream's own limits, once it is known: records of its MaxRecordSizeInKiB
+ * (ValidationException, as the model's limit reads), and 5 MiB of data and
+ * keys per request unless one record may be larger. */
+Test(putfast, stream_size_limits)
+{
+    struct gw_put_entry e[5];
+    struct gw_put_batch b = {.entries = e, .n = 5};
+    for (int i = 0; i < 5; i++)
+        e[i] = (struct gw_put_entry){.data_len = (1u << 20) - 1, .pk = "k", .pk_len = 1};
+    struct gw_error err;
+    gw_error_clear(&err);
+    cr_assert_eq(gw_put_check_sizes(&b, true, 1u << 20, &err), 0, "exactly 5 MiB: %s", err.message);
+    e[4].pk = "kk";
+    e[4].pk_len = 2;
+    cr_assert_neq(gw_put_check_sizes(&b, true, 1u << 20, &err), 0);
+    cr_assert_eq(err.type, GW_ERR_INVALID_ARGUMENT);
+    cr_assert(strstr(err.message, "5 MB") != NULL, "%s", err.message);
+    gw_error_clear(&err);
+    cr_assert_eq(gw_put_check_sizes(&b, true, 5u << 20, &err), 0, "5 MiB records: 5 MiB + 1 KiB");
+    b.n = 1;
+    e[0].data_len = (1u << 20) + 1;
+    cr_assert_neq(gw_put_check_sizes(&b, true, 1u << 20, &err), 0);
+    cr_assert_eq(err.type, GW_ERR_VALIDATION);
+    cr_assert(strstr(err.message, "records.1.member.data") &&
+                  strstr(err.message, "less than or equal to 1048576"),
+              "%s", err.message);
+    gw_error_clear(&err);
+    cr_assert_eq(gw_put_check_sizes(&b, false, 2u << 20, &err), 0);
 }
 
 /* ---- malformed JSON: SerializationException -------------------------------------- */

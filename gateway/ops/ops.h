@@ -14,21 +14,21 @@
 void op_healthz(struct gw_app *app, struct gw_req *req);
 
 /* ops_streams.c */
-void op_create_stream(struct gw_app *app, struct gw_req *req);
-void op_delete_stream(struct gw_app *app, struct gw_req *req);
-void op_describe_stream(struct gw_app *app, struct gw_req *req);
-void op_describe_stream_summary(struct gw_app *app, struct gw_req *req);
-void op_list_streams(struct gw_app *app, struct gw_req *req);
-void op_list_shards(struct gw_app *app, struct gw_req *req);
-void op_increase_retention(struct gw_app *app, struct gw_req *req);
-void op_decrease_retention(struct gw_app *app, struct gw_req *req);
-void op_describe_limits(struct gw_app *app, struct gw_req *req);
-void op_enable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
-void op_disable_enhanced_monitoring(struct gw_app *app, struct gw_req *req);
-void op_start_stream_encryption(struct gw_app *app, struct gw_req *req);
-void op_stop_stream_encryption(struct gw_app *app, struct gw_req *req);
-void op_update_stream_mode(struct gw_app *app, struct gw_req *req);
-void op_update_max_record_size(struct gw_app *app, struct gw_req *req);
+gw_op_body_t op_create_stream;
+gw_op_body_t op_delete_stream;
+gw_op_body_t op_describe_stream;
+gw_op_body_t op_describe_stream_summary;
+gw_op_body_t op_list_streams;
+gw_op_body_t op_list_shards;
+gw_op_body_t op_increase_retention;
+gw_op_body_t op_decrease_retention;
+gw_op_body_t op_describe_limits;
+gw_op_body_t op_enable_enhanced_monitoring;
+gw_op_body_t op_disable_enhanced_monitoring;
+gw_op_body_t op_start_stream_encryption;
+gw_op_body_t op_stop_stream_encryption;
+gw_op_body_t op_update_stream_mode;
+gw_op_body_t op_update_max_record_size;
 /* Sets the server's request body limit for the widest record any stream
  * takes (at start, and after UpdateMaxRecordSize). */
 void gw_op_apply_record_limits(struct gw_app *app);
@@ -44,36 +44,36 @@ void op_get_records(struct gw_app *app, struct gw_req *req);
 void op_rest_get_records(struct gw_app *app, struct gw_req *req);
 
 /* ops_resources.c */
-void op_add_tags(struct gw_app *app, struct gw_req *req);
-void op_remove_tags(struct gw_app *app, struct gw_req *req);
-void op_list_tags(struct gw_app *app, struct gw_req *req);
-void op_tag_resource(struct gw_app *app, struct gw_req *req);
-void op_untag_resource(struct gw_app *app, struct gw_req *req);
-void op_list_tags_for_resource(struct gw_app *app, struct gw_req *req);
-void op_put_resource_policy(struct gw_app *app, struct gw_req *req);
-void op_get_resource_policy(struct gw_app *app, struct gw_req *req);
-void op_delete_resource_policy(struct gw_app *app, struct gw_req *req);
+gw_op_body_t op_add_tags;
+gw_op_body_t op_remove_tags;
+gw_op_body_t op_list_tags;
+gw_op_body_t op_tag_resource;
+gw_op_body_t op_untag_resource;
+gw_op_body_t op_list_tags_for_resource;
+gw_op_body_t op_put_resource_policy;
+gw_op_body_t op_get_resource_policy;
+gw_op_body_t op_delete_resource_policy;
 /* A Tags map (CreateStream, AddTagsToStream, TagResource): 1..200 entries,
  * keys 1..128 and values 0..256 characters of the allowed set. */
 int gw_op_tags_validate(struct gw_valid *v, json_t *tags, struct gw_error *err);
 
 /* ops_account.c */
-void op_describe_account_settings(struct gw_app *app, struct gw_req *req);
-void op_update_account_settings(struct gw_app *app, struct gw_req *req);
+gw_op_body_t op_describe_account_settings;
+gw_op_body_t op_update_account_settings;
 
 /* ops_reshard.c */
-void op_split_shard(struct gw_app *app, struct gw_req *req);
-void op_merge_shards(struct gw_app *app, struct gw_req *req);
-void op_update_shard_count(struct gw_app *app, struct gw_req *req);
+gw_op_body_t op_split_shard;
+gw_op_body_t op_merge_shards;
+gw_op_body_t op_update_shard_count;
 /* Frees the record of recent scalings (UpdateShardCount's daily limit). */
 struct gw_scalings;
 void gw_op_scalings_free(struct gw_scalings *s);
 
 /* ops_consumers.c */
-void op_register_consumer(struct gw_app *app, struct gw_req *req);
-void op_describe_consumer(struct gw_app *app, struct gw_req *req);
-void op_list_consumers(struct gw_app *app, struct gw_req *req);
-void op_deregister_consumer(struct gw_app *app, struct gw_req *req);
+gw_op_body_t op_register_consumer;
+gw_op_body_t op_describe_consumer;
+gw_op_body_t op_list_consumers;
+gw_op_body_t op_deregister_consumer;
 
 /* ops_subscribe.c */
 void op_subscribe_to_shard(struct gw_app *app, struct gw_req *req);
@@ -82,10 +82,6 @@ void op_rest_subscribe(struct gw_app *app, struct gw_req *req);
 
 /* ---- ops_util.c ------------------------------------------------------------ */
 
-/* The body of a JSON-in/JSON-out operation: reads "body", sets "*out" (new,
- * NULL for an empty answer) or fails with "err". */
-typedef int (*gw_op_body_fn)(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                             struct gw_error *err);
 /* Runs such an operation: decodes the body (either door), calls "fn", and
  * answers. With "mutates", the answer waits until the catalog change is in a
  * durable manifest (store_catalog_sync), as an acknowledgement promises. */

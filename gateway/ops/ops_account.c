@@ -57,21 +57,16 @@ static json_t *commitment_json(const struct commitment *c)
     return o;
 }
 
-static int describe_account_settings(struct gw_app *app, struct gw_req *req, json_t *body,
-                                     json_t **out, struct gw_error *err)
+int op_describe_account_settings(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                                 struct gw_error *err)
 {
     struct commitment c = load(app, gw_app_now_ms());
     *out = json_pack("{s:o}", "MinimumThroughputBillingCommitment", commitment_json(&c));
     return 0;
 }
 
-void op_describe_account_settings(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, describe_account_settings, false);
-}
-
-static int update_account_settings(struct gw_app *app, struct gw_req *req, json_t *body,
-                                   json_t **out, struct gw_error *err)
+int op_update_account_settings(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                               struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -118,9 +113,4 @@ static int update_account_settings(struct gw_app *app, struct gw_req *req, json_
            c.status);
     *out = json_pack("{s:o}", "MinimumThroughputBillingCommitment", commitment_json(&c));
     return 0;
-}
-
-void op_update_account_settings(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, update_account_settings, true);
 }

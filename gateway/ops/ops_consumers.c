@@ -70,8 +70,8 @@ static int lookup_stream_arn(struct gw_app *app, const char *arn, struct store_s
 
 /* ---- RegisterStreamConsumer ------------------------------------------------------- */
 
-static int register_consumer(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                             struct gw_error *err)
+int op_register_consumer(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                         struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -113,11 +113,6 @@ static int register_consumer(struct gw_app *app, struct gw_req *req, json_t *bod
     *out = json_pack("{s:o}", "Consumer", consumer_json(&ci, NULL));
     gw_transition_consumer_registered(app, info.name, name);
     return 0;
-}
-
-void op_register_consumer(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, register_consumer, true);
 }
 
 /* ---- Describe / Deregister: by ConsumerARN, or StreamARN + ConsumerName --------- */
@@ -165,8 +160,8 @@ static int resolve_consumer(struct gw_app *app, json_t *body, struct store_strea
     return 0;
 }
 
-static int describe_consumer(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                             struct gw_error *err)
+int op_describe_consumer(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                         struct gw_error *err)
 {
     struct store_stream *s;
     struct store_consumer_info ci;
@@ -178,13 +173,8 @@ static int describe_consumer(struct gw_app *app, struct gw_req *req, json_t *bod
     return 0;
 }
 
-void op_describe_consumer(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, describe_consumer, false);
-}
-
-static int deregister_consumer(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                               struct gw_error *err)
+int op_deregister_consumer(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                           struct gw_error *err)
 {
     struct store_stream *s;
     struct store_consumer_info ci;
@@ -203,11 +193,6 @@ static int deregister_consumer(struct gw_app *app, struct gw_req *req, json_t *b
     return 0;
 }
 
-void op_deregister_consumer(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, deregister_consumer, true);
-}
-
 /* ---- ListStreamConsumers ------------------------------------------------------------- */
 
 /* Names the stream incarnation (name + creation time) and the next index;
@@ -218,8 +203,8 @@ struct consumers_token {
     char name[STORE_STREAM_NAME_MAX + 1];
 };
 
-static int list_consumers(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                          struct gw_error *err)
+int op_list_consumers(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                      struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -277,9 +262,4 @@ static int list_consumers(struct gw_app *app, struct gw_req *req, json_t *body, 
         free(tok);
     }
     return 0;
-}
-
-void op_list_consumers(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, list_consumers, false);
 }

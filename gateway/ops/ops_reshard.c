@@ -75,8 +75,8 @@ static int reshard_started(struct gw_app *app, const char *stream, int rc,
 
 /* ---- SplitShard ------------------------------------------------------------------ */
 
-static int split_shard(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                       struct gw_error *err)
+int op_split_shard(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                   struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -130,15 +130,10 @@ static int split_shard(struct gw_app *app, struct gw_req *req, json_t *body, jso
     return 0;
 }
 
-void op_split_shard(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, split_shard, true);
-}
-
 /* ---- MergeShards ----------------------------------------------------------------- */
 
-static int merge_shards(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                        struct gw_error *err)
+int op_merge_shards(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                    struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -179,11 +174,6 @@ static int merge_shards(struct gw_app *app, struct gw_req *req, json_t *body, js
            bi.id);
     *out = NULL;
     return 0;
-}
-
-void op_merge_shards(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, merge_shards, true);
 }
 
 /* ---- UpdateShardCount ------------------------------------------------------------ */
@@ -228,8 +218,8 @@ static struct gw_scalings *scalings_of(struct gw_app *app, const char *stream, i
     return s;
 }
 
-static int update_shard_count(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                              struct gw_error *err)
+int op_update_shard_count(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                          struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -281,9 +271,4 @@ static int update_shard_count(struct gw_app *app, struct gw_req *req, json_t *bo
                      "CurrentShardCount", (json_int_t)current, "TargetShardCount",
                      (json_int_t)target);
     return 0;
-}
-
-void op_update_shard_count(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, update_shard_count, true);
 }

@@ -70,8 +70,8 @@ int gw_op_tags_validate(struct gw_valid *v, json_t *tags, struct gw_error *err)
     return gw_valid_done(v);
 }
 
-static int add_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                    struct gw_error *err)
+int op_add_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -121,13 +121,8 @@ static int add_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t
     return rc == 0 ? 0 : gw_op_store_error(&se, err);
 }
 
-void op_add_tags(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, add_tags, true);
-}
-
-static int remove_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                       struct gw_error *err)
+int op_remove_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                   struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -163,13 +158,8 @@ static int remove_tags(struct gw_app *app, struct gw_req *req, json_t *body, jso
     return 0;
 }
 
-void op_remove_tags(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, remove_tags, true);
-}
-
-static int list_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                     struct gw_error *err)
+int op_list_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                 struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -195,11 +185,6 @@ static int list_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_
                                              t[i].value ? t[i].value : ""));
     *out = json_pack("{s:o, s:b}", "Tags", arr, "HasMoreTags", more);
     return 0;
-}
-
-void op_list_tags(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, list_tags, false);
 }
 
 /* ---- TagResource / UntagResource / ListTagsForResource ------------------------------------ */
@@ -264,8 +249,8 @@ static size_t resource_tags(const struct resource *r, struct store_tag *out, siz
     return n;
 }
 
-static int tag_resource(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                        struct gw_error *err)
+int op_tag_resource(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                    struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -299,8 +284,8 @@ static int tag_resource(struct gw_app *app, struct gw_req *req, json_t *body, js
     return rc == 0 ? 0 : gw_op_store_error(&se, err);
 }
 
-static int untag_resource(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                          struct gw_error *err)
+int op_untag_resource(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                      struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -338,8 +323,8 @@ static int untag_resource(struct gw_app *app, struct gw_req *req, json_t *body, 
     return rc == 0 ? 0 : gw_op_store_error(&se, err);
 }
 
-static int list_tags_for_resource(struct gw_app *app, struct gw_req *req, json_t *body,
-                                  json_t **out, struct gw_error *err)
+int op_list_tags_for_resource(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                              struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -356,27 +341,12 @@ static int list_tags_for_resource(struct gw_app *app, struct gw_req *req, json_t
     return 0;
 }
 
-void op_tag_resource(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, tag_resource, true);
-}
-
-void op_untag_resource(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, untag_resource, true);
-}
-
-void op_list_tags_for_resource(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, list_tags_for_resource, false);
-}
-
 /* ---- PutResourcePolicy / GetResourcePolicy / DeleteResourcePolicy -------------------------- */
 
 /* A policy is stored and returned, not enforced (docs/protocol.md): it must
  * be a JSON object, as IAM's policy grammar begins. */
-static int put_resource_policy(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                               struct gw_error *err)
+int op_put_resource_policy(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                           struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -401,8 +371,8 @@ static int put_resource_policy(struct gw_app *app, struct gw_req *req, json_t *b
     return 0;
 }
 
-static int get_resource_policy(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                               struct gw_error *err)
+int op_get_resource_policy(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                           struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -415,8 +385,8 @@ static int get_resource_policy(struct gw_app *app, struct gw_req *req, json_t *b
     return 0;
 }
 
-static int delete_resource_policy(struct gw_app *app, struct gw_req *req, json_t *body,
-                                  json_t **out, struct gw_error *err)
+int op_delete_resource_policy(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                              struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -428,19 +398,4 @@ static int delete_resource_policy(struct gw_app *app, struct gw_req *req, json_t
     if (store_resource_policy_set(r.stream, r.consumer[0] ? r.consumer : NULL, NULL, &se) != 0)
         return gw_op_store_error(&se, err);
     return 0;
-}
-
-void op_put_resource_policy(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, put_resource_policy, true);
-}
-
-void op_get_resource_policy(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, get_resource_policy, false);
-}
-
-void op_delete_resource_policy(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, delete_resource_policy, true);
 }

@@ -57,9 +57,8 @@ uint32_t gw_op_open_shard_total(struct gw_app *app)
 
 #define MAX_CREATING 5 /* the service allows five streams in CREATING at once */
 
-
-static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                         struct gw_error *err)
+int op_create_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                     struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -138,15 +137,10 @@ static int create_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
     return 0;
 }
 
-void op_create_stream(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, create_stream, true);
-}
-
 /* ---- DeleteStream -------------------------------------------------------------- */
 
-static int delete_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                         struct gw_error *err)
+int op_delete_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                     struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -174,11 +168,6 @@ static int delete_stream(struct gw_app *app, struct gw_req *req, json_t *body, j
     gw_transition_stream_delete(app, info.name);
     *out = NULL;
     return 0;
-}
-
-void op_delete_stream(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, delete_stream, true);
 }
 
 /* ---- enhanced monitoring ----------------------------------------------------------- */
@@ -263,26 +252,16 @@ static int enhanced_monitoring(struct gw_app *app, json_t *body, bool enable, js
     return 0;
 }
 
-static int enable_monitoring(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                             struct gw_error *err)
+int op_enable_enhanced_monitoring(struct gw_app *app, struct gw_req *req, json_t *body,
+                                  json_t **out, struct gw_error *err)
 {
     return enhanced_monitoring(app, body, true, out, err);
 }
 
-static int disable_monitoring(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                              struct gw_error *err)
+int op_disable_enhanced_monitoring(struct gw_app *app, struct gw_req *req, json_t *body,
+                                   json_t **out, struct gw_error *err)
 {
     return enhanced_monitoring(app, body, false, out, err);
-}
-
-void op_enable_enhanced_monitoring(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, enable_monitoring, true);
-}
-
-void op_disable_enhanced_monitoring(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, disable_monitoring, true);
 }
 
 /* ---- server-side encryption ----------------------------------------------------------- */
@@ -322,28 +301,18 @@ static int stream_encryption(struct gw_app *app, json_t *body, bool start, struc
     return 0;
 }
 
-static int start_encryption(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                            struct gw_error *err)
+int op_start_stream_encryption(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                               struct gw_error *err)
 {
     *out = NULL;
     return stream_encryption(app, body, true, err);
 }
 
-static int stop_encryption(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                           struct gw_error *err)
+int op_stop_stream_encryption(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                              struct gw_error *err)
 {
     *out = NULL;
     return stream_encryption(app, body, false, err);
-}
-
-void op_start_stream_encryption(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, start_encryption, true);
-}
-
-void op_stop_stream_encryption(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, stop_encryption, true);
 }
 
 /* ---- DescribeStream / DescribeStreamSummary ------------------------------------ */
@@ -406,8 +375,8 @@ static bool shard_retained(const struct shard_span *sp, int64_t th)
     return sp->end_ms >= th;
 }
 
-static int describe_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                           struct gw_error *err)
+int op_describe_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                       struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -457,13 +426,8 @@ static int describe_stream(struct gw_app *app, struct gw_req *req, json_t *body,
     return 0;
 }
 
-void op_describe_stream(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, describe_stream, false);
-}
-
-static int describe_summary(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                            struct gw_error *err)
+int op_describe_stream_summary(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                               struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -483,11 +447,6 @@ static int describe_summary(struct gw_app *app, struct gw_req *req, json_t *body
     return 0;
 }
 
-void op_describe_stream_summary(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, describe_summary, false);
-}
-
 /* ---- ListStreams ----------------------------------------------------------------- */
 
 static int token_error(const char *what, struct gw_error *err)
@@ -495,8 +454,8 @@ static int token_error(const char *what, struct gw_error *err)
     return gw_error_set(err, GW_ERR_INVALID_ARGUMENT, "Invalid %s.", what);
 }
 
-static int list_streams(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                        struct gw_error *err)
+int op_list_streams(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                    struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -555,11 +514,6 @@ static int list_streams(struct gw_app *app, struct gw_req *req, json_t *body, js
     return 0;
 }
 
-void op_list_streams(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, list_streams, false);
-}
-
 /* ---- ListShards --------------------------------------------------------------------- */
 
 static const char *const filter_types[] = {"AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON",
@@ -593,8 +547,8 @@ static bool filter_keeps(int f, int64_t t, const struct shard_span *sp, int64_t 
     }
 }
 
-static int list_shards(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                       struct gw_error *err)
+int op_list_shards(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                   struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -706,11 +660,6 @@ static int list_shards(struct gw_app *app, struct gw_req *req, json_t *body, jso
     return 0;
 }
 
-void op_list_shards(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, list_shards, false);
-}
-
 /* ---- retention ------------------------------------------------------------------------ */
 
 static int retention(struct gw_app *app, json_t *body, bool increase, struct gw_error *err)
@@ -757,36 +706,26 @@ static int retention(struct gw_app *app, json_t *body, bool increase, struct gw_
     return rc == 0 ? 0 : gw_op_store_error(&se, err);
 }
 
-static int increase_retention(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                              struct gw_error *err)
+int op_increase_retention(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                          struct gw_error *err)
 {
     *out = NULL;
     return retention(app, body, true, err);
 }
 
-static int decrease_retention(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                              struct gw_error *err)
+int op_decrease_retention(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                          struct gw_error *err)
 {
     *out = NULL;
     return retention(app, body, false, err);
-}
-
-void op_increase_retention(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, increase_retention, true);
-}
-
-void op_decrease_retention(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, decrease_retention, true);
 }
 
 /* ---- UpdateStreamMode ------------------------------------------------------------------- */
 
 #define ON_DEMAND_STREAMS_MAX 50 /* the service's default OnDemandStreamCountLimit */
 
-static int update_stream_mode(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                              struct gw_error *err)
+int op_update_stream_mode(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                          struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -827,11 +766,6 @@ static int update_stream_mode(struct gw_app *app, struct gw_req *req, json_t *bo
     return 0;
 }
 
-void op_update_stream_mode(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, update_stream_mode, true);
-}
-
 /* ---- UpdateMaxRecordSize ---------------------------------------------------------------- */
 
 /* The largest request body a record of "kib" KiB needs: a PutRecords of
@@ -862,8 +796,8 @@ void gw_op_apply_record_limits(struct gw_app *app)
     gw_server_set_body_limit(app->srv, kib > STORE_MAX_RECORD_KIB_MIN ? body_for_record(kib) : 0);
 }
 
-static int update_max_record_size(struct gw_app *app, struct gw_req *req, json_t *body,
-                                  json_t **out, struct gw_error *err)
+int op_update_max_record_size(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                              struct gw_error *err)
 {
     struct gw_valid v;
     gw_valid_init(&v, err);
@@ -889,24 +823,14 @@ static int update_max_record_size(struct gw_app *app, struct gw_req *req, json_t
     return 0;
 }
 
-void op_update_max_record_size(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, update_max_record_size, true);
-}
-
 /* ---- DescribeLimits ---------------------------------------------------------------------- */
 
-static int describe_limits(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
-                           struct gw_error *err)
+int op_describe_limits(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
+                       struct gw_error *err)
 {
     struct stream_totals t = totals(app);
     *out = json_pack("{s:i, s:i, s:i, s:i}", "ShardLimit", (json_int_t)app->cfg->shard_limit,
                      "OpenShardCount", (json_int_t)t.open_shards, "OnDemandStreamCount",
                      (json_int_t)t.on_demand, "OnDemandStreamCountLimit", (json_int_t)50);
     return 0;
-}
-
-void op_describe_limits(struct gw_app *app, struct gw_req *req)
-{
-    gw_op_run(app, req, describe_limits, false);
 }

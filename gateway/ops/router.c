@@ -25,69 +25,76 @@
 
 #define TARGET_PREFIX "Kinesis_20131202."
 
-/* One row per operation: Kinesis name, REST route (if any), handler. The
+/* One row per operation: Kinesis name, REST route (if any), and its handler
+ * or its body function (with whether it changes the catalog). The
  * REST routes are the ones docs/protocol.md §3 lists; api/openapi.yaml documents the
  * same set (tests/sdk/openapi.test.mjs checks it against --print-routes). */
 const struct gw_op gw_ops[] = {
-    {NULL, "GET", "/healthz", op_healthz},
-    {NULL, "HEAD", "/healthz", op_healthz},
-    {"CreateStream", "POST", "/v1/streams", op_create_stream},
-    {"ListStreams", "GET", "/v1/streams", op_list_streams},
-    {"DescribeStreamSummary", "GET", "/v1/streams/{stream}", op_describe_stream_summary},
-    {"DeleteStream", "DELETE", "/v1/streams/{stream}", op_delete_stream},
-    {"ListShards", "GET", "/v1/streams/{stream}/shards", op_list_shards},
-    {"PutRecords", "POST", "/v1/streams/{stream}/records", op_put_records},
-    {"GetRecords", NULL, NULL, op_get_records},
+    {NULL, "GET", "/healthz", .handler = op_healthz},
+    {NULL, "HEAD", "/healthz", .handler = op_healthz},
+    {"CreateStream", "POST", "/v1/streams", .body = op_create_stream, .mutates = true},
+    {"ListStreams", "GET", "/v1/streams", .body = op_list_streams},
+    {"DescribeStreamSummary", "GET", "/v1/streams/{stream}", .body = op_describe_stream_summary},
+    {"DeleteStream", "DELETE", "/v1/streams/{stream}", .body = op_delete_stream, .mutates = true},
+    {"ListShards", "GET", "/v1/streams/{stream}/shards", .body = op_list_shards},
+    {"PutRecords", "POST", "/v1/streams/{stream}/records", .handler = op_put_records},
+    {"GetRecords", NULL, NULL, .handler = op_get_records},
     /* The REST read takes its position from the query, not an iterator. */
-    {NULL, "GET", "/v1/streams/{stream}/shards/{shard}/records", op_rest_get_records},
-    {"SplitShard", "POST", "/v1/streams/{stream}/shards/{shardToSplit}/split", op_split_shard},
-    {"MergeShards", "POST", "/v1/streams/{stream}/shards/{shardToMerge}/merge", op_merge_shards},
-    {"UpdateShardCount", "PUT", "/v1/streams/{stream}/shard-count", op_update_shard_count},
-    {"UpdateStreamMode", NULL, NULL, op_update_stream_mode},
-    {"UpdateMaxRecordSize", NULL, NULL, op_update_max_record_size},
-    {"DescribeStream", NULL, NULL, op_describe_stream},
-    {"PutRecord", NULL, NULL, op_put_record},
-    {"GetShardIterator", NULL, NULL, op_get_shard_iterator},
-    {"IncreaseStreamRetentionPeriod", NULL, NULL, op_increase_retention},
-    {"DecreaseStreamRetentionPeriod", NULL, NULL, op_decrease_retention},
-    {"AddTagsToStream", NULL, NULL, op_add_tags},
-    {"RemoveTagsFromStream", NULL, NULL, op_remove_tags},
-    {"ListTagsForStream", NULL, NULL, op_list_tags},
-    {"DescribeLimits", NULL, NULL, op_describe_limits},
-    {"DescribeAccountSettings", NULL, NULL, op_describe_account_settings},
-    {"UpdateAccountSettings", NULL, NULL, op_update_account_settings},
-    {"EnableEnhancedMonitoring", NULL, NULL, op_enable_enhanced_monitoring},
-    {"DisableEnhancedMonitoring", NULL, NULL, op_disable_enhanced_monitoring},
-    {"StartStreamEncryption", NULL, NULL, op_start_stream_encryption},
-    {"StopStreamEncryption", NULL, NULL, op_stop_stream_encryption},
-    {"TagResource", NULL, NULL, op_tag_resource},
-    {"UntagResource", NULL, NULL, op_untag_resource},
-    {"ListTagsForResource", NULL, NULL, op_list_tags_for_resource},
-    {"PutResourcePolicy", NULL, NULL, op_put_resource_policy},
-    {"GetResourcePolicy", NULL, NULL, op_get_resource_policy},
-    {"DeleteResourcePolicy", NULL, NULL, op_delete_resource_policy},
-    {"RegisterStreamConsumer", "POST", "/v1/streams/{stream}/consumers", op_register_consumer},
-    {"ListStreamConsumers", "GET", "/v1/streams/{stream}/consumers", op_list_consumers},
+    {NULL, "GET", "/v1/streams/{stream}/shards/{shard}/records", .handler = op_rest_get_records},
+    {"SplitShard", "POST", "/v1/streams/{stream}/shards/{shardToSplit}/split",
+     .body = op_split_shard, .mutates = true},
+    {"MergeShards", "POST", "/v1/streams/{stream}/shards/{shardToMerge}/merge",
+     .body = op_merge_shards, .mutates = true},
+    {"UpdateShardCount", "PUT", "/v1/streams/{stream}/shard-count", .body = op_update_shard_count,
+     .mutates = true},
+    {"UpdateStreamMode", NULL, NULL, .body = op_update_stream_mode, .mutates = true},
+    {"UpdateMaxRecordSize", NULL, NULL, .body = op_update_max_record_size, .mutates = true},
+    {"DescribeStream", NULL, NULL, .body = op_describe_stream},
+    {"PutRecord", NULL, NULL, .handler = op_put_record},
+    {"GetShardIterator", NULL, NULL, .handler = op_get_shard_iterator},
+    {"IncreaseStreamRetentionPeriod", NULL, NULL, .body = op_increase_retention, .mutates = true},
+    {"DecreaseStreamRetentionPeriod", NULL, NULL, .body = op_decrease_retention, .mutates = true},
+    {"AddTagsToStream", NULL, NULL, .body = op_add_tags, .mutates = true},
+    {"RemoveTagsFromStream", NULL, NULL, .body = op_remove_tags, .mutates = true},
+    {"ListTagsForStream", NULL, NULL, .body = op_list_tags},
+    {"DescribeLimits", NULL, NULL, .body = op_describe_limits},
+    {"DescribeAccountSettings", NULL, NULL, .body = op_describe_account_settings},
+    {"UpdateAccountSettings", NULL, NULL, .body = op_update_account_settings, .mutates = true},
+    {"EnableEnhancedMonitoring", NULL, NULL, .body = op_enable_enhanced_monitoring,
+     .mutates = true},
+    {"DisableEnhancedMonitoring", NULL, NULL, .body = op_disable_enhanced_monitoring,
+     .mutates = true},
+    {"StartStreamEncryption", NULL, NULL, .body = op_start_stream_encryption, .mutates = true},
+    {"StopStreamEncryption", NULL, NULL, .body = op_stop_stream_encryption, .mutates = true},
+    {"TagResource", NULL, NULL, .body = op_tag_resource, .mutates = true},
+    {"UntagResource", NULL, NULL, .body = op_untag_resource, .mutates = true},
+    {"ListTagsForResource", NULL, NULL, .body = op_list_tags_for_resource},
+    {"PutResourcePolicy", NULL, NULL, .body = op_put_resource_policy, .mutates = true},
+    {"GetResourcePolicy", NULL, NULL, .body = op_get_resource_policy},
+    {"DeleteResourcePolicy", NULL, NULL, .body = op_delete_resource_policy, .mutates = true},
+    {"RegisterStreamConsumer", "POST", "/v1/streams/{stream}/consumers",
+     .body = op_register_consumer, .mutates = true},
+    {"ListStreamConsumers", "GET", "/v1/streams/{stream}/consumers", .body = op_list_consumers},
     {"DescribeStreamConsumer", "GET", "/v1/streams/{stream}/consumers/{consumer}",
-     op_describe_consumer},
+     .body = op_describe_consumer},
     {"DeregisterStreamConsumer", "DELETE", "/v1/streams/{stream}/consumers/{consumer}",
-     op_deregister_consumer},
-    {"SubscribeToShard", NULL, NULL, op_subscribe_to_shard},
+     .body = op_deregister_consumer, .mutates = true},
+    {"SubscribeToShard", NULL, NULL, .handler = op_subscribe_to_shard},
     {NULL, "GET", "/v1/streams/{stream}/consumers/{consumer}/shards/{shard}/subscribe",
-     op_rest_subscribe},
-    {NULL, NULL, NULL, NULL},
+     .handler = op_rest_subscribe},
+    {0},
 };
 
 void gw_router_print_routes(const struct gw_op *ops, FILE *out)
 {
-    for (const struct gw_op *op = ops; op->handler; op++)
+    for (const struct gw_op *op = ops; op->handler || op->body; op++)
         if (op->rest_path)
             fprintf(out, "%s %s\n", op->rest_method, op->rest_path);
 }
 
 const struct gw_op *gw_router_find_op(const struct gw_op *ops, const char *name)
 {
-    for (const struct gw_op *op = ops; op->handler; op++)
+    for (const struct gw_op *op = ops; op->handler || op->body; op++)
         if (op->name && strcmp(op->name, name) == 0)
             return op;
     return NULL;
@@ -131,7 +138,7 @@ const struct gw_op *gw_router_match_rest(const struct gw_op *ops, struct gw_req 
                                          int *method_mismatch)
 {
     *method_mismatch = 0;
-    for (const struct gw_op *op = ops; op->handler; op++) {
+    for (const struct gw_op *op = ops; op->handler || op->body; op++) {
         if (!op->rest_path || !match_path(op->rest_path, path, req, params, nparams))
             continue;
         if (strcmp(op->rest_method, method) == 0)
@@ -161,7 +168,7 @@ static void set_allow(const struct gw_op *ops, struct gw_req *req, const char *p
     char allow[128] = "";
     const char *params[4];
     size_t np;
-    for (const struct gw_op *op = ops; op->handler; op++) {
+    for (const struct gw_op *op = ops; op->handler || op->body; op++) {
         if (!op->rest_path || !match_path(op->rest_path, path, req, params, &np))
             continue;
         if (strstr(allow, op->rest_method))
@@ -333,6 +340,15 @@ static bool authorized(struct gw_app *app, struct gw_req *req)
     return false;
 }
 
+/* Runs the operation a route found: its handler, or its body function. */
+static void run(struct gw_app *app, struct gw_req *req, const struct gw_op *op)
+{
+    if (op->handler)
+        op->handler(app, req);
+    else
+        gw_op_run(app, req, op->body, op->mutates);
+}
+
 static void kinesis_door(struct gw_app *app, struct gw_req *req)
 {
     if (strcmp(gw_req_method(req), "POST") != 0) {
@@ -369,7 +385,7 @@ static void kinesis_door(struct gw_app *app, struct gw_req *req)
         return;
     }
     gw_req_set_route(req, op, NULL, 0);
-    op->handler(app, req);
+    run(app, req, op);
 }
 
 void gw_router_dispatch(void *ctx, struct gw_req *req)
@@ -411,7 +427,7 @@ void gw_router_dispatch(void *ctx, struct gw_req *req)
             return;
         }
         gw_req_set_route(req, op, params, np);
-        op->handler(app, req);
+        run(app, req, op);
         return;
     }
     if (mismatch) {

@@ -180,12 +180,12 @@ static void op_parked(struct gw_app *app, struct gw_req *req)
 }
 
 static const struct gw_op test_ops[] = {
-    {NULL, "GET", "/stream", op_stream},
-    {NULL, "GET", "/stall", op_stall},
-    {NULL, "GET", "/ticks", op_ticks},
-    {NULL, "GET", "/parked", op_parked},
-    {NULL, "GET", "/healthz", op_healthz},
-    {NULL, NULL, NULL, NULL},
+    {NULL, "GET", "/stream", .handler = op_stream},
+    {NULL, "GET", "/stall", .handler = op_stall},
+    {NULL, "GET", "/ticks", .handler = op_ticks},
+    {NULL, "GET", "/parked", .handler = op_parked},
+    {NULL, "GET", "/healthz", .handler = op_healthz},
+    {0},
 };
 
 /* ---- the in-process server ------------------------------------------------------ */

@@ -329,6 +329,11 @@ void store_i_shard_unlink_chunk(struct store_shard *sh, struct chunk *c);
 
 /* ---- stream.c ------------------------------------------------------------- */
 
+__extension__ typedef unsigned __int128 u128;
+/* A hash key as a number and back. */
+u128 store_i_hk_get(const struct store_hashkey *hk);
+void store_i_hk_put(struct store_hashkey *hk, u128 v);
+
 struct tag {
     char *key, *value;
 };

@@ -28,24 +28,6 @@
 
 #include "internal.h"
 
-__extension__ typedef unsigned __int128 u128;
-
-static u128 hk_get(const struct store_hashkey *hk)
-{
-    u128 v = 0;
-    for (int i = 0; i < 16; i++)
-        v = (v << 8) | hk->be[i];
-    return v;
-}
-
-static void hk_put(struct store_hashkey *hk, u128 v)
-{
-    for (int i = 15; i >= 0; i--) {
-        hk->be[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
 void store_hashkey_uniform_split(uint32_t n, uint32_t i, struct store_hashkey *start,
                                  struct store_hashkey *end)
 {
@@ -55,8 +37,8 @@ void store_hashkey_uniform_split(uint32_t n, uint32_t i, struct store_hashkey *s
     u128 max = ~(u128)0, q = max / n, r1 = max % n + 1;
     u128 a = q * i + (u128)((uint64_t)i * (uint64_t)r1 / n);
     u128 b = i + 1 == n ? max : q * (i + 1) + (u128)((uint64_t)(i + 1) * (uint64_t)r1 / n) - 1;
-    hk_put(start, a);
-    hk_put(end, b);
+    store_i_hk_put(start, a);
+    store_i_hk_put(end, b);
 }
 
 /* ---- building blocks ------------------------------------------------------------ */
@@ -99,7 +81,7 @@ static void do_split(struct store_stream *st, struct store_shard *sh,
                      const struct store_hashkey *k, int64_t now)
 {
     struct store_hashkey below;
-    hk_put(&below, hk_get(k) - 1);
+    store_i_hk_put(&below, store_i_hk_get(k) - 1);
     struct store_hashkey start = sh->hk_start, end = sh->hk_end;
     shard_close(sh, now);
     child_new(st, &start, &below, sh->id, NULL);
@@ -119,8 +101,8 @@ static struct store_shard *do_merge(struct store_stream *st, struct store_shard 
 
 static int adjacent(const struct store_shard *lo, const struct store_shard *hi)
 {
-    u128 end = hk_get(&lo->hk_end);
-    return end != ~(u128)0 && end + 1 == hk_get(&hi->hk_start); /* no wrap to 0 */
+    u128 end = store_i_hk_get(&lo->hk_end);
+    return end != ~(u128)0 && end + 1 == store_i_hk_get(&hi->hk_start); /* no wrap to 0 */
 }
 
 /* ---- the change ------------------------------------------------------------------ */
@@ -300,7 +282,7 @@ int store_stream_merge(struct store_stream *st, struct store_shard *sh,
 static struct store_shard *open_at(struct store_stream *st, u128 k)
 {
     struct store_hashkey hk;
-    hk_put(&hk, k);
+    store_i_hk_put(&hk, k);
     struct store_shard *sh = NULL;
     if (store_stream_route(st, &hk, &sh, NULL) != 0)
         return NULL;
@@ -331,7 +313,7 @@ int store_stream_scale(struct store_stream *st, uint32_t target, store_done_fn o
     struct store_hashkey b, e;
     for (uint32_t j = 1; j < target; j++) {
         store_hashkey_uniform_split(target, j, &b, &e);
-        struct store_shard *sh = open_at(st, hk_get(&b));
+        struct store_shard *sh = open_at(st, store_i_hk_get(&b));
         if (sh && store_hashkey_cmp(&sh->hk_start, &b) != 0) {
             do_split(st, sh, &b, now);
             store_i_stream_index_open(st);
@@ -339,9 +321,9 @@ int store_stream_scale(struct store_stream *st, uint32_t target, store_done_fn o
     }
     for (uint32_t j = 0; j < target; j++) {
         store_hashkey_uniform_split(target, j, &b, &e);
-        struct store_shard *acc = open_at(st, hk_get(&b));
+        struct store_shard *acc = open_at(st, store_i_hk_get(&b));
         while (acc && store_hashkey_cmp(&acc->hk_end, &e) < 0) {
-            struct store_shard *next = open_at(st, hk_get(&acc->hk_end) + 1);
+            struct store_shard *next = open_at(st, store_i_hk_get(&acc->hk_end) + 1);
             if (!next)
                 break;
             acc = do_merge(st, acc, next, now);

@@ -20,11 +20,9 @@
 
 #include "internal.h"
 
-__extension__ typedef unsigned __int128 u128;
-
 /* ---- hash keys ------------------------------------------------------------------ */
 
-static u128 hk_get(const struct store_hashkey *hk)
+u128 store_i_hk_get(const struct store_hashkey *hk)
 {
     u128 v = 0;
     for (int i = 0; i < 16; i++)
@@ -32,7 +30,7 @@ static u128 hk_get(const struct store_hashkey *hk)
     return v;
 }
 
-static void hk_put(struct store_hashkey *hk, u128 v)
+void store_i_hk_put(struct store_hashkey *hk, u128 v)
 {
     for (int i = 15; i >= 0; i--) {
         hk->be[i] = (uint8_t)v;
@@ -53,7 +51,7 @@ int store_hashkey_parse(const char *s, size_t len, struct store_hashkey *out, st
             goto bad;
         v = v * 10 + d;
     }
-    hk_put(out, v);
+    store_i_hk_put(out, v);
     return 0;
 bad:
     return store_i_err_set(err, STORE_EINVAL,
@@ -65,7 +63,7 @@ size_t store_hashkey_format(const struct store_hashkey *hk, char out[STORE_HASHK
 {
     char tmp[STORE_HASHKEY_STRLEN];
     size_t n = 0;
-    u128 v = hk_get(hk);
+    u128 v = store_i_hk_get(hk);
     do {
         tmp[n++] = (char)('0' + (unsigned)(v % 10));
         v /= 10;
@@ -96,8 +94,8 @@ void store_hashkey_even_split(uint32_t n, uint32_t i, struct store_hashkey *star
     /* floor(2^128 / n) without 129-bit arithmetic: 2^128 = max + 1. For n = 1
      * the step wraps to 0, which is harmless: shard 0 is also the last. */
     u128 step = max / n + ((max % n) + 1 == n ? 1 : 0);
-    hk_put(start, step * i);
-    hk_put(end, i + 1 == n ? max : step * (i + 1) - 1);
+    store_i_hk_put(start, step * i);
+    store_i_hk_put(end, i + 1 == n ? max : step * (i + 1) - 1);
 }
 
 /* ---- streams --------------------------------------------------------------------- */

@@ -120,6 +120,11 @@ int gw_op_stream_readable(struct gw_app *app, struct store_stream *s, struct gw_
 /* The stream must be ACTIVE for control-plane changes: ResourceInUseException. */
 int gw_op_stream_active(struct gw_app *app, struct store_stream *s, struct gw_error *err);
 
+/* gw_op_stream_lookup, then gw_op_stream_active, then the stream's info:
+ * the start of every control-plane change. */
+int gw_op_active_stream(struct gw_app *app, const char *name, const char *arn,
+                        struct store_stream **out, struct store_stream_info *info,
+                        struct gw_error *err);
 /* A Shard object for DescribeStream/ListShards. Returns new. */
 json_t *gw_op_shard_json(const struct store_shard_info *si);
 /* ChildShards of a closed shard: an array of {ShardId, ParentShards,

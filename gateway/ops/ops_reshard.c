@@ -89,10 +89,9 @@ int op_split_shard(struct gw_app *app, struct gw_req *req, json_t *body, json_t 
         gw_valid_done(&v) != 0)
         return -1;
     struct store_stream *s;
-    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
-        return -1;
     struct store_stream_info info;
-    store_stream_info(s, &info);
+    if (gw_op_active_stream(app, name, arn, &s, &info, err) != 0)
+        return -1;
     struct store_shard *sh;
     struct store_shard_info si;
     if (shard_find(app, s, shard_id, &sh, &si, err) != 0)
@@ -146,10 +145,9 @@ int op_merge_shards(struct gw_app *app, struct gw_req *req, json_t *body, json_t
         gw_valid_done(&v) != 0)
         return -1;
     struct store_stream *s;
-    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
-        return -1;
     struct store_stream_info info;
-    store_stream_info(s, &info);
+    if (gw_op_active_stream(app, name, arn, &s, &info, err) != 0)
+        return -1;
     struct store_shard *a, *b;
     struct store_shard_info ai, bi;
     if (shard_find(app, s, id1, &a, &ai, err) != 0 || shard_find(app, s, id2, &b, &bi, err) != 0)
@@ -234,10 +232,9 @@ int op_update_shard_count(struct gw_app *app, struct gw_req *req, json_t *body, 
         gw_valid_done(&v) != 0)
         return -1;
     struct store_stream *s;
-    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
-        return -1;
     struct store_stream_info info;
-    store_stream_info(s, &info);
+    if (gw_op_active_stream(app, name, arn, &s, &info, err) != 0)
+        return -1;
     uint32_t current = info.open_shard_count;
     if (target > 2 * (int64_t)current || target * 2 < (int64_t)current)
         return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,

@@ -238,10 +238,9 @@ static int enhanced_monitoring(struct gw_app *app, json_t *body, bool enable, js
     if (gw_valid_done(&v) != 0)
         return -1;
     struct store_stream *s;
-    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
-        return -1;
     struct store_stream_info info;
-    store_stream_info(s, &info);
+    if (gw_op_active_stream(app, name, arn, &s, &info, err) != 0)
+        return -1;
     uint32_t before = info.shard_metrics;
     uint32_t after = enable ? before | mask : before & ~mask;
     store_stream_set_shard_metrics(s, after);
@@ -288,10 +287,9 @@ static int stream_encryption(struct gw_app *app, json_t *body, bool start, struc
                             "EncryptionType NONE is not valid for %s; use KMS.",
                             start ? "StartStreamEncryption" : "StopStreamEncryption");
     struct store_stream *s;
-    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
-        return -1;
     struct store_stream_info info;
-    store_stream_info(s, &info);
+    if (gw_op_active_stream(app, name, arn, &s, &info, err) != 0)
+        return -1;
     struct store_err se = {0};
     if (store_stream_set_kms_key(s, start ? key : NULL, &se) != 0)
         return gw_op_store_error(&se, err);
@@ -674,10 +672,9 @@ static int retention(struct gw_app *app, json_t *body, bool increase, struct gw_
         gw_valid_done(&v) != 0)
         return -1;
     struct store_stream *s;
-    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
-        return -1;
     struct store_stream_info info;
-    store_stream_info(s, &info);
+    if (gw_op_active_stream(app, name, arn, &s, &info, err) != 0)
+        return -1;
     if (hours < STORE_RETENTION_MIN_HOURS)
         return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
                             "Minimum allowed retention period is %d hours. Requested retention "
@@ -743,10 +740,9 @@ int op_update_stream_mode(struct gw_app *app, struct gw_req *req, json_t *body, 
         gw_valid_done(&v) != 0)
         return -1;
     struct store_stream *s;
-    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
-        return -1;
     struct store_stream_info info;
-    store_stream_info(s, &info);
+    if (gw_op_active_stream(app, name, arn, &s, &info, err) != 0)
+        return -1;
     bool on_demand = mode == 1;
     if (on_demand == (info.on_demand != 0))
         return gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
@@ -809,10 +805,9 @@ int op_update_max_record_size(struct gw_app *app, struct gw_req *req, json_t *bo
         gw_valid_done(&v) != 0)
         return -1;
     struct store_stream *s;
-    if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
-        return -1;
     struct store_stream_info info;
-    store_stream_info(s, &info);
+    if (gw_op_active_stream(app, name, arn, &s, &info, err) != 0)
+        return -1;
     struct store_err se = {0};
     if (store_stream_set_max_record_kib(s, (uint32_t)kib, &se) != 0)
         return gw_op_store_error(&se, err);

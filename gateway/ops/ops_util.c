@@ -214,6 +214,17 @@ int gw_op_stream_active(struct gw_app *app, struct store_stream *s, struct gw_er
                         app->cfg->account, store_stream_status_name(info.status));
 }
 
+int gw_op_active_stream(struct gw_app *app, const char *name, const char *arn,
+                        struct store_stream **out, struct store_stream_info *info,
+                        struct gw_error *err)
+{
+    if (gw_op_stream_lookup(app, name, arn, out, err) != 0 ||
+        gw_op_stream_active(app, *out, err) != 0)
+        return -1;
+    store_stream_info(*out, info);
+    return 0;
+}
+
 json_t *gw_op_shard_json(const struct store_shard_info *si)
 {
     char a[STORE_HASHKEY_STRLEN], b[STORE_HASHKEY_STRLEN], seq[STORE_SEQ_STRLEN];

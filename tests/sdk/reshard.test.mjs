@@ -249,15 +249,49 @@ describe('ListShards ShardFilter', () => {
 
 // Producers write with keys k0..k7 (one write in flight per key, so the
 // acknowledgement order is the key's order) while the stream is split,
-// merged and scaled. A reader then follows lineage from the roots (a shard
-// once all its parents are done) and must see every acknowledged record
-// exactly once, each key's records in acknowledgement order.
+// merged and scaled, and a live SubscribeToShard reader follows lineage as
+// it goes. Afterwards a GetRecords reader follows lineage from the roots (a
+// shard once all its parents are done). Both must see every acknowledged
+// record exactly once, each key's records in acknowledgement order.
 describe('readers follow lineage', () => {
   test('every acknowledged record exactly once, in per-key order, across reshards', async () => {
     const name = streamName('lineage');
-    await createActive(c, name, { ShardCount: 2 });
+    const { StreamARN } = await createActive(c, name, { ShardCount: 2 });
     const acked = new Map();
     let stop = false;
+
+    // A live reader, as KCL reads with enhanced fan-out: one subscription
+    // per shard; at a shard's end (ChildShards, no continuation) each child
+    // whose parents have all ended is subscribed to from TRIM_HORIZON.
+    const { ConsumerARN } = await registerActive(c, StreamARN, 'follower');
+    const live = new Map();
+    const ended = new Set(), started = new Set(), subs = [], following = [];
+    const follow = async (ShardId) => {
+      const sub = await subscribe(c, { ConsumerARN, ShardId, StartingPosition: { Type: 'TRIM_HORIZON' } });
+      subs.push(sub);
+      for (;;) {
+        const ev = await sub.next(60000);
+        if (ev.end || ev.error) return;
+        const e = ev.SubscribeToShardEvent;
+        for (const r of e.Records) {
+          const d = dec(r.Data);
+          const k = d.split(':')[0];
+          if (!live.has(k)) live.set(k, []);
+          live.get(k).push(d);
+        }
+        if (e.ContinuationSequenceNumber === undefined) {
+          ended.add(ShardId);
+          for (const ch of e.ChildShards ?? []) {
+            if (ch.ParentShards.every((p) => ended.has(p)) && !started.has(ch.ShardId)) {
+              started.add(ch.ShardId);
+              following.push(follow(ch.ShardId));
+            }
+          }
+          return;
+        }
+      }
+    };
+    for (const id of [shardId(0), shardId(1)]) { started.add(id); following.push(follow(id)); }
     const producer = async (key) => {
       const list = [];
       acked.set(key, list);
@@ -312,6 +346,18 @@ describe('readers follow lineage', () => {
       assert.deepEqual(seen.get(k), want, `key ${k}: every acknowledged record once, in order`);
     }
     assert.ok(total > 100, `producers wrote through the reshards (${total} records)`);
+
+    // The live reader gets the same, in the same order, once it catches up.
+    const deadline = Date.now() + 30000;
+    const caughtUp = () => keys.every((k) => (live.get(k)?.length ?? 0) >= acked.get(k).length);
+    while (!caughtUp() && Date.now() < deadline) await sleep(50);
+    for (const sub of subs) sub.close();
+    await Promise.allSettled(following);
+    for (const k of keys) {
+      assert.deepEqual(live.get(k) ?? [], acked.get(k).map((x) => x.data),
+        `key ${k}: the live reader saw every acknowledged record once, in order`);
+    }
+    assert.ok(ended.size >= 3, `the live reader went through shard ends (${[...ended].join(' ')})`);
     const shardsUsed = new Set([...acked.values()].flat().map((x) => x.shard));
     assert.ok(shardsUsed.size >= 4, `writes landed in parents and children (${[...shardsUsed].join(' ')})`);
   });

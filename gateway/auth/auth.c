@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include "json.h"
 #include "log.h"
 #include "mem.h"
 #include "sigv4.h"
@@ -16,7 +18,8 @@
 #define SKEW_MS (15 * 60 * 1000)
 
 struct key {
-    char *id, *secret;
+    char *id, *secret;  /* id "token": a bearer token (secret) for the REST door */
+    struct gw_principal who;
     /* The signing key of the last scope used: one derivation per day. */
     bool cached;
     char day[9], region[64], service[64];
@@ -29,17 +32,51 @@ struct gw_auth {
     size_t nkeys;
 };
 
+static void key_clear(struct key *k)
+{
+    for (size_t j = 0; j < k->who.nstreams; j++)
+        free(k->who.streams[j]);
+    free(k->who.streams);
+    free(k->id);
+    if (k->secret) {
+        OPENSSL_cleanse(k->secret, strlen(k->secret));
+        free(k->secret);
+    }
+    OPENSSL_cleanse(k->signing, sizeof k->signing);
+}
+
 static void keys_free(struct key *k, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(k[i].id);
-        if (k[i].secret) {
-            OPENSSL_cleanse(k[i].secret, strlen(k[i].secret));
-            free(k[i].secret);
-        }
-        OPENSSL_cleanse(k[i].signing, sizeof k[i].signing);
-    }
+    for (size_t i = 0; i < n; i++)
+        key_clear(&k[i]);
     free(k);
+}
+
+#define TOKEN_CHARS                                                                          \
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
+
+/* "a,b,c" into who->streams; -1 if a name is empty or not a stream name. */
+static int parse_streams(char *list, struct gw_principal *who)
+{
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        t += strspn(t, " \t");
+        t[strcspn(t, " \t")] = '\0';
+        if (!gw_match_name(t) || strlen(t) > 128)
+            return -1;
+        who->streams = xrealloc(who->streams, (who->nstreams + 1) * sizeof *who->streams);
+        who->streams[who->nstreams++] = xstrdup(t);
+    }
+    return who->nstreams ? 0 : -1;
+}
+
+bool gw_principal_allows(const struct gw_principal *who, const char *stream)
+{
+    if (!who || who->nstreams == 0)
+        return true;
+    for (size_t i = 0; i < who->nstreams; i++)
+        if (strcmp(who->streams[i], stream) == 0)
+            return true;
+    return false;
 }
 
 /* Reads "path" into a new key list. */
@@ -67,23 +104,35 @@ static int load(const char *path, struct key **out, size_t *nout, struct gw_erro
             break;
         }
         *colon = '\0';
-        char *secret = colon + 1;
-        if (strchr(secret, ':')) {
-            /* Never accept a restriction we would not enforce. */
+        char *secret = colon + 1, *list = strchr(secret, ':');
+        if (list)
+            *list++ = '\0';
+        if (strlen(p) > 128 || !*secret) {
             rc = gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
-                              "--credentials %s:%d: per-stream key restrictions are not "
-                              "supported by this version",
+                              "--credentials %s:%d: expected ACCESS_KEY_ID:SECRET[:STREAMS] or "
+                              "token:TOKEN[:STREAMS] (ids up to 128 characters)",
                               path, lineno);
             break;
         }
-        if (strlen(p) > 128) {
+        if (strcmp(p, "token") == 0 && strspn(secret, TOKEN_CHARS) != strlen(secret)) {
             rc = gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
-                              "--credentials %s:%d: access key id longer than 128", path, lineno);
+                              "--credentials %s:%d: a token is letters, digits and -._~+/=",
+                              path, lineno);
+            break;
+        }
+        struct key nk = {.id = xstrdup(p), .secret = xstrdup(secret)};
+        nk.who.id = nk.id;
+        if (list && parse_streams(list, &nk.who) != 0) {
+            rc = gw_error_set(err, GW_ERR_INVALID_ARGUMENT,
+                              "--credentials %s:%d: the streams are a comma-separated list of "
+                              "stream names",
+                              path, lineno);
+            key_clear(&nk);
             break;
         }
         if (n == cap)
             k = xrealloc(k, (cap = cap ? cap * 2 : 8) * sizeof *k);
-        k[n++] = (struct key){.id = xstrdup(p), .secret = xstrdup(secret)};
+        k[n++] = nk;
     }
     OPENSSL_cleanse(line, sizeof line);
     fclose(f);
@@ -148,9 +197,21 @@ size_t gw_auth_keys(const struct gw_auth *a) { return a ? a->nkeys : 0; }
 static struct key *find(struct gw_auth *a, const char *id)
 {
     for (size_t i = 0; i < a->nkeys; i++)
-        if (strcmp(a->keys[i].id, id) == 0)
+        if (strcmp(a->keys[i].id, id) == 0 && strcmp(id, "token") != 0)
             return &a->keys[i];
     return NULL;
+}
+
+/* A bearer token of the REST door, compared in constant time. */
+static struct key *find_token(struct gw_auth *a, const char *token)
+{
+    struct key *hit = NULL;
+    size_t n = strlen(token);
+    for (size_t i = 0; i < a->nkeys; i++)
+        if (strcmp(a->keys[i].id, "token") == 0 && strlen(a->keys[i].secret) == n &&
+            CRYPTO_memcmp(a->keys[i].secret, token, n) == 0)
+            hit = &a->keys[i];
+    return hit;
 }
 
 /* yyyymmddThhmmssZ -> epoch ms; -1 if malformed. */
@@ -195,9 +256,24 @@ static const char *query_of(void *ctx, const char *name)
     return gw_req_query_param(ctx, name);
 }
 
-int gw_auth_check(struct gw_auth *a, struct gw_req *req, int64_t now_ms, struct gw_error *err)
+int gw_auth_check(struct gw_auth *a, struct gw_req *req, int64_t now_ms,
+                  const struct gw_principal **who, struct gw_error *err)
 {
     const char *authz = gw_req_header(req, "authorization");
+    *who = NULL;
+    if (authz && strncasecmp(authz, "Bearer ", 7) == 0) {
+        /* Browsers and curl users on the REST door need not sign. */
+        if (strcmp(gw_req_path(req), "/") == 0)
+            return gw_error_set(err, GW_ERR_INCOMPLETE_SIGNATURE,
+                                "Bearer tokens are accepted on the REST door only; sign "
+                                "Kinesis requests with AWS Signature Version 4.");
+        struct key *t = find_token(a, authz + 7 + strspn(authz + 7, " "));
+        if (!t)
+            return gw_error_set(err, GW_ERR_UNRECOGNIZED_CLIENT,
+                                "The security token included in the request is invalid.");
+        *who = &t->who;
+        return 0;
+    }
     bool presigned = !authz && gw_req_query_param(req, "X-Amz-Signature");
     if (!authz && !presigned)
         return gw_error_set(err, GW_ERR_MISSING_AUTH_TOKEN, "Missing Authentication Token");
@@ -287,5 +363,6 @@ int gw_auth_check(struct gw_auth *a, struct gw_req *req, int64_t now_ms, struct 
     free(creq);
     if (!gw_sigv4_equal(sig, sa.signature))
         return gw_error_set(err, GW_ERR_INVALID_SIGNATURE, "%s", mismatch);
+    *who = &k->who;
     return 0;
 }

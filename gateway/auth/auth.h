@@ -5,7 +5,12 @@
  * with a key listed in --credentials:
  *
  *   # comment
- *   ACCESS_KEY_ID:SECRET_ACCESS_KEY
+ *   ACCESS_KEY_ID:SECRET_ACCESS_KEY[:stream1,stream2]
+ *   token:TOKEN[:stream1,stream2]
+ *
+ * A key or token followed by streams may use only those (AccessDenied
+ * otherwise, checked by the operations through gw_principal_allows). Tokens
+ * are for the REST door: `Authorization: Bearer TOKEN`.
  *
  * The file is read at start and again on SIGHUP (a reload that fails keeps
  * the keys in use). Signing keys are derived once per key, day, region and
@@ -20,6 +25,7 @@
 #ifndef SLUICE_GW_AUTH_H
 #define SLUICE_GW_AUTH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -27,6 +33,17 @@
 #include "request.h"
 
 struct gw_auth;
+
+/* Who signed a request: a key id (or "token") and the streams it may use
+ * (none listed: all). Borrowed from the auth until its next reload. */
+struct gw_principal {
+    const char *id;
+    char **streams;
+    size_t nstreams;
+};
+
+/* Whether "who" (NULL: no authentication) may use stream "stream". */
+bool gw_principal_allows(const struct gw_principal *who, const char *stream);
 
 /* NULL with "err" unset when cfg->auth is "none"; NULL with "err" set when
  * the mode is unknown or the credentials cannot be read. */
@@ -42,7 +59,8 @@ int gw_auth_reload(struct gw_auth *a, struct gw_error *err);
  * IncompleteSignatureException (malformed), UnrecognizedClientException
  * (unknown key), InvalidSignatureException (mismatch, or a date more than 15
  * minutes away). */
-int gw_auth_check(struct gw_auth *a, struct gw_req *req, int64_t now_ms, struct gw_error *err);
+int gw_auth_check(struct gw_auth *a, struct gw_req *req, int64_t now_ms,
+                  const struct gw_principal **who, struct gw_error *err);
 
 /* Keys loaded (for logs and tests). */
 size_t gw_auth_keys(const struct gw_auth *a);

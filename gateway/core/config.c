@@ -100,7 +100,8 @@ static const struct opt opts[] = {
      "none, or sigv4: every Kinesis-door request must carry a valid AWS Signature Version 4 "
      "from a key in --credentials (reloaded on SIGHUP)."},
     {"credentials", "SLUICE_CREDENTIALS", OPT_STRING, FIELD(credentials), "", 0, 0,
-     "File of ACCESS_KEY_ID:SECRET_ACCESS_KEY lines (# comments) for --auth sigv4."},
+     "File of ACCESS_KEY_ID:SECRET_ACCESS_KEY[:STREAM,...] lines (the streams limit the key) "
+     "and token:TOKEN[:STREAM,...] lines (REST door bearer tokens), # comments, for --auth sigv4."},
     {"allowed-hosts", "SLUICE_ALLOWED_HOSTS", OPT_STRING, FIELD(allowed_hosts), "", 0, 0,
      "Comma-separated Host names (without port) requests may name besides the loopback ones. "
      "When every --listen address is loopback, or when this is set, other Hosts get 421 "

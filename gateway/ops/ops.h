@@ -96,6 +96,19 @@ void *gw_op_defer(void);
 void gw_op_undefer(void);
 void gw_op_deferred_done(void *arg, const struct store_err *se);
 
+/* The caller of the operation about to run (router.c; NULL: none, or no
+ * authentication) and the operation's name, for gw_op_permitted. */
+struct gw_principal;
+void gw_op_set_caller(const struct gw_principal *who, const char *op);
+/* Whether the caller may use stream "stream": 0, or -1 with
+ * AccessDeniedException in "err". gw_op_stream_lookup asks it; operations
+ * that find streams otherwise (by consumer ARN, by a new name) ask it too. */
+int gw_op_permitted(struct gw_app *app, const char *stream, struct gw_error *err);
+/* The same for the stream a stream or consumer ARN names. */
+int gw_op_permitted_arn(struct gw_app *app, const char *arn, struct gw_error *err);
+/* True when the caller may use only some streams. */
+bool gw_op_caller_restricted(void);
+
 /* Calls "fn" for every stream (a copy of the names is taken first, so "fn"
  * may change the catalog). */
 void gw_op_each_stream(struct gw_app *app, void (*fn)(struct store_stream *s, void *arg),

@@ -78,6 +78,11 @@ int op_update_account_settings(struct gw_app *app, struct gw_req *req, json_t *b
                            GW_V_REQUIRED, in_states, &want) != 0) ||
         gw_valid_done(&v) != 0)
         return -1;
+    /* An account-wide change is not for a key kept to some streams. */
+    if (gw_op_caller_restricted())
+        return gw_error_set(err, GW_ERR_ACCESS_DENIED,
+                            "A key limited to some streams in --credentials may not change "
+                            "account settings.");
     int64_t now = gw_app_now_ms();
     struct commitment c = load(app, now);
     bool on = strcmp(c.status, "ENABLED") == 0 ||

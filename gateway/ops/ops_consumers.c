@@ -134,6 +134,8 @@ static int resolve_consumer(struct gw_app *app, json_t *body, struct store_strea
         gw_valid_done(&v) != 0)
         return -1;
     if (arn) {
+        if (gw_op_permitted_arn(app, arn, err) != 0)
+            return -1;
         if (store_consumer_lookup_arn(app->store, arn, stream, ci, NULL) != 0)
             return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND, "Consumer %s not found.", arn);
         if (name && strcmp(name, ci->name) != 0)

@@ -228,6 +228,8 @@ static int resource_from_body(struct gw_app *app, struct gw_valid *v, json_t *bo
     r->consumer[0] = '\0';
     if (gw_match_consumer_arn(arn)) {
         struct store_consumer_info ci;
+        if (gw_op_permitted_arn(app, arn, err) != 0)
+            return -1;
         if (store_consumer_lookup_arn(app->store, arn, &r->stream, &ci, NULL) != 0)
             return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND, "Consumer %s not found.", arn);
         snprintf(r->consumer, sizeof r->consumer, "%s", ci.name);

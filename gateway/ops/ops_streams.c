@@ -87,6 +87,8 @@ int op_create_stream(struct gw_app *app, struct gw_req *req, json_t *body, json_
                             "ShardCount cannot be specified for a stream in ON_DEMAND mode.");
     if (tags && gw_op_tags_validate(&v, tags, err) != 0)
         return -1;
+    if (gw_op_permitted(app, name, err) != 0)
+        return -1;
     uint32_t shards = on_demand ? app->cfg->on_demand_shards : (uint32_t)count;
     struct stream_totals tot = totals(app);
     uint32_t current = tot.open_shards;
@@ -490,10 +492,12 @@ int op_list_streams(struct gw_app *app, struct gw_req *req, json_t *body, json_t
         n = (size_t)limit;
     json_t *arr = json_array(), *sums = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(arr, json_string(names[i]));
         struct store_stream *s;
-        if (store_stream_lookup(app->store, names[i], &s, NULL) != 0)
+        /* A key kept to some streams lists those only. */
+        if (gw_op_permitted(app, names[i], NULL) != 0 ||
+            store_stream_lookup(app->store, names[i], &s, NULL) != 0)
             continue;
+        json_array_append_new(arr, json_string(names[i]));
         struct store_stream_info info;
         store_stream_info(s, &info);
         json_array_append_new(

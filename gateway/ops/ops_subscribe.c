@@ -22,6 +22,8 @@
 static int find_consumer(struct gw_app *app, const char *arn, struct store_stream **stream,
                          struct store_consumer_info *ci, struct gw_error *err)
 {
+    if (gw_op_permitted_arn(app, arn, err) != 0)
+        return -1;
     if (store_consumer_lookup_arn(app->store, arn, stream, ci, NULL) != 0)
         return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND, "Consumer %s not found.", arn);
     if (ci->status != STORE_CONSUMER_ACTIVE)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "auth.h"
 #include "codec.h"
 #include "loop.h"
 #include "mem.h"
@@ -27,6 +28,52 @@ struct parked {
 /* The parked answer of the mutating operation whose body function is
  * running: body functions run one at a time, on the loop thread. */
 static struct parked *running;
+
+/* Who calls the operation that is running, and its name (router.c sets
+ * both around each call; operations run one at a time, on the loop thread). */
+static const struct gw_principal *caller;
+static const char *caller_op;
+
+void gw_op_set_caller(const struct gw_principal *who, const char *op)
+{
+    caller = who;
+    caller_op = op;
+}
+
+bool gw_op_caller_restricted(void)
+{
+    return caller && caller->nstreams > 0;
+}
+
+int gw_op_permitted(struct gw_app *app, const char *stream, struct gw_error *err)
+{
+    if (gw_principal_allows(caller, stream))
+        return 0;
+    return gw_error_set(err, GW_ERR_ACCESS_DENIED,
+                        "User: arn:aws:iam::%s:user/%s is not authorized to perform: kinesis:%s "
+                        "on resource: arn:aws:kinesis:%s:%s:stream/%.128s because the key may "
+                        "use only the streams listed for it in --credentials",
+                        app->cfg->account, caller->id, caller_op ? caller_op : "?",
+                        app->cfg->region, app->cfg->account, stream);
+}
+
+int gw_op_permitted_arn(struct gw_app *app, const char *arn, struct gw_error *err)
+{
+    if (!gw_op_caller_restricted() || !arn)
+        return 0;
+    /* arn:...:stream/NAME, or a consumer's ARN below it. */
+    const char *p = strstr(arn, ":stream/");
+    char name[STORE_STREAM_NAME_MAX + 1] = "";
+    if (p) {
+        p += 8;
+        size_t n = strcspn(p, "/");
+        if (n <= STORE_STREAM_NAME_MAX) {
+            memcpy(name, p, n);
+            name[n] = '\0';
+        }
+    }
+    return gw_op_permitted(app, name[0] ? name : arn, err);
+}
 
 static void on_parked_abort(struct gw_req *req, void *arg)
 {
@@ -168,6 +215,10 @@ int gw_op_stream_lookup(struct gw_app *app, const char *name, const char *arn,
                         struct store_stream **out, struct gw_error *err)
 {
     struct store_stream *by_name = NULL, *by_arn = NULL;
+    /* A key kept to some streams learns nothing of the others, not even
+     * whether they exist. */
+    if ((name && gw_op_permitted(app, name, err) != 0) || gw_op_permitted_arn(app, arn, err) != 0)
+        return -1;
     if (name && store_stream_lookup(app->store, name, &by_name, NULL) != 0)
         return gw_error_set(err, GW_ERR_RESOURCE_NOT_FOUND, "Stream %s under account %s not found.",
                             name, app->cfg->account);

@@ -328,10 +328,10 @@ static bool cors(const struct gw_config *cfg, struct gw_req *req)
 
 /* --auth sigv4: false (the refusal answered) unless "req" is signed by a
  * listed key. */
-static bool authorized(struct gw_app *app, struct gw_req *req)
+static bool authorized(struct gw_app *app, struct gw_req *req, const struct gw_principal **who)
 {
     struct gw_error err = {0};
-    if (gw_auth_check(app->auth, req, gw_app_now_ms(), &err) == 0)
+    if (gw_auth_check(app->auth, req, gw_app_now_ms(), who, &err) == 0)
         return true;
     gw_log(GW_LOG_INFO, "auth_refused", "conn=%llu %s %s: %s: %s",
            (unsigned long long)gw_req_conn_id(req), gw_req_method(req), gw_req_path(req),
@@ -340,13 +340,17 @@ static bool authorized(struct gw_app *app, struct gw_req *req)
     return false;
 }
 
-/* Runs the operation a route found: its handler, or its body function. */
-static void run(struct gw_app *app, struct gw_req *req, const struct gw_op *op)
+/* Runs the operation a route found, its handler or its body function, as
+ * "who" (NULL: no authentication): operations ask gw_op_permitted. */
+static void run(struct gw_app *app, struct gw_req *req, const struct gw_op *op,
+                const struct gw_principal *who)
 {
+    gw_op_set_caller(who, op->name ? op->name : gw_req_path(req));
     if (op->handler)
         op->handler(app, req);
     else
         gw_op_run(app, req, op->body, op->mutates);
+    gw_op_set_caller(NULL, NULL);
 }
 
 static void kinesis_door(struct gw_app *app, struct gw_req *req)
@@ -378,14 +382,15 @@ static void kinesis_door(struct gw_app *app, struct gw_req *req)
         reply_error(req, GW_ERR_UNKNOWN_OPERATION, "Operation %s is not supported", target);
         return;
     }
+    const struct gw_principal *who = NULL;
     if (app->auth) {
-        if (!authorized(app, req))
+        if (!authorized(app, req, &who))
             return;
     } else if (app->cfg && app->cfg->require_auth && check_auth(req) != 0) {
         return;
     }
     gw_req_set_route(req, op, NULL, 0);
-    run(app, req, op);
+    run(app, req, op, who);
 }
 
 void gw_router_dispatch(void *ctx, struct gw_req *req)
@@ -416,7 +421,8 @@ void gw_router_dispatch(void *ctx, struct gw_req *req)
     if (op) {
         /* The REST door is signed the same way (curl --aws-sigv4); only the
          * health check stays open, for load balancers and Docker. */
-        if (app->auth && op->handler != op_healthz && !authorized(app, req))
+        const struct gw_principal *who = NULL;
+        if (app->auth && op->handler != op_healthz && !authorized(app, req, &who))
             return;
         if (!rest_media_ok(req)) {
             const char *ct = gw_req_header(req, "content-type");
@@ -427,7 +433,7 @@ void gw_router_dispatch(void *ctx, struct gw_req *req)
             return;
         }
         gw_req_set_route(req, op, params, np);
-        run(app, req, op);
+        run(app, req, op, who);
         return;
     }
     if (mismatch) {

@@ -2,7 +2,8 @@
 // from the --credentials file works unchanged (HTTP/2 with :authority signed,
 // SubscribeToShard included); wrong secrets, unknown keys, unsigned requests
 // and stale dates are refused with Kinesis' errors and change nothing; SIGHUP
-// reloads the file.
+// reloads the file. Keys limited to streams get AccessDeniedException for the
+// others (and list only theirs); bearer tokens work on the REST door only.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -156,5 +157,99 @@ describe('--auth sigv4', () => {
     } finally {
       later.destroy();
     }
+  });
+});
+
+// Keys and tokens kept to some streams, and bearer tokens on the REST door.
+describe('--credentials restrictions and bearer tokens', () => {
+  const LIMITED = { accessKeyId: 'AKIALIMITEDEXAMPLE3', secretAccessKey: 'limited/secret+key/EXAMPLEKEY00000003' };
+  const TOKEN = 'tok-all.0123456789abcdef';
+  const TOKEN_LIMITED = 'tok-limited~0123456789';
+  let s2; let admin; let limited; let dir2;
+  const mine = streamName('mine'), theirs = streamName('theirs');
+  before(async () => {
+    dir2 = mkdtempSync(join(tmpdir(), 'sluice-auth2-'));
+    const f = join(dir2, 'credentials');
+    writeFileSync(f, [
+      `${GOOD.accessKeyId}:${GOOD.secretAccessKey}`,
+      `${LIMITED.accessKeyId}:${LIMITED.secretAccessKey}:${mine}, other-stream`,
+      `token:${TOKEN}`,
+      `token:${TOKEN_LIMITED}:${mine}`,
+    ].join('\n') + '\n');
+    s2 = await startSluice({ args: ['--auth', 'sigv4', '--credentials', f] });
+    admin = client(s2.endpoint, { credentials: GOOD });
+    limited = client(s2.endpoint, { credentials: LIMITED });
+    for (const n of [mine, theirs]) await send(admin, 'CreateStream', { StreamName: n, ShardCount: 1 });
+    await waitStatus(admin, mine);
+    await waitStatus(admin, theirs);
+  });
+  after(async () => {
+    admin?.destroy();
+    limited?.destroy();
+    const st = await s2?.stop();
+    rmSync(dir2, { recursive: true, force: true });
+    if (st) assert.equal(st.code, 0, `sluice exited with ${st.code ?? st.signal}`);
+  });
+
+  test('a key limited to streams uses those and learns nothing of the others', async () => {
+    await send(limited, 'PutRecord', { StreamName: mine, PartitionKey: 'k', Data: Buffer.from('ok') });
+    const denied = new RegExp(`^User: arn:aws:iam::\\d{12}:user/${LIMITED.accessKeyId} is not authorized to perform: kinesis:PutRecord on resource: arn:aws:kinesis:[^:]+:\\d{12}:stream/${theirs}`);
+    await expectError(send(limited, 'PutRecord', { StreamName: theirs, PartitionKey: 'k', Data: Buffer.from('no') }),
+      'AccessDeniedException', denied);
+    await expectError(send(limited, 'DescribeStreamSummary', { StreamName: 'never-created' }), 'AccessDeniedException');
+    await expectError(send(limited, 'CreateStream', { StreamName: 'not-mine', ShardCount: 1 }), 'AccessDeniedException');
+    const arn = (await send(admin, 'DescribeStreamSummary', { StreamName: theirs })).StreamDescriptionSummary.StreamARN;
+    await expectError(send(limited, 'ListShards', { StreamARN: arn }), 'AccessDeniedException');
+    await expectError(send(limited, 'AddTagsToStream', { StreamName: theirs, Tags: { a: 'b' } }), 'AccessDeniedException');
+    const reg = await send(admin, 'RegisterStreamConsumer', { StreamARN: arn, ConsumerName: 'theirs-c' });
+    await waitConsumer(admin, reg.Consumer.ConsumerARN);
+    await expectError(send(limited, 'DescribeStreamConsumer', { ConsumerARN: reg.Consumer.ConsumerARN }), 'AccessDeniedException');
+    await expectError(send(limited, 'SubscribeToShard', {
+      ConsumerARN: reg.Consumer.ConsumerARN, ShardId: 'shardId-000000000000', StartingPosition: { Type: 'LATEST' },
+    }), 'AccessDeniedException');
+    await expectError(send(limited, 'UpdateAccountSettings', { MinimumThroughputBillingCommitment: { Status: 'ENABLED' } }),
+      'AccessDeniedException');
+    const listed = await send(limited, 'ListStreams', {});
+    assert.deepEqual(listed.StreamNames, [mine], 'lists its streams only');
+    // Nothing changed: the refused tag and record are not there.
+    const tags = await send(admin, 'ListTagsForStream', { StreamName: theirs });
+    assert.deepEqual(tags.Tags, []);
+    const all = await send(admin, 'ListStreams', {});
+    assert.ok(all.StreamNames.includes(theirs) && !all.StreamNames.includes('not-mine'));
+  });
+
+  const rest = (path, { method = 'GET', token, body } = {}) => new Promise((resolve, reject) => {
+    const u = new URL(path, s2.endpoint);
+    const headers = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) };
+    const r = http.request(u, { method, headers }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, json: text ? JSON.parse(text) : null }));
+    });
+    r.on('error', reject);
+    if (body) r.write(JSON.stringify(body));
+    r.end();
+  });
+
+  test('bearer tokens on the REST door: valid, wrong, limited; not on the Kinesis door', async () => {
+    let r = await rest('/v1/streams', { token: TOKEN });
+    assert.equal(r.status, 200);
+    assert.ok(r.json.StreamNames.includes(theirs));
+    r = await rest('/v1/streams', { token: 'tok-wrong' });
+    assert.equal(r.status, 400);
+    assert.equal(r.json.__type, 'UnrecognizedClientException');
+    r = await rest('/v1/streams');
+    assert.equal(r.json.__type, 'MissingAuthenticationTokenException');
+    r = await rest(`/v1/streams/${mine}/records`, { method: 'POST', token: TOKEN_LIMITED, body: { Records: [{ PartitionKey: 'b', Data: Buffer.from('bearer').toString('base64') }] } });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(r.json.FailedRecordCount, 0);
+    r = await rest(`/v1/streams/${theirs}`, { token: TOKEN_LIMITED });
+    assert.equal(r.json.__type, 'AccessDeniedException');
+    r = await rest(`/v1/streams/${theirs}`, { method: 'DELETE', token: TOKEN_LIMITED });
+    assert.equal(r.json.__type, 'AccessDeniedException');
+    const k = await rawH1(s2.endpoint, { target: 'Kinesis_20131202.ListStreams', body: '{}', headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(k.status, 400);
+    assert.match(k.body, /IncompleteSignatureException/);
+    await waitStatus(admin, theirs); // still there
   });
 });

@@ -5,22 +5,16 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startSluice, client, send, expectError, createActive, streamName, waitStatus,
+  useSluice, startSluice, client, send, expectError, createActive, streamName, waitStatus,
 } from './lib/harness.mjs';
 
-let srv; let c;
-before(async () => { srv = await startSluice(); c = client(srv.endpoint); });
-after(async () => {
-  c?.destroy();
-  const st = await srv?.stop();
-  if (st) assert.equal(st.code, 0, `sluice exited with ${st.code ?? st.signal}:\n${srv.stderr().slice(-4000)}`);
-});
+const h = useSluice();
 
-const summary = async (name) => (await send(c, 'DescribeStreamSummary', { StreamName: name })).StreamDescriptionSummary;
+const summary = async (name) => (await send(h.c, 'DescribeStreamSummary', { StreamName: name })).StreamDescriptionSummary;
 const data = new TextEncoder().encode('secret');
 const writes = async (name) => {
-  const one = await send(c, 'PutRecord', { StreamName: name, PartitionKey: 'k', Data: data });
-  const many = await send(c, 'PutRecords', { StreamName: name, Records: [{ PartitionKey: 'k', Data: data }] });
+  const one = await send(h.c, 'PutRecord', { StreamName: name, PartitionKey: 'k', Data: data });
+  const many = await send(h.c, 'PutRecords', { StreamName: name, Records: [{ PartitionKey: 'k', Data: data }] });
   assert.equal(one.EncryptionType, many.EncryptionType, 'PutRecord and PutRecords agree');
   return one.EncryptionType;
 };
@@ -28,25 +22,25 @@ const writes = async (name) => {
 describe('stream encryption', () => {
   test('start then stop: KeyId and EncryptionType everywhere, UPDATING then ACTIVE', async () => {
     const name = streamName('enc');
-    await createActive(c, name, { ShardCount: 1 });
+    await createActive(h.c, name, { ShardCount: 1 });
     let s = await summary(name);
     assert.equal(s.EncryptionType, 'NONE');
     assert.equal(s.KeyId, undefined);
     assert.equal(await writes(name), 'NONE');
 
-    const r = await send(c, 'StartStreamEncryption', { StreamName: name, EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' });
+    const r = await send(h.c, 'StartStreamEncryption', { StreamName: name, EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' });
     assert.equal(r.$metadata.httpStatusCode, 200);
-    await waitStatus(c, name, 'ACTIVE');
+    await waitStatus(h.c, name, 'ACTIVE');
     s = await summary(name);
     assert.equal(s.EncryptionType, 'KMS');
     assert.equal(s.KeyId, 'alias/aws/kinesis');
-    const d = (await send(c, 'DescribeStream', { StreamName: name })).StreamDescription;
+    const d = (await send(h.c, 'DescribeStream', { StreamName: name })).StreamDescription;
     assert.equal(d.EncryptionType, 'KMS');
     assert.equal(d.KeyId, 'alias/aws/kinesis');
     assert.equal(await writes(name), 'KMS');
 
-    await send(c, 'StopStreamEncryption', { StreamName: name, EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' });
-    await waitStatus(c, name, 'ACTIVE');
+    await send(h.c, 'StopStreamEncryption', { StreamName: name, EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' });
+    await waitStatus(h.c, name, 'ACTIVE');
     s = await summary(name);
     assert.equal(s.EncryptionType, 'NONE');
     assert.equal(s.KeyId, undefined);
@@ -78,21 +72,21 @@ describe('stream encryption', () => {
 
   test('validation: KMS only, KeyId required, missing streams', async () => {
     const name = streamName('encv');
-    await createActive(c, name, { ShardCount: 1 });
+    await createActive(h.c, name, { ShardCount: 1 });
     await expectError(
-      send(c, 'StartStreamEncryption', { StreamName: name, EncryptionType: 'NONE', KeyId: 'k' }),
+      send(h.c, 'StartStreamEncryption', { StreamName: name, EncryptionType: 'NONE', KeyId: 'k' }),
       'InvalidArgumentException', /NONE is not valid for StartStreamEncryption/,
     );
     await expectError(
-      send(c, 'StartStreamEncryption', { StreamName: name, EncryptionType: 'KMS' }),
+      send(h.c, 'StartStreamEncryption', { StreamName: name, EncryptionType: 'KMS' }),
       'ValidationException', /at 'keyId' failed to satisfy constraint: Member must not be null/,
     );
     await expectError(
-      send(c, 'StartStreamEncryption', { StreamName: name, EncryptionType: 'AES', KeyId: 'k' }),
+      send(h.c, 'StartStreamEncryption', { StreamName: name, EncryptionType: 'AES', KeyId: 'k' }),
       'ValidationException', /at 'encryptionType' failed to satisfy constraint: Member must satisfy enum value set: \[NONE, KMS\]/,
     );
     await expectError(
-      send(c, 'StartStreamEncryption', { StreamName: streamName('nope'), EncryptionType: 'KMS', KeyId: 'k' }),
+      send(h.c, 'StartStreamEncryption', { StreamName: streamName('nope'), EncryptionType: 'KMS', KeyId: 'k' }),
       'ResourceNotFoundException',
     );
     assert.equal((await summary(name)).EncryptionType, 'NONE');
@@ -100,14 +94,14 @@ describe('stream encryption', () => {
 
   test('the key survives a restart', async () => {
     const name = streamName('encr');
-    await createActive(c, name, { ShardCount: 1 });
-    await send(c, 'StartStreamEncryption', { StreamName: name, EncryptionType: 'KMS', KeyId: 'arn:aws:kms:us-east-1:123456789012:key/abc' });
-    await waitStatus(c, name, 'ACTIVE');
-    c.destroy();
-    const st = await srv.stop({ keepData: true });
+    await createActive(h.c, name, { ShardCount: 1 });
+    await send(h.c, 'StartStreamEncryption', { StreamName: name, EncryptionType: 'KMS', KeyId: 'arn:aws:kms:us-east-1:123456789012:key/abc' });
+    await waitStatus(h.c, name, 'ACTIVE');
+    h.c.destroy();
+    const st = await h.srv.stop({ keepData: true });
     assert.equal(st.code, 0);
-    srv = await startSluice({ dataDir: srv.dataDir });
-    c = client(srv.endpoint);
+    h.srv = await startSluice({ dataDir: h.srv.dataDir });
+    h.c = client(h.srv.endpoint);
     const s = await summary(name);
     assert.equal(s.EncryptionType, 'KMS');
     assert.equal(s.KeyId, 'arn:aws:kms:us-east-1:123456789012:key/abc');

@@ -8,20 +8,14 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startSluice, client, send, expectError, createActive, streamName, waitStatus, registerActive,
+  useSluice, startSluice, client, send, expectError, createActive, streamName, waitStatus, registerActive,
   subscribe, dec, sleep,
 } from './lib/harness.mjs';
 
 const MAX = (1n << 128n) - 1n;
 const shardId = (i) => `shardId-${String(i).padStart(12, '0')}`;
 
-let srv; let c;
-before(async () => { srv = await startSluice(); c = client(srv.endpoint); });
-after(async () => {
-  c?.destroy();
-  const st = await srv?.stop();
-  if (st) assert.equal(st.code, 0, `sluice exited with ${st.code ?? st.signal}:\n${srv.stderr().slice(-4000)}`);
-});
+const h = useSluice();
 
 const listShards = async (cl, StreamName, extra = {}) => {
   const out = [];
@@ -66,15 +60,15 @@ async function readShard(cl, StreamName, ShardId, type = 'TRIM_HORIZON') {
 describe('split and merge', () => {
   test('lineage, ranges, routing and the parent at its end', async () => {
     const name = streamName('split');
-    await createActive(c, name, { ShardCount: 2 });
-    const put = await send(c, 'PutRecord', { StreamName: name, PartitionKey: 'p', Data: Buffer.from('before'), ExplicitHashKey: '5' });
+    await createActive(h.c, name, { ShardCount: 2 });
+    const put = await send(h.c, 'PutRecord', { StreamName: name, PartitionKey: 'p', Data: Buffer.from('before'), ExplicitHashKey: '5' });
     assert.equal(put.ShardId, shardId(0));
-    const [s0] = await listShards(c, name);
+    const [s0] = await listShards(h.c, name);
     const [lo, hi] = range(s0);
     const k = (lo + hi) / 2n;
-    assert.deepEqual(await send(c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(k) }).then((r) => Object.keys(r).filter((x) => x !== '$metadata')), []);
-    await waitStatus(c, name, 'ACTIVE');
-    const shards = await listShards(c, name);
+    assert.deepEqual(await send(h.c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(k) }).then((r) => Object.keys(r).filter((x) => x !== '$metadata')), []);
+    await waitStatus(h.c, name, 'ACTIVE');
+    const shards = await listShards(h.c, name);
     assert.deepEqual(shards.map((s) => s.ShardId), [0, 1, 2, 3].map(shardId));
     const [p, , a, b] = shards;
     assert.ok(!isOpen(p) && p.SequenceNumberRange.EndingSequenceNumber >= put.SequenceNumber, 'the parent ends at or after its last record');
@@ -83,39 +77,39 @@ describe('split and merge', () => {
     assert.deepEqual(range(a), [lo, k - 1n]);
     assert.deepEqual(range(b), [k, hi]);
     assertTiles(shards);
-    const summary = (await send(c, 'DescribeStreamSummary', { StreamName: name })).StreamDescriptionSummary;
+    const summary = (await send(h.c, 'DescribeStreamSummary', { StreamName: name })).StreamDescriptionSummary;
     assert.equal(summary.OpenShardCount, 3);
-    const desc = (await send(c, 'DescribeStream', { StreamName: name })).StreamDescription;
+    const desc = (await send(h.c, 'DescribeStream', { StreamName: name })).StreamDescription;
     assert.equal(desc.Shards.length, 4);
 
     // Writes go to the children; the parent's records stay readable.
-    const r1 = await send(c, 'PutRecord', { StreamName: name, PartitionKey: 'p', Data: Buffer.from('lo'), ExplicitHashKey: String(lo) });
-    const r2 = await send(c, 'PutRecord', { StreamName: name, PartitionKey: 'p', Data: Buffer.from('k'), ExplicitHashKey: String(k) });
+    const r1 = await send(h.c, 'PutRecord', { StreamName: name, PartitionKey: 'p', Data: Buffer.from('lo'), ExplicitHashKey: String(lo) });
+    const r2 = await send(h.c, 'PutRecord', { StreamName: name, PartitionKey: 'p', Data: Buffer.from('k'), ExplicitHashKey: String(k) });
     assert.equal(r1.ShardId, shardId(2));
     assert.equal(r2.ShardId, shardId(3));
     assert.ok(r1.SequenceNumber > put.SequenceNumber, 'children sort after the parent');
-    const end = await readShard(c, name, shardId(0));
+    const end = await readShard(h.c, name, shardId(0));
     assert.deepEqual(end.records.map((r) => dec(r.Data)), ['before']);
     assert.deepEqual(end.children.map((x) => x.ShardId), [shardId(2), shardId(3)]);
     for (const ch of end.children) assert.deepEqual(ch.ParentShards, [shardId(0)]);
     assert.deepEqual(end.children.map((x) => [x.HashKeyRange.StartingHashKey, x.HashKeyRange.EndingHashKey]),
       [[String(lo), String(k - 1n)], [String(k), String(hi)]]);
     // LATEST on a closed shard is its end at once; so is AFTER its last record.
-    const latest = await readShard(c, name, shardId(0), 'LATEST');
+    const latest = await readShard(h.c, name, shardId(0), 'LATEST');
     assert.equal(latest.records.length, 0);
     assert.equal(latest.children.length, 2);
     assert.equal(latest.last.NextShardIterator, undefined);
 
     // Merge the two children back: one child with both parents.
-    await send(c, 'MergeShards', { StreamName: name, ShardToMerge: shardId(3), AdjacentShardToMerge: shardId(2) });
-    await waitStatus(c, name, 'ACTIVE');
-    const after = await listShards(c, name);
+    await send(h.c, 'MergeShards', { StreamName: name, ShardToMerge: shardId(3), AdjacentShardToMerge: shardId(2) });
+    await waitStatus(h.c, name, 'ACTIVE');
+    const after = await listShards(h.c, name);
     const m = after.find((s) => s.ShardId === shardId(4));
     assert.equal(m.ParentShardId, shardId(3));
     assert.equal(m.AdjacentParentShardId, shardId(2));
     assert.deepEqual(range(m), [lo, hi]);
     assertTiles(after);
-    const endB = await readShard(c, name, shardId(3));
+    const endB = await readShard(h.c, name, shardId(3));
     assert.deepEqual(endB.records.map((r) => dec(r.Data)), ['k']);
     assert.deepEqual(endB.children.map((x) => x.ShardId), [shardId(4)]);
     assert.deepEqual(endB.children[0].ParentShards, [shardId(3), shardId(2)]);
@@ -123,31 +117,31 @@ describe('split and merge', () => {
 
   test('validation: keys, closed shards, adjacency, missing shards', async () => {
     const name = streamName('bad');
-    await createActive(c, name, { ShardCount: 3 });
-    const shards = await listShards(c, name);
+    await createActive(h.c, name, { ShardCount: 3 });
+    const shards = await listShards(h.c, name);
     const [lo] = range(shards[0]);
-    await expectError(send(c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(lo + 1n) }),
+    await expectError(send(h.c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(lo + 1n) }),
       'InvalidArgumentException', /is not both greater than one plus the shard's StartingHashKey/);
-    await expectError(send(c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(range(shards[1])[0]) }),
+    await expectError(send(h.c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(range(shards[1])[0]) }),
       'InvalidArgumentException', /NewStartingHashKey/);
-    await expectError(send(c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: 'x1' }),
+    await expectError(send(h.c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: 'x1' }),
       'ValidationException', /newStartingHashKey/);
-    await expectError(send(c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(9), NewStartingHashKey: '100' }),
+    await expectError(send(h.c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(9), NewStartingHashKey: '100' }),
       'ResourceNotFoundException', /Could not find shard shardId-000000000009/);
-    await expectError(send(c, 'MergeShards', { StreamName: name, ShardToMerge: shardId(0), AdjacentShardToMerge: shardId(2) }),
+    await expectError(send(h.c, 'MergeShards', { StreamName: name, ShardToMerge: shardId(0), AdjacentShardToMerge: shardId(2) }),
       'InvalidArgumentException', /not an adjacent pair of shards eligible for merging/);
-    await expectError(send(c, 'UpdateShardCount', { StreamName: name, TargetShardCount: 7, ScalingType: 'UNIFORM_SCALING' }),
+    await expectError(send(h.c, 'UpdateShardCount', { StreamName: name, TargetShardCount: 7, ScalingType: 'UNIFORM_SCALING' }),
       'InvalidArgumentException', /at most double/);
-    await expectError(send(c, 'UpdateShardCount', { StreamName: name, TargetShardCount: 1, ScalingType: 'UNIFORM_SCALING' }),
+    await expectError(send(h.c, 'UpdateShardCount', { StreamName: name, TargetShardCount: 1, ScalingType: 'UNIFORM_SCALING' }),
       'InvalidArgumentException', /at least half/);
-    await send(c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(lo + 1000n) });
-    await waitStatus(c, name, 'ACTIVE');
-    await expectError(send(c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(lo + 2000n) }),
+    await send(h.c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(lo + 1000n) });
+    await waitStatus(h.c, name, 'ACTIVE');
+    await expectError(send(h.c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(lo + 2000n) }),
       'InvalidArgumentException', /has already been merged or split, and thus is not eligible for splitting/);
-    await expectError(send(c, 'MergeShards', { StreamName: name, ShardToMerge: shardId(0), AdjacentShardToMerge: shardId(1) }),
+    await expectError(send(h.c, 'MergeShards', { StreamName: name, ShardToMerge: shardId(0), AdjacentShardToMerge: shardId(1) }),
       'InvalidArgumentException', /not eligible for merging/);
     // Nothing of the refused calls changed anything.
-    const now = await listShards(c, name);
+    const now = await listShards(h.c, name);
     assert.equal(now.length, 5);
     assert.equal(now.filter(isOpen).length, 4);
   });
@@ -179,21 +173,21 @@ describe('split and merge', () => {
 describe('UpdateShardCount', () => {
   test('uniform ranges, the reply, and scaling back down', async () => {
     const name = streamName('scale');
-    await createActive(c, name, { ShardCount: 3 });
+    await createActive(h.c, name, { ShardCount: 3 });
     for (const [from, to] of [[3, 5], [5, 8], [8, 4], [4, 7], [7, 4]]) {
-      const r = await send(c, 'UpdateShardCount', { StreamName: name, TargetShardCount: to, ScalingType: 'UNIFORM_SCALING' });
+      const r = await send(h.c, 'UpdateShardCount', { StreamName: name, TargetShardCount: to, ScalingType: 'UNIFORM_SCALING' });
       assert.equal(r.StreamName, name);
       assert.equal(r.CurrentShardCount, from);
       assert.equal(r.TargetShardCount, to);
-      await waitStatus(c, name, 'ACTIVE');
-      const shards = await listShards(c, name);
+      await waitStatus(h.c, name, 'ACTIVE');
+      const shards = await listShards(h.c, name);
       assertTiles(shards);
       const open = shards.filter(isOpen).map(range);
       assert.equal(open.length, to);
       const sizes = open.map(([a, b]) => b - a);
       const min = sizes.reduce((x, y) => (y < x ? y : x)), max = sizes.reduce((x, y) => (y > x ? y : x));
       assert.ok(max - min <= 1n, `sizes within one of even at ${to}`);
-      assert.equal((await send(c, 'DescribeStreamSummary', { StreamName: name })).StreamDescriptionSummary.OpenShardCount, to);
+      assert.equal((await send(h.c, 'DescribeStreamSummary', { StreamName: name })).StreamDescriptionSummary.OpenShardCount, to);
     }
   });
 
@@ -219,14 +213,14 @@ describe('UpdateShardCount', () => {
 describe('ListShards ShardFilter', () => {
   test('AT_LATEST, AFTER_SHARD_ID, trim horizon and timestamps over lineage', async () => {
     const name = streamName('filter');
-    await createActive(c, name, { ShardCount: 1 });
+    await createActive(h.c, name, { ShardCount: 1 });
     const t0 = new Date();
     await sleep(30);
-    await send(c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(1n << 127n) });
-    await waitStatus(c, name, 'ACTIVE');
+    await send(h.c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(1n << 127n) });
+    await waitStatus(h.c, name, 'ACTIVE');
     await sleep(30);
     const t1 = new Date();
-    const ids = async (filter, extra = {}) => (await listShards(c, name, { ShardFilter: filter, ...extra })).map((s) => s.ShardId);
+    const ids = async (filter, extra = {}) => (await listShards(h.c, name, { ShardFilter: filter, ...extra })).map((s) => s.ShardId);
     assert.deepEqual(await ids({ Type: 'AT_LATEST' }), [shardId(1), shardId(2)]);
     assert.deepEqual(await ids({ Type: 'FROM_TRIM_HORIZON' }), [0, 1, 2].map(shardId));
     assert.deepEqual(await ids({ Type: 'AT_TRIM_HORIZON' }), [shardId(0)]);
@@ -237,12 +231,12 @@ describe('ListShards ShardFilter', () => {
     assert.deepEqual(await ids({ Type: 'FROM_TIMESTAMP', Timestamp: t1 }), [shardId(1), shardId(2)]);
     // Paging keeps the filter.
     assert.deepEqual(await ids({ Type: 'AT_LATEST' }, { MaxResults: 1 }), [shardId(1), shardId(2)]);
-    await expectError(send(c, 'ListShards', { StreamName: name, ShardFilter: { Type: 'AFTER_SHARD_ID' } }),
+    await expectError(send(h.c, 'ListShards', { StreamName: name, ShardFilter: { Type: 'AFTER_SHARD_ID' } }),
       'InvalidArgumentException', /requires a ShardId/);
-    await expectError(send(c, 'ListShards', { StreamName: name, ShardFilter: { Type: 'AT_TIMESTAMP' } }),
+    await expectError(send(h.c, 'ListShards', { StreamName: name, ShardFilter: { Type: 'AT_TIMESTAMP' } }),
       'InvalidArgumentException', /requires a Timestamp/);
-    const page = await send(c, 'ListShards', { StreamName: name, MaxResults: 1 });
-    await expectError(send(c, 'ListShards', { StreamName: name, NextToken: page.NextToken }),
+    const page = await send(h.c, 'ListShards', { StreamName: name, MaxResults: 1 });
+    await expectError(send(h.c, 'ListShards', { StreamName: name, NextToken: page.NextToken }),
       'InvalidArgumentException', /NextToken and StreamName cannot be provided together/);
   });
 });
@@ -256,18 +250,18 @@ describe('ListShards ShardFilter', () => {
 describe('readers follow lineage', () => {
   test('every acknowledged record exactly once, in per-key order, across reshards', async () => {
     const name = streamName('lineage');
-    const { StreamARN } = await createActive(c, name, { ShardCount: 2 });
+    const { StreamARN } = await createActive(h.c, name, { ShardCount: 2 });
     const acked = new Map();
     let stop = false;
 
     // A live reader, as KCL reads with enhanced fan-out: one subscription
     // per shard; at a shard's end (ChildShards, no continuation) each child
     // whose parents have all ended is subscribed to from TRIM_HORIZON.
-    const { ConsumerARN } = await registerActive(c, StreamARN, 'follower');
+    const { ConsumerARN } = await registerActive(h.c, StreamARN, 'follower');
     const live = new Map();
     const ended = new Set(), started = new Set(), subs = [], following = [];
     const follow = async (ShardId) => {
-      const sub = await subscribe(c, { ConsumerARN, ShardId, StartingPosition: { Type: 'TRIM_HORIZON' } });
+      const sub = await subscribe(h.c, { ConsumerARN, ShardId, StartingPosition: { Type: 'TRIM_HORIZON' } });
       subs.push(sub);
       for (;;) {
         const ev = await sub.next(60000);
@@ -299,26 +293,26 @@ describe('readers follow lineage', () => {
       // AddressSanitizer build is slow), at most 400.
       for (let i = 0; i < 400 && !(stop && i >= 30); i++) {
         const data = `${key}:${i}`;
-        const r = await send(c, 'PutRecords', { StreamName: name, Records: [{ PartitionKey: key, Data: Buffer.from(data) }] });
+        const r = await send(h.c, 'PutRecords', { StreamName: name, Records: [{ PartitionKey: key, Data: Buffer.from(data) }] });
         if (r.FailedRecordCount === 0) list.push({ data, seq: r.Records[0].SequenceNumber, shard: r.Records[0].ShardId });
       }
     };
     const keys = Array.from({ length: 8 }, (_, i) => `k${i}`);
     const producing = Promise.all(keys.map(producer));
     await sleep(100);
-    await send(c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(1n << 126n) });
-    await waitStatus(c, name, 'ACTIVE');
+    await send(h.c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(1n << 126n) });
+    await waitStatus(h.c, name, 'ACTIVE');
     await sleep(100);
-    await send(c, 'MergeShards', { StreamName: name, ShardToMerge: shardId(2), AdjacentShardToMerge: shardId(3) });
-    await waitStatus(c, name, 'ACTIVE');
+    await send(h.c, 'MergeShards', { StreamName: name, ShardToMerge: shardId(2), AdjacentShardToMerge: shardId(3) });
+    await waitStatus(h.c, name, 'ACTIVE');
     await sleep(100);
-    await send(c, 'UpdateShardCount', { StreamName: name, TargetShardCount: 4, ScalingType: 'UNIFORM_SCALING' });
-    await waitStatus(c, name, 'ACTIVE');
+    await send(h.c, 'UpdateShardCount', { StreamName: name, TargetShardCount: 4, ScalingType: 'UNIFORM_SCALING' });
+    await waitStatus(h.c, name, 'ACTIVE');
     await sleep(100);
     stop = true;
     await producing;
 
-    const shards = await listShards(c, name);
+    const shards = await listShards(h.c, name);
     const byId = new Map(shards.map((s) => [s.ShardId, s]));
     const done = new Set();
     const seen = new Map(keys.map((k) => [k, []]));
@@ -328,7 +322,7 @@ describe('readers follow lineage', () => {
         if (done.has(s.ShardId)) continue;
         const parents = [s.ParentShardId, s.AdjacentParentShardId].filter((p) => p && byId.has(p));
         if (!parents.every((p) => done.has(p))) continue;
-        const r = await readShard(c, name, s.ShardId);
+        const r = await readShard(h.c, name, s.ShardId);
         assert.equal(!r.children, isOpen(s), `${s.ShardId}: ChildShards exactly at the end of a closed shard`);
         for (const rec of r.records) {
           const d = dec(rec.Data);
@@ -366,15 +360,15 @@ describe('readers follow lineage', () => {
 describe('SubscribeToShard at shard end', () => {
   test('a subscriber of the parent gets its records, then ChildShards and no continuation', async () => {
     const name = streamName('subend');
-    const { StreamARN } = await createActive(c, name, { ShardCount: 1 });
-    const k = await registerActive(c, StreamARN, 'ender');
-    await send(c, 'PutRecord', { StreamName: name, PartitionKey: 'a', Data: Buffer.from('one') });
-    const sub = await subscribe(c, { ConsumerARN: k.ConsumerARN, ShardId: shardId(0), StartingPosition: { Type: 'TRIM_HORIZON' } });
+    const { StreamARN } = await createActive(h.c, name, { ShardCount: 1 });
+    const k = await registerActive(h.c, StreamARN, 'ender');
+    await send(h.c, 'PutRecord', { StreamName: name, PartitionKey: 'a', Data: Buffer.from('one') });
+    const sub = await subscribe(h.c, { ConsumerARN: k.ConsumerARN, ShardId: shardId(0), StartingPosition: { Type: 'TRIM_HORIZON' } });
     try {
       await sub.until((recs) => recs.length >= 1);
-      await send(c, 'PutRecord', { StreamName: name, PartitionKey: 'a', Data: Buffer.from('two') });
+      await send(h.c, 'PutRecord', { StreamName: name, PartitionKey: 'a', Data: Buffer.from('two') });
       await sub.until((recs) => recs.length >= 2);
-      await send(c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(1n << 127n) });
+      await send(h.c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(1n << 127n) });
       const s = await sub.until(() => false, 15000);
       assert.ok(s.end, `the stream ends cleanly (${s.error})`);
       assert.deepEqual(s.records.map((r) => dec(r.Data)), ['one', 'two']);
@@ -386,13 +380,13 @@ describe('SubscribeToShard at shard end', () => {
     } finally { sub.res.EventStream.return?.(); }
     // Subscribing to the closed parent again ends at once; children take over.
     await sleep(5100); // the consumer-shard lease of the ended subscription (5 s)
-    const again = await subscribe(c, { ConsumerARN: k.ConsumerARN, ShardId: shardId(0), StartingPosition: { Type: 'LATEST' } });
+    const again = await subscribe(h.c, { ConsumerARN: k.ConsumerARN, ShardId: shardId(0), StartingPosition: { Type: 'LATEST' } });
     const s2 = await again.until(() => false, 10000);
     assert.ok(s2.end);
     assert.equal(s2.records.length, 0);
     assert.equal(s2.events.at(-1).SubscribeToShardEvent.ChildShards.length, 2);
-    await send(c, 'PutRecord', { StreamName: name, PartitionKey: 'a', Data: Buffer.from('three'), ExplicitHashKey: '1' });
-    const child = await subscribe(c, { ConsumerARN: k.ConsumerARN, ShardId: shardId(1), StartingPosition: { Type: 'TRIM_HORIZON' } });
+    await send(h.c, 'PutRecord', { StreamName: name, PartitionKey: 'a', Data: Buffer.from('three'), ExplicitHashKey: '1' });
+    const child = await subscribe(h.c, { ConsumerARN: k.ConsumerARN, ShardId: shardId(1), StartingPosition: { Type: 'TRIM_HORIZON' } });
     try {
       const s3 = await child.until((recs) => recs.length >= 1);
       assert.deepEqual(s3.records.map((r) => dec(r.Data)), ['three']);

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import http2 from 'node:http2';
 import http from 'node:http';
 import assert from 'node:assert/strict';
+import { before, after } from 'node:test';
 import { createInterface } from 'node:readline';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
@@ -114,6 +115,21 @@ export async function startSluice({ args = [], env = {}, dataDir: reuseDir, tls 
     },
   };
   return self;
+}
+
+// The usual file-wide server: started before the file's tests with `opts`
+// (as startSluice takes them) and a client for it; stopped after them,
+// asserting a clean exit. Returns { srv, c } filled in by then (tests may
+// replace both, e.g. after srv.restart()).
+export function useSluice(opts = {}) {
+  const h = { srv: undefined, c: undefined };
+  before(async () => { h.srv = await startSluice(opts); h.c = client(h.srv.endpoint); });
+  after(async () => {
+    h.c?.destroy();
+    const st = await h.srv?.stop();
+    if (st) assert.equal(st.code, 0, `sluice exited with ${st.code ?? st.signal}:\n${h.srv.stderr().slice(-4000)}`);
+  });
+  return h;
 }
 
 export function client(endpoint, extra = {}) {

@@ -920,14 +920,9 @@ static void change_free(struct cat_change *c)
 {
     free(c->rec);
     free(c->old_str);
-    for (size_t i = 0; i < c->old_ntags; i++) {
-        free(c->old_tags[i].key);
-        free(c->old_tags[i].value);
-    }
-    free(c->old_tags);
-    if (c->cons.name) {
+    store_i_tags_free(c->old_tags, c->old_ntags);
+    if (c->cons.name)
         store_i_consumer_clear(&c->cons);
-    }
     free(c->cname);
     free(c->idx);
 }

@@ -899,11 +899,7 @@ void store_i_stream_undo(struct store *s, struct cat_change *c)
         st->retention_hours = (uint32_t)c->old_int;
         break;
     case CAT_TAGS:
-        for (size_t i = 0; i < st->ntags; i++) {
-            free(st->tags[i].key);
-            free(st->tags[i].value);
-        }
-        free(st->tags);
+        store_i_tags_free(st->tags, st->ntags);
         st->tags = c->old_tags;
         st->ntags = c->old_ntags;
         c->old_tags = NULL;

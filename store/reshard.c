@@ -65,38 +65,56 @@ static struct store_shard *child_new(struct store_stream *st, const struct store
     return sh;
 }
 
+/* One reshard in the making: the shards it adds are those from "old_n" on,
+ * "closed" lists the shards from before it that it closed. */
+struct reshard {
+    struct store_stream *st;
+    uint32_t old_n;
+    int64_t now;
+    uint32_t *closed;
+    size_t nclosed;
+};
+
+static void reshard_begin(struct reshard *r, struct store_stream *st)
+{
+    *r = (struct reshard){.st = st, .old_n = st->nshards, .now = store_i_now(st->store)};
+}
+
 /* Closes "sh": its ending sequence number is the last it was ever given
  * (records not yet durable included: if they fail, the number is merely
  * above the last record, never below one), or its starting number if it
  * never held one. */
-static void shard_close(struct store_shard *sh, int64_t now)
+static void shard_close(struct reshard *r, struct store_shard *sh)
 {
     sh->has_end = 1;
-    sh->closed_ms = now;
+    sh->closed_ms = r->now;
     if (!store_i_shard_last_assigned(sh, &sh->end_seq))
         sh->end_seq = sh->start_seq;
+    if (sh->index < r->old_n) {
+        r->closed = store_i_xrealloc(r->closed, (r->nclosed + 1) * sizeof *r->closed);
+        r->closed[r->nclosed++] = sh->index;
+    }
 }
 
-static void do_split(struct store_stream *st, struct store_shard *sh,
-                     const struct store_hashkey *k, int64_t now)
+static void do_split(struct reshard *r, struct store_shard *sh, const struct store_hashkey *k)
 {
     struct store_hashkey below;
     store_i_hk_put(&below, store_i_hk_get(k) - 1);
     struct store_hashkey start = sh->hk_start, end = sh->hk_end;
-    shard_close(sh, now);
-    child_new(st, &start, &below, sh->id, NULL);
-    child_new(st, k, &end, sh->id, NULL);
+    shard_close(r, sh);
+    child_new(r->st, &start, &below, sh->id, NULL);
+    child_new(r->st, k, &end, sh->id, NULL);
 }
 
-static struct store_shard *do_merge(struct store_stream *st, struct store_shard *a,
-                                    struct store_shard *b, int64_t now)
+static struct store_shard *do_merge(struct reshard *r, struct store_shard *a,
+                                    struct store_shard *b)
 {
     int a_first = store_hashkey_cmp(&a->hk_start, &b->hk_start) < 0;
     struct store_hashkey start = a_first ? a->hk_start : b->hk_start;
     struct store_hashkey end = a_first ? b->hk_end : a->hk_end;
-    shard_close(a, now);
-    shard_close(b, now);
-    return child_new(st, &start, &end, a->id, b->id);
+    shard_close(r, a);
+    shard_close(r, b);
+    return child_new(r->st, &start, &end, a->id, b->id);
 }
 
 static int adjacent(const struct store_shard *lo, const struct store_shard *hi)
@@ -156,44 +174,38 @@ static void on_catalog(void *arg, const struct store_err *e) { wait_step(arg, e)
 /* A parent's append failing is that append's business, not the reshard's. */
 static void on_barrier(void *arg, const struct store_err *e) { wait_step(arg, NULL); }
 
-/* Records the change made since the stream had "old_n" shards (those of
- * index below it that are now closed were closed by it) and arranges
+/* Records the reshard (the catalog change takes "r->closed") and arranges
  * "on_done". */
-static void commit_change(struct store_stream *st, uint32_t old_n, const uint8_t *was_open,
-                          store_done_fn on_done, void *arg)
+static void reshard_commit(struct reshard *r, store_done_fn on_done, void *arg)
 {
+    struct store_stream *st = r->st;
     struct store *s = st->store;
     json_t *closed = json_array(), *added = json_array();
-    uint32_t *idx = NULL;
-    size_t nidx = 0;
-    for (uint32_t i = 0; i < old_n; i++)
-        if (was_open[i] && st->shards[i]->has_end) {
-            struct store_shard *sh = st->shards[i];
-            char es[STORE_SEQ_STRLEN];
-            store_seq_format(sh->end_seq, es);
-            json_array_append_new(closed, json_pack("{s:I, s:s, s:I}", "index", (json_int_t)i,
-                                                    "end_seq", es, "closed_ms",
-                                                    (json_int_t)sh->closed_ms));
-            idx = store_i_xrealloc(idx, (nidx + 1) * sizeof *idx);
-            idx[nidx++] = i;
-        }
-    for (uint32_t i = old_n; i < st->nshards; i++)
+    for (size_t i = 0; i < r->nclosed; i++) {
+        struct store_shard *sh = st->shards[r->closed[i]];
+        char es[STORE_SEQ_STRLEN];
+        store_seq_format(sh->end_seq, es);
+        json_array_append_new(closed, json_pack("{s:I, s:s, s:I}", "index", (json_int_t)sh->index,
+                                                "end_seq", es, "closed_ms",
+                                                (json_int_t)sh->closed_ms));
+    }
+    for (uint32_t i = r->old_n; i < st->nshards; i++)
         json_array_append_new(added, shard_json(st->shards[i]));
     store_i_stream_index_open(st);
 
     json_t *rec = json_pack("{s:s, s:o, s:o}", "op", "reshard", "closed", closed, "added", added);
     struct cat_change *c = store_i_catalog_record(s, CAT_RESHARD, st, rec);
-    c->old_int = (int)old_n;
+    c->old_int = (int)r->old_n;
     c->new_n = st->nshards;
-    c->idx = idx;
-    c->nidx = nidx;
+    c->idx = r->closed;
+    c->nidx = r->nclosed;
 
     struct reshard_wait *w = store_i_xcalloc(1, sizeof *w);
     w->cb = on_done;
     w->arg = arg;
     w->left = 1;
-    for (size_t i = 0; i < nidx; i++)
-        w->left += store_i_shard_barrier(st->shards[idx[i]], on_barrier, w);
+    for (size_t i = 0; i < c->nidx; i++)
+        w->left += store_i_shard_barrier(st->shards[c->idx[i]], on_barrier, w);
     store_catalog_sync(s, on_catalog, w);
 }
 
@@ -225,13 +237,6 @@ static int check_room(const struct store_stream *st, uint64_t add, struct store_
     return 0;
 }
 
-static uint8_t *open_map(const struct store_stream *st)
-{
-    uint8_t *m = store_i_xmalloc(st->nshards ? st->nshards : 1);
-    for (uint32_t i = 0; i < st->nshards; i++)
-        m[i] = !st->shards[i]->has_end;
-    return m;
-}
 
 int store_stream_split(struct store_stream *st, struct store_shard *sh,
                        const struct store_hashkey *new_start, store_done_fn on_done, void *arg,
@@ -246,12 +251,10 @@ int store_stream_split(struct store_stream *st, struct store_shard *sh,
         store_hashkey_cmp(new_start, &sh->hk_end) > 0)
         return store_i_err_set(err, STORE_EINVAL, "split key outside (start, end] of shard %s",
                                sh->id);
-    int64_t now = store_i_now(st->store);
-    uint32_t old_n = st->nshards;
-    uint8_t *was_open = open_map(st);
-    do_split(st, sh, new_start, now);
-    commit_change(st, old_n, was_open, on_done, arg);
-    free(was_open);
+    struct reshard r;
+    reshard_begin(&r, st);
+    do_split(&r, sh, new_start);
+    reshard_commit(&r, on_done, arg);
     return 0;
 }
 
@@ -268,12 +271,10 @@ int store_stream_merge(struct store_stream *st, struct store_shard *sh,
     if (sh == adj || !(adjacent(sh, adj) || adjacent(adj, sh)))
         return store_i_err_set(err, STORE_EINVAL, "shards %s and %s are not adjacent", sh->id,
                                adj->id);
-    int64_t now = store_i_now(st->store);
-    uint32_t old_n = st->nshards;
-    uint8_t *was_open = open_map(st);
-    do_merge(st, sh, adj, now);
-    commit_change(st, old_n, was_open, on_done, arg);
-    free(was_open);
+    struct reshard r;
+    reshard_begin(&r, st);
+    do_merge(&r, sh, adj);
+    reshard_commit(&r, on_done, arg);
     return 0;
 }
 
@@ -307,15 +308,14 @@ int store_stream_scale(struct store_stream *st, uint32_t target, store_done_fn o
     rc = check_room(st, 2 * (uint64_t)(target - 1) + pieces, err);
     if (rc)
         return rc;
-    int64_t now = store_i_now(st->store);
-    uint32_t old_n = st->nshards;
-    uint8_t *was_open = open_map(st);
+    struct reshard r;
+    reshard_begin(&r, st);
     struct store_hashkey b, e;
     for (uint32_t j = 1; j < target; j++) {
         store_hashkey_uniform_split(target, j, &b, &e);
         struct store_shard *sh = open_at(st, store_i_hk_get(&b));
         if (sh && store_hashkey_cmp(&sh->hk_start, &b) != 0) {
-            do_split(st, sh, &b, now);
+            do_split(&r, sh, &b);
             store_i_stream_index_open(st);
         }
     }
@@ -326,18 +326,16 @@ int store_stream_scale(struct store_stream *st, uint32_t target, store_done_fn o
             struct store_shard *next = open_at(st, store_i_hk_get(&acc->hk_end) + 1);
             if (!next)
                 break;
-            acc = do_merge(st, acc, next, now);
+            acc = do_merge(&r, acc, next);
             store_i_stream_index_open(st);
         }
     }
-    if (st->nshards == old_n) {
-        free(was_open);
+    if (st->nshards == r.old_n) {
         if (on_done) /* already there: nothing to record, nothing to wait for */
             store_catalog_sync(st->store, on_done, arg);
         return 0;
     }
-    commit_change(st, old_n, was_open, on_done, arg);
-    free(was_open);
+    reshard_commit(&r, on_done, arg);
     return 0;
 }
 

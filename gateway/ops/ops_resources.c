@@ -121,6 +121,29 @@ int op_add_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **o
     return rc == 0 ? 0 : gw_op_store_error(&se, err);
 }
 
+
+/* TagKeys (RemoveTagsFromStream, UntagResource): 1..50 strings of 1..128
+ * characters, each violation reported as the service does. */
+static int tag_keys(struct gw_valid *v, json_t *body, json_t **keys, struct gw_error *err)
+{
+    if (gw_v_array(v, body, "TagKeys", "tagKeys", GW_V_REQUIRED, 1, 50, keys) != 0)
+        return -1;
+    size_t n = *keys ? json_array_size(*keys) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *k = json_array_get(*keys, i);
+        if (!json_is_string(k))
+            return gw_error_set(err, GW_ERR_SERIALIZATION, "TagKeys must be strings");
+        size_t c = chars(json_string_value(k));
+        if (c < 1 || c > 128) {
+            char path[48];
+            snprintf(path, sizeof path, "tagKeys.%zu.member", i + 1);
+            gw_valid_add(v, json_string_value(k), path, "have length %s",
+                         c < 1 ? "greater than or equal to 1" : "less than or equal to 128");
+        }
+    }
+    return 0;
+}
+
 int op_remove_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t **out,
                    struct gw_error *err)
 {
@@ -130,27 +153,15 @@ int op_remove_tags(struct gw_app *app, struct gw_req *req, json_t *body, json_t 
     json_t *keys;
     *out = NULL;
     if (gw_op_stream_fields(&v, body, true, &name, &arn) != 0 ||
-        gw_v_array(&v, body, "TagKeys", "tagKeys", GW_V_REQUIRED, 1, 50, &keys) != 0)
+        tag_keys(&v, body, &keys, err) != 0)
         return -1;
-    size_t n = keys ? json_array_size(keys) : 0;
-    for (size_t i = 0; i < n; i++) {
-        json_t *k = json_array_get(keys, i);
-        if (!json_is_string(k))
-            return gw_error_set(err, GW_ERR_SERIALIZATION, "TagKeys must be strings");
-        size_t c = chars(json_string_value(k));
-        if (c < 1 || c > 128) {
-            char path[48];
-            snprintf(path, sizeof path, "tagKeys.%zu.member", i + 1);
-            gw_valid_add(&v, json_string_value(k), path, "have length %s",
-                         c < 1 ? "greater than or equal to 1" : "less than or equal to 128");
-        }
-    }
     if (gw_valid_done(&v) != 0)
         return -1;
     struct store_stream *s;
     if (gw_op_stream_lookup(app, name, arn, &s, err) != 0 || gw_op_stream_active(app, s, err) != 0)
         return -1;
-    const char **k = xcalloc(n, sizeof *k);
+    size_t n = json_array_size(keys);
+    const char **k = xcalloc(n ? n : 1, sizeof *k);
     for (size_t i = 0; i < n; i++)
         k[i] = json_string_value(json_array_get(keys, i));
     store_stream_tags_remove(s, k, n);
@@ -294,24 +305,12 @@ int op_untag_resource(struct gw_app *app, struct gw_req *req, json_t *body, json
     json_t *keys;
     struct resource r;
     *out = NULL;
-    if (gw_v_array(&v, body, "TagKeys", "tagKeys", GW_V_REQUIRED, 1, 50, &keys) != 0)
+    if (tag_keys(&v, body, &keys, err) != 0)
         return -1;
-    size_t n = keys ? json_array_size(keys) : 0;
-    for (size_t i = 0; i < n; i++) {
-        json_t *k = json_array_get(keys, i);
-        if (!json_is_string(k))
-            return gw_error_set(err, GW_ERR_SERIALIZATION, "TagKeys must be strings");
-        size_t c = chars(json_string_value(k));
-        if (c < 1 || c > 128) {
-            char path[48];
-            snprintf(path, sizeof path, "tagKeys.%zu.member", i + 1);
-            gw_valid_add(&v, json_string_value(k), path, "have length %s",
-                         c < 1 ? "greater than or equal to 1" : "less than or equal to 128");
-        }
-    }
     if (resource_from_body(app, &v, body, &r, err) != 0 ||
         gw_op_stream_active(app, r.stream, err) != 0)
         return -1;
+    size_t n = json_array_size(keys);
     const char **k = xcalloc(n ? n : 1, sizeof *k);
     for (size_t i = 0; i < n; i++)
         k[i] = json_string_value(json_array_get(keys, i));

@@ -14,6 +14,8 @@ test('the commitment: off, on, set to end, kept across a restart', async () => {
   assert.deepEqual(r.MinimumThroughputBillingCommitment, { Status: 'DISABLED' });
   await expectError(send(h.c, 'UpdateAccountSettings', { MinimumThroughputBillingCommitment: { Status: 'MAYBE' } }),
     'ValidationException', /minimumThroughputBillingCommitment.status/);
+  assert.deepEqual((await send(h.c, 'DescribeAccountSettings', {})).MinimumThroughputBillingCommitment,
+    { Status: 'DISABLED' }, 'the refused update changed nothing');
   const t0 = Date.now();
   r = await send(h.c, 'UpdateAccountSettings', { MinimumThroughputBillingCommitment: { Status: 'ENABLED' } });
   const m = r.MinimumThroughputBillingCommitment;

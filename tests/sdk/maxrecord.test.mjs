@@ -25,6 +25,9 @@ test('raise a stream to 10 MiB records; other streams keep 1 MiB; kept across a 
     validationRe(512, 'maxRecordSizeInKiB', 'have value greater than or equal to 1024'));
   await expectError(send(h.c, 'UpdateMaxRecordSize', { StreamARN, MaxRecordSizeInKiB: 10241 }), 'ValidationException',
     /maxRecordSizeInKiB/);
+  d = (await send(h.c, 'DescribeStreamSummary', { StreamName: big })).StreamDescriptionSummary;
+  assert.equal(d.MaxRecordSizeInKiB, 1024, 'refused changes changed nothing');
+  assert.equal(d.StreamStatus, 'ACTIVE');
 
   await send(h.c, 'UpdateMaxRecordSize', { StreamARN, MaxRecordSizeInKiB: 4096 });
   d = await waitStatus(h.c, big, 'ACTIVE');

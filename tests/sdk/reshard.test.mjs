@@ -9,7 +9,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   useSluice, startSluice, client, send, expectError, createActive, streamName, waitStatus, registerActive,
-  subscribe, dec, sleep,
+  subscribe, dec, sleep, rawH1,
 } from './lib/harness.mjs';
 
 const MAX = (1n << 128n) - 1n;
@@ -203,6 +203,13 @@ describe('UpdateShardCount', () => {
       await waitStatus(cl, name, 'ACTIVE');
       await expectError(send(cl, 'UpdateShardCount', { StreamName: name, TargetShardCount: 8, ScalingType: 'UNIFORM_SCALING' }),
         'LimitExceededException', /scaled 2 times in the last 24 hours/);
+      await expectError(send(cl, 'UpdateShardCount', { StreamName: name, TargetShardCount: 0, ScalingType: 'UNIFORM_SCALING' }),
+        'ValidationException', /targetShardCount/);
+      await expectError(send(cl, 'UpdateShardCount', { StreamName: name, TargetShardCount: 2, ScalingType: 'LOPSIDED' }),
+        'ValidationException', /scalingType/);
+      const d = (await send(cl, 'DescribeStreamSummary', { StreamName: name })).StreamDescriptionSummary;
+      assert.equal(d.OpenShardCount, 4, 'refused scalings changed nothing');
+      assert.equal(d.StreamStatus, 'ACTIVE');
     } finally {
       cl.destroy();
       await lim.stop();
@@ -488,5 +495,42 @@ describe('UpdateStreamMode', () => {
       cl.destroy();
       await s.stop();
     }
+  });
+});
+
+describe('the REST door', () => {
+  test('POST .../split, POST .../merge, PUT .../shard-count; refusals change nothing', async () => {
+    const rest = (method, path, body, contentType = 'application/json') => rawH1(h.srv.endpoint, {
+      method, path, contentType, ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const name = streamName('rest');
+    await createActive(h.c, name, { ShardCount: 1 });
+    const base = `/v1/streams/${name}/shards`;
+    let r = await rest('POST', `${base}/${shardId(0)}/split`, { NewStartingHashKey: String(1n << 127n) }, 'text/plain');
+    assert.equal(r.status, 415, r.body);
+    r = await rest('POST', `${base}/${shardId(0)}/split`, {});
+    assert.equal(r.status, 400);
+    assert.equal(r.json.__type, 'ValidationException');
+    r = await rest('POST', `${base}/${shardId(7)}/split`, { NewStartingHashKey: '1000' });
+    assert.equal(r.json.__type, 'ResourceNotFoundException');
+    assert.equal((await listShards(h.c, name)).length, 1, 'refusals changed nothing');
+
+    r = await rest('POST', `${base}/${shardId(0)}/split`, { NewStartingHashKey: String(1n << 127n) });
+    assert.equal(r.status, 200, r.body);
+    await waitStatus(h.c, name, 'ACTIVE');
+    r = await rest('POST', `${base}/${shardId(1)}/merge`, { AdjacentShardToMerge: shardId(2) });
+    assert.equal(r.status, 200, r.body);
+    await waitStatus(h.c, name, 'ACTIVE');
+    let shards = await listShards(h.c, name);
+    assert.equal(shards[3].ParentShardId, shardId(1));
+    assert.equal(shards[3].AdjacentParentShardId, shardId(2));
+    r = await rest('PUT', `/v1/streams/${name}/shard-count`, { TargetShardCount: 2, ScalingType: 'UNIFORM_SCALING' });
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.json.CurrentShardCount, 1);
+    assert.equal(r.json.TargetShardCount, 2);
+    await waitStatus(h.c, name, 'ACTIVE');
+    shards = await listShards(h.c, name);
+    assert.equal(shards.filter(isOpen).length, 2);
+    assertTiles(shards);
   });
 });

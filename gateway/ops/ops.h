@@ -13,6 +13,10 @@
 /* ops_admin.c */
 void op_healthz(struct gw_app *app, struct gw_req *req);
 
+/* ops_console.c: the web console's embedded files, GET/HEAD /dashboard,
+ * /dashboard/ and /dashboard/{asset} (served without credentials). */
+void op_console(struct gw_app *app, struct gw_req *req);
+
 /* ops_streams.c */
 gw_op_body_t op_create_stream;
 gw_op_body_t op_delete_stream;

@@ -32,6 +32,13 @@
 const struct gw_op gw_ops[] = {
     {NULL, "GET", "/healthz", .handler = op_healthz},
     {NULL, "HEAD", "/healthz", .handler = op_healthz},
+    /* The web console: static files, no data (they read through /v1). */
+    {NULL, "GET", "/dashboard", .handler = op_console},
+    {NULL, "HEAD", "/dashboard", .handler = op_console},
+    {NULL, "GET", "/dashboard/", .handler = op_console},
+    {NULL, "HEAD", "/dashboard/", .handler = op_console},
+    {NULL, "GET", "/dashboard/{asset}", .handler = op_console},
+    {NULL, "HEAD", "/dashboard/{asset}", .handler = op_console},
     {"CreateStream", "POST", "/v1/streams", .body = op_create_stream, .mutates = true},
     {"ListStreams", "GET", "/v1/streams", .body = op_list_streams},
     {"DescribeStreamSummary", "GET", "/v1/streams/{stream}", .body = op_describe_stream_summary},
@@ -420,9 +427,12 @@ void gw_router_dispatch(void *ctx, struct gw_req *req)
         gw_router_match_rest(app->ops, req, method, path, params, &np, &mismatch);
     if (op) {
         /* The REST door is signed the same way (curl --aws-sigv4); only the
-         * health check stays open, for load balancers and Docker. */
+         * health check stays open, for load balancers and Docker, and the
+         * console's static files, which hold no data (the page then calls
+         * /v1 with the user's token). */
         const struct gw_principal *who = NULL;
-        if (app->auth && op->handler != op_healthz && !authorized(app, req, &who))
+        bool open = op->handler == op_healthz || op->handler == op_console;
+        if (app->auth && !open && !authorized(app, req, &who))
             return;
         if (!rest_media_ok(req)) {
             const char *ct = gw_req_header(req, "content-type");

@@ -500,6 +500,7 @@ struct store {
     char *account_settings;      /* store_account_settings_set (NULL none) */
     int64_t last_trim;
     struct store_stats stats;
+    uint64_t uncommitted_records; /* appended since the last store_commit */
     struct fd_cache fds;         /* segment descriptors (segment.c) */
 };
 

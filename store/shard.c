@@ -400,6 +400,7 @@ int store_shard_append(struct store_shard *sh, const struct store_record_in *rec
     sh->seg.fill += total;
     ticket_push(sh, sh->lsn_appended, on_done, arg);
     s->stats.records_appended += n;
+    s->uncommitted_records += n;
     mark_commit(sh);
     return 0;
 }

@@ -700,6 +700,15 @@ int store_commit(struct store *s)
         free(recs);
         s->manifest_posted = s->catalog_version;
     }
+    /* One group commit: every record appended since the last one. */
+    if (s->uncommitted_records) {
+        size_t b = 0;
+        while (b < STORE_COMMIT_BOUNDS && (double)s->uncommitted_records > store_commit_bounds[b])
+            b++;
+        s->stats.commit_buckets[b]++;
+        s->stats.commit_records += s->uncommitted_records;
+        s->uncommitted_records = 0;
+    }
     while (list) {
         struct store_shard *sh = list;
         list = sh->commit_next;
@@ -848,11 +857,32 @@ int store_tick(struct store *s, int64_t now_ms)
     return n;
 }
 
+const double store_commit_bounds[STORE_COMMIT_BOUNDS] = {1,   2,    5,    10,    25,    50,
+                                                          100, 250, 500, 1000, 5000, 10000};
+
 void store_stats(const struct store *s, struct store_stats *out)
 {
     *out = s->stats;
     out->fsyncs = s->syncer ? store_i_syncer_fsyncs(s->syncer) : 0;
+    if (s->syncer)
+        store_i_syncer_fsync_hist(s->syncer, out->fsync_buckets, &out->fsync_seconds);
     out->tail_bytes = s->fifo.bytes;
+    out->durable_lag_bytes = 0;
+    for (size_t i = 0; i < s->nstreams; i++)
+        for (uint32_t k = 0; k < s->streams[i]->nshards; k++) {
+            const struct store_shard *sh = s->streams[i]->shards[k];
+            out->durable_lag_bytes += sh->lsn_appended - sh->lsn_durable;
+        }
+}
+
+void store_stream_disk_usage(const struct store_stream *st, uint64_t *bytes, uint64_t *segments)
+{
+    *bytes = *segments = 0;
+    for (uint32_t k = 0; k < st->nshards; k++)
+        for (const struct segment *g = st->shards[k]->seg.head; g; g = g->next) {
+            *bytes += g->size;
+            (*segments)++;
+        }
 }
 
 void store_close(struct store *s)

@@ -58,6 +58,9 @@ struct syncer {
     int busy;
 
     uint64_t fsyncs; /* atomic */
+    /* Timed fsyncs, by duration (atomic: read by the loop thread). */
+    uint64_t fsync_hist[STORE_FSYNC_BOUNDS + 1];
+    uint64_t fsync_ns;
 };
 
 /* ---- thread --------------------------------------------------------------- */
@@ -80,12 +83,31 @@ static void notify(struct syncer *sy)
     (void)w;
 }
 
+const double store_fsync_bounds[STORE_FSYNC_BOUNDS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static int do_fsync(struct syncer *sy, int fd)
 {
     __atomic_add_fetch(&sy->fsyncs, 1, __ATOMIC_RELAXED);
+    uint64_t t0 = mono_ns();
     errno = 0;
-    if (sy->io->fsync(sy->io->ctx, fd) != 0)
-        return errno ? errno : EIO;
+    int rc = sy->io->fsync(sy->io->ctx, fd);
+    int e = errno;
+    uint64_t ns = mono_ns() - t0;
+    size_t b = 0;
+    while (b < STORE_FSYNC_BOUNDS && (double)ns / 1e9 > store_fsync_bounds[b])
+        b++;
+    __atomic_add_fetch(&sy->fsync_hist[b], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&sy->fsync_ns, ns, __ATOMIC_RELAXED);
+    if (rc != 0)
+        return e ? e : EIO;
     return 0;
 }
 
@@ -392,6 +414,13 @@ void store_i_syncer_take(struct syncer *sy, struct sync_result_vec *out, uint64_
     *mf_errnum = sy->mf_errnum;
     sy->mf_failed = 0;
     pthread_mutex_unlock(&sy->mu);
+}
+
+void store_i_syncer_fsync_hist(const struct syncer *sy, uint64_t *buckets, double *seconds)
+{
+    for (size_t i = 0; i <= STORE_FSYNC_BOUNDS; i++)
+        buckets[i] += __atomic_load_n(&sy->fsync_hist[i], __ATOMIC_RELAXED);
+    *seconds += (double)__atomic_load_n(&sy->fsync_ns, __ATOMIC_RELAXED) / 1e9;
 }
 
 uint64_t store_i_syncer_fsyncs(const struct syncer *sy)

@@ -77,5 +77,8 @@ void store_i_syncer_wait_idle(struct syncer *sy);
 
 /* Number of fsync calls made so far. */
 uint64_t store_i_syncer_fsyncs(const struct syncer *sy);
+/* Adds the timed fsyncs by duration (store_fsync_bounds) into "buckets"
+ * and their total time into "*seconds". */
+void store_i_syncer_fsync_hist(const struct syncer *sy, uint64_t *buckets, double *seconds);
 
 #endif

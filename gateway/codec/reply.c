@@ -628,6 +628,7 @@ int gw_reply_send(struct gw_reply *w, int status)
         gw_reply_error_body(w, &err);
         commit(w);
         gw_resp_header(req, "x-amzn-errortype", gw_error_name(err.type));
+        gw_req_note_error(req, err.type);
         status = gw_error_status(err.type);
     }
     gw_resp_header(req, "content-type", gw_reply_content_type(w->format));
@@ -659,5 +660,6 @@ int gw_reply_error(struct gw_req *req, const struct gw_error *err)
     gw_reply_init(&w, req);
     gw_reply_error_body(&w, err);
     gw_resp_header(req, "x-amzn-errortype", gw_error_name(err->type));
+    gw_req_note_error(req, err->type);
     return gw_reply_send(&w, gw_error_status(err->type));
 }

@@ -14,7 +14,9 @@
 #include "fanout.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "ops.h"
+#include "router.h"
 #include "throttle.h"
 #include "transition.h"
 
@@ -105,14 +107,23 @@ int gw_app_open(struct gw_app *app, struct event_base *base, const struct gw_con
                            "FILE");
     if (load_key(app, cfg->data_dir, err) != 0)
         return -1;
+    app->started_ms = gw_app_now_ms();
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (store_open(cfg->data_dir, &o, &app->store, &se) != 0)
         return gw_error_set(err, GW_ERR_INTERNAL_FAILURE, "cannot open the store in %s: %s",
                             cfg->data_dir, se.msg);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    app->store_open_seconds =
+        (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    app->metrics = gw_metrics_new();
+    gw_metrics_requests_init(app->metrics, gw_router_op_count(app->ops ? app->ops : gw_ops),
+                             GW_ERR__COUNT - 1);
     gw_transition_recover(app);
     app->throttle = gw_throttle_new(cfg->write_limit);
     app->autoscale = gw_autoscale_new(app);
     app->transitions = gw_transitions_new(app);
-    app->fanout = gw_fanout_new(base, cfg);
+    app->fanout = gw_fanout_new(base, cfg, app->metrics);
     app->loop = gw_loop_new(app);
     gw_loop_commit_soon(app); /* persist what gw_transition_recover changed */
     return 0;
@@ -132,6 +143,8 @@ void gw_app_close(struct gw_app *app)
     app->loop = NULL;
     gw_throttle_free(app->throttle);
     app->throttle = NULL;
+    gw_metrics_free(app->metrics);
+    app->metrics = NULL;
     gw_autoscale_free(app->autoscale);
     app->autoscale = NULL;
     gw_auth_free(app->auth);

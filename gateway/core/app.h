@@ -29,6 +29,7 @@ struct gw_autoscale;
 struct gw_transitions;
 struct gw_auth;
 struct gw_scalings;
+struct gw_metrics;
 
 struct gw_app {
     const struct gw_config *cfg;
@@ -48,6 +49,9 @@ struct gw_app {
     struct gw_transitions *transitions;
     struct gw_auth *auth;         /* NULL: --auth none */
     struct gw_scalings *scalings; /* UpdateShardCount calls of the last 24 h (ops_reshard.c) */
+    struct gw_metrics *metrics;   /* counters for /metrics and /v1/stats */
+    int64_t started_ms;           /* wall clock at gw_app_open */
+    double store_open_seconds;    /* how long opening (recovering) the store took */
 };
 
 /* Opens the store in cfg->data_dir, finishes the transitions a stop

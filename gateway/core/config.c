@@ -93,6 +93,10 @@ static const struct opt opts[] = {
     {"write-limit", "SLUICE_WRITE_LIMIT", OPT_BOOL, FIELD(write_limit), "off", 0, 1,
      "Per-shard write throttling as Kinesis: 1 MiB/s and 1000 records/s, "
      "ProvisionedThroughputExceededException per record above it (on/off)."},
+    {"metrics-all-shards", "SLUICE_METRICS_ALL_SHARDS", OPT_BOOL, FIELD(metrics_all_shards), "off",
+     0, 1,
+     "Per-shard series on /metrics for every stream; off: only for streams with enhanced "
+     "monitoring enabled (EnableEnhancedMonitoring), so the series count stays bounded (on/off)."},
     {"require-auth", "SLUICE_REQUIRE_AUTH", OPT_BOOL, FIELD(require_auth), "off", 0, 1,
      "Deprecated, verifies nothing: only refuses Kinesis-door requests without a well-formed "
      "SigV4 Authorization header. Use --auth sigv4 --credentials FILE (on/off)."},

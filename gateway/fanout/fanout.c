@@ -32,6 +32,7 @@
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
 #include "ops.h"
 #include "ratelimit.h"
 #include "reply.h"
@@ -62,6 +63,10 @@ struct gw_sub {
     int64_t started_ms, expires_ms, last_event_ms;
     const char *end_type;       /* exception to send when ENDING */
     char end_msg[256];
+    /* For metrics and the console. */
+    uint64_t pushed_records, pushed_bytes;
+    int64_t behind_ms;          /* MillisBehindLatest of the last event */
+    uint64_t wait_since_ns;     /* waiting for tokens since (0: not waiting) */
 };
 
 /* Encode once: the Records JSON of a batch read from position "from", kept so
@@ -85,6 +90,7 @@ struct shard_subs {
     struct gw_fanout *f;
     struct store_shard *shard;
     char stream[STORE_STREAM_NAME_MAX + 1];
+    uint32_t index; /* the shard's */
     struct store_listener *listener;
     struct gw_sub *subs;
     struct shard_subs *next;
@@ -94,6 +100,7 @@ struct shard_subs {
 struct gw_fanout {
     struct event_base *base;
     const struct gw_config *cfg;
+    struct gw_metrics *metrics;
     struct shard_subs *shards; /* shards with live subscriptions */
     size_t nsubs;
     struct gw_sub *woken, *woken_tail; /* to deliver to, in wake-up order */
@@ -115,11 +122,13 @@ static int64_t now_ms(void)
 
 size_t gw_fanout_count(const struct gw_fanout *f) { return f ? f->nsubs : 0; }
 
-struct gw_fanout *gw_fanout_new(struct event_base *base, const struct gw_config *cfg)
+struct gw_fanout *gw_fanout_new(struct event_base *base, const struct gw_config *cfg,
+                                struct gw_metrics *metrics)
 {
     struct gw_fanout *f = xcalloc(1, sizeof *f);
     f->base = base;
     f->cfg = cfg;
+    f->metrics = metrics;
     return f;
 }
 
@@ -236,6 +245,9 @@ static struct shard_subs *shard_subs_get(struct gw_fanout *f, struct store_shard
     ss->f = f;
     ss->shard = shard;
     snprintf(ss->stream, sizeof ss->stream, "%s", stream);
+    struct store_shard_info si;
+    store_shard_info(shard, &si);
+    ss->index = si.index;
     ss->listener = store_shard_listen(shard, on_shard_readable, ss);
     ss->next = f->shards;
     f->shards = ss;
@@ -274,9 +286,41 @@ static void unlink_sub(struct gw_sub *s)
     shard_subs_release(ss);
 }
 
+/* Time spent waiting for tokens ends (a push went out, or the subscription
+ * ended): it counts toward the consumer's throttle wait. */
+static void wait_end(struct gw_sub *s, uint64_t tnow)
+{
+    if (!s->wait_since_ns)
+        return;
+    if (tnow > s->wait_since_ns)
+        gw_metrics_throttle_wait(s->f->metrics, s->consumer_arn,
+                                 (double)(tnow - s->wait_since_ns) / 1e9);
+    s->wait_since_ns = 0;
+}
+
+static void wait_begin(struct gw_sub *s, uint64_t tnow)
+{
+    if (!s->wait_since_ns)
+        s->wait_since_ns = tnow ? tnow : 1;
+}
+
+/* "n" records of "bytes" went out on "s" (the SSE door and console tails
+ * count too: they are reads of the stream). */
+static void count_push(struct gw_sub *s, uint64_t n, uint64_t bytes, int64_t behind,
+                       uint64_t tnow)
+{
+    s->pushed_records += n;
+    s->pushed_bytes += bytes;
+    s->behind_ms = behind > 0 ? behind : 0;
+    wait_end(s, tnow);
+    if (s->ss)
+        gw_metrics_push(s->f->metrics, s->ss->stream, s->ss->index, s->consumer_arn, n, bytes);
+}
+
 static void sub_free(struct gw_sub *s)
 {
     struct gw_fanout *f = s->f;
+    wait_end(s, mono_ns());
     unwake(s);
     unlink_sub(s);
     if (s->timer)
@@ -603,6 +647,7 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
         const struct enc_batch *b = cache_find(s->ss, &s->pos, tokens);
         if (b) {
             gw_ratelimit_take(&s->bucket, tnow, b->bytes);
+            count_push(s, b->n, b->bytes, b->behind, tnow);
             s->last = b->last;
             s->pos = b->next;
             s->last_event_ms = now;
@@ -632,10 +677,12 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
          * record larger than the bucket goes once the bucket is full. */
         uint64_t need = bytes < cfg->consumer_burst ? bytes : cfg->consumer_burst;
         if (tokens < need) {
+            wait_begin(s, tnow);
             arm(s, (int64_t)(gw_ratelimit_wait_ns(&s->bucket, tnow, need) / 1000000) + 1);
             return GW_PULL_DEFER;
         }
         gw_ratelimit_take(&s->bucket, tnow, bytes);
+        count_push(s, n, bytes, behind, tnow);
         if (s->sse) {
             for (size_t i = 0; i < n; i++) {
                 char seq[STORE_SEQ_STRLEN];
@@ -681,6 +728,7 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
             store_shard_read(s->ss->shard, s->cur, &s->pos, 1, 1, &recs, &n, &next, &behind, NULL) !=
                 0)
             behind = 0;
+        s->behind_ms = behind > 0 ? behind : 0;
         add_heartbeat(s, out, behind);
         s->last_event_ms = now;
         return GW_PULL_MORE;
@@ -689,6 +737,12 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
     if (s->expires_ms < wake)
         wake = s->expires_ms;
     if (tokens == 0) {
+        /* Records waiting while the bucket is empty: the consumer is
+         * throttled from now until its next push. */
+        if (store_shard_read(s->ss->shard, s->cur, &s->pos, 1, 1, &recs, &n, &next, &behind,
+                             NULL) == 0 &&
+            n > 0)
+            wait_begin(s, tnow);
         int64_t refill = now + (int64_t)(gw_ratelimit_wait_ns(&s->bucket, tnow, 1) / 1000000) + 1;
         if (refill < wake)
             wake = refill;
@@ -719,7 +773,7 @@ static int check_takeover(struct gw_fanout *f, struct store_shard *shard, const 
                           struct gw_error *err)
 {
     struct shard_subs *ss = shard_subs_find(f, shard);
-    if (!ss)
+    if (!ss || !*consumer_arn) /* console tails are not consumers: any number may run */
         return 0;
     for (struct gw_sub *s = ss->subs; s; s = s->next)
         if (strcmp(s->consumer_arn, consumer_arn) == 0 && s->state < SUB_ENDING &&
@@ -742,8 +796,11 @@ int gw_fanout_subscribe(struct gw_fanout *f, struct gw_req *req, enum gw_fanout_
                         const char *stream, struct store_shard *shard, const char *consumer_arn,
                         struct store_pos start, struct gw_error *err)
 {
+    if (!consumer_arn)
+        consumer_arn = "";
     if (check_takeover(f, shard, consumer_arn, err) != 0)
         return -1;
+    gw_metrics_subscribed(f->metrics, consumer_arn);
     const struct gw_config *cfg = f->cfg;
     struct gw_sub *s = xcalloc(1, sizeof *s);
     s->f = f;
@@ -775,4 +832,29 @@ int gw_fanout_subscribe(struct gw_fanout *f, struct gw_req *req, enum gw_fanout_
     }
     gw_resp_stream(req, 200, pull, s);
     return 0;
+}
+
+void gw_fanout_each(const struct gw_fanout *f,
+                    void (*fn)(void *arg, const struct gw_fanout_sub_info *info), void *arg)
+{
+    if (!f)
+        return;
+    for (const struct shard_subs *ss = f->shards; ss; ss = ss->next)
+        for (const struct gw_sub *s = ss->subs; s; s = s->next) {
+            if (s->state >= SUB_ENDING)
+                continue;
+            struct gw_fanout_sub_info info = {
+                .stream = ss->stream,
+                .shard = ss->index,
+                .consumer_arn = s->consumer_arn,
+                .fmt = s->sse ? GW_FANOUT_SSE : GW_FANOUT_EVENT_STREAM,
+                .started_ms = s->started_ms,
+                .pushed_records = s->pushed_records,
+                .pushed_bytes = s->pushed_bytes,
+                .millis_behind = s->behind_ms,
+                .rate_bytes_per_s = f->cfg->consumer_rate,
+                .throttled = s->wait_since_ns != 0,
+            };
+            fn(arg, &info);
+        }
 }

@@ -17,7 +17,9 @@
 #ifndef SLUICE_GW_FANOUT_H
 #define SLUICE_GW_FANOUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "error.h"
@@ -26,8 +28,11 @@
 
 struct event_base;
 struct gw_fanout;
+struct gw_metrics;
 
-struct gw_fanout *gw_fanout_new(struct event_base *base, const struct gw_config *cfg);
+/* "metrics" (may be NULL) is borrowed: pushes and token waits count there. */
+struct gw_fanout *gw_fanout_new(struct event_base *base, const struct gw_config *cfg,
+                                struct gw_metrics *metrics);
 /* Frees the engine; every subscription must have ended (the server, freed
  * first, aborts their requests). NULL is fine. */
 void gw_fanout_free(struct gw_fanout *f);
@@ -38,7 +43,8 @@ enum gw_fanout_format {
 };
 
 /* Starts pushing shard "shard" of stream "stream" from "start" to consumer
- * "consumer_arn" over "req" (the reply becomes a stream). A live
+ * "consumer_arn" over "req" (the reply becomes a stream). "consumer_arn"
+ * NULL is a console tail: no consumer, any number per shard. A live
  * subscription of the same consumer to the same shard younger than 5 s is
  * refused (ResourceInUseException); an older one is ended, as Kinesis hands
  * a shard to the newer call. Returns 0, or -1 with "err" set and "req"
@@ -60,5 +66,23 @@ void gw_fanout_deliver(struct gw_fanout *f);
 
 /* Live subscriptions (for /healthz and tests). */
 size_t gw_fanout_count(const struct gw_fanout *f);
+
+/* One live subscription, as metrics and the console show it (strings
+ * borrowed for the call). */
+struct gw_fanout_sub_info {
+    const char *stream;
+    uint32_t shard; /* index */
+    const char *consumer_arn; /* "" for a console tail */
+    enum gw_fanout_format fmt;
+    int64_t started_ms;
+    uint64_t pushed_records, pushed_bytes;
+    int64_t millis_behind;     /* of the last event sent */
+    uint64_t rate_bytes_per_s; /* its token bucket's rate (--consumer-rate) */
+    bool throttled;            /* records are waiting for tokens now */
+};
+
+/* Calls "fn" for every live subscription. "fn" must not start or end any. */
+void gw_fanout_each(const struct gw_fanout *f,
+                    void (*fn)(void *arg, const struct gw_fanout_sub_info *info), void *arg);
 
 #endif

@@ -83,6 +83,13 @@ gw_op_body_t op_deregister_consumer;
 void op_subscribe_to_shard(struct gw_app *app, struct gw_req *req);
 /* GET /v1/streams/{stream}/consumers/{name}/shards/{shard}/subscribe */
 void op_rest_subscribe(struct gw_app *app, struct gw_req *req);
+/* GET /v1/streams/{stream}/shards/{shard}/tail: a shard's records as
+ * Server-Sent Events without a consumer (the console's live tail). */
+void op_rest_tail(struct gw_app *app, struct gw_req *req);
+
+/* ops_metrics.c: GET /metrics (Prometheus) and GET /v1/stats (console). */
+void op_metrics(struct gw_app *app, struct gw_req *req);
+void op_stats(struct gw_app *app, struct gw_req *req);
 
 /* ---- ops_util.c ------------------------------------------------------------ */
 

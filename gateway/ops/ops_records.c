@@ -17,6 +17,7 @@
 #include "app.h"
 #include "autoscale.h"
 #include "log.h"
+#include "metrics.h"
 #include "loop.h"
 #include "mem.h"
 #include "ops.h"
@@ -43,6 +44,7 @@ struct put_group {
     uint32_t shard;
     size_t n;
     size_t *idx;             /* entry indices, request order */
+    uint64_t bytes;          /* data + partition keys, for metrics */
 };
 
 struct put_ctx {
@@ -190,6 +192,8 @@ static void on_group_done(void *arg, const struct store_err *se)
     struct put_ctx *ctx = g->ctx;
     for (size_t i = 0; i < g->n; i++)
         ctx->res[g->idx[i]].state = se ? ENTRY_FAILED : ENTRY_OK;
+    if (!se)
+        gw_metrics_put(ctx->app->metrics, ctx->stream, g->shard, g->n, g->bytes);
     if (se) {
         gw_log(GW_LOG_WARN, "append_failed", "stream=%s shard=%u: %s", ctx->stream, g->shard,
                se->msg);
@@ -314,6 +318,7 @@ static void put(struct gw_app *app, struct gw_req *req, bool batch)
         ctx->res[i].shard = si.index;
         if (!gw_throttle_take(app->throttle, shard_of[i], 1, e->data_len + e->pk_len)) {
             ctx->res[i].state = ENTRY_THROTTLED;
+            gw_metrics_write_throttled(app->metrics, info.name, si.index);
             if (info.on_demand)
                 gw_autoscale_throttled(app->autoscale, info.name);
         }
@@ -351,6 +356,7 @@ static void put(struct gw_app *app, struct gw_req *req, bool batch)
             const struct gw_put_entry *e = &b.entries[g->idx[j]];
             recs[j].partition_key = (struct store_bytes){(const uint8_t *)e->pk, e->pk_len};
             recs[j].data = (struct store_bytes){e->data, e->data_len};
+            g->bytes += e->data_len + e->pk_len;
             recs[j].explicit_hash_key = NULL;
             if (e->ehk && store_hashkey_parse(e->ehk, strlen(e->ehk), &hks[j], NULL) == 0)
                 recs[j].explicit_hash_key = &hks[j];
@@ -547,6 +553,13 @@ static void read_records(struct gw_app *app, struct gw_req *req, struct iter *it
         goto fail;
     }
     it->pos = next;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += recs[i].data.len + recs[i].partition_key.len;
+    /* Iterator age: how old the oldest record of this answer is (CloudWatch's
+     * GetRecords.IteratorAgeMilliseconds); 0 once a read comes back empty. */
+    gw_metrics_get(app->metrics, info.name, it->shard, n, bytes,
+                   n > 0 && now > recs[0].arrival_ms ? now - recs[0].arrival_ms : 0);
     /* At the end of a closed shard there is nothing to continue from: no
      * NextShardIterator, and the children to go on with instead (KCL hands
      * over from parent to child on exactly that). */

@@ -88,7 +88,9 @@ fail:
     gw_body_error(req, &err);
 }
 
-void op_rest_subscribe(struct gw_app *app, struct gw_req *req)
+/* The SSE door: a consumer's subscription, or ("tail") a console's live
+ * view of a shard that needs no consumer and takes nothing from one. */
+static void rest_sse(struct gw_app *app, struct gw_req *req, bool tail)
 {
     struct gw_error err = {0};
     /* The path's names become the members they name (gw_op_body) and are
@@ -97,11 +99,11 @@ void op_rest_subscribe(struct gw_app *app, struct gw_req *req)
     json_t *body = NULL;
     struct gw_valid v;
     gw_valid_init(&v, &err);
-    const char *stream_name, *stream_arn, *consumer, *shard_id;
+    const char *stream_name, *stream_arn, *consumer = NULL, *shard_id;
     if (gw_op_body(req, &body, &err) != 0 ||
         gw_op_stream_fields(&v, body, true, &stream_name, &stream_arn) != 0 ||
-        gw_v_str(&v, body, "ConsumerName", "consumerName", GW_V_REQUIRED, 1, 128,
-                 "[a-zA-Z0-9_.-]+", gw_match_name, &consumer) != 0 ||
+        (!tail && gw_v_str(&v, body, "ConsumerName", "consumerName", GW_V_REQUIRED, 1, 128,
+                           "[a-zA-Z0-9_.-]+", gw_match_name, &consumer) != 0) ||
         gw_v_str(&v, body, "ShardId", "shardId", GW_V_REQUIRED, 1, 128, "[a-zA-Z0-9_.-]+",
                  gw_match_name, &shard_id) != 0 ||
         gw_valid_done(&v) != 0)
@@ -111,12 +113,14 @@ void op_rest_subscribe(struct gw_app *app, struct gw_req *req)
     if (gw_op_stream_lookup(app, stream_name, NULL, &stream, &err) != 0 ||
         gw_op_stream_readable(app, stream, &err) != 0)
         goto fail;
-    if (store_consumer_lookup(stream, consumer, &ci, NULL) != 0) {
+    if (tail) {
+        ci.arn = NULL;
+    } else if (store_consumer_lookup(stream, consumer, &ci, NULL) != 0) {
         gw_error_set(&err, GW_ERR_RESOURCE_NOT_FOUND, "Consumer %s of stream %s not found.",
                      consumer, stream_name);
         goto fail;
     }
-    if (ci.status != STORE_CONSUMER_ACTIVE) {
+    if (!tail && ci.status != STORE_CONSUMER_ACTIVE) {
         gw_error_set(&err, GW_ERR_RESOURCE_IN_USE, "Consumer %s is not ACTIVE.", consumer);
         goto fail;
     }
@@ -166,3 +170,7 @@ fail:
     json_decref(body);
     gw_body_error(req, &err);
 }
+
+void op_rest_subscribe(struct gw_app *app, struct gw_req *req) { rest_sse(app, req, false); }
+
+void op_rest_tail(struct gw_app *app, struct gw_req *req) { rest_sse(app, req, true); }

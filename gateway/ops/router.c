@@ -15,11 +15,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "app.h"
 #include "auth.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "ops.h"
 #include "reply.h"
 
@@ -32,6 +34,8 @@
 const struct gw_op gw_ops[] = {
     {NULL, "GET", "/healthz", .handler = op_healthz},
     {NULL, "HEAD", "/healthz", .handler = op_healthz},
+    {NULL, "GET", "/metrics", .handler = op_metrics},
+    {NULL, "GET", "/v1/stats", .handler = op_stats},
     /* The web console: static files, no data (they read through /v1). */
     {NULL, "GET", "/dashboard", .handler = op_console},
     {NULL, "HEAD", "/dashboard", .handler = op_console},
@@ -89,8 +93,25 @@ const struct gw_op gw_ops[] = {
     {"SubscribeToShard", NULL, NULL, .handler = op_subscribe_to_shard},
     {NULL, "GET", "/v1/streams/{stream}/consumers/{consumer}/shards/{shard}/subscribe",
      .handler = op_rest_subscribe},
+    {NULL, "GET", "/v1/streams/{stream}/shards/{shard}/tail", .handler = op_rest_tail},
     {0},
 };
+
+size_t gw_router_op_count(const struct gw_op *ops)
+{
+    size_t n = 0;
+    while (ops[n].handler || ops[n].body)
+        n++;
+    return n;
+}
+
+void gw_router_op_label(const struct gw_op *op, char *buf, size_t len)
+{
+    if (op->name)
+        snprintf(buf, len, "%s", op->name);
+    else
+        snprintf(buf, len, "%s %s", op->rest_method, op->rest_path);
+}
 
 void gw_router_print_routes(const struct gw_op *ops, FILE *out)
 {
@@ -400,9 +421,28 @@ static void kinesis_door(struct gw_app *app, struct gw_req *req)
     run(app, req, op, who);
 }
 
+/* Counts every answered request by operation (its row in the table; the
+ * slot after the last for requests no row matched) and outcome, and times
+ * it from dispatch to the reply's start. */
+static void observe_reply(struct gw_req *req, void *ctx, int status, enum gw_errtype type)
+{
+    (void)status;
+    struct gw_app *app = ctx;
+    const struct gw_op *op = gw_req_op(req);
+    /* Past the table (no row matched) is clamped to the "unknown" slot. */
+    size_t idx = op ? (size_t)(op - app->ops) : SIZE_MAX;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t t0 = gw_req_dispatched_ns(req);
+    gw_metrics_request(app->metrics, idx, (size_t)type, now > t0 ? (double)(now - t0) / 1e9 : 0);
+}
+
 void gw_router_dispatch(void *ctx, struct gw_req *req)
 {
     struct gw_app *app = ctx;
+    if (app->metrics)
+        gw_req_observe(req, observe_reply, app);
     const char *path = gw_req_path(req);
     const char *method = gw_req_method(req);
     gw_log(GW_LOG_DEBUG, "request", "conn=%llu %s %s target=%s",

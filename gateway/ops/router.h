@@ -57,6 +57,13 @@ const struct gw_op *gw_router_match_rest(const struct gw_op *ops, struct gw_req 
 /* Finds the operation named "name" (Kinesis door). */
 const struct gw_op *gw_router_find_op(const struct gw_op *ops, const char *name);
 
+/* Rows in "ops" (before the zeroed one). */
+size_t gw_router_op_count(const struct gw_op *ops);
+
+/* The name metrics give "op": its Kinesis name, or "METHOD /path" for a
+ * REST-only route. Written into "buf" (truncated to "len"). */
+void gw_router_op_label(const struct gw_op *op, char *buf, size_t len);
+
 /* Prints "METHOD /path" for every REST route of "ops", one per line. */
 void gw_router_print_routes(const struct gw_op *ops, FILE *out);
 

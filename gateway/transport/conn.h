@@ -53,6 +53,7 @@ struct gw_conn {
     char peer[64];
     TAILQ_ENTRY(gw_conn) link;
     /* Private to server.c. */
+    int _kind; /* enum gw_conn_kind once attached, else -1 */
     struct event *_sniff_ev;
     int _fd;
 };
@@ -81,6 +82,11 @@ void gw_conn_send_bytes(struct gw_conn *c, const uint8_t *p, size_t len);
 /* The same for the bytes in "buf" (emptied). */
 struct evbuffer;
 void gw_conn_send_evbuffer(struct gw_conn *c, struct evbuffer *buf);
+/* Metrics: an HTTP/2 stream opened (+1) or closed (-1); one answered by
+ * the transport's own limits. */
+void gw_conn_count_stream(struct gw_conn *c, int delta);
+void gw_conn_count_refused_stream(struct gw_conn *c);
+
 /* Stops/resumes reading the socket (back-pressure). */
 void gw_conn_pause_read(struct gw_conn *c);
 void gw_conn_resume_read(struct gw_conn *c);

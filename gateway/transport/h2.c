@@ -129,6 +129,7 @@ static struct h2s *stream_new(struct h2 *h, int32_t id)
     h->streams = s;
     /* Not idle while a stream is open: the timer becomes the deadline sweep
      * (armed by the first stream only, so a busy connection pays nothing). */
+    gw_conn_count_stream(h->c, 1);
     if (h->nstreams++ == 0)
         gw_conn_timer(h->c, sweep_ms(h));
     return s;
@@ -154,6 +155,7 @@ static void stream_free(struct h2s *s)
     if (s->next)
         s->next->prev = s->prev;
     h->nstreams--;
+    gw_conn_count_stream(h->c, -1);
     gw_req_free(s->req); /* runs the handler's abort callback if it still holds it */
     free(s);
     if (h->nstreams == 0 && !h->c->closing)
@@ -168,6 +170,7 @@ static void reject(struct h2s *s, enum gw_errtype type, const char *fmt, ...)
     if (s->rejected || s->dispatched)
         return;
     s->rejected = true;
+    gw_conn_count_refused_stream(s->h->c);
     release_body(s);
     gw_req_body_drop(s->req); /* further DATA is discarded, not buffered */
     struct gw_error err = {0};

@@ -66,6 +66,11 @@ struct gw_req {
     void *abort_ctx;
 
     char request_id[37];
+
+    uint64_t dispatched_ns;
+    gw_reply_observer_fn observer;
+    void *observer_ctx;
+    enum gw_errtype errtype; /* noted by the reply writer */
 };
 
 /* Returns a new request; the caller (a protocol) frees it with gw_req_free. */

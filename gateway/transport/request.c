@@ -194,6 +194,9 @@ int gw_req_body_append(struct gw_req *req, const void *data, size_t len, size_t 
 
 void gw_req_dispatch(struct gw_req *req, gw_dispatch_fn dispatch, void *ctx)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    req->dispatched_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     req->handler_owned = true;
     dispatch(ctx, req);
 }
@@ -297,10 +300,30 @@ void gw_resp_header(struct gw_req *req, const char *name, const char *value)
              gw_arena_strndup(&req->arena, value, strlen(value)));
 }
 
+void gw_req_observe(struct gw_req *req, gw_reply_observer_fn fn, void *ctx)
+{
+    req->observer = fn;
+    req->observer_ctx = ctx;
+}
+
+void gw_req_note_error(struct gw_req *req, enum gw_errtype type) { req->errtype = type; }
+
+uint64_t gw_req_dispatched_ns(const struct gw_req *req) { return req->dispatched_ns; }
+
+static void observe(struct gw_req *req, int status)
+{
+    gw_reply_observer_fn fn = req->observer;
+    if (!fn)
+        return;
+    req->observer = NULL;
+    fn(req, req->observer_ctx, status, req->errtype);
+}
+
 int gw_resp_send(struct gw_req *req, int status, const void *body, size_t len)
 {
     if (req->resp.state != GW_RESP_NONE)
         return -1;
+    observe(req, status);
     req->resp.state = GW_RESP_ONESHOT;
     req->resp.status = status;
     if (len)
@@ -328,6 +351,7 @@ int gw_resp_stream(struct gw_req *req, int status, gw_pull_fn pull, void *ctx)
 {
     if (req->resp.state != GW_RESP_NONE)
         return -1;
+    observe(req, status);
     req->resp.state = GW_RESP_STREAM;
     req->resp.status = status;
     req->resp.pull = pull;

@@ -105,6 +105,17 @@ void gw_resp_flush(struct gw_req *req);
 /* Registers "fn" to run if the request dies before the handler is done with
  * it (see the top of this file). One callback per request; NULL clears it. */
 void gw_req_on_abort(struct gw_req *req, gw_abort_fn fn, void *ctx);
+/* Observer of the answer (metrics): called once, when the reply starts (a
+ * one-shot send or a stream's start), with its status and the Kinesis error
+ * type noted with gw_req_note_error() (GW_ERR_NONE if none). It must not
+ * touch the response. One observer per request; NULL clears it. */
+typedef void (*gw_reply_observer_fn)(struct gw_req *req, void *ctx, int status,
+                                     enum gw_errtype type);
+void gw_req_observe(struct gw_req *req, gw_reply_observer_fn fn, void *ctx);
+/* Notes the error type the reply carries (reply.c, with x-amzn-ErrorType). */
+void gw_req_note_error(struct gw_req *req, enum gw_errtype type);
+/* CLOCK_MONOTONIC nanoseconds when the request was handed to the dispatcher. */
+uint64_t gw_req_dispatched_ns(const struct gw_req *req);
 /* True once the server is draining (SIGTERM): long-lived replies should end. */
 bool gw_req_draining(const struct gw_req *req);
 

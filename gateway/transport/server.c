@@ -60,6 +60,7 @@ struct gw_server {
     struct event *drain_timer;
     void (*on_drained)(void *);
     void *drained_arg;
+    struct gw_server_stats stats;
 };
 
 static void conn_free(struct gw_conn *c);
@@ -124,6 +125,41 @@ bool gw_conn_output_full(struct gw_conn *c)
  * back-pressure, write timeouts and errors (a failed write is left for it to
  * report). TLS output must go through OpenSSL's bufferevent. MSG_NOSIGNAL: a
  * reset peer must not raise SIGPIPE, whoever embeds us. */
+void gw_server_stats(const struct gw_server *srv, struct gw_server_stats *out)
+{
+    if (srv)
+        *out = srv->stats;
+    else
+        memset(out, 0, sizeof *out);
+}
+
+void gw_conn_count_stream(struct gw_conn *c, int delta)
+{
+    if (delta > 0) {
+        c->srv->stats.h2_streams++;
+        c->srv->stats.h2_streams_total++;
+    } else if (c->srv->stats.h2_streams > 0) {
+        c->srv->stats.h2_streams--;
+    }
+}
+
+void gw_conn_count_refused_stream(struct gw_conn *c) { c->srv->stats.h2_streams_refused++; }
+
+/* Bytes through the bufferevent's buffers: what the kernel (or OpenSSL)
+ * handed us, and what we queued to send; write_through() counts the bytes
+ * that bypass the output buffer. */
+static void count_in(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)b;
+    ((struct gw_server *)arg)->stats.bytes_in += info->n_added;
+}
+
+static void count_out(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)b;
+    ((struct gw_server *)arg)->stats.bytes_out += info->n_added;
+}
+
 static size_t write_through(struct gw_conn *c, struct iovec *iov, size_t n)
 {
     if (c->tls || n == 0 || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
@@ -131,6 +167,8 @@ static size_t write_through(struct gw_conn *c, struct iovec *iov, size_t n)
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     struct msghdr m = {.msg_iov = iov, .msg_iovlen = n};
     ssize_t w = fd >= 0 ? sendmsg(fd, &m, MSG_NOSIGNAL) : -1;
+    if (w > 0)
+        c->srv->stats.bytes_out += (uint64_t)w;
     return w > 0 ? (size_t)w : 0;
 }
 
@@ -312,6 +350,10 @@ static void on_write(struct bufferevent *bev, void *arg)
 
 static void attach(struct gw_conn *c, int which)
 {
+    c->_kind = which == 2 ? (c->tls ? GW_CONN_H2 : GW_CONN_H2C)
+                          : (c->tls ? GW_CONN_HTTP1_TLS : GW_CONN_HTTP1);
+    c->srv->stats.open[c->_kind]++;
+    c->srv->stats.opened[c->_kind]++;
     if (which == 2)
         gw_h2_attach(c);
     else
@@ -373,6 +415,8 @@ static void setup_bev(struct gw_conn *c)
 {
     const struct gw_config *cfg = c->cfg;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    evbuffer_add_cb(bufferevent_get_input(c->bev), count_in, c->srv);
+    evbuffer_add_cb(bufferevent_get_output(c->bev), count_out, c->srv);
     /* The write callback runs once output drains to a quarter of the limit. */
     bufferevent_setwatermark(c->bev, EV_WRITE, cfg->conn_buffer_bytes / 4, 0);
     bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
@@ -466,6 +510,7 @@ static bool refuse_new(struct gw_server *srv)
 {
     if (!srv->draining && srv->nconns < srv->cfg->max_connections)
         return false;
+    srv->stats.refused++;
     gw_log(GW_LOG_WARN, "conn_refused", "%s: %zu connections open (max %u)",
            srv->draining ? "draining" : "connection limit", srv->nconns,
            srv->cfg->max_connections);
@@ -488,6 +533,8 @@ static struct gw_conn *conn_new(struct gw_server *srv, evutil_socket_t fd, const
         abort();
     TAILQ_INSERT_TAIL(&srv->conns, c, link);
     srv->nconns++;
+    srv->stats.accepted++;
+    c->_kind = -1;
     return c;
 }
 
@@ -612,6 +659,8 @@ static void conn_free(struct gw_conn *c)
     event_free(c->kick);
     TAILQ_REMOVE(&srv->conns, c, link);
     srv->nconns--;
+    if (c->_kind >= 0)
+        srv->stats.open[c->_kind]--;
     gw_log(GW_LOG_DEBUG, "conn_close", "conn=%llu", (unsigned long long)c->id);
     free(c);
     maybe_drained(srv);

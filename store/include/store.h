@@ -338,6 +338,13 @@ typedef void (*store_done_fn)(void *arg, const struct store_err *err);
  * failed. */
 void store_catalog_sync(struct store *store, store_done_fn cb, void *arg);
 
+/* Histogram bounds (upper, inclusive) of store_stats: fsync latency in
+ * seconds, group-commit size in records. */
+#define STORE_FSYNC_BOUNDS 14
+#define STORE_COMMIT_BOUNDS 12
+extern const double store_fsync_bounds[STORE_FSYNC_BOUNDS];
+extern const double store_commit_bounds[STORE_COMMIT_BOUNDS];
+
 /* Counters for metrics and benchmarks. */
 struct store_stats {
     uint64_t records_appended;
@@ -346,8 +353,26 @@ struct store_stats {
     uint64_t fsyncs;        /* fsync calls by the syncer (segments+dirs) */
     uint64_t tail_bytes;    /* memory held by in-memory tails */
     uint64_t segments;      /* live segment files */
+    /* Segment and directory fsyncs by duration; the last slot counts those
+     * above every bound (not cumulative). */
+    uint64_t fsync_buckets[STORE_FSYNC_BOUNDS + 1];
+    double fsync_seconds;
+    /* Group commits (store_commit calls that wrote records) by how many
+     * records each wrote. */
+    uint64_t commit_buckets[STORE_COMMIT_BOUNDS + 1];
+    uint64_t commit_records;
+    /* Bytes appended but not yet durable, over every shard: how far the
+     * durable watermark trails the appends. */
+    uint64_t durable_lag_bytes;
 };
+/* Fills "out"; walks every shard (for durable_lag_bytes). */
 void store_stats(const struct store *store, struct store_stats *out);
+
+struct store_stream;
+
+/* What a stream's shards hold on disk: segment bytes and files. */
+void store_stream_disk_usage(const struct store_stream *stream, uint64_t *bytes,
+                             uint64_t *segments);
 
 /* ======================================================================== */
 /* Catalog: streams                                                         */

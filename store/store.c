@@ -857,8 +857,8 @@ int store_tick(struct store *s, int64_t now_ms)
     return n;
 }
 
-const double store_commit_bounds[STORE_COMMIT_BOUNDS] = {1,   2,    5,    10,    25,    50,
-                                                          100, 250, 500, 1000, 5000, 10000};
+const double store_commit_bounds[STORE_COMMIT_BOUNDS] = {1,   2,   5,   10,   25,   50,
+                                                         100, 250, 500, 1000, 5000, 10000};
 
 void store_stats(const struct store *s, struct store_stats *out)
 {

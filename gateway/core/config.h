@@ -52,9 +52,9 @@ struct gw_config {
     char *cors_origins;          /* comma-separated origins allowed cross-origin ("" none) */
 
     /* Enhanced fan-out */
-    uint32_t scalings_per_day;   /* UpdateShardCount calls per stream per 24 h (0: no limit) */
+    uint32_t scalings_per_day;    /* UpdateShardCount calls per stream per 24 h (0: no limit) */
     uint64_t on_demand_window_ms; /* ON_DEMAND streams double after throttled writes in one */
-    uint32_t metrics_all_shards; /* 1: per-shard series for every stream on /metrics */
+    uint32_t metrics_all_shards;  /* 1: per-shard series for every stream on /metrics */
     uint32_t max_consumers;      /* registered consumers per stream (Kinesis: 20) */
     size_t consumer_rate;        /* record bytes/s per consumer-shard subscription */
     size_t consumer_burst;       /* token bucket depth */

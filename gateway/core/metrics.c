@@ -7,9 +7,8 @@
 
 #include "mem.h"
 
-const double gw_latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                    0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-                                    5,      10};
+const double gw_latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                    0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 const size_t gw_latency_nbounds = sizeof gw_latency_bounds / sizeof gw_latency_bounds[0];
 
 void gw_hist_init(struct gw_hist *h, const double *bounds, size_t nbounds)
@@ -134,11 +133,14 @@ static void table_free(struct table *t, int stream)
 struct gw_metrics {
     struct table streams, consumers;
     size_t nops, noutcomes;
-    uint64_t *requests;    /* (nops + 1) x noutcomes */
+    uint64_t *requests;      /* (nops + 1) x noutcomes */
     struct gw_hist *latency; /* nops + 1 */
 };
 
-struct gw_metrics *gw_metrics_new(void) { return xcalloc(1, sizeof(struct gw_metrics)); }
+struct gw_metrics *gw_metrics_new(void)
+{
+    return xcalloc(1, sizeof(struct gw_metrics));
+}
 
 void gw_metrics_free(struct gw_metrics *m)
 {

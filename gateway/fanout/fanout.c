@@ -65,8 +65,8 @@ struct gw_sub {
     char end_msg[256];
     /* For metrics and the console. */
     uint64_t pushed_records, pushed_bytes;
-    int64_t behind_ms;          /* MillisBehindLatest of the last event */
-    uint64_t wait_since_ns;     /* waiting for tokens since (0: not waiting) */
+    int64_t behind_ms;      /* MillisBehindLatest of the last event */
+    uint64_t wait_since_ns; /* waiting for tokens since (0: not waiting) */
 };
 
 /* Encode once: the Records JSON of a batch read from position "from", kept so
@@ -306,8 +306,7 @@ static void wait_begin(struct gw_sub *s, uint64_t tnow)
 
 /* "n" records of "bytes" went out on "s" (the SSE door and console tails
  * count too: they are reads of the stream). */
-static void count_push(struct gw_sub *s, uint64_t n, uint64_t bytes, int64_t behind,
-                       uint64_t tnow)
+static void count_push(struct gw_sub *s, uint64_t n, uint64_t bytes, int64_t behind, uint64_t tnow)
 {
     s->pushed_records += n;
     s->pushed_bytes += bytes;

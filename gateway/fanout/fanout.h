@@ -71,7 +71,7 @@ size_t gw_fanout_count(const struct gw_fanout *f);
  * borrowed for the call). */
 struct gw_fanout_sub_info {
     const char *stream;
-    uint32_t shard; /* index */
+    uint32_t shard;           /* index */
     const char *consumer_arn; /* "" for a console tail */
     enum gw_fanout_format fmt;
     int64_t started_ms;

@@ -277,7 +277,7 @@ static void render_store(struct gw_app *app, struct evbuffer *out)
 static void render_requests(struct gw_app *app, struct evbuffer *out)
 {
     size_t nops = gw_router_op_count(app->ops);
-    char (*labels)[160] = xcalloc(nops + 1, sizeof *labels);
+    char(*labels)[160] = xcalloc(nops + 1, sizeof *labels);
     for (size_t i = 0; i < nops; i++)
         gw_router_op_label(&app->ops[i], labels[i], sizeof labels[i]);
     snprintf(labels[nops], sizeof labels[nops], "unknown");
@@ -297,8 +297,8 @@ static void render_requests(struct gw_app *app, struct evbuffer *out)
                     n += gw_metrics_request_count(app->metrics, j, (size_t)t);
             if (n == 0 && t != 0)
                 continue; /* errors appear once they happen; ok is always there */
-            const struct gw_prom_label l[] = {
-                {"operation", labels[i]}, {"outcome", t == 0 ? "ok" : gw_error_name(t)}};
+            const struct gw_prom_label l[] = {{"operation", labels[i]},
+                                              {"outcome", t == 0 ? "ok" : gw_error_name(t)}};
             gw_prom_u64(out, "sluice_requests_total", l, 2, n);
         }
     }
@@ -374,8 +374,8 @@ static const struct family families[] = {
     {FAM_STREAM, "sluice_stream_incoming_records_total", "counter",
      "Records acknowledged to producers (CloudWatch IncomingRecords).", V_IN_RECORDS, -1},
     {FAM_STREAM, "sluice_stream_incoming_bytes_total", "counter",
-     "Data and partition-key bytes of acknowledged records (CloudWatch IncomingBytes).",
-     V_IN_BYTES, -1},
+     "Data and partition-key bytes of acknowledged records (CloudWatch IncomingBytes).", V_IN_BYTES,
+     -1},
     {FAM_STREAM, "sluice_stream_outgoing_records_total", "counter",
      "Records read: api=GetRecords (CloudWatch OutgoingRecords) or pushed, "
      "api=SubscribeToShard (enhanced fan-out, console tails included).",
@@ -433,9 +433,8 @@ static const struct family families[] = {
 
 /* Writes the sample(s) of counters "c" for family "f" with labels "l" (the
  * last slot free for "api"). */
-static void counters_sample(struct evbuffer *out, const struct family *f,
-                            struct gw_prom_label *l, size_t nl, const struct gw_shard_counters *c,
-                            int64_t age_ms)
+static void counters_sample(struct evbuffer *out, const struct family *f, struct gw_prom_label *l,
+                            size_t nl, const struct gw_shard_counters *c, int64_t age_ms)
 {
     static const struct gw_shard_counters zero;
     if (!c)
@@ -461,12 +460,12 @@ static void counters_sample(struct evbuffer *out, const struct family *f,
 
 struct scrape {
     struct gw_app *app;
-    int phase;          /* 0: the small families; 1: the resumable ones; 2: done */
-    size_t fam;         /* families[fam] */
-    bool fam_started;   /* its # HELP/# TYPE are out */
+    int phase;        /* 0: the small families; 1: the resumable ones; 2: done */
+    size_t fam;       /* families[fam] */
+    bool fam_started; /* its # HELP/# TYPE are out */
     bool has_cursor;
     char cursor[STORE_STREAM_NAME_MAX + 1]; /* the last stream finished in this family */
-    uint32_t shard;     /* the next shard of the stream after the cursor (FAM_SHARD) */
+    uint32_t shard; /* the next shard of the stream after the cursor (FAM_SHARD) */
     bool all_shards;
     struct sub_snapshot subs;
 };
@@ -547,8 +546,8 @@ static bool shard_samples(struct scrape *sc, struct evbuffer *out, const struct 
             return false;
         struct store_shard_info si;
         store_shard_info(store_stream_shard(st, sc->shard), &si);
-        const struct gw_shard_counters *sh = c && sc->shard < c->nshards ? &c->shards[sc->shard]
-                                                                         : NULL;
+        const struct gw_shard_counters *sh =
+            c && sc->shard < c->nshards ? &c->shards[sc->shard] : NULL;
         struct gw_prom_label l[3] = {{"stream", info->name}, {"shard", si.id}};
         counters_sample(out, f, l, 2, sh, sh ? sh->iterator_age_ms : 0);
     }
@@ -677,11 +676,10 @@ static json_t *counters_json(const struct gw_shard_counters *c, int64_t age_ms)
     return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "incoming_records",
                      (json_int_t)c->in_records, "incoming_bytes", (json_int_t)c->in_bytes,
                      "outgoing_records", (json_int_t)(c->out_records + c->push_records),
-                     "outgoing_bytes", (json_int_t)(c->out_bytes + c->push_bytes),
-                     "pushed_records", (json_int_t)c->push_records, "pushed_bytes",
-                     (json_int_t)c->push_bytes, "write_throttled", (json_int_t)c->write_throttled,
-                     "read_throttled", (json_int_t)c->read_throttled, "iterator_age_ms",
-                     (json_int_t)age_ms);
+                     "outgoing_bytes", (json_int_t)(c->out_bytes + c->push_bytes), "pushed_records",
+                     (json_int_t)c->push_records, "pushed_bytes", (json_int_t)c->push_bytes,
+                     "write_throttled", (json_int_t)c->write_throttled, "read_throttled",
+                     (json_int_t)c->read_throttled, "iterator_age_ms", (json_int_t)age_ms);
 }
 
 struct subs_json {
@@ -705,14 +703,14 @@ static void subs_json_add(void *arg, const struct gw_fanout_sub_info *info)
     }
     char sid[STORE_SHARD_ID_STRLEN];
     snprintf(sid, sizeof sid, "shardId-%012u", info->shard);
-    json_array_append_new(
-        a, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:b}", "shard", sid, "format",
-                     info->fmt == GW_FANOUT_SSE ? "sse" : "event-stream", "started",
-                     (json_int_t)info->started_ms, "pushed_records",
-                     (json_int_t)info->pushed_records, "pushed_bytes",
-                     (json_int_t)info->pushed_bytes, "millis_behind_latest",
-                     (json_int_t)info->millis_behind, "rate_limit_bytes_per_s",
-                     (json_int_t)info->rate_bytes_per_s, "throttled", info->throttled));
+    json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:b}", "shard", sid, "format",
+                                       info->fmt == GW_FANOUT_SSE ? "sse" : "event-stream",
+                                       "started", (json_int_t)info->started_ms, "pushed_records",
+                                       (json_int_t)info->pushed_records, "pushed_bytes",
+                                       (json_int_t)info->pushed_bytes, "millis_behind_latest",
+                                       (json_int_t)info->millis_behind, "rate_limit_bytes_per_s",
+                                       (json_int_t)info->rate_bytes_per_s, "throttled",
+                                       info->throttled));
 }
 
 void op_stats(struct gw_app *app, struct gw_req *req)
@@ -743,15 +741,15 @@ void op_stats(struct gw_app *app, struct gw_req *req)
             store_stream_disk_usage(st, &bytes, &segs);
             bool monitored = info.shard_metrics != 0 || (app->cfg && app->cfg->metrics_all_shards);
             json_t *tails = json_object_get(sj.tails, info.name);
-            json_t *more_fields = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:I}", "name", info.name,
-                             "status", store_stream_status_name(info.status), "mode",
-                             info.on_demand ? "ON_DEMAND" : "PROVISIONED", "shards",
-                             (json_int_t)info.shard_count, "open_shards",
-                             (json_int_t)info.open_shard_count, "retention_hours",
-                             (json_int_t)info.retention_hours, "consumers",
-                             (json_int_t)info.consumer_count, "stored_bytes", (json_int_t)bytes,
-                             "created", (json_int_t)info.created_ms, "monitored", monitored,
-                             "tails", tails ? json_integer_value(tails) : (json_int_t)0);
+            json_t *more_fields = json_pack(
+                "{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:I}", "name", info.name, "status",
+                store_stream_status_name(info.status), "mode",
+                info.on_demand ? "ON_DEMAND" : "PROVISIONED", "shards",
+                (json_int_t)info.shard_count, "open_shards", (json_int_t)info.open_shard_count,
+                "retention_hours", (json_int_t)info.retention_hours, "consumers",
+                (json_int_t)info.consumer_count, "stored_bytes", (json_int_t)bytes, "created",
+                (json_int_t)info.created_ms, "monitored", monitored, "tails",
+                tails ? json_integer_value(tails) : (json_int_t)0);
             json_object_update(o, more_fields);
             json_decref(more_fields);
             if (monitored) {
@@ -760,8 +758,7 @@ void op_stats(struct gw_app *app, struct gw_req *req)
                 for (uint32_t k = 0; k < nsh; k++) {
                     struct store_shard_info si;
                     store_shard_info(store_stream_shard(st, k), &si);
-                    const struct gw_shard_counters *sc =
-                        c && k < c->nshards ? &c->shards[k] : NULL;
+                    const struct gw_shard_counters *sc = c && k < c->nshards ? &c->shards[k] : NULL;
                     json_t *so = counters_json(sc, sc ? sc->iterator_age_ms : 0);
                     json_object_set_new(so, "id", json_string(si.id));
                     json_object_set_new(so, "open", json_boolean(si.open));
@@ -783,7 +780,8 @@ void op_stats(struct gw_app *app, struct gw_req *req)
                     json_t *v;
                     json_array_foreach(subs, idx, v)
                     {
-                        json_int_t b = json_integer_value(json_object_get(v, "millis_behind_latest"));
+                        json_int_t b =
+                            json_integer_value(json_object_get(v, "millis_behind_latest"));
                         if (b > worst)
                             worst = b;
                     }

@@ -171,6 +171,12 @@ fail:
     gw_body_error(req, &err);
 }
 
-void op_rest_subscribe(struct gw_app *app, struct gw_req *req) { rest_sse(app, req, false); }
+void op_rest_subscribe(struct gw_app *app, struct gw_req *req)
+{
+    rest_sse(app, req, false);
+}
 
-void op_rest_tail(struct gw_app *app, struct gw_req *req) { rest_sse(app, req, true); }
+void op_rest_tail(struct gw_app *app, struct gw_req *req)
+{
+    rest_sse(app, req, true);
+}

@@ -306,9 +306,15 @@ void gw_req_observe(struct gw_req *req, gw_reply_observer_fn fn, void *ctx)
     req->observer_ctx = ctx;
 }
 
-void gw_req_note_error(struct gw_req *req, enum gw_errtype type) { req->errtype = type; }
+void gw_req_note_error(struct gw_req *req, enum gw_errtype type)
+{
+    req->errtype = type;
+}
 
-uint64_t gw_req_dispatched_ns(const struct gw_req *req) { return req->dispatched_ns; }
+uint64_t gw_req_dispatched_ns(const struct gw_req *req)
+{
+    return req->dispatched_ns;
+}
 
 static void observe(struct gw_req *req, int status)
 {

@@ -143,7 +143,10 @@ void gw_conn_count_stream(struct gw_conn *c, int delta)
     }
 }
 
-void gw_conn_count_refused_stream(struct gw_conn *c) { c->srv->stats.h2_streams_refused++; }
+void gw_conn_count_refused_stream(struct gw_conn *c)
+{
+    c->srv->stats.h2_streams_refused++;
+}
 
 /* Bytes through the bufferevent's buffers: what the kernel (or OpenSSL)
  * handed us, and what we queued to send; write_through() counts the bytes

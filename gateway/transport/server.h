@@ -44,14 +44,14 @@ size_t gw_server_connections(const struct gw_server *srv);
  * they speak once it is known (before that, only in "accepted"). */
 enum gw_conn_kind { GW_CONN_HTTP1, GW_CONN_HTTP1_TLS, GW_CONN_H2C, GW_CONN_H2, GW_CONN_KINDS };
 struct gw_server_stats {
-    uint64_t open[GW_CONN_KINDS];     /* connections open now, by protocol */
-    uint64_t opened[GW_CONN_KINDS];   /* since start, by protocol */
-    uint64_t accepted;                /* connections accepted (any protocol) */
-    uint64_t refused;                 /* refused: connection limit or draining */
-    uint64_t h2_streams;              /* HTTP/2 streams open now */
-    uint64_t h2_streams_total;        /* since start */
-    uint64_t h2_streams_refused;      /* answered by the transport itself (limits) */
-    uint64_t bytes_in, bytes_out;     /* HTTP bytes (after TLS) read and queued/written */
+    uint64_t open[GW_CONN_KINDS];   /* connections open now, by protocol */
+    uint64_t opened[GW_CONN_KINDS]; /* since start, by protocol */
+    uint64_t accepted;              /* connections accepted (any protocol) */
+    uint64_t refused;               /* refused: connection limit or draining */
+    uint64_t h2_streams;            /* HTTP/2 streams open now */
+    uint64_t h2_streams_total;      /* since start */
+    uint64_t h2_streams_refused;    /* answered by the transport itself (limits) */
+    uint64_t bytes_in, bytes_out;   /* HTTP bytes (after TLS) read and queued/written */
 };
 /* Copies the counters (srv NULL: zeroes). */
 void gw_server_stats(const struct gw_server *srv, struct gw_server_stats *out);

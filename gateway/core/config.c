@@ -91,8 +91,9 @@ static const struct opt opts[] = {
     {"on-demand-shards", "SLUICE_ON_DEMAND_SHARDS", OPT_UINT, FIELD(on_demand_shards), "4", 1, 10000,
      "Shards given to an ON_DEMAND stream."},
     {"write-limit", "SLUICE_WRITE_LIMIT", OPT_BOOL, FIELD(write_limit), "off", 0, 1,
-     "Per-shard write throttling as Kinesis: 1 MiB/s and 1000 records/s, "
-     "ProvisionedThroughputExceededException per record above it (on/off)."},
+     "Per-shard throttling as Kinesis: writes 1 MiB/s and 1000 records/s "
+     "(ProvisionedThroughputExceededException per record above it), reads 5 GetRecords calls/s "
+     "(ProvisionedThroughputExceededException) (on/off)."},
     {"metrics-all-shards", "SLUICE_METRICS_ALL_SHARDS", OPT_BOOL, FIELD(metrics_all_shards), "off",
      0, 1,
      "Per-shard series on /metrics for every stream; off: only for streams with enhanced "

@@ -14,10 +14,11 @@
 
 #define RECORDS_PER_S 1000
 #define BYTES_PER_S (1024 * 1024)
+#define READS_PER_S 5 /* GetRecords calls per shard (Kinesis' limit) */
 
 struct slot {
     const struct store_shard *shard;
-    struct gw_ratelimit bytes, records;
+    struct gw_ratelimit bytes, records, reads;
 };
 
 struct gw_throttle {
@@ -85,9 +86,22 @@ static struct slot *slot_of(struct gw_throttle *t, const struct store_shard *sha
         t->slots[h].shard = shard;
         gw_ratelimit_init(&t->slots[h].bytes, BYTES_PER_S, BYTES_PER_S, now);
         gw_ratelimit_init(&t->slots[h].records, RECORDS_PER_S, RECORDS_PER_S, now);
+        gw_ratelimit_init(&t->slots[h].reads, READS_PER_S, READS_PER_S, now);
         t->used++;
     }
     return &t->slots[h];
+}
+
+bool gw_throttle_read(struct gw_throttle *t, const struct store_shard *shard)
+{
+    if (!t || !t->enabled)
+        return true;
+    struct slot *s = slot_of(t, shard);
+    uint64_t now = mono_ns();
+    if (gw_ratelimit_available(&s->reads, now) < 1)
+        return false;
+    gw_ratelimit_take(&s->reads, now, 1);
+    return true;
 }
 
 bool gw_throttle_take(struct gw_throttle *t, const struct store_shard *shard, uint32_t records,

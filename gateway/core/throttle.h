@@ -1,5 +1,6 @@
-/* throttle.h - per-shard write limits (--write-limit): 1,000 records/s and
- * 1 MiB/s per shard, as Kinesis enforces them, with token buckets.
+/* throttle.h - per-shard limits (--write-limit): 1,000 records/s and
+ * 1 MiB/s of writes, and 5 GetRecords calls/s, per shard, as Kinesis
+ * enforces them, with token buckets.
  *
  * Upstream: ops_records.c (PutRecord/PutRecords ask before appending),
  * transition.c (a deleted stream's shards are forgotten). Downstream:
@@ -21,6 +22,10 @@ void gw_throttle_free(struct gw_throttle *t);
  * if that would exceed either limit. */
 bool gw_throttle_take(struct gw_throttle *t, const struct store_shard *shard, uint32_t records,
                       uint64_t bytes);
+
+/* Takes one GetRecords call from "shard"'s read bucket; false if there is
+ * none left this second. */
+bool gw_throttle_read(struct gw_throttle *t, const struct store_shard *shard);
 
 /* Forgets every shard (a stream was deleted: its shard pointers may be
  * reused). Buckets start full again. */

@@ -541,6 +541,15 @@ static void read_records(struct gw_app *app, struct gw_req *req, struct iter *it
                      it->name, app->cfg->account);
         goto fail;
     }
+    if (!gw_throttle_read(app->throttle, shard)) {
+        gw_metrics_read_throttled(app->metrics, info.name, it->shard);
+        char sid[STORE_SHARD_ID_STRLEN];
+        shard_id(it->shard, sid);
+        gw_error_set(&err, GW_ERR_PROVISIONED_THROUGHPUT_EXCEEDED,
+                     "Rate exceeded for Shard - %s in stream %s under account %s.", sid,
+                     it->name, app->cfg->account);
+        goto fail;
+    }
     cur = store_cursor_new();
     const struct store_record *recs;
     size_t n;

@@ -135,8 +135,7 @@ function clearError() {
 function showLogin(err) {
   state.needLogin = true;
   $('#login').hidden = false;
-  $('#main').setAttribute('aria-hidden', 'true');
-  $('#main').inert = true;
+  $('#main').hidden = true;
   $('#login-error').textContent = state.token
     ? `The gateway refused this token (${err.type}: ${err.message}).`
     : `The gateway asks for credentials (${err.type}).`;
@@ -147,8 +146,7 @@ function showLogin(err) {
 function hideLogin() {
   state.needLogin = false;
   $('#login').hidden = true;
-  $('#main').removeAttribute('aria-hidden');
-  $('#main').inert = false;
+  $('#main').hidden = false;
   $('#login-error').textContent = '';
 }
 
@@ -200,6 +198,14 @@ function fmtRate(v) {
 function fmtMiB(v) {
   if (v === undefined || v === null || Number.isNaN(v)) return '—';
   return v > 0 && v < 0.01 ? '<0.01' : nf2.format(v);
+}
+// Bytes per second in the unit that suits "scale" (MiB/s from 1 MiB/s up),
+// so a value and its budget read in the same unit.
+function fmtBps(v, scale, unit = true) {
+  const big = scale >= MiB;
+  const n = v / (big ? MiB : 1024);
+  const text = n > 0 && n < 0.01 ? '<0.01' : nf2.format(n);
+  return unit ? `${text} ${big ? 'MiB/s' : 'KiB/s'}` : text;
 }
 function fmtBytes(n) {
   if (n === undefined || n === null) return '—';
@@ -296,8 +302,8 @@ function sparkline(container) {
     axes: [{ show: false }, { show: false }],
     series: [
       {},
-      { stroke: cssVar('--in'), width: 1.5, fill: `${cssVar('--in')}22` },
-      { stroke: cssVar('--out'), width: 1.5, dash: [4, 3] },
+      { stroke: cssVar('--in'), width: 1.5, fill: `${cssVar('--in')}22`, points: { show: false } },
+      { stroke: cssVar('--out'), width: 1.5, dash: [4, 3], points: { show: false } },
     ],
   }, [[], [], []], container);
 }
@@ -311,9 +317,13 @@ function bigChart(container) {
     width: Math.max(320, container.clientWidth || 800), height: 180,
     cursor: { drag: { x: false, y: false } },
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: [axis, { ...axis, label: 'records/s', size: 60 }],
+    axes: [
+      // Whole seconds: uPlot's default shows milliseconds for short spans.
+      { ...axis, values: (u, splits) => splits.map((v) => fmtTime(v * 1000).slice(0, 8)) },
+      { ...axis, label: 'records/s', size: 60 },
+    ],
     series: [
-      { label: 'time' },
+      { label: 'time', value: (u, v) => (v === null || v === undefined ? '—' : fmtTime(v * 1000).slice(0, 8)) },
       { label: 'in, records/s', stroke: cssVar('--in'), width: 2, fill: `${cssVar('--in')}22`, value: (u, v) => fmtRate(v) },
       { label: 'out, records/s', stroke: cssVar('--out'), width: 2, dash: [6, 4], value: (u, v) => fmtRate(v) },
     ],
@@ -351,6 +361,7 @@ function streamRow(name) {
     chart: el('td', { role: 'img', 'aria-label': `Records per second in and out of ${name}` }),
     actions: el('td', {}, del),
   };
+  for (const [k, c] of Object.entries(cells)) c.dataset.col = k; // stable hooks for tests
   const tr = el('tr', { dataset: { stream: name } }, ...Object.values(cells));
   const spark = el('div', { className: 'spark' });
   cells.chart.append(spark);
@@ -457,7 +468,7 @@ async function poll() {
 
 // ---- the selected stream -----------------------------------------------------------------------
 
-function select(name) {
+function select(name, focus = true) {
   if (state.selected !== name) {
     stopTail();
     state.shards = [];
@@ -479,7 +490,7 @@ function select(name) {
   if (!state.detailChart) state.detailChart = bigChart($('#detail-chart'));
   renderDetail(state.stats?.now || Date.now());
   $('#detail-heading').setAttribute('tabindex', '-1');
-  $('#detail-heading').focus();
+  if (focus) $('#detail-heading').focus();
 }
 
 $('#close-detail').addEventListener('click', () => {
@@ -507,7 +518,10 @@ async function renderDetail(now) {
     $('#detail-summary').textContent = parts.join(' · ');
   }
   const h = state.history.get(name);
-  if (state.detailChart && h) {
+  const points = h ? h.inRec.filter((v) => v !== null).length : 0;
+  $('#detail-chart').hidden = points < 2;
+  $('#detail-chart-wait').hidden = points >= 2;
+  if (state.detailChart && h && points >= 2) {
     const w = $('#detail-chart').clientWidth;
     if (w && Math.abs(w - state.detailChart.width) > 8) state.detailChart.setSize({ width: w, height: 180 });
     state.detailChart.setData([h.t, h.inRec, h.outRec]);
@@ -598,18 +612,21 @@ function renderConsumers(now) {
       const budget = sub.rate_limit_bytes_per_s || DEFAULT_BUDGET;
       const bps = r ? r.bytes : 0;
       const lag = (sub.millis_behind_latest || 0) > LAG_MS;
-      const throttled = consumerThrottled || bps >= budget * 0.95;
+      // The gateway says so when it knows; else: the consumer waited for
+      // tokens since the last poll, or this delivery is at its budget.
+      const throttled = typeof sub.throttled === 'boolean' ? sub.throttled
+        : consumerThrottled || bps >= budget * 0.95;
       const flags = [];
       if (lag) flags.push(el('span', { className: 'badge warn', textContent: `⚠ lagging ${nf1.format(sub.millis_behind_latest / 1000)} s` }));
-      if (throttled) flags.push(el('span', { className: 'badge bad', textContent: '⏸ throttled' }));
+      if (throttled) flags.push(el('span', { className: 'badge bad', textContent: '‖ throttled' }));
       if (!flags.length) flags.push(el('span', { className: 'badge ok', textContent: 'keeping up' }));
       const meter = el('meter', { min: 0, max: budget / MiB, value: Math.min(bps, budget) / MiB, high: (budget * 0.8) / MiB, optimum: 0 });
-      meter.setAttribute('aria-label', `Delivered MiB/s on ${sub.shard} against the ${fmtMiB(budget / MiB)} MiB/s budget`);
+      meter.setAttribute('aria-label', `Delivered on ${sub.shard} against the ${fmtBps(budget, budget)} budget`);
       subs.append(el('li', { className: lag || throttled ? 'alert' : '', dataset: { shard: sub.shard } },
         el('span', { className: 'mono', textContent: sub.shard }),
         el('span', { className: 'muted small', textContent: sub.format === 'sse' ? 'SSE' : 'event stream' }),
         meter,
-        el('span', { className: 'small', textContent: `${fmtMiB(bps / MiB)} / ${fmtMiB(budget / MiB)} MiB/s · ${fmtRate(r?.records)} rec/s` }),
+        el('span', { className: 'small', textContent: `${fmtBps(bps, budget, false)} / ${fmtBps(budget, budget)} · ${fmtRate(r?.records)} rec/s` }),
         el('span', { className: 'small', textContent: `${nf0.format(sub.millis_behind_latest || 0)} ms behind` }),
         ...flags));
     }
@@ -896,7 +913,7 @@ if (m) {
   $('#detail-heading').textContent = `Stream ${state.selected}`;
 }
 poll().then(() => {
-  if (state.selected) select(state.selected);
+  if (state.selected) select(state.selected, false);
 });
 setInterval(poll, POLL_MS);
 window.addEventListener('resize', () => {

@@ -135,11 +135,30 @@ struct gw_metrics {
     size_t nops, noutcomes;
     uint64_t *requests;      /* (nops + 1) x noutcomes */
     struct gw_hist *latency; /* nops + 1 */
+    struct gw_hist slices;   /* /metrics slices */
 };
+
+/* Slices are meant to stay well under a millisecond. */
+static const double slice_bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                      0.0025,  0.005,  0.01,    0.025,  0.1};
 
 struct gw_metrics *gw_metrics_new(void)
 {
-    return xcalloc(1, sizeof(struct gw_metrics));
+    struct gw_metrics *m = xcalloc(1, sizeof(struct gw_metrics));
+    gw_hist_init(&m->slices, slice_bounds, sizeof slice_bounds / sizeof slice_bounds[0]);
+    return m;
+}
+
+void gw_metrics_scrape_slice(struct gw_metrics *m, double seconds)
+{
+    if (m)
+        gw_hist_observe(&m->slices, seconds);
+}
+
+const struct gw_hist *gw_metrics_scrape_slices(const struct gw_metrics *m)
+{
+    static const struct gw_hist empty;
+    return m ? &m->slices : &empty;
 }
 
 void gw_metrics_free(struct gw_metrics *m)

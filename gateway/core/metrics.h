@@ -98,6 +98,13 @@ const struct gw_consumer_counters *gw_metrics_consumer(const struct gw_metrics *
 void gw_metrics_prune(struct gw_metrics *m, int (*alive)(void *arg, const char *stream),
                       int (*consumer_alive)(void *arg, const char *arn), void *arg);
 
+/* ---- the scrape itself ---- */
+
+/* One slice of a /metrics scrape held the loop for "seconds". */
+void gw_metrics_scrape_slice(struct gw_metrics *m, double seconds);
+/* Their histogram (never NULL; empty for m == NULL). */
+const struct gw_hist *gw_metrics_scrape_slices(const struct gw_metrics *m);
+
 /* ---- requests ---- */
 
 /* Operations are identified by their row in the router's table (0..nops-1);

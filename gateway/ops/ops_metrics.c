@@ -109,6 +109,32 @@ struct proc_stats {
     double cpu_seconds;
 };
 
+#define FDS_PER_SLICE 1024
+
+/* Counts /proc/self/fd up to FDS_PER_SLICE entries at a time: with the
+ * store's descriptor cache full there are thousands, and listing them in
+ * one go would hold the loop for milliseconds. Returns true when done
+ * (*dir closed). */
+static bool count_fds(DIR **dir, uint64_t *n)
+{
+    if (!*dir)
+        return true;
+    for (int i = 0; i < FDS_PER_SLICE; i++) {
+        struct dirent *e = readdir(*dir);
+        if (!e) {
+            closedir(*dir);
+            *dir = NULL;
+            if (*n > 0)
+                (*n)--; /* the directory's own descriptor */
+            return true;
+        }
+        if (e->d_name[0] != '.')
+            (*n)++;
+    }
+    return false;
+}
+
+/* Everything but the descriptor count (count_fds). */
 static void proc_stats(struct proc_stats *p)
 {
     memset(p, 0, sizeof *p);
@@ -118,14 +144,6 @@ static void proc_stats(struct proc_stats *p)
         if (fscanf(f, "%llu %llu", &size, &rss) == 2)
             p->rss_bytes = rss * (uint64_t)sysconf(_SC_PAGESIZE);
         fclose(f);
-    }
-    DIR *d = opendir("/proc/self/fd");
-    if (d) {
-        for (struct dirent *e; (e = readdir(d));)
-            if (e->d_name[0] != '.')
-                p->open_fds++;
-        closedir(d);
-        p->open_fds--; /* the directory's own descriptor */
     }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
@@ -141,10 +159,11 @@ static const char *const conn_kind_tls[GW_CONN_KINDS] = {"false", "true", "false
 
 /* ---- families of one sample each (or a few) ------------------------------------ */
 
-static void render_process(struct gw_app *app, struct evbuffer *out)
+static void render_process(struct gw_app *app, struct evbuffer *out, uint64_t open_fds)
 {
     struct proc_stats p;
     proc_stats(&p);
+    p.open_fds = open_fds;
     gw_prom_family(out, "sluice_build_info", "gauge",
                    "Always 1; the labels name the gateway's version and its libraries'.");
     char ssl[64];
@@ -166,6 +185,11 @@ static void render_process(struct gw_app *app, struct evbuffer *out)
     gw_prom_family(out, "sluice_process_cpu_seconds_total", "counter",
                    "User and system CPU time of the process.");
     gw_prom_double(out, "sluice_process_cpu_seconds_total", NULL, 0, p.cpu_seconds);
+    gw_prom_family(out, "sluice_scrape_slice_seconds", "histogram",
+                   "CPU time each slice of a /metrics scrape held the event loop (a scrape is "
+                   "rendered a slice per loop pass).");
+    gw_prom_hist(out, "sluice_scrape_slice_seconds", NULL, 0,
+                 gw_metrics_scrape_slices(app->metrics));
     gw_prom_family(out, "sluice_process_start_time_seconds", "gauge",
                    "When the gateway started, seconds since the epoch.");
     gw_prom_double(out, "sluice_process_start_time_seconds", NULL, 0,
@@ -460,14 +484,19 @@ static void counters_sample(struct evbuffer *out, const struct family *f, struct
 
 struct scrape {
     struct gw_app *app;
-    int phase;        /* 0: the small families; 1: the resumable ones; 2: done */
-    size_t fam;       /* families[fam] */
-    bool fam_started; /* its # HELP/# TYPE are out */
+    struct gw_req *req;
+    struct event *next; /* the next slice, on a later loop pass */
+    int phase;          /* 0: the small families; 1: the resumable ones; 2: counting
+                         * descriptors; 3: the process families, then the end */
+    size_t fam;         /* families[fam] */
+    bool fam_started;   /* its # HELP/# TYPE are out */
     bool has_cursor;
     char cursor[STORE_STREAM_NAME_MAX + 1]; /* the last stream finished in this family */
     uint32_t shard; /* the next shard of the stream after the cursor (FAM_SHARD) */
     bool all_shards;
     struct sub_snapshot subs;
+    DIR *fds; /* /proc/self/fd, counted a slice at a time */
+    uint64_t nfds;
 };
 
 static bool shard_shown(const struct scrape *sc, const struct store_stream_info *info, int bit)
@@ -601,6 +630,10 @@ static bool render_streams(struct scrape *sc, struct evbuffer *out)
 
 static void scrape_free(struct scrape *sc)
 {
+    if (sc->next)
+        event_free(sc->next);
+    if (sc->fds)
+        closedir(sc->fds);
     snap_free(&sc->subs);
     free(sc);
 }
@@ -611,24 +644,53 @@ static void scrape_abort(struct gw_req *req, void *ctx)
     scrape_free(ctx);
 }
 
+static void next_slice(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct scrape *sc = arg;
+    gw_resp_resume(sc->req);
+}
+
+/* One slice per loop pass: a reader as fast as loopback would otherwise be
+ * pulled from again and again within one pass (its socket never fills),
+ * and the whole scrape would run before anyone else is served. */
 static enum gw_pull scrape_pull(struct gw_req *req, void *ctx, struct evbuffer *out, size_t max)
 {
     (void)req;
     (void)max;
     struct scrape *sc = ctx;
-    if (sc->phase == 0) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    switch (sc->phase) {
+    case 0:
         snap_take(sc->app, &sc->subs);
-        render_process(sc->app, out);
         render_transport(sc->app, out, &sc->subs);
         render_store(sc->app, out);
         render_requests(sc->app, out);
+        sc->fds = opendir("/proc/self/fd");
         sc->phase = 1;
-        return GW_PULL_MORE;
+        break;
+    case 1:
+        if (render_streams(sc, out))
+            sc->phase = 2;
+        break;
+    case 2:
+        if (count_fds(&sc->fds, &sc->nfds))
+            sc->phase = 3;
+        break;
+    default:
+        /* The slice histogram as of the slices before this one. */
+        render_process(sc->app, out, sc->nfds);
+        scrape_free(sc);
+        return GW_PULL_EOF;
     }
-    if (!render_streams(sc, out))
-        return GW_PULL_MORE;
-    scrape_free(sc);
-    return GW_PULL_EOF;
+    /* CPU time of the loop thread, so a busy machine does not inflate it. */
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+    gw_metrics_scrape_slice(sc->app->metrics, (double)(t1.tv_sec - t0.tv_sec) +
+                                                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    event_active(sc->next, 0, 0);
+    return GW_PULL_DEFER;
 }
 
 static int stream_alive(void *arg, const char *name)
@@ -659,6 +721,10 @@ void op_metrics(struct gw_app *app, struct gw_req *req)
         gw_metrics_prune(app->metrics, stream_alive, consumer_alive, app->store);
     struct scrape *sc = xcalloc(1, sizeof *sc);
     sc->app = app;
+    sc->req = req;
+    sc->next = event_new(app->base, -1, 0, next_slice, sc);
+    if (!sc->next)
+        abort();
     sc->all_shards = app->cfg && app->cfg->metrics_all_shards;
     gw_req_on_abort(req, scrape_abort, sc);
     gw_resp_header(req, "content-type", GW_PROM_CONTENT_TYPE);

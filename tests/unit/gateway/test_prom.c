@@ -35,8 +35,8 @@ Test(prom, label_values_are_escaped)
     const struct gw_prom_label l[] = {{"stream", "a\"b\\c\nd"}, {"shard", "shardId-000000000001"}};
     gw_prom_u64(b, "sluice_y", l, 2, 18446744073709551615ull);
     char *s = take(b);
-    cr_assert_str_eq(
-        s, "sluice_y{stream=\"a\\\"b\\\\c\\nd\",shard=\"shardId-000000000001\"} 18446744073709551615\n");
+    cr_assert_str_eq(s, "sluice_y{stream=\"a\\\"b\\\\c\\nd\",shard=\"shardId-000000000001\"} "
+                        "18446744073709551615\n");
     free(s);
     evbuffer_free(b);
 }

@@ -1,6 +1,11 @@
 # Sluice: multi-stage build on Debian 12.
 #   docker build -t sluice .
-#   docker run -p 4567:4567 -v sluice-data:/data sluice
+#   docker run -p 4567:4567 -v sluice-data:/data \
+#     -v "$PWD/credentials:/etc/sluice/credentials:ro" sluice
+# With a credentials file mounted at /etc/sluice/credentials every request
+# must be signed (AWS SigV4) or carry one of its bearer tokens
+# (gateway/docker/entrypoint.sh); without one the gateway is open to anyone
+# who reaches the published port, and says so in its log.
 FROM debian:12-slim AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config libevent-dev libnghttp2-dev libjansson-dev libssl-dev \
@@ -22,6 +27,7 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin sluice \
     && mkdir -p /data && chown sluice:sluice /data
 COPY --from=build /usr/local/bin/sluice /usr/local/bin/sluice
+COPY gateway/docker/entrypoint.sh /usr/local/bin/sluice-entrypoint
 USER sluice
 VOLUME ["/data"]
 EXPOSE 4567
@@ -30,4 +36,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD curl -fsS http://127.0.0.1:4567/healthz || exit 1
 # SIGTERM drains: stop accepting, finish in-flight requests, GOAWAY, exit 0.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/local/bin/sluice"]
+ENTRYPOINT ["/bin/sh", "/usr/local/bin/sluice-entrypoint"]

@@ -758,6 +758,15 @@ static int listen_one(struct gw_server *srv, const char *addr, struct gw_error *
     srv->listeners[srv->nlisteners++] = l;
     gw_log_fields(GW_LOG_INFO, "listening", "addr", bound, "port", portbuf, "tls",
                   srv->ssl_ctx ? "available" : "off", NULL);
+    bool loopback = ss.ss_family == AF_INET6
+                        ? IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr)
+                        : (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    if (!loopback && (!srv->cfg->auth || strcmp(srv->cfg->auth, "sigv4") != 0))
+        gw_log(GW_LOG_WARN, "unauthenticated",
+               "listening on %s without --auth sigv4: anyone who can reach this address can "
+               "read, write and delete every stream; use --auth sigv4 --credentials FILE, or "
+               "listen on loopback only",
+               bound);
     return 0;
 }
 

@@ -319,7 +319,12 @@ function bigChart(container) {
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
     axes: [
       // Whole seconds: uPlot's default shows milliseconds for short spans.
-      { ...axis, values: (u, splits) => splits.map((v) => fmtTime(v * 1000).slice(0, 8)) },
+      {
+        ...axis,
+        space: 70,
+        incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300],
+        values: (u, splits) => splits.map((v) => fmtTime(v * 1000).slice(0, 8)),
+      },
       { ...axis, label: 'records/s', size: 60 },
     ],
     series: [

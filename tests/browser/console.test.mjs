@@ -156,6 +156,45 @@ test('the live tail shows records put after it opened', async () => {
   await page.locator('#tail-status').getByText('Stopped.').waitFor();
 });
 
+test('shards show their lineage after a reshard, and per-shard rates once monitored', async () => {
+  const name = streamName('shards');
+  await createActive(srv.endpoint, name, 1);
+  await ok(srv.endpoint, 'PUT', `/v1/streams/${name}/shard-count`, { body: { TargetShardCount: 2, ScalingType: 'UNIFORM_SCALING' } });
+  await waitFor(`${name} ACTIVE again`, async () =>
+    (await rest(srv.endpoint, 'GET', `/v1/streams/${name}`)).json?.StreamDescriptionSummary?.StreamStatus === 'ACTIVE');
+  // Enhanced monitoring is a Kinesis-door operation.
+  const mon = await fetch(`${srv.endpoint}/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'Kinesis_20131202.EnableEnhancedMonitoring' },
+    body: JSON.stringify({ StreamName: name, ShardLevelMetrics: ['ALL'] }),
+  });
+  assert.equal(mon.status, 200, await mon.text());
+  await openConsole();
+  await row(name).waitFor();
+  await selectStream(name);
+  const parent = page.locator('#shards tr[data-shard="shardId-000000000000"]');
+  await parent.getByText('closed').waitFor();
+  const children = page.locator('#shards tbody tr').filter({ hasText: 'open' });
+  await waitFor('two open children', async () => (await children.count()) === 2);
+  for (const tr of await children.all()) assert.match(await tr.textContent(), /shardId-000000000000/, 'a child names its parent');
+  await waitFor('open/total', async () => (await cell(name, 'shards').textContent()) === '2 / 3');
+  await page.locator('#shards-note').getByText(/enhanced monitoring is on/).waitFor();
+  const inCell = (id) => page.locator(`#shards tr[data-shard="${id}"] td:nth-of-type(5)`);
+  const child = await children.first().getAttribute('data-shard');
+  const seen = page.waitForFunction((id) => {
+    const t = document.querySelector(`#shards tr[data-shard="${id}"] td:nth-of-type(5)`)?.textContent;
+    return t && t !== '—' && Number(t.replace(/[^0-9.]/g, '')) > 0;
+  }, child, { polling: 50, timeout: 15000 });
+  // Keys until one lands in that child, for ~3 s.
+  const stop = Date.now() + 3000;
+  for (let i = 0; Date.now() < stop; i++) {
+    await putRecord(srv.endpoint, name, `key-${i}`, 'per shard');
+    await sleep(100);
+  }
+  await seen;
+  assert.notEqual(await inCell(child).textContent(), '—');
+});
+
 test('creating a stream from the page works, and a refused one shows the gateway\'s message', async () => {
   const name = streamName('made');
   await openConsole();
@@ -242,7 +281,7 @@ test('screenshots, light and dark, of a busy stream', async () => {
   let running = true;
   const producer = (async () => {
     while (running) {
-      await putRecord(srv.endpoint, name, `customer-${n % 7}`, JSON.stringify({ order: n, customer: `customer-${n % 7}`, total: (n * 7.3) % 100 }));
+      await putRecord(srv.endpoint, name, `customer-${n % 7}`, JSON.stringify({ order: n, customer: `customer-${n % 7}`, total: Math.round(((n * 7.3) % 100) * 100) / 100 }));
       n++;
       await sleep(40 + (n % 5) * 20);
     }

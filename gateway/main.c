@@ -49,13 +49,22 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     gw_server_drain(r->srv, on_drained, r);
 }
 
-/* SIGHUP: read --credentials again (a bad file keeps the keys in use). */
+/* SIGHUP: read --credentials and the TLS certificate and key again (a bad
+ * file keeps what is in use). */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     struct gw_app *app = arg;
     struct gw_error err = {0};
+    if (app->cfg->tls_cert) {
+        if (gw_server_reload_tls(app->srv, &err) != 0)
+            gw_log(GW_LOG_ERROR, "tls_reload", "%s (the certificate in use stays)", err.message);
+        else
+            gw_log(GW_LOG_INFO, "tls_reload", "%s reloaded", app->cfg->tls_cert);
+    }
+    memset(&err, 0, sizeof err);
     if (!app->auth) {
-        gw_log(GW_LOG_INFO, "signal", "SIGHUP: nothing to reload (--auth none)");
+        if (!app->cfg->tls_cert)
+            gw_log(GW_LOG_INFO, "signal", "SIGHUP: nothing to reload (--auth none, no TLS)");
         return;
     }
     if (gw_auth_reload(app->auth, &err) != 0)

@@ -43,7 +43,13 @@ static const struct opt opts[] = {
     {"tls-cert", "SLUICE_TLS_CERT", OPT_STRING, FIELD(tls_cert), NULL, 0, 0,
      "PEM certificate (chain) for TLS; with --tls-key enables h2 and http/1.1 over TLS on the same port."},
     {"tls-key", "SLUICE_TLS_KEY", OPT_STRING, FIELD(tls_key), NULL, 0, 0,
-     "PEM private key for --tls-cert."},
+     "PEM private key for --tls-cert. Both are read again on SIGHUP (new connections get the "
+     "new certificate; live ones keep theirs)."},
+    {"tls-min-version", "SLUICE_TLS_MIN_VERSION", OPT_STRING, FIELD(tls_min_version), "1.2", 0, 0,
+     "Oldest TLS version accepted: 1.2 or 1.3. TLS 1.2 offers only ECDHE key exchange with "
+     "AES-GCM or ChaCha20-Poly1305."},
+    {"tls-only", "SLUICE_TLS_ONLY", OPT_BOOL, FIELD(tls_only), "off", 0, 1,
+     "Refuse clear-text connections: the port speaks only TLS (needs --tls-cert) (on/off)."},
     {"log-level", "SLUICE_LOG_LEVEL", OPT_LOGLEVEL, FIELD(log_level), "info", 0, 0,
      "debug, info, warn or error."},
     {"max-header-bytes", "SLUICE_MAX_HEADER_BYTES", OPT_SIZE, FIELD(max_header_bytes), "64KiB",
@@ -452,6 +458,14 @@ enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **arg
         fprintf(err, "sluice: --account must be 12 digits\n");
         return GW_CONFIG_ERROR;
     }
+    if (strcmp(cfg->tls_min_version, "1.2") != 0 && strcmp(cfg->tls_min_version, "1.3") != 0) {
+        fprintf(err, "sluice: --tls-min-version must be 1.2 or 1.3\n");
+        return GW_CONFIG_ERROR;
+    }
+    if (cfg->tls_only && !cfg->tls_cert) {
+        fprintf(err, "sluice: --tls-only needs --tls-cert and --tls-key\n");
+        return GW_CONFIG_ERROR;
+    }
     if (strcmp(cfg->auth, "none") != 0 && strcmp(cfg->auth, "sigv4") != 0) {
         fprintf(err, "sluice: --auth must be none or sigv4\n");
         return GW_CONFIG_ERROR;
@@ -473,6 +487,7 @@ void gw_config_clear(struct gw_config *cfg)
     free(cfg->data_dir);
     free(cfg->tls_cert);
     free(cfg->tls_key);
+    free(cfg->tls_min_version);
     free(cfg->log_level);
     free(cfg->durability);
     free(cfg->auth);

@@ -20,6 +20,8 @@ struct gw_config {
     char *data_dir;
     char *tls_cert;
     char *tls_key;
+    char *tls_min_version;       /* "1.2" or "1.3" */
+    uint32_t tls_only;           /* 1: clear-text connections are refused */
     char *log_level;
 
     size_t max_header_bytes;     /* request line + headers, per request */

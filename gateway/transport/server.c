@@ -464,6 +464,15 @@ static void on_sniff(evutil_socket_t fd, short what, void *arg)
     }
     event_free(c->_sniff_ev);
     c->_sniff_ev = NULL;
+    if (b != 0x16 && c->srv->cfg->tls_only) {
+        /* --tls-only: whatever this is, it is not a TLS handshake. */
+        gw_log(GW_LOG_INFO, "cleartext_refused", "conn=%llu peer=%s: --tls-only",
+               (unsigned long long)c->id, c->peer);
+        close(fd);
+        c->_fd = -1;
+        gw_conn_close(c);
+        return;
+    }
     if (b == 0x16) {
         if (!c->srv->ssl_ctx) {
             gw_log(GW_LOG_INFO, "tls_refused",
@@ -686,7 +695,7 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
     if (!srv->accept_resume)
         abort();
     if (cfg->tls_cert) {
-        srv->ssl_ctx = gw_tls_ctx_new(cfg->tls_cert, cfg->tls_key, err);
+        srv->ssl_ctx = gw_tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_min_version, err);
         if (!srv->ssl_ctx) {
             event_free(srv->accept_resume);
             free(srv);
@@ -779,6 +788,21 @@ int gw_server_listen(struct gw_server *srv, struct gw_error *err)
 }
 
 size_t gw_server_connections(const struct gw_server *srv) { return srv->nconns; }
+
+int gw_server_reload_tls(struct gw_server *srv, struct gw_error *err)
+{
+    if (!srv->ssl_ctx)
+        return 0;
+    SSL_CTX *ctx =
+        gw_tls_ctx_new(srv->cfg->tls_cert, srv->cfg->tls_key, srv->cfg->tls_min_version, err);
+    if (!ctx)
+        return -1;
+    /* Live connections hold their own reference (SSL_new takes one), so
+     * they finish on the old certificate; new ones get the new. */
+    SSL_CTX_free(srv->ssl_ctx);
+    srv->ssl_ctx = ctx;
+    return 0;
+}
 
 int gw_server_port(const struct gw_server *srv, size_t i)
 {

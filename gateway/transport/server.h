@@ -37,6 +37,11 @@ void gw_server_free(struct gw_server *srv);
 void gw_server_set_body_limit(struct gw_server *srv, size_t bytes);
 /* The port listener "i" (in cfg->listen order) is bound to, 0 if none. */
 int gw_server_port(const struct gw_server *srv, size_t i);
+/* Reads --tls-cert and --tls-key again (SIGHUP). New connections use them;
+ * live ones, subscriptions included, keep the certificate they began with.
+ * On failure (-1, "err" set) the certificate in use stays. 0 without TLS. */
+int gw_server_reload_tls(struct gw_server *srv, struct gw_error *err);
+
 /* Number of open connections (for /healthz and tests). */
 size_t gw_server_connections(const struct gw_server *srv);
 

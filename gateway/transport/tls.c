@@ -30,14 +30,28 @@ static int ssl_fail(struct gw_error *err, const char *what, const char *file)
     return gw_error_set(err, GW_ERR_INTERNAL_FAILURE, "%s %s: %s", what, file ? file : "", buf);
 }
 
-SSL_CTX *gw_tls_ctx_new(const char *cert_file, const char *key_file, struct gw_error *err)
+/* TLS 1.2 suites: forward-secret key exchange and AEAD only (no CBC, no
+ * static RSA, no SHA-1 MACs), the order Mozilla's "intermediate" profile
+ * uses. TLS 1.3's suites are all of that kind already. */
+static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+SSL_CTX *gw_tls_ctx_new(const char *cert_file, const char *key_file, const char *min_version,
+                        struct gw_error *err)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
         ssl_fail(err, "SSL_CTX_new", NULL);
         return NULL;
     }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_min_proto_version(ctx, min_version && strcmp(min_version, "1.3") == 0
+                                           ? TLS1_3_VERSION
+                                           : TLS1_2_VERSION);
+    if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1) {
+        ssl_fail(err, "SSL_CTX_set_cipher_list", NULL);
+        goto fail;
+    }
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     /* Buffers are released while idle: many idle TLS connections stay cheap. */

@@ -7,9 +7,12 @@
 
 #include "error.h"
 
-/* Returns a new server SSL_CTX (TLS 1.2+) loaded from PEM files, or NULL with
- * "err" set. The caller frees it with SSL_CTX_free. */
-SSL_CTX *gw_tls_ctx_new(const char *cert_file, const char *key_file, struct gw_error *err);
+/* Returns a new server SSL_CTX loaded from PEM files, or NULL with "err"
+ * set: TLS "min_version" ("1.2" or "1.3") and up, the server's cipher
+ * order, TLS 1.2 limited to ECDHE with AEAD ciphers, no compression or
+ * renegotiation. The caller frees it with SSL_CTX_free. */
+SSL_CTX *gw_tls_ctx_new(const char *cert_file, const char *key_file, const char *min_version,
+                        struct gw_error *err);
 
 /* After the handshake: 2 if ALPN chose "h2", 1 for "http/1.1", 0 if none. */
 int gw_tls_alpn(SSL *ssl);

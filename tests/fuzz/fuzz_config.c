@@ -73,6 +73,9 @@ static void check_valid(const struct gw_config *c)
     CHECK(c->write_limit <= 1 && c->require_auth <= 1);
     CHECK(c->auth && (strcmp(c->auth, "none") == 0 || strcmp(c->auth, "sigv4") == 0));
     CHECK(c->credentials && c->allowed_hosts && c->cors_origins);
+    CHECK(c->tls_min_version &&
+          (strcmp(c->tls_min_version, "1.2") == 0 || strcmp(c->tls_min_version, "1.3") == 0));
+    CHECK(c->tls_only <= 1 && (!c->tls_only || c->tls_cert));
     CHECK(c->max_consumers >= 1 && c->consumer_rate >= 1 && c->consumer_burst >= 1);
     CHECK(c->subscription_ttl_ms >= 100 && c->heartbeat_ms >= 10);
 }
@@ -107,13 +110,15 @@ static void check_same(const struct gw_config *a, const struct gw_config *b)
     CHECK(a->on_demand_window_ms == b->on_demand_window_ms);
     CHECK(a->consumer_burst == b->consumer_burst);
     CHECK(a->subscription_ttl_ms == b->subscription_ttl_ms && a->heartbeat_ms == b->heartbeat_ms);
+    CHECK(str_eq(a->tls_min_version, b->tls_min_version) && a->tls_only == b->tls_only);
+    CHECK(a->metrics_all_shards == b->metrics_all_shards);
 }
 
 static bool printable(const struct gw_config *c)
 {
     const char *s[] = {c->data_dir, c->tls_cert, c->tls_key, c->log_level, c->durability,
                        c->region, c->account, c->auth, c->credentials, c->allowed_hosts,
-                       c->cors_origins};
+                       c->cors_origins, c->tls_min_version};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         if (s[i] && (strchr(s[i], '\n') || strcmp(s[i], "(unset)") == 0))
             return false;

@@ -56,6 +56,10 @@ test('the console is served by the binary, with its security headers, and works 
   assert.match(again.headers.get('content-type'), /^text\/javascript/);
   const r304 = await fetch(`${srv.endpoint}/dashboard/app.js`, { headers: { 'if-none-match': again.headers.get('etag') } });
   assert.equal(r304.status, 304);
+  const head = await fetch(`${srv.endpoint}/dashboard/uPlot.iife.min.js`, { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal(head.headers.get('etag').length, 34);
+  assert.ok(Number(head.headers.get('content-length')) > 10000, 'HEAD says the length GET would send');
   const missing = await rest(srv.endpoint, 'GET', '/dashboard/nope.js');
   assert.equal(missing.status, 404);
   assert.equal(missing.json.__type, 'NotFoundException');

@@ -6,11 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
-for c in cmake cc pkg-config curl nghttp h2load openssl node npm aws; do
+for c in cmake cc pkg-config curl nghttp h2load openssl node npm aws promtool chromium; do
   command -v "$c" >/dev/null 2>&1 || missing+=("$c")
 done
 pkg-config --exists criterion 2>/dev/null || missing+=("libcriterion-dev")
 [ -d tests/sdk/node_modules/@aws-sdk/client-kinesis ] || missing+=("tests/sdk/node_modules")
+[ -d tests/browser/node_modules/playwright-core ] || missing+=("tests/browser/node_modules")
+/usr/bin/python3 -c 'import boto3' 2>/dev/null || missing+=("python3-boto3")
 if [ ${#missing[@]} -gt 0 ]; then
   echo "tests/run.sh: missing ${missing[*]}; run: bash .ci/deps test" >&2
   exit 1

@@ -1,7 +1,8 @@
 // --auth sigv4 end to end: the AWS SDK for JavaScript v3 signing with keys
 // from the --credentials file works unchanged (HTTP/2 with :authority signed,
-// SubscribeToShard included); wrong secrets, unknown keys, unsigned requests
-// and stale dates are refused with Kinesis' errors and change nothing; SIGHUP
+// h2 over TLS and HTTP/1.1, SubscribeToShard included); wrong secrets,
+// unknown keys, unsigned requests, stale dates and bodies changed after
+// signing are refused with Kinesis' errors and change nothing; SIGHUP
 // reloads the file. Keys limited to streams get AccessDeniedException for the
 // others (and list only theirs); bearer tokens work on the REST door only.
 import { test, describe, before, after } from 'node:test';
@@ -11,10 +12,12 @@ import { execFileSync } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import http from 'node:http';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   startSluice, client, send, expectError, streamName, waitStatus, waitConsumer, rawH1, sleep,
+  makeTlsCert, subscribe,
 } from './lib/harness.mjs';
 
 const GOOD = { accessKeyId: 'AKIAGOODEXAMPLE0001', secretAccessKey: 'good/secret+key/EXAMPLEKEY0000000000001' };
@@ -251,5 +254,89 @@ describe('--credentials restrictions and bearer tokens', () => {
     assert.equal(k.status, 400);
     assert.match(k.body, /IncompleteSignatureException/);
     await waitStatus(admin, theirs); // still there
+  });
+});
+
+// Every protocol signs the same way: h2 over TLS (SubscribeToShard included),
+// HTTP/1.1 unary through the SDK's NodeHttpHandler; a body changed after
+// signing is refused; bearer tokens carry the REST door's SSE routes.
+describe('--auth sigv4 over TLS and HTTP/1.1', () => {
+  const TOKEN = 'tok-sse.0123456789';
+  let s3; let dir3; let tls;
+  before(async () => {
+    dir3 = mkdtempSync(join(tmpdir(), 'sluice-auth3-'));
+    const f = join(dir3, 'credentials');
+    writeFileSync(f, `${GOOD.accessKeyId}:${GOOD.secretAccessKey}\ntoken:${TOKEN}\n`);
+    tls = makeTlsCert();
+    s3 = await startSluice({ tls, args: ['--auth', 'sigv4', '--credentials', f, '--stream-delay', '0'] });
+  });
+  after(async () => {
+    const st = await s3?.stop();
+    rmSync(dir3, { recursive: true, force: true });
+    if (st) assert.equal(st.code, 0, `sluice exited with ${st.code ?? st.signal}:\n${s3.stderr().slice(-4000)}`);
+  });
+
+  test('h2 over TLS with SubscribeToShard, HTTP/1.1 unary, a tampered body refused', async () => {
+    const h2 = client(s3.endpoint, { credentials: GOOD, requestHandler: { disableConcurrentStreams: true, nodeHttp2ConnectOptions: { ca: tls.pem } } });
+    const h1 = client(s3.endpoint, { credentials: GOOD, requestHandler: new NodeHttpHandler({ httpsAgent: new (await import('node:https')).Agent({ ca: tls.pem }) }) });
+    try {
+      const name = streamName('tlsauth');
+      await send(h1, 'CreateStream', { StreamName: name, ShardCount: 1 });
+      await waitStatus(h1, name, 'ACTIVE');
+      const arn = (await send(h2, 'DescribeStreamSummary', { StreamName: name })).StreamDescriptionSummary.StreamARN;
+      const reg = await send(h2, 'RegisterStreamConsumer', { StreamARN: arn, ConsumerName: 'tls-c' });
+      await waitConsumer(h2, reg.Consumer.ConsumerARN);
+      const sub = await subscribe(h2, { ConsumerARN: reg.Consumer.ConsumerARN, ShardId: 'shardId-000000000000', StartingPosition: { Type: 'TRIM_HORIZON' } });
+      await send(h1, 'PutRecord', { StreamName: name, PartitionKey: 'k', Data: Buffer.from('over http/1.1') });
+      const { records } = await sub.until((r) => r.length >= 1);
+      assert.equal(Buffer.from(records[0].Data).toString(), 'over http/1.1');
+      sub.close();
+
+      // A body changed after signing: the payload hash no longer matches.
+      const tamper = client(s3.endpoint, { credentials: GOOD, requestHandler: new NodeHttpHandler({ httpsAgent: new (await import('node:https')).Agent({ ca: tls.pem }) }) });
+      tamper.middlewareStack.add((next) => async (args) => {
+        const body = typeof args.request.body === 'string' ? args.request.body : Buffer.from(args.request.body).toString();
+        assert.ok(body.includes(`${name}-a`));
+        args.request.body = body.replace(`${name}-a`, `${name}-b`);
+        return next(args);
+      }, { step: 'deserialize', priority: 'low', name: 'tamperAfterSigning' });
+      try {
+        await expectError(send(tamper, 'CreateStream', { StreamName: `${name}-a`, ShardCount: 1 }), 'InvalidSignatureException', /.+/);
+      } finally {
+        tamper.destroy();
+      }
+      const names = (await send(h1, 'ListStreams', {})).StreamNames;
+      assert.ok(!names.includes(`${name}-a`) && !names.includes(`${name}-b`), 'the tampered call created nothing');
+
+      // Bearer tokens on the SSE routes (consumer subscription and tail).
+      await send(h1, 'PutRecord', { StreamName: name, PartitionKey: 'k2', Data: Buffer.from('second') });
+      const sse = async (path, token) => {
+        const { request } = await import('node:https');
+        return new Promise((resolve, reject) => {
+          const r = request(`${s3.endpoint}${path}`, { ca: tls.pem, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+            let text = '';
+            res.on('data', (d) => {
+              text += d;
+              if ((text.match(/event: record/g) || []).length >= 2 || res.statusCode !== 200) { res.destroy(); resolve({ status: res.statusCode, text }); }
+            });
+            res.on('end', () => resolve({ status: res.statusCode, text }));
+          });
+          r.on('error', reject);
+          r.end();
+        });
+      };
+      for (const path of [`/v1/streams/${name}/consumers/tls-c/shards/shardId-000000000000/subscribe?from=TRIM_HORIZON`,
+        `/v1/streams/${name}/shards/shardId-000000000000/tail?from=TRIM_HORIZON`]) {
+        const ok = await sse(path, TOKEN);
+        assert.equal(ok.status, 200, ok.text);
+        assert.match(ok.text, /"PartitionKey":"k2"/);
+        const no = await sse(path, null);
+        assert.equal(no.status, 400);
+        assert.match(no.text, /MissingAuthenticationTokenException/);
+      }
+    } finally {
+      h1.destroy();
+      h2.destroy();
+    }
   });
 });

@@ -546,8 +546,8 @@ static void read_records(struct gw_app *app, struct gw_req *req, struct iter *it
         char sid[STORE_SHARD_ID_STRLEN];
         shard_id(it->shard, sid);
         gw_error_set(&err, GW_ERR_PROVISIONED_THROUGHPUT_EXCEEDED,
-                     "Rate exceeded for Shard - %s in stream %s under account %s.", sid,
-                     it->name, app->cfg->account);
+                     "Rate exceeded for Shard - %s in stream %s under account %s.", sid, it->name,
+                     app->cfg->account);
         goto fail;
     }
     cur = store_cursor_new();

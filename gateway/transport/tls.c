@@ -45,9 +45,8 @@ SSL_CTX *gw_tls_ctx_new(const char *cert_file, const char *key_file, const char 
         ssl_fail(err, "SSL_CTX_new", NULL);
         return NULL;
     }
-    SSL_CTX_set_min_proto_version(ctx, min_version && strcmp(min_version, "1.3") == 0
-                                           ? TLS1_3_VERSION
-                                           : TLS1_2_VERSION);
+    SSL_CTX_set_min_proto_version(
+        ctx, min_version && strcmp(min_version, "1.3") == 0 ? TLS1_3_VERSION : TLS1_2_VERSION);
     if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1) {
         ssl_fail(err, "SSL_CTX_set_cipher_list", NULL);
         goto fail;

@@ -116,9 +116,9 @@ static void check_same(const struct gw_config *a, const struct gw_config *b)
 
 static bool printable(const struct gw_config *c)
 {
-    const char *s[] = {c->data_dir, c->tls_cert, c->tls_key, c->log_level, c->durability,
-                       c->region, c->account, c->auth, c->credentials, c->allowed_hosts,
-                       c->cors_origins, c->tls_min_version};
+    const char *s[] = {c->data_dir,    c->tls_cert,      c->tls_key,      c->log_level,
+                       c->durability,  c->region,        c->account,      c->auth,
+                       c->credentials, c->allowed_hosts, c->cors_origins, c->tls_min_version};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         if (s[i] && (strchr(s[i], '\n') || strcmp(s[i], "(unset)") == 0))
             return false;

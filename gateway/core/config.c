@@ -129,8 +129,9 @@ static const struct opt opts[] = {
      1000000, "UpdateShardCount calls per stream in a rolling 24 hours (Kinesis: 10; 0: no limit)."},
     {"max-consumers", "SLUICE_MAX_CONSUMERS", OPT_UINT, FIELD(max_consumers), "20", 1, 10000,
      "Registered consumers per stream (Kinesis allows 20; raise it for fan-out load tests)."},
-    {"consumer-rate", "SLUICE_CONSUMER_RATE", OPT_SIZE, FIELD(consumer_rate), "2MiB", 1, 16 * GiB,
-     "Record bytes per second pushed to each consumer-shard subscription (token bucket)."},
+    {"consumer-rate", "SLUICE_CONSUMER_RATE", OPT_SIZE, FIELD(consumer_rate), "2MiB", 0, 16 * GiB,
+     "Record bytes per second pushed to each consumer-shard subscription (token bucket); 0: "
+     "unlimited, for benchmarks of the fan-out engine only."},
     {"consumer-burst", "SLUICE_CONSUMER_BURST", OPT_SIZE, FIELD(consumer_burst), "2MiB", 1, 16 * GiB,
      "Token bucket depth of each consumer-shard subscription."},
     {"subscription-ttl", "SLUICE_SUBSCRIPTION_TTL", OPT_DURATION, FIELD(subscription_ttl_ms), "5m",

@@ -106,6 +106,49 @@ struct gw_fanout {
     struct gw_sub *woken, *woken_tail; /* to deliver to, in wake-up order */
 };
 
+/* Framed messages are shared, not copied: the encode-once cache and every
+ * reply buffer an event was added to (evbuffer_add_reference) each hold a
+ * reference, and the last to let go frees it. So an event pushed to ten
+ * subscriptions is ten references to one buffer, and its bytes are copied
+ * next only by the transport. Loop thread only: no atomics. */
+struct msg_head {
+    size_t refs;
+};
+
+static uint8_t *msg_alloc(size_t size)
+{
+    struct msg_head *h = xmalloc(sizeof *h + size);
+    h->refs = 1;
+    return (uint8_t *)(h + 1);
+}
+
+static void msg_unref(uint8_t *msg)
+{
+    if (!msg)
+        return;
+    struct msg_head *h = (struct msg_head *)msg - 1;
+    if (--h->refs == 0)
+        free(h);
+}
+
+static void msg_cleanup(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    msg_unref(arg);
+}
+
+/* Appends "msg" to "out" by reference (copied only if that fails). */
+static void add_shared(struct evbuffer *out, uint8_t *msg, size_t len)
+{
+    struct msg_head *h = (struct msg_head *)msg - 1;
+    h->refs++;
+    if (evbuffer_add_reference(out, msg, len, msg_cleanup, msg) != 0) {
+        h->refs--;
+        evbuffer_add(out, msg, len);
+    }
+}
+
 static uint64_t mono_ns(void)
 {
     struct timespec ts;
@@ -261,7 +304,7 @@ static void shard_subs_release(struct shard_subs *ss)
         return;
     store_listener_remove(ss->listener);
     for (int i = 0; i < ENC_CACHE; i++)
-        free(ss->cache[i].msg);
+        msg_unref(ss->cache[i].msg);
     for (struct shard_subs **p = &f->shards; *p; p = &(*p)->next)
         if (*p == ss) {
             *p = ss->next;
@@ -428,7 +471,8 @@ static struct store_seq before(struct store_pos pos)
 
 /* A new buffer holding the prelude and headers of a message with "plen"
  * bytes of payload; the caller writes the payload at "*off" and calls
- * gw_es_encode_finish(msg, *size). NULL (logged) if it cannot be framed. */
+ * gw_es_encode_finish(msg, *size). NULL (logged) if it cannot be framed.
+ * The buffer is a shared message (msg_unref when done). */
 static uint8_t *frame_begin(const struct gw_es_headers *hs, size_t plen, size_t *size,
                             size_t *off)
 {
@@ -437,7 +481,7 @@ static uint8_t *frame_begin(const struct gw_es_headers *hs, size_t plen, size_t 
         gw_log(GW_LOG_ERROR, "eventstream", "cannot frame a %zu-byte event: %s", plen, why);
         return NULL;
     }
-    uint8_t *msg = xmalloc(*size);
+    uint8_t *msg = msg_alloc(*size);
     gw_es_encode_head(hs->h, hs->n, plen, msg, *size, off, why, sizeof why);
     return msg;
 }
@@ -460,7 +504,7 @@ static void add_message(struct evbuffer *out, bool exception, const char *type,
     evbuffer_remove(payload, msg + off, plen);
     gw_es_encode_finish(msg, size);
     evbuffer_add(out, msg, size);
-    free(msg);
+    msg_unref(msg);
 }
 
 static bool pos_eq(const struct store_pos *a, const struct store_pos *b)
@@ -488,7 +532,7 @@ static void cache_put(struct shard_subs *ss, const struct store_pos *from,
                       int64_t behind, uint8_t *msg, size_t len)
 {
     struct enc_batch *b = &ss->cache[ss->cache_next++ % ENC_CACHE];
-    free(b->msg);
+    msg_unref(b->msg);
     b->len = len;
     b->msg = msg;
     b->valid = true;
@@ -554,7 +598,7 @@ static void add_heartbeat(struct gw_sub *s, struct evbuffer *out, int64_t behind
     uint8_t *msg = frame_event(s, NULL, behind, &len);
     if (msg) {
         evbuffer_add(out, msg, len);
-        free(msg);
+        msg_unref(msg);
     }
 }
 
@@ -650,7 +694,7 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
             s->last = b->last;
             s->pos = b->next;
             s->last_event_ms = now;
-            evbuffer_add(out, b->msg, b->len);
+            add_shared(out, b->msg, b->len);
             return sent(s, now);
         }
     }
@@ -706,11 +750,11 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
             uint8_t *msg = frame_event(s, rb, behind, &len);
             evbuffer_free(rb);
             if (msg) {
-                evbuffer_add(out, msg, len);
+                add_shared(out, msg, len);
                 if (s->ss->subs && s->ss->subs->next) /* more than one reader of this shard */
                     cache_put(s->ss, &s->pos, &next, n, bytes, s->last, behind, msg, len);
                 else
-                    free(msg);
+                    msg_unref(msg);
             }
         }
         s->last = recs[n - 1].seq;

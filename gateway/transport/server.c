@@ -696,6 +696,8 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
         abort();
     if (cfg->tls_cert) {
         srv->ssl_ctx = gw_tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_min_version, err);
+        if (srv->ssl_ctx)
+            gw_tls_log_capabilities();
         if (!srv->ssl_ctx) {
             event_free(srv->accept_resume);
             free(srv);

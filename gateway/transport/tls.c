@@ -6,8 +6,11 @@
 #include "tls.h"
 
 #include <openssl/err.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
 
 static const unsigned char alpn_server[] = "\x02h2\x08http/1.1";
 
@@ -72,6 +75,40 @@ SSL_CTX *gw_tls_ctx_new(const char *cert_file, const char *key_file, const char 
 fail:
     SSL_CTX_free(ctx);
     return NULL;
+}
+
+/* Whether the kernel offers kernel TLS: its "tls" upper-layer protocol is
+ * listed once the tls module is loaded. */
+static bool ktls_offered(void)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
+    char line[256] = "";
+    if (f) {
+        if (!fgets(line, sizeof line, f))
+            line[0] = '\0';
+        fclose(f);
+    }
+    for (char *p = strtok(line, " \n"); p; p = strtok(NULL, " \n"))
+        if (strcmp(p, "tls") == 0)
+            return true;
+    return false;
+}
+
+void gw_tls_log_capabilities(void)
+{
+    const char *aes = "unknown";
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    aes = __builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul") ? "AES-NI+PCLMUL"
+                                                                             : "none";
+#elif defined(__aarch64__)
+    aes = "ARMv8 (OpenSSL detects the crypto extensions itself)";
+#endif
+    /* Kernel TLS stays off: records go through OpenSSL in user space (the
+     * bufferevent's SSL object); the kernel's support is only reported. */
+    gw_log(GW_LOG_INFO, "tls", "%s; AES-GCM hardware support: %s; kernel TLS: %s, not used",
+           OpenSSL_version(OPENSSL_VERSION), aes,
+           ktls_offered() ? "offered by the kernel" : "not offered by this kernel");
 }
 
 int gw_tls_alpn(SSL *ssl)

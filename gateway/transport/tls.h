@@ -14,6 +14,10 @@
 SSL_CTX *gw_tls_ctx_new(const char *cert_file, const char *key_file, const char *min_version,
                         struct gw_error *err);
 
+/* Logs the OpenSSL version, whether the CPU accelerates AES-GCM, and
+ * whether the kernel offers kernel TLS (event "tls"). */
+void gw_tls_log_capabilities(void);
+
 /* After the handshake: 2 if ALPN chose "h2", 1 for "http/1.1", 0 if none. */
 int gw_tls_alpn(SSL *ssl);
 

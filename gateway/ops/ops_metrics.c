@@ -157,6 +157,37 @@ static void proc_stats(struct proc_stats *p)
 static const char *const conn_kind_proto[GW_CONN_KINDS] = {"http/1.1", "http/1.1", "h2c", "h2"};
 static const char *const conn_kind_tls[GW_CONN_KINDS] = {"false", "true", "false", "true"};
 
+/* A family of one unlabelled sample. */
+static void one_u64(struct evbuffer *out, const char *name, const char *type, const char *help,
+                    uint64_t v)
+{
+    gw_prom_family(out, name, type, help);
+    gw_prom_u64(out, name, NULL, 0, v);
+}
+
+static void one_double(struct evbuffer *out, const char *name, const char *type, const char *help,
+                       double v)
+{
+    gw_prom_family(out, name, type, help);
+    gw_prom_double(out, name, NULL, 0, v);
+}
+
+/* A histogram family of one unlabelled series, from the store's
+ * non-cumulative buckets. */
+static void one_hist(struct evbuffer *out, const char *name, const char *help, const double *bounds,
+                     size_t nbounds, const uint64_t *buckets, double sum)
+{
+    struct gw_hist h;
+    gw_hist_init(&h, bounds, nbounds);
+    for (size_t i = 0; i <= nbounds; i++) {
+        h.counts[i] = buckets[i];
+        h.count += buckets[i];
+    }
+    h.sum = sum;
+    gw_prom_family(out, name, "histogram", help);
+    gw_prom_hist(out, name, NULL, 0, &h);
+}
+
 /* ---- families of one sample each (or a few) ------------------------------------ */
 
 static void render_process(struct gw_app *app, struct evbuffer *out, uint64_t open_fds)
@@ -174,26 +205,21 @@ static void render_process(struct gw_app *app, struct evbuffer *out, uint64_t op
                                        {"libevent", event_get_version()},
                                        {"jansson", JANSSON_VERSION}};
     gw_prom_u64(out, "sluice_build_info", bl, 5, 1);
-    gw_prom_family(out, "sluice_process_resident_memory_bytes", "gauge",
-                   "Resident set size of the gateway process.");
-    gw_prom_u64(out, "sluice_process_resident_memory_bytes", NULL, 0, p.rss_bytes);
-    gw_prom_family(out, "sluice_process_open_fds", "gauge", "Open file descriptors.");
-    gw_prom_u64(out, "sluice_process_open_fds", NULL, 0, p.open_fds);
-    gw_prom_family(out, "sluice_process_max_fds", "gauge",
-                   "The descriptor limit (RLIMIT_NOFILE, soft).");
-    gw_prom_double(out, "sluice_process_max_fds", NULL, 0, (double)p.max_fds);
-    gw_prom_family(out, "sluice_process_cpu_seconds_total", "counter",
-                   "User and system CPU time of the process.");
-    gw_prom_double(out, "sluice_process_cpu_seconds_total", NULL, 0, p.cpu_seconds);
+    one_u64(out, "sluice_process_resident_memory_bytes", "gauge",
+            "Resident set size of the gateway process.", p.rss_bytes);
+    one_u64(out, "sluice_process_open_fds", "gauge", "Open file descriptors.", p.open_fds);
+    one_double(out, "sluice_process_max_fds", "gauge",
+               "The descriptor limit (RLIMIT_NOFILE, soft).", (double)p.max_fds);
+    one_double(out, "sluice_process_cpu_seconds_total", "counter",
+               "User and system CPU time of the process.", p.cpu_seconds);
     gw_prom_family(out, "sluice_scrape_slice_seconds", "histogram",
                    "CPU time each slice of a /metrics scrape held the event loop (a scrape is "
                    "rendered a slice per loop pass).");
     gw_prom_hist(out, "sluice_scrape_slice_seconds", NULL, 0,
                  gw_metrics_scrape_slices(app->metrics));
-    gw_prom_family(out, "sluice_process_start_time_seconds", "gauge",
-                   "When the gateway started, seconds since the epoch.");
-    gw_prom_double(out, "sluice_process_start_time_seconds", NULL, 0,
-                   (double)app->started_ms / 1000.0);
+    one_double(out, "sluice_process_start_time_seconds", "gauge",
+               "When the gateway started, seconds since the epoch.",
+               (double)app->started_ms / 1000.0);
 }
 
 static void render_transport(struct gw_app *app, struct evbuffer *out,
@@ -214,26 +240,21 @@ static void render_transport(struct gw_app *app, struct evbuffer *out,
                                           {"tls", conn_kind_tls[k]}};
         gw_prom_u64(out, "sluice_connections_opened_total", l, 2, s.opened[k]);
     }
-    gw_prom_family(out, "sluice_connections_accepted_total", "counter",
-                   "Connections accepted (before the protocol is known).");
-    gw_prom_u64(out, "sluice_connections_accepted_total", NULL, 0, s.accepted);
-    gw_prom_family(out, "sluice_connections_refused_total", "counter",
-                   "Connections refused at --max-connections or while draining.");
-    gw_prom_u64(out, "sluice_connections_refused_total", NULL, 0, s.refused);
-    gw_prom_family(out, "sluice_http2_streams", "gauge", "Open HTTP/2 streams.");
-    gw_prom_u64(out, "sluice_http2_streams", NULL, 0, s.h2_streams);
-    gw_prom_family(out, "sluice_http2_streams_opened_total", "counter", "HTTP/2 streams opened.");
-    gw_prom_u64(out, "sluice_http2_streams_opened_total", NULL, 0, s.h2_streams_total);
-    gw_prom_family(out, "sluice_http2_streams_refused_total", "counter",
-                   "HTTP/2 streams answered by the transport's limits (body, header or "
-                   "memory caps) instead of an operation.");
-    gw_prom_u64(out, "sluice_http2_streams_refused_total", NULL, 0, s.h2_streams_refused);
-    gw_prom_family(out, "sluice_received_bytes_total", "counter",
-                   "HTTP bytes read from clients (after TLS).");
-    gw_prom_u64(out, "sluice_received_bytes_total", NULL, 0, s.bytes_in);
-    gw_prom_family(out, "sluice_sent_bytes_total", "counter",
-                   "HTTP bytes written to clients (before TLS).");
-    gw_prom_u64(out, "sluice_sent_bytes_total", NULL, 0, s.bytes_out);
+    one_u64(out, "sluice_connections_accepted_total", "counter",
+            "Connections accepted (before the protocol is known).", s.accepted);
+    one_u64(out, "sluice_connections_refused_total", "counter",
+            "Connections refused at --max-connections or while draining.", s.refused);
+    one_u64(out, "sluice_http2_streams", "gauge", "Open HTTP/2 streams.", s.h2_streams);
+    one_u64(out, "sluice_http2_streams_opened_total", "counter", "HTTP/2 streams opened.",
+            s.h2_streams_total);
+    one_u64(out, "sluice_http2_streams_refused_total", "counter",
+            "HTTP/2 streams answered by the transport's limits (body, header or "
+            "memory caps) instead of an operation.",
+            s.h2_streams_refused);
+    one_u64(out, "sluice_received_bytes_total", "counter",
+            "HTTP bytes read from clients (after TLS).", s.bytes_in);
+    one_u64(out, "sluice_sent_bytes_total", "counter",
+            "HTTP bytes written to clients (before TLS).", s.bytes_out);
     gw_prom_family(out, "sluice_subscriptions", "gauge",
                    "Live subscriptions by format: SubscribeToShard event streams, Server-Sent "
                    "Events (consumers' and console tails).");
@@ -249,50 +270,30 @@ static void render_store(struct gw_app *app, struct evbuffer *out)
     memset(&s, 0, sizeof s);
     if (app->store)
         store_stats(app->store, &s);
-    struct gw_hist h;
-    gw_hist_init(&h, store_fsync_bounds, STORE_FSYNC_BOUNDS);
-    for (size_t i = 0; i <= STORE_FSYNC_BOUNDS; i++) {
-        h.counts[i] = s.fsync_buckets[i];
-        h.count += s.fsync_buckets[i];
-    }
-    h.sum = s.fsync_seconds;
-    gw_prom_family(out, "sluice_store_fsync_duration_seconds", "histogram",
-                   "Time each segment or directory fsync took.");
-    gw_prom_hist(out, "sluice_store_fsync_duration_seconds", NULL, 0, &h);
-    gw_hist_init(&h, store_commit_bounds, STORE_COMMIT_BOUNDS);
-    for (size_t i = 0; i <= STORE_COMMIT_BOUNDS; i++) {
-        h.counts[i] = s.commit_buckets[i];
-        h.count += s.commit_buckets[i];
-    }
-    h.sum = (double)s.commit_records;
-    gw_prom_family(out, "sluice_store_group_commit_records", "histogram",
-                   "Records written (and made durable together) by each group commit.");
-    gw_prom_hist(out, "sluice_store_group_commit_records", NULL, 0, &h);
-    gw_prom_family(out, "sluice_store_durable_lag_bytes", "gauge",
-                   "Bytes appended but not yet durable: how far the durable watermark trails "
-                   "the appends, over every shard.");
-    gw_prom_u64(out, "sluice_store_durable_lag_bytes", NULL, 0, s.durable_lag_bytes);
-    gw_prom_family(out, "sluice_store_tail_memory_bytes", "gauge",
-                   "Memory held by the in-memory tails of the shards.");
-    gw_prom_u64(out, "sluice_store_tail_memory_bytes", NULL, 0, s.tail_bytes);
-    gw_prom_family(out, "sluice_store_tail_memory_limit_bytes", "gauge",
-                   "The tails' budget (--tail-memory).");
-    gw_prom_u64(out, "sluice_store_tail_memory_limit_bytes", NULL, 0,
-                app->cfg ? (uint64_t)app->cfg->tail_memory : 0);
-    gw_prom_family(out, "sluice_store_segments", "gauge", "Live segment files.");
-    gw_prom_u64(out, "sluice_store_segments", NULL, 0, s.segments);
-    gw_prom_family(out, "sluice_store_appended_records_total", "counter",
-                   "Records appended to the store.");
-    gw_prom_u64(out, "sluice_store_appended_records_total", NULL, 0, s.records_appended);
-    gw_prom_family(out, "sluice_store_written_bytes_total", "counter",
-                   "Bytes written to segment files.");
-    gw_prom_u64(out, "sluice_store_written_bytes_total", NULL, 0, s.bytes_written);
-    gw_prom_family(out, "sluice_store_fsyncs_total", "counter",
-                   "fsync calls (segments, directories and the catalog log).");
-    gw_prom_u64(out, "sluice_store_fsyncs_total", NULL, 0, s.fsyncs);
-    gw_prom_family(out, "sluice_store_recovery_seconds", "gauge",
-                   "How long opening the store (recovery included) took at start.");
-    gw_prom_double(out, "sluice_store_recovery_seconds", NULL, 0, app->store_open_seconds);
+    one_hist(out, "sluice_store_fsync_duration_seconds",
+             "Time each segment or directory fsync took.", store_fsync_bounds, STORE_FSYNC_BOUNDS,
+             s.fsync_buckets, s.fsync_seconds);
+    one_hist(out, "sluice_store_group_commit_records",
+             "Records written (and made durable together) by each group commit.",
+             store_commit_bounds, STORE_COMMIT_BOUNDS, s.commit_buckets, (double)s.commit_records);
+    one_u64(out, "sluice_store_durable_lag_bytes", "gauge",
+            "Bytes appended but not yet durable: how far the durable watermark trails "
+            "the appends, over every shard.",
+            s.durable_lag_bytes);
+    one_u64(out, "sluice_store_tail_memory_bytes", "gauge",
+            "Memory held by the in-memory tails of the shards.", s.tail_bytes);
+    one_u64(out, "sluice_store_tail_memory_limit_bytes", "gauge",
+            "The tails' budget (--tail-memory).", app->cfg ? (uint64_t)app->cfg->tail_memory : 0);
+    one_u64(out, "sluice_store_segments", "gauge", "Live segment files.", s.segments);
+    one_u64(out, "sluice_store_appended_records_total", "counter", "Records appended to the store.",
+            s.records_appended);
+    one_u64(out, "sluice_store_written_bytes_total", "counter", "Bytes written to segment files.",
+            s.bytes_written);
+    one_u64(out, "sluice_store_fsyncs_total", "counter",
+            "fsync calls (segments, directories and the catalog log).", s.fsyncs);
+    one_double(out, "sluice_store_recovery_seconds", "gauge",
+               "How long opening the store (recovery included) took at start.",
+               app->store_open_seconds);
 }
 
 /* Requests: one series per operation label. A label may name several rows

@@ -1,16 +1,15 @@
 // Helpers for the console's browser suite: start the real sluice binary on
 // 127.0.0.1:0 with a fresh data dir, call its REST door from node, open SSE
 // subscriptions, and drive Debian's Chromium with playwright-core.
-// (A small copy of tests/sdk/lib/harness.mjs's server part: this suite has
-// its own node_modules and must not need the SDK suite's.)
-import { spawn } from 'node:child_process';
+// The process start is tests/lib/process.mjs, shared with the SDK suite
+// (this suite has its own node_modules and must not need the SDK's).
 import { mkdtempSync, mkdirSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import assert from 'node:assert/strict';
-import { createInterface } from 'node:readline';
+import { launch } from '../../lib/process.mjs';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO = join(HERE, '..', '..', '..');
@@ -28,29 +27,11 @@ export function binPath() {
   return bin;
 }
 
-const running = new Set();
-process.on('exit', () => { for (const p of running) try { p.kill('SIGKILL'); } catch { /* gone */ } });
-
 // Starts sluice; resolves to { endpoint, port, stop(), stderr() }.
 export async function startSluice({ args = [] } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'sluice-browser-'));
   const fullArgs = ['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...args];
-  const proc = spawn(binPath(), fullArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
-  running.add(proc);
-  const lines = [];
-  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => { running.delete(proc); resolve({ code, signal }); }));
-  const rl = createInterface({ input: proc.stderr });
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sluice did not log "listening" within 10 s:\n${lines.join('\n')}`)), 10000);
-    rl.on('line', (line) => {
-      lines.push(line);
-      if (lines.length > 2000) lines.splice(0, 1000);
-      let ev;
-      try { ev = JSON.parse(line); } catch { return; }
-      if (ev.event === 'listening' && ev.port !== undefined) { clearTimeout(timer); resolve(Number(ev.port)); }
-    });
-    exited.then(({ code, signal }) => { clearTimeout(timer); reject(new Error(`sluice exited (${code ?? signal}) before listening:\n${lines.join('\n')}`)); });
-  });
+  const { proc, port, lines, exited } = await launch(binPath(), fullArgs);
   let stopped;
   return {
     endpoint: `http://127.0.0.1:${port}`,

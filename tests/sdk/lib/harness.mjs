@@ -1,7 +1,7 @@
 // Shared helpers for the SDK suite: start the real sluice binary on
 // 127.0.0.1:0 with a fresh data dir, build KinesisClients against it, send raw
 // requests (HTTP/2 prior knowledge or HTTP/1.1), and assert Kinesis errors.
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -10,7 +10,7 @@ import http2 from 'node:http2';
 import http from 'node:http';
 import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
-import { createInterface } from 'node:readline';
+import { launch } from '../../lib/process.mjs';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO = join(HERE, '..', '..', '..');
@@ -58,9 +58,6 @@ export function requireFlag(name, what) {
   return f;
 }
 
-const running = new Set();
-process.on('exit', () => { for (const p of running) try { p.kill('SIGKILL'); } catch { /* gone */ } });
-
 // Starts sluice; resolves to { endpoint, port, proc, dataDir, stop(), restart(), stderr() }.
 // dataDir: reuse an existing data dir (e.g. after stop({ keepData: true })).
 // tls: { cert, key } file paths: adds --tls-cert/--tls-key and the endpoint is https://.
@@ -70,22 +67,7 @@ export async function startSluice({ args = [], env = {}, dataDir: reuseDir, tls 
   if (tls) args = [...args, '--tls-cert', tls.cert, '--tls-key', tls.key];
   const bin = binPath();
   const fullArgs = ['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...args];
-  const proc = spawn(bin, fullArgs, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  running.add(proc);
-  const lines = [];
-  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => { running.delete(proc); resolve({ code, signal }); }));
-  const rl = createInterface({ input: proc.stderr });
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sluice did not log "listening" within 10 s:\n${lines.join('\n')}`)), 10000);
-    rl.on('line', (line) => {
-      lines.push(line);
-      if (lines.length > 2000) lines.splice(0, 1000);
-      let ev;
-      try { ev = JSON.parse(line); } catch { return; }
-      if (ev.event === 'listening' && ev.port !== undefined) { clearTimeout(timer); resolve(Number(ev.port)); }
-    });
-    exited.then(({ code, signal }) => { clearTimeout(timer); reject(new Error(`sluice ${fullArgs.join(' ')} exited (${code ?? signal}) before listening:\n${lines.join('\n')}`)); });
-  });
+  const { proc, port, lines, exited } = await launch(bin, fullArgs, { ...process.env, ...env });
   const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   let stopped;
   const self = {

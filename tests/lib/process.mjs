@@ -1,0 +1,32 @@
+// Starting the real sluice binary for the node suites (tests/sdk and
+// tests/browser), with no npm dependency so that either suite can use it
+// with only its own node_modules installed.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+const running = new Set();
+process.on('exit', () => { for (const p of running) try { p.kill('SIGKILL'); } catch { /* gone */ } });
+
+// Spawns `bin` with `args` (which must include --listen 127.0.0.1:0) and
+// waits up to 10 s for its "listening" log line. Resolves to { proc, port,
+// lines (the last stderr lines, kept up to date), exited (a promise of
+// { code, signal }) }; rejects with the log if it exits or stays silent.
+export async function launch(bin, args, env = process.env) {
+  const proc = spawn(bin, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  running.add(proc);
+  const lines = [];
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => { running.delete(proc); resolve({ code, signal }); }));
+  const rl = createInterface({ input: proc.stderr });
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`sluice did not log "listening" within 10 s:\n${lines.join('\n')}`)), 10000);
+    rl.on('line', (line) => {
+      lines.push(line);
+      if (lines.length > 2000) lines.splice(0, 1000);
+      let ev;
+      try { ev = JSON.parse(line); } catch { return; }
+      if (ev.event === 'listening' && ev.port !== undefined) { clearTimeout(timer); resolve(Number(ev.port)); }
+    });
+    exited.then(({ code, signal }) => { clearTimeout(timer); reject(new Error(`sluice ${args.join(' ')} exited (${code ?? signal}) before listening:\n${lines.join('\n')}`)); });
+  });
+  return { proc, port, lines, exited };
+}

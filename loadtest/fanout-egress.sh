@@ -42,14 +42,18 @@ for c in $CONSUMERS; do
     # Record data delivered (the benchmark's count) and the event-stream bytes
     # that carried it (the gateway's sluice_sent_bytes_total over the run, in
     # proportion).
-    read -r r m w <<<"$(python3 -c '
+    vals=$(python3 -c '
 import json, sys
 j = json.loads(sys.argv[1]); size = int(sys.argv[2]); sent = float(sys.argv[3])
+bad = {k: v for k, v in j["integrity"].items() if v and k != "resubscribes"}
+if bad:
+    sys.exit(f"integrity: {bad}")
 cs = j["consumers"]
 rec_s = sum(c["rec_s"] for c in cs); mib_s = sum(c["mib_s"] for c in cs)
 delivered = sum(c["delivered"] for c in cs) * size
 print(rec_s, mib_s, mib_s * sent / delivered if delivered else 0)
-' "$j" "$SIZE" "$((s1 - s0))")"
+' "$j" "$SIZE" "$((s1 - s0))") || lt_die "run $run with $c consumers lost or duplicated records"
+    read -r r m w <<<"$vals"
     cp=$(python3 -c 'import os, sys; print(100 * (int(sys.argv[1]) - int(sys.argv[2])) / os.sysconf("SC_CLK_TCK") / (float(sys.argv[3]) - float(sys.argv[4])))' "$t1" "$t0" "$w1" "$w0")
     # The ceiling: the same number of h2c connections downloading the file.
     n=$(( c * 200 < 2000 ? 2000 : c * 200 ))

@@ -76,7 +76,9 @@ static void check_valid(const struct gw_config *c)
     CHECK(c->tls_min_version &&
           (strcmp(c->tls_min_version, "1.2") == 0 || strcmp(c->tls_min_version, "1.3") == 0));
     CHECK(c->tls_only <= 1 && (!c->tls_only || c->tls_cert));
-    CHECK(c->max_consumers >= 1 && c->consumer_rate >= 1 && c->consumer_burst >= 1);
+    /* consumer_rate 0 is the unlimited bucket (benchmarks). */
+    CHECK(c->max_consumers >= 1 && c->consumer_rate <= ((size_t)16 << 30) &&
+          c->consumer_burst >= 1);
     CHECK(c->subscription_ttl_ms >= 100 && c->heartbeat_ms >= 10);
 }
 

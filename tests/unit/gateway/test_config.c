@@ -146,6 +146,42 @@ Test(config, numbers_stored_at_field_width)
     gw_config_clear(&cfg);
 }
 
+Test(config, consumer_rate_zero_lifts_the_bucket)
+{
+    struct gw_config cfg;
+    const char *argv[] = {"sluice", "--consumer-rate", "0", "--print-config"};
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len), *err = fopen("/dev/null", "w");
+    cr_assert_eq(gw_config_load(&cfg, 4, (char **)argv, out, err), GW_CONFIG_EXIT_OK);
+    fclose(out);
+    fclose(err);
+    cr_expect_eq(cfg.consumer_rate, 0);
+    cr_expect(strstr(text, "consumer-rate = 0\n") != NULL, "%s", text);
+    free(text);
+    gw_config_clear(&cfg);
+}
+
+Test(config, tls_versions_and_tls_only)
+{
+    struct gw_config cfg;
+    FILE *out = fopen("/dev/null", "w"), *err = fopen("/dev/null", "w");
+    const char *bad_version[] = {"sluice", "--tls-min-version", "1.1"};
+    cr_expect_eq(gw_config_load(&cfg, 3, (char **)bad_version, out, err), GW_CONFIG_ERROR);
+    gw_config_clear(&cfg);
+    const char *only_without_cert[] = {"sluice", "--tls-only", "on"};
+    cr_expect_eq(gw_config_load(&cfg, 3, (char **)only_without_cert, out, err), GW_CONFIG_ERROR);
+    gw_config_clear(&cfg);
+    const char *good[] = {"sluice", "--tls-min-version", "1.3", "--tls-only", "on",
+                          "--tls-cert", "c.pem", "--tls-key", "k.pem"};
+    cr_assert_eq(gw_config_load(&cfg, 9, (char **)good, out, err), GW_CONFIG_OK);
+    cr_expect_str_eq(cfg.tls_min_version, "1.3");
+    cr_expect_eq(cfg.tls_only, 1);
+    gw_config_clear(&cfg);
+    fclose(out);
+    fclose(err);
+}
+
 Test(config, help_and_print_exit_ok)
 {
     struct gw_config cfg;

@@ -303,22 +303,28 @@ static void render_requests(struct gw_app *app, struct evbuffer *out)
 {
     size_t nops = gw_router_op_count(app->ops);
     char(*labels)[160] = xcalloc(nops + 1, sizeof *labels);
+    size_t *group = xcalloc(nops + 1, sizeof *group); /* the first row with the same label */
     for (size_t i = 0; i < nops; i++)
         gw_router_op_label(&app->ops[i], labels[i], sizeof labels[i]);
     snprintf(labels[nops], sizeof labels[nops], "unknown");
+    for (size_t i = 0; i <= nops; i++) {
+        group[i] = i;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(labels[j], labels[i]) == 0) {
+                group[i] = j;
+                break;
+            }
+    }
     gw_prom_family(out, "sluice_requests_total", "counter",
                    "Requests answered, by operation and outcome (ok, or the Kinesis error "
                    "type of the answer).");
     for (size_t i = 0; i <= nops; i++) {
-        bool first = true;
-        for (size_t j = 0; j < i && first; j++)
-            first = strcmp(labels[j], labels[i]) != 0;
-        if (!first)
+        if (group[i] != i)
             continue;
         for (int t = 0; t < GW_ERR__COUNT; t++) {
             uint64_t n = 0;
             for (size_t j = i; j <= nops; j++)
-                if (strcmp(labels[j], labels[i]) == 0)
+                if (group[j] == i)
                     n += gw_metrics_request_count(app->metrics, j, (size_t)t);
             if (n == 0 && t != 0)
                 continue; /* errors appear once they happen; ok is always there */
@@ -330,16 +336,13 @@ static void render_requests(struct gw_app *app, struct evbuffer *out)
     gw_prom_family(out, "sluice_request_duration_seconds", "histogram",
                    "Time from a complete request to the start of its answer, by operation.");
     for (size_t i = 0; i <= nops; i++) {
-        bool first = true;
-        for (size_t j = 0; j < i && first; j++)
-            first = strcmp(labels[j], labels[i]) != 0;
-        if (!first)
+        if (group[i] != i)
             continue;
         struct gw_hist h;
         gw_hist_init(&h, gw_latency_bounds, gw_latency_nbounds);
         for (size_t j = i; j <= nops; j++) {
             const struct gw_hist *o = gw_metrics_request_latency(app->metrics, j);
-            if (!o || strcmp(labels[j], labels[i]) != 0)
+            if (!o || group[j] != i)
                 continue;
             for (size_t b = 0; b <= h.nbounds; b++)
                 h.counts[b] += o->counts[b];
@@ -349,6 +352,7 @@ static void render_requests(struct gw_app *app, struct evbuffer *out)
         const struct gw_prom_label l[] = {{"operation", labels[i]}};
         gw_prom_hist(out, "sluice_request_duration_seconds", l, 1, &h);
     }
+    free(group);
     free(labels);
 }
 

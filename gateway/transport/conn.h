@@ -56,6 +56,16 @@ struct gw_conn {
     int _kind; /* enum gw_conn_kind once attached, else -1 */
     struct event *_sniff_ev;
     int _fd;
+    /* TLS (server.c's own record layer over the plain socket bufferevent,
+     * whose buffers then carry ciphertext): the session, the clear text
+     * decrypted and not yet consumed, the records made and not yet sent, and
+     * the event that decrypts more once the protocol has consumed some. */
+    struct ssl_st *_ssl;
+    struct evbuffer *_tin;
+    struct evbuffer *_tout;
+    struct event *_tls_ev;
+    bool _tls_ready; /* handshake done */
+    bool _tls_eof;   /* close_notify received */
 };
 
 /* The server's dispatcher and its draining flag, for new requests. */
@@ -73,11 +83,16 @@ void gw_conn_close_after_flush(struct gw_conn *c);
 void gw_conn_timer(struct gw_conn *c, uint64_t ms);
 /* Requests one on_kick pass on the next loop iteration (coalesced). */
 void gw_conn_kick(struct gw_conn *c);
+/* The clear-text bytes received and not yet consumed (the protocol drains
+ * what it parses). */
+struct evbuffer *gw_conn_input(struct gw_conn *c);
 /* Bytes waiting in the output buffer; and whether that is over the limit. */
 size_t gw_conn_output_len(struct gw_conn *c);
 bool gw_conn_output_full(struct gw_conn *c);
 /* Sends "len" bytes at "p": written to the socket at once when no output is
- * queued (plain TCP), the rest copied to the output buffer. */
+ * queued, the rest copied to the output buffer. On TLS the bytes are sealed
+ * into records first (16 KiB records for bulk, one small record for a small
+ * reply), and the records are written through the same way. */
 void gw_conn_send_bytes(struct gw_conn *c, const uint8_t *p, size_t len);
 /* The same for the bytes in "buf" (emptied). */
 struct evbuffer;

@@ -31,7 +31,6 @@
  * (413), per connection across streams (503) and across the process
  * (max_body_memory, 503), nghttp2's own flood and reset-rate protections. */
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <inttypes.h>
 #include <nghttp2/nghttp2.h>
 #include <stdarg.h>
@@ -62,10 +61,11 @@ struct h2 {
     struct h2s *streams; /* doubly linked, for drain and teardown */
     /* Complete requests waiting for reply_bytes to fall under the budget. */
     TAILQ_HEAD(, h2s) waiting;
-    /* Frames produced by one nghttp2_session_send(), sent with one write at
-     * its end (stage_send -> gw_conn_send_bytes); empty between flushes. */
-    uint8_t *stage;
-    size_t stage_len, stage_cap;
+    /* Frames produced by one nghttp2_session_send(), sent with one gathered
+     * write at its end (stage_send); empty between flushes. Headers and
+     * small frames are copied in; large DATA payloads are chains moved from
+     * the reply body. */
+    struct evbuffer *stage;
     bool stage_full; /* on_send_cb refused a frame: more to send after the write */
 };
 
@@ -185,6 +185,8 @@ static void reject(struct h2s *s, enum gw_errtype type, const char *fmt, ...)
 
 /* ---- data providers ------------------------------------------------------------ */
 
+#define CHAIN_BY_REF 4096
+
 static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
                             size_t length, uint32_t *data_flags, nghttp2_data_source *source,
                             void *user_data)
@@ -219,6 +221,11 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t
      * front of "body" in between (pulls only append). */
     size_t have = evbuffer_get_length(body);
     size_t n = have < length ? have : length;
+    /* A frame ends where a large chain of the body ends, so that
+     * on_send_data_cb moves whole chains; small chains are copied anyway. */
+    size_t first = (size_t)evbuffer_get_contiguous_space(body);
+    if (first >= CHAIN_BY_REF && first < n)
+        n = first;
     *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (n == have && (req->resp.state == GW_RESP_ONESHOT || req->resp.eof))
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -291,21 +298,13 @@ static const struct gw_req_transport h2_transport = {on_send, on_stream, on_resu
 
 /* ---- nghttp2 callbacks ------------------------------------------------------------ */
 
-/* Room for "n" more bytes in the stage, or false (stage_full) when the
- * connection's output limit is reached. A flat buffer, not an evbuffer: no
- * chain allocated per frame. */
-static bool stage_reserve(struct h2 *h, size_t n)
+/* Room for more in the stage, or false (stage_full) when the
+ * connection's output limit is reached. */
+static bool stage_reserve(struct h2 *h)
 {
-    if (gw_conn_output_len(h->c) + h->stage_len >= h->c->cfg->conn_buffer_bytes) {
+    if (gw_conn_output_len(h->c) + evbuffer_get_length(h->stage) >= h->c->cfg->conn_buffer_bytes) {
         h->stage_full = true;
         return false;
-    }
-    if (h->stage_len + n > h->stage_cap) {
-        size_t cap = h->stage_cap ? h->stage_cap : 16384;
-        while (cap < h->stage_len + n)
-            cap *= 2;
-        h->stage = xrealloc(h->stage, cap);
-        h->stage_cap = cap;
     }
     return true;
 }
@@ -316,10 +315,9 @@ static ssize_t on_send_cb(nghttp2_session *session, const uint8_t *data, size_t 
     struct h2 *h = user_data;
     if (h->c->closing)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (!stage_reserve(h, length))
+    if (!stage_reserve(h))
         return NGHTTP2_ERR_WOULDBLOCK;
-    memcpy(h->stage + h->stage_len, data, length);
-    h->stage_len += length;
+    evbuffer_add(h->stage, data, length);
     return (ssize_t)length;
 }
 
@@ -332,16 +330,18 @@ static int on_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const
     if (h->c->closing)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     size_t padlen = frame->data.padlen; /* pad-length byte included; 0 here */
-    if (!stage_reserve(h, 9 + length + padlen))
+    if (!stage_reserve(h))
         return NGHTTP2_ERR_WOULDBLOCK;
-    uint8_t *p = h->stage + h->stage_len;
-    memcpy(p, framehd, 9);
-    p += 9;
-    if (padlen > 0)
-        *p++ = (uint8_t)(padlen - 1);
-    if (evbuffer_remove(s->req->resp.body, p, length) != (int)length)
+    evbuffer_add(h->stage, framehd, 9);
+    if (padlen > 0) {
+        uint8_t pl = (uint8_t)(padlen - 1);
+        evbuffer_add(h->stage, &pl, 1);
+    }
+    /* A payload that is whole chains of the body (on_data_read cut it so)
+     * moves by pointer, not by copy: a shared event (fanout's references)
+     * reaches the socket from the one buffer every subscription shares. */
+    if (evbuffer_remove_buffer(s->req->resp.body, h->stage, length) != (int)length)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    p += length;
     s->progress_tick = h->tick;
     if (s->reply_counted)
         release_reply(h, s, length);
@@ -350,10 +350,9 @@ static int on_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const
          * stop sending the request it never finished. */
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
     if (padlen > 1) {
-        memset(p, 0, padlen - 1);
-        p += padlen - 1;
+        static const uint8_t zeros[256];
+        evbuffer_add(h->stage, zeros, padlen - 1);
     }
-    h->stage_len = (size_t)(p - h->stage);
     return 0;
 }
 
@@ -493,17 +492,10 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 /* ---- session I/O ---------------------------------------------------------------- */
 
-/* Sends the staged frames; a stage grown past 64 KiB by a burst is given
- * back rather than kept for the connection's lifetime. */
+/* Sends the staged frames: one gathered write when nothing is queued. */
 static void stage_send(struct h2 *h)
 {
-    gw_conn_send_bytes(h->c, h->stage, h->stage_len);
-    h->stage_len = 0;
-    if (h->stage_cap > 65536) {
-        free(h->stage);
-        h->stage = NULL;
-        h->stage_cap = 0;
-    }
+    gw_conn_send_evbuffer(h->c, h->stage);
 }
 
 /* Runs the requests that waited for the reply budget, oldest first, while
@@ -556,7 +548,7 @@ static void flush(struct h2 *h)
 static void h2_on_read(struct gw_conn *c)
 {
     struct h2 *h = c->proto_state;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = gw_conn_input(c);
     while (!c->closing && !c->close_on_flush && evbuffer_get_length(in) > 0) {
         if (gw_conn_output_full(c)) {
             gw_conn_pause_read(c); /* on_write resumes */
@@ -586,7 +578,7 @@ static void h2_on_write(struct gw_conn *c)
     flush(h);
     if (!c->closing && !gw_conn_output_full(c)) {
         gw_conn_resume_read(c);
-        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        if (evbuffer_get_length(gw_conn_input(c)) > 0)
             h2_on_read(c);
     }
 }
@@ -682,7 +674,7 @@ static void h2_on_free(struct gw_conn *c)
     nghttp2_session_del(h->s);
     while (h->streams)
         stream_free(h->streams);
-    free(h->stage);
+    evbuffer_free(h->stage);
     free(h);
     c->proto_state = NULL;
 }
@@ -696,6 +688,9 @@ void gw_h2_attach(struct gw_conn *c)
     const struct gw_config *cfg = c->cfg;
     struct h2 *h = xcalloc(1, sizeof *h);
     h->c = c;
+    h->stage = evbuffer_new();
+    if (!h->stage)
+        abort();
     nghttp2_session_callbacks *cbs;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_send_callback(cbs, on_send_cb);

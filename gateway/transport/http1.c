@@ -13,7 +13,6 @@
  * end of the headers by header_timeout_ms. Protocol errors answer once with
  * "Connection: close" and close after the answer is written. */
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <http_parser.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -64,7 +63,7 @@ static void process(struct h1 *h);
 /* Writes a complete error reply without a request object and closes after it. */
 static void reply_error_and_close(struct h1 *h, const struct gw_error *err)
 {
-    struct evbuffer *out = bufferevent_get_output(h->c->bev);
+    struct evbuffer *out = h->stage;
     char *body = gw_error_json(err);
     char date[64];
     gw_http_date(date, sizeof date);
@@ -78,6 +77,7 @@ static void reply_error_and_close(struct h1 *h, const struct gw_error *err)
     free(body);
     gw_log(GW_LOG_DEBUG, "http1_error", "conn=%llu status=%d %s", (unsigned long long)h->c->id,
            status, err->message);
+    gw_conn_send_evbuffer(h->c, out);
     gw_req_free(h->req);
     h->req = NULL;
     h->state = H1_IDLE;
@@ -191,7 +191,7 @@ static int on_headers_complete(http_parser *p)
     const char *expect = gw_req_header(h->req, "expect");
     if (expect && strcasecmp(expect, "100-continue") == 0 && !h->http10 &&
         ((p->flags & F_CHUNKED) || p->content_length > 0))
-        evbuffer_add(bufferevent_get_output(h->c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        gw_conn_send_bytes(h->c, (const uint8_t *)"HTTP/1.1 100 Continue\r\n\r\n", 25);
     return 0;
 }
 
@@ -286,7 +286,9 @@ static void on_send(struct gw_req *req)
 static void pump(struct h1 *h)
 {
     struct gw_req *req = h->req;
-    struct evbuffer *out = bufferevent_get_output(h->c->bev);
+    /* Each round's chunk goes out through the stage, so TLS sees it whole
+     * (one record, not three) and clear text may be written through. */
+    struct evbuffer *out = h->stage;
     for (int round = 0; round < 64 && h->state == H1_STREAMING && !h->deferred; round++) {
         if (gw_conn_output_full(h->c))
             return; /* on_write resumes us */
@@ -302,6 +304,9 @@ static void pump(struct h1 *h)
         } else {
             evbuffer_drain(req->resp.body, n);
         }
+        if (r == GW_PULL_EOF && !h->http10 && !h->head)
+            evbuffer_add(out, "0\r\n\r\n", 5);
+        gw_conn_send_evbuffer(h->c, out);
         switch (r) {
         case GW_PULL_MORE:
             break;
@@ -309,8 +314,6 @@ static void pump(struct h1 *h)
             h->deferred = true;
             return;
         case GW_PULL_EOF:
-            if (!h->http10 && !h->head)
-                evbuffer_add(out, "0\r\n\r\n", 5);
             finish_request(h);
             return;
         case GW_PULL_ABORT:
@@ -334,7 +337,8 @@ static void on_stream(struct gw_req *req)
     h->state = H1_STREAMING;
     if (h->http10)
         h->keep_alive = false;
-    write_head(h, bufferevent_get_output(h->c->bev), req, !h->http10, SIZE_MAX);
+    write_head(h, h->stage, req, !h->http10, SIZE_MAX);
+    gw_conn_send_evbuffer(h->c, h->stage);
     gw_conn_kick(h->c);
 }
 
@@ -373,7 +377,7 @@ static void process(struct h1 *h)
     if (h->processing)
         return;
     h->processing = true;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = gw_conn_input(c);
     while (!c->closing && !c->close_on_flush) {
         if (h->state == H1_HANDLING || h->state == H1_STREAMING)
             break;
@@ -448,7 +452,7 @@ static void h1_on_drain(struct gw_conn *c)
 {
     struct h1 *h = c->proto_state;
     h->keep_alive = false;
-    if (h->state == H1_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+    if (h->state == H1_IDLE && evbuffer_get_length(gw_conn_input(c)) == 0)
         gw_conn_close(c);
     else if (h->state == H1_STREAMING)
         gw_conn_kick(c); /* let the stream see gw_req_draining() */

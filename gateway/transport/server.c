@@ -1,9 +1,17 @@
-/* server.c - listeners, per-connection sniffing, lifecycle and drain.
+/* server.c - listeners, per-connection sniffing, TLS, lifecycle and drain.
  *
  * Data path: accept (on_accept) -> sniff the first byte: 0x16 is a TLS
- * ClientHello -> OpenSSL bufferevent, ALPN decides h2 or http/1.1; otherwise a
- * plain bufferevent, and the first 24 bytes decide: the HTTP/2 preface goes
- * to h2.c (h2c with prior knowledge), anything else to http1.c.
+ * ClientHello -> TLS over the socket bufferevent (below), ALPN decides h2 or
+ * http/1.1; otherwise the first 24 bytes decide: the HTTP/2 preface goes to
+ * h2.c (h2c with prior knowledge), anything else to http1.c.
+ *
+ * TLS is our own thin record layer, not libevent's bufferevent_openssl: the
+ * socket bufferevent carries ciphertext, a BIO reads records from its input
+ * and writes sealed records to a side buffer (_tout), and the clear text the
+ * protocols see is _tin. Owning it gives TLS what clear text has: reads of
+ * 256 KiB per pass instead of libevent 2.1's 4 KiB, replies written through
+ * to the socket when nothing is queued (one sendmsg for a reply's records),
+ * and a close_notify before a lingering close.
  *
  * Invariants: the server owns every connection and frees it only from a
  * fresh loop pass (gw_conn_close schedules it), so protocol callbacks never
@@ -14,9 +22,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netdb.h>
@@ -34,6 +42,8 @@
 #include "log.h"
 #include "mem.h"
 #include "tls.h"
+
+#include <openssl/err.h>
 
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define H2_PREFACE_LEN 24
@@ -99,6 +109,8 @@ void gw_conn_close(struct gw_conn *c)
     }
     if (c->_sniff_ev)
         event_del(c->_sniff_ev);
+    if (c->_tls_ev)
+        event_del(c->_tls_ev);
     event_del(c->timer);
     /* The free runs from the connection's own kick event on a later pass (no
      * callback is then on the stack with "c"). An event the connection owns,
@@ -117,14 +129,6 @@ bool gw_conn_output_full(struct gw_conn *c)
     return gw_conn_output_len(c) >= c->cfg->conn_buffer_bytes;
 }
 
-/* Write-through: with nothing queued ahead, hand the bytes to the kernel now
- * instead of arming EPOLLOUT and writing on the next loop pass. This saves a
- * loop turn and two epoll_ctl calls per reply, which is most of the
- * gateway's share of push latency. Returns how many bytes the kernel took;
- * the caller queues the rest in the bufferevent, which then owns
- * back-pressure, write timeouts and errors (a failed write is left for it to
- * report). TLS output must go through OpenSSL's bufferevent. MSG_NOSIGNAL: a
- * reset peer must not raise SIGPIPE, whoever embeds us. */
 void gw_server_stats(const struct gw_server *srv, struct gw_server_stats *out)
 {
     if (srv)
@@ -163,9 +167,17 @@ static void count_out(struct evbuffer *b, const struct evbuffer_cb_info *info, v
     ((struct gw_server *)arg)->stats.bytes_out += info->n_added;
 }
 
+/* Write-through: with nothing queued ahead, hand the bytes to the kernel now
+ * instead of arming EPOLLOUT and writing on the next loop pass. This saves a
+ * loop turn and two epoll_ctl calls per reply, which is most of the
+ * gateway's share of push latency. Returns how many bytes the kernel took;
+ * the caller queues the rest in the bufferevent, which then owns
+ * back-pressure, write timeouts and errors (a failed write is left for it to
+ * report). TLS records go the same way. MSG_NOSIGNAL: a
+ * reset peer must not raise SIGPIPE, whoever embeds us. */
 static size_t write_through(struct gw_conn *c, struct iovec *iov, size_t n)
 {
-    if (c->tls || n == 0 || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+    if (n == 0 || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
         return 0;
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     struct msghdr m = {.msg_iov = iov, .msg_iovlen = n};
@@ -175,10 +187,100 @@ static size_t write_through(struct gw_conn *c, struct iovec *iov, size_t n)
     return w > 0 ? (size_t)w : 0;
 }
 
+/* Socket bytes (clear text, or the records TLS made): through to the kernel
+ * if nothing is queued, the rest queued behind. */
+#define SEND_IOV 64
+
+static void raw_send_evbuffer(struct gw_conn *c, struct evbuffer *buf)
+{
+    struct evbuffer_iovec v[SEND_IOV];
+    struct iovec iov[SEND_IOV];
+    int nv = evbuffer_peek(buf, -1, NULL, v, SEND_IOV);
+    if (nv > SEND_IOV)
+        nv = SEND_IOV;
+    for (int i = 0; i < nv; i++)
+        iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
+    evbuffer_drain(buf, write_through(c, iov, nv > 0 ? (size_t)nv : 0));
+    if (evbuffer_get_length(buf) > 0)
+        evbuffer_add_buffer(bufferevent_get_output(c->bev), buf);
+}
+
+/* ---- TLS record layer ----------------------------------------------------- */
+
+#define TLS_RECORD 16384
+
+static void tls_fail(struct gw_conn *c, const char *what, int rc)
+{
+    char buf[160] = "";
+    unsigned long e = ERR_peek_last_error();
+    if (e)
+        ERR_error_string_n(e, buf, sizeof buf);
+    ERR_clear_error();
+    gw_log(GW_LOG_DEBUG, "tls_error", "conn=%llu peer=%s %s: ssl_error=%d %s",
+           (unsigned long long)c->id, c->peer, what, rc, buf);
+    gw_conn_close(c);
+}
+
+/* Seals "len" clear bytes into records in _tout. Our BIO never refuses a
+ * write, so SSL_write takes everything or fails for good. */
+static bool tls_seal(struct gw_conn *c, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        int n = len > (1u << 30) ? 1 << 30 : (int)len;
+        ERR_clear_error();
+        int w = SSL_write(c->_ssl, p, n);
+        if (w <= 0) {
+            tls_fail(c, "SSL_write", SSL_get_error(c->_ssl, w));
+            return false;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return true;
+}
+
+/* Small pieces (a head, a chunk marker, a body) are gathered into one record
+ * rather than sealed one record each; a piece of a record's size or more is
+ * sealed where it lies. */
+static void tls_send_evbuffer(struct gw_conn *c, struct evbuffer *buf)
+{
+    uint8_t rec[TLS_RECORD];
+    size_t fill = 0;
+    bool ok = true;
+    while (ok && evbuffer_get_length(buf) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(buf, -1, NULL, &v, 1) < 1)
+            break;
+        if (fill == 0 && v.iov_len >= TLS_RECORD) {
+            ok = tls_seal(c, v.iov_base, v.iov_len);
+            evbuffer_drain(buf, v.iov_len);
+            continue;
+        }
+        size_t take = v.iov_len < TLS_RECORD - fill ? v.iov_len : TLS_RECORD - fill;
+        memcpy(rec + fill, v.iov_base, take);
+        evbuffer_drain(buf, take);
+        fill += take;
+        if (fill == TLS_RECORD) {
+            ok = tls_seal(c, rec, fill);
+            fill = 0;
+        }
+    }
+    if (ok && fill > 0)
+        ok = tls_seal(c, rec, fill);
+    evbuffer_drain(buf, evbuffer_get_length(buf));
+    if (ok)
+        raw_send_evbuffer(c, c->_tout);
+}
+
 void gw_conn_send_bytes(struct gw_conn *c, const uint8_t *p, size_t len)
 {
     if (!c->bev || c->closing || len == 0)
         return;
+    if (c->tls) {
+        if (tls_seal(c, p, len))
+            raw_send_evbuffer(c, c->_tout);
+        return;
+    }
     struct iovec iov = {(void *)p, len};
     size_t w = write_through(c, &iov, 1);
     if (w < len)
@@ -192,16 +294,191 @@ void gw_conn_send_evbuffer(struct gw_conn *c, struct evbuffer *buf)
         evbuffer_drain(buf, len);
         return;
     }
-    struct evbuffer_iovec v[16];
-    struct iovec iov[16];
-    int nv = evbuffer_peek(buf, -1, NULL, v, 16);
-    if (nv > 16)
-        nv = 16;
-    for (int i = 0; i < nv; i++)
-        iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
-    evbuffer_drain(buf, write_through(c, iov, nv > 0 ? (size_t)nv : 0));
-    if (evbuffer_get_length(buf) > 0)
-        evbuffer_add_buffer(bufferevent_get_output(c->bev), buf);
+    if (c->tls)
+        tls_send_evbuffer(c, buf);
+    else
+        raw_send_evbuffer(c, buf);
+}
+
+struct evbuffer *gw_conn_input(struct gw_conn *c)
+{
+    return c->tls ? c->_tin : bufferevent_get_input(c->bev);
+}
+
+/* The BIO under each SSL: reads take ciphertext from the socket
+ * bufferevent's input, writes append records to _tout. */
+static int bio_read(BIO *b, char *out, int len)
+{
+    struct gw_conn *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    int n = evbuffer_remove(bufferevent_get_input(c->bev), out, (size_t)len);
+    if (n <= 0) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    return n;
+}
+
+static int bio_write(BIO *b, const char *in, int len)
+{
+    struct gw_conn *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (evbuffer_add(c->_tout, in, (size_t)len) != 0)
+        return -1;
+    return len;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b, (void)num, (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static BIO_METHOD *bio_method(void)
+{
+    static BIO_METHOD *m;
+    if (!m) {
+        m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sluice-conn");
+        if (!m || !BIO_meth_set_read(m, bio_read) || !BIO_meth_set_write(m, bio_write) ||
+            !BIO_meth_set_ctrl(m, bio_ctrl))
+            abort();
+    }
+    return m;
+}
+
+/* Asks for one more decrypt pass if ciphertext waits and the clear input
+ * has room (the protocol consumed some, or reading resumed). */
+static void tls_want_pump(struct gw_conn *c)
+{
+    if (c->tls && c->_tls_ready && c->reading && !c->closing && !c->lingering &&
+        evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 &&
+        evbuffer_get_length(c->_tin) < READ_HIGH_WATERMARK)
+        event_active(c->_tls_ev, EV_TIMEOUT, 0);
+}
+
+static void on_tin_drained(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)b;
+    if (info->n_deleted > 0)
+        tls_want_pump(arg);
+}
+
+/* Decrypts into _tin up to the read watermark. Returns the ciphertext bytes
+ * consumed, or -1 when the connection failed (closed). */
+static ssize_t tls_decrypt(struct gw_conn *c)
+{
+    struct evbuffer *cin = bufferevent_get_input(c->bev);
+    size_t before = evbuffer_get_length(cin);
+    while (!c->_tls_eof && evbuffer_get_length(c->_tin) < READ_HIGH_WATERMARK) {
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(c->_tin, TLS_RECORD, &v, 1) < 1)
+            break;
+        ERR_clear_error();
+        int n = SSL_read(c->_ssl, v.iov_base, (int)(v.iov_len < INT_MAX ? v.iov_len : INT_MAX));
+        if (n > 0) {
+            v.iov_len = (size_t)n;
+            evbuffer_commit_space(c->_tin, &v, 1);
+            continue;
+        }
+        int e = SSL_get_error(c->_ssl, n);
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            c->_tls_eof = true; /* close_notify: what came before it is delivered */
+            break;
+        }
+        tls_fail(c, "SSL_read", e);
+        return -1;
+    }
+    /* Reading can make records too (a TLS 1.3 KeyUpdate answer). */
+    if (evbuffer_get_length(c->_tout) > 0)
+        raw_send_evbuffer(c, c->_tout);
+    return (ssize_t)(before - evbuffer_get_length(cin));
+}
+
+static void attach(struct gw_conn *c, int which);
+static void sniff_plain(struct gw_conn *c);
+
+/* The handshake; once done, ALPN decides the protocol (or the first bytes
+ * do). Returns false while it is not done (or failed). */
+static bool tls_handshake(struct gw_conn *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->_ssl);
+    if (evbuffer_get_length(c->_tout) > 0)
+        raw_send_evbuffer(c, c->_tout);
+    if (r != 1) {
+        int e = SSL_get_error(c->_ssl, r);
+        if (e != SSL_ERROR_WANT_READ)
+            tls_fail(c, "handshake", e);
+        return false;
+    }
+    c->_tls_ready = true;
+    int alpn = gw_tls_alpn(c->_ssl);
+    gw_log(GW_LOG_DEBUG, "tls_ready", "conn=%llu alpn=%d %s", (unsigned long long)c->id, alpn,
+           SSL_get_version(c->_ssl));
+    if (alpn)
+        attach(c, alpn);
+    return true;
+}
+
+/* Ciphertext arrived (or the protocol made room): handshake, decrypt,
+ * deliver, and again while ciphertext remains and each pass consumes some. */
+static void tls_on_read(struct gw_conn *c)
+{
+    if (!c->_tls_ready && !tls_handshake(c))
+        return;
+    for (int pass = 0; pass < 64 && !c->closing; pass++) {
+        ssize_t used = tls_decrypt(c);
+        if (used < 0)
+            return;
+        if (evbuffer_get_length(c->_tin) > 0) {
+            if (c->proto)
+                c->proto->on_read(c);
+            else
+                sniff_plain(c);
+        }
+        if (c->closing || !c->reading || used == 0 ||
+            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+            break;
+    }
+    if (c->_tls_eof && !c->closing && !c->close_on_flush) {
+        gw_log(GW_LOG_DEBUG, "conn_eof", "conn=%llu peer=%s close_notify",
+               (unsigned long long)c->id, c->peer);
+        gw_conn_close(c);
+    }
+}
+
+static void on_tls_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct gw_conn *c = arg;
+    if (!c->closing && !c->lingering && c->reading)
+        tls_on_read(c);
+}
+
+/* The TLS state of a connection that starts with a ClientHello. */
+static bool tls_begin(struct gw_conn *c)
+{
+    SSL *ssl = SSL_new(c->srv->ssl_ctx);
+    BIO *bio = ssl ? BIO_new(bio_method()) : NULL;
+    if (!bio) {
+        SSL_free(ssl);
+        return false;
+    }
+    BIO_set_data(bio, c);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(ssl, bio, bio);
+    SSL_set_accept_state(ssl);
+    c->_ssl = ssl;
+    c->_tin = evbuffer_new();
+    c->_tout = evbuffer_new();
+    c->_tls_ev = event_new(c->srv->base, -1, 0, on_tls_ev, c);
+    if (!c->_tin || !c->_tout || !c->_tls_ev)
+        abort();
+    evbuffer_add_cb(c->_tin, on_tin_drained, c);
+    c->tls = true;
+    return true;
 }
 
 #define LINGER_MS 2000
@@ -225,7 +502,17 @@ static void linger_event(struct bufferevent *bev, short what, void *arg)
 static void begin_linger(struct gw_conn *c)
 {
     evutil_socket_t fd = bufferevent_getfd(c->bev);
-    if (c->tls || fd < 0 || shutdown(fd, SHUT_WR) != 0) {
+    if (c->tls && !(SSL_get_shutdown(c->_ssl) & SSL_SENT_SHUTDOWN)) {
+        /* close_notify first, so the peer knows the reply is whole; the FIN
+         * follows once it is written (on_write calls us again). */
+        ERR_clear_error();
+        SSL_shutdown(c->_ssl);
+        ERR_clear_error();
+        raw_send_evbuffer(c, c->_tout);
+        if (gw_conn_output_len(c) > 0)
+            return;
+    }
+    if (fd < 0 || shutdown(fd, SHUT_WR) != 0) {
         gw_conn_close(c);
         return;
     }
@@ -279,18 +566,19 @@ void gw_conn_resume_read(struct gw_conn *c)
     if (!c->reading && c->bev && !c->closing && !c->close_on_flush) {
         bufferevent_enable(c->bev, EV_READ);
         c->reading = true;
+        /* Ciphertext read before the pause raises no read callback. */
+        tls_want_pump(c);
     }
 }
 
 /* ---- bufferevent callbacks ------------------------------------------------ */
 
-static void sniff_plain(struct gw_conn *c);
 
 /* libevent 2.1's evbuffer_read() takes at most 4 KiB per call whatever
  * bufferevent_set_max_single_read() says (the limit became configurable in
- * 2.2), so a 200 KiB PutRecords body cost 50 loop passes. On plain TCP, top
- * the input up straight from the socket, up to the read high watermark and
- * READ_CHUNK per pass. EAGAIN ends it; EOF and errors are left for the
+ * 2.2), so a 200 KiB PutRecords body cost 50 loop passes. So top the input
+ * (clear text, or TLS records) up straight from the socket, up to the read
+ * high watermark and READ_CHUNK per pass. EAGAIN ends it; EOF and errors are left for the
  * bufferevent's next read to report. */
 static void read_more(struct gw_conn *c, struct evbuffer *in)
 {
@@ -331,9 +619,10 @@ static void read_more(struct gw_conn *c, struct evbuffer *in)
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct gw_conn *c = arg;
-    if (!c->tls)
-        read_more(c, bufferevent_get_input(bev));
-    if (c->proto)
+    read_more(c, bufferevent_get_input(bev));
+    if (c->tls)
+        tls_on_read(c);
+    else if (c->proto)
         c->proto->on_read(c);
     else
         sniff_plain(c);
@@ -366,23 +655,12 @@ static void attach(struct gw_conn *c, int which)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct gw_conn *c = arg;
-    if (what & BEV_EVENT_CONNECTED) {
-        /* TLS handshake finished: ALPN decides, else sniff the bytes. */
-        int alpn = gw_tls_alpn(bufferevent_openssl_get_ssl(bev));
-        gw_log(GW_LOG_DEBUG, "tls_ready", "conn=%llu alpn=%d", (unsigned long long)c->id, alpn);
-        if (alpn)
-            attach(c, alpn);
-        else if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
-            sniff_plain(c);
-        return;
-    }
     if (what & BEV_EVENT_TIMEOUT) {
         gw_log(GW_LOG_DEBUG, "conn_timeout", "conn=%llu peer=%s write stalled",
                (unsigned long long)c->id, c->peer);
     } else if (what & BEV_EVENT_ERROR) {
-        unsigned long e = c->tls ? bufferevent_get_openssl_error(bev) : 0;
-        gw_log(GW_LOG_DEBUG, "conn_error", "conn=%llu peer=%s errno=%d ssl=%lu",
-               (unsigned long long)c->id, c->peer, EVUTIL_SOCKET_ERROR(), e);
+        gw_log(GW_LOG_DEBUG, "conn_error", "conn=%llu peer=%s errno=%d",
+               (unsigned long long)c->id, c->peer, EVUTIL_SOCKET_ERROR());
     }
     gw_conn_close(c);
 }
@@ -424,7 +702,7 @@ static void setup_bev(struct gw_conn *c)
     bufferevent_setwatermark(c->bev, EV_WRITE, cfg->conn_buffer_bytes / 4, 0);
     bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
     /* Up to READ_CHUNK per callback (but see read_more: libevent 2.1 itself
-     * still stops at 4 KiB, which is what TLS connections get). */
+     * still stops at 4 KiB). */
     bufferevent_set_max_single_read(c->bev, READ_CHUNK);
     /* A peer that stops reading for the idle timeout is cut off. */
     struct timeval wt = {(time_t)(cfg->idle_timeout_ms / 1000),
@@ -437,7 +715,7 @@ static void setup_bev(struct gw_conn *c)
 /* Decides h2 (preface) vs HTTP/1.1 from the first bytes in the input. */
 static void sniff_plain(struct gw_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = gw_conn_input(c);
     size_t n = evbuffer_get_length(in);
     unsigned char buf[H2_PREFACE_LEN];
     size_t k = n < H2_PREFACE_LEN ? n : H2_PREFACE_LEN;
@@ -483,33 +761,21 @@ static void on_sniff(evutil_socket_t fd, short what, void *arg)
             gw_conn_close(c);
             return;
         }
-        SSL *ssl = SSL_new(c->srv->ssl_ctx);
-        if (!ssl) {
+        if (!tls_begin(c)) {
             close(fd);
             c->_fd = -1;
             gw_conn_close(c);
             return;
         }
-        c->tls = true;
-        c->bev = bufferevent_openssl_socket_new(c->srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
-        if (!c->bev) {
-            SSL_free(ssl);
-            close(fd);
-            c->_fd = -1;
-            gw_conn_close(c);
-            return;
-        }
-        /* Many clients close without close_notify; that is not an error. */
-        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-    } else {
-        c->bev = bufferevent_socket_new(c->srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-        if (!c->bev) {
-            close(fd);
-            c->_fd = -1;
-            gw_conn_close(c);
-            return;
-        }
+    }
+    /* Clear text or ciphertext, the socket's bufferevent is a plain one (the
+     * TLS records are ours, see the top of this file). */
+    c->bev = bufferevent_socket_new(c->srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        close(fd);
+        c->_fd = -1;
+        gw_conn_close(c);
+        return;
     }
     c->_fd = -1; /* the bufferevent owns the descriptor now */
     setup_bev(c);
@@ -665,6 +931,12 @@ static void conn_free(struct gw_conn *c)
         bufferevent_free(c->bev);
     if (c->_fd >= 0 && !c->bev)
         close(c->_fd);
+    if (c->_ssl) {
+        SSL_free(c->_ssl); /* and its BIO */
+        evbuffer_free(c->_tin);
+        evbuffer_free(c->_tout);
+        event_free(c->_tls_ev);
+    }
     if (c->_sniff_ev)
         event_free(c->_sniff_ev);
     event_free(c->timer);

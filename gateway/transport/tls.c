@@ -104,8 +104,9 @@ void gw_tls_log_capabilities(void)
 #elif defined(__aarch64__)
     aes = "ARMv8 (OpenSSL detects the crypto extensions itself)";
 #endif
-    /* Kernel TLS stays off: records go through OpenSSL in user space (the
-     * bufferevent's SSL object); the kernel's support is only reported. */
+    /* Kernel TLS stays off: server.c seals and opens records with OpenSSL
+     * in user space through its own BIO (kernel TLS would need OpenSSL's
+     * socket BIO); the kernel's support is only reported. */
     gw_log(GW_LOG_INFO, "tls", "%s; AES-GCM hardware support: %s; kernel TLS: %s, not used",
            OpenSSL_version(OPENSSL_VERSION), aes,
            ktls_offered() ? "offered by the kernel" : "not offered by this kernel");

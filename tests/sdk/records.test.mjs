@@ -457,9 +457,17 @@ describe('per-shard write throttling (behind a flag)', () => {
         return (await send(c2, 'GetRecords', { ShardIterator: it })).Records;
       })();
       assert.deepEqual(got.map((g) => g.SequenceNumber), ok.map((e) => e.SequenceNumber));
-      // a single PutRecord over the budget: the error itself
-      await expectError(send(c2, 'PutRecord', { StreamName: name, PartitionKey: 'z', Data: new Uint8Array(1000000) }),
-        'ProvisionedThroughputExceededException', /^Rate exceeded for shard/);
+      // A single PutRecord over the budget gets the error itself. The reads
+      // above took a while (the bucket refills at 1 MiB/s), so send 1 MB
+      // records back to back until one is refused: the third at the latest.
+      let refused;
+      for (let i = 0; i < 3 && !refused; i++) {
+        refused = await send(c2, 'PutRecord', { StreamName: name, PartitionKey: 'z', Data: new Uint8Array(1000000) })
+          .then(() => undefined, (e) => e);
+      }
+      assert.ok(refused, 'three 1 MB PutRecords in a row were all admitted at 1 MiB/s');
+      assert.equal(refused.name, 'ProvisionedThroughputExceededException');
+      assert.match(refused.message, /^Rate exceeded for shard/);
     } finally {
       c2.destroy();
       const st = await s2.stop();

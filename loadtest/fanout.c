@@ -25,6 +25,8 @@
  *       [--batch B (records per PutRecords; 1 = PutRecord)] [--inflight M]
  *       [--producer-conns P] [--duration SEC] [--drain SEC]
  *       [--max-records N (per stream)] [--label TEXT] [--jansson] [--one-thread]
+ *       [--tls (TLS, ALPN h2: the gateway needs --tls-cert/--tls-key, e.g.
+ *        through --gw-arg, or an --endpoint that has them)]
  *
  * --one-thread runs the producer on the subscribers' event loop instead of its
  * own thread: the client is then one thread, so on a 2-core machine the
@@ -77,6 +79,7 @@ static struct {
     double rate, duration, drain;
     bool jansson; /* parse events with jansson rather than the client's scanner */
     bool one_thread; /* producer on the subscribers' loop (no producer thread) */
+    bool tls;        /* every connection over TLS (ALPN h2) instead of h2c */
     size_t size, max_records;
 } opt = {
     .sluice = SLUICE_BIN_DEFAULT,
@@ -102,7 +105,7 @@ static void usage(void)
             "  [--streams K] [--shards N] [--consumers C] [--subs S] [--conns N]\n"
             "  [--rate R] [--size B] [--batch B] [--inflight M] [--producer-conns P]\n"
             "  [--duration SEC] [--drain SEC] [--max-records N] [--label TEXT] [--jansson]\n"
-            "  [--one-thread]\n");
+            "  [--one-thread] [--tls]\n");
     exit(2);
 }
 
@@ -799,6 +802,8 @@ int main(int argc, char **argv)
             opt.one_thread = true;
         else if (strcmp(a, "--jansson") == 0)
             opt.jansson = true;
+        else if (strcmp(a, "--tls") == 0)
+            opt.tls = true;
         else
             usage();
 #undef ARG
@@ -841,13 +846,14 @@ int main(int argc, char **argv)
         }
         start_gateway();
     }
+    struct fc_conn_opts copts = {.tls = opt.tls};
     /* Precise clocks: libevent's default CLOCK_MONOTONIC_COARSE ticks every
      * 4 ms here, which made the 1 ms pacing timer send bursts of 4-8
      * PutRecords at once instead of one per millisecond. */
     struct event_config *pcfg = event_config_new();
     event_config_set_flag(pcfg, EVENT_BASE_FLAG_PRECISE_TIMER);
     base = event_base_new_with_config(pcfg);
-    struct fc_conn *ctl = fc_conn_new(base, host, port, NULL);
+    struct fc_conn *ctl = fc_conn_new(base, host, port, &copts);
     if (!ctl)
         die("cannot connect to %s:%d", host, port);
 
@@ -870,7 +876,7 @@ int main(int argc, char **argv)
      * stream t / (C x shards), on connection t % N. */
     sub_conns = calloc((size_t)opt.conns, sizeof *sub_conns);
     for (int i = 0; i < opt.conns; i++)
-        sub_conns[i] = fc_conn_new(base, host, port, NULL);
+        sub_conns[i] = fc_conn_new(base, host, port, &copts);
     subs = calloc((size_t)opt.subs, sizeof *subs);
     for (int t = 0; t < opt.subs; t++) {
         struct bsub *b = &subs[t];
@@ -906,7 +912,7 @@ int main(int argc, char **argv)
     event_config_free(pcfg);
     prod.conns = calloc((size_t)opt.producer_conns, sizeof *prod.conns);
     for (int i = 0; i < opt.producer_conns; i++)
-        prod.conns[i] = fc_conn_new(prod.base, host, port, NULL);
+        prod.conns[i] = fc_conn_new(prod.base, host, port, &copts);
     prod.buf = malloc(opt.size * (size_t)opt.batch);
     memset(prod.buf, 'x', opt.size * (size_t)opt.batch);
     struct proc_sample p0 = proc_sample();

@@ -138,14 +138,22 @@ static void msg_cleanup(const void *data, size_t len, void *arg)
     msg_unref(arg);
 }
 
-/* Appends "msg" to "out" by reference (copied only if that fails). */
+/* Appends "msg" to "out" by reference (copied only if that fails), in
+ * pieces of one HTTP/2 DATA frame's payload: h2.c cuts frames at chain ends
+ * and moves whole chains to the socket, so the bytes are never copied in
+ * user space on their way out. */
+#define MSG_PIECE 16384
+
 static void add_shared(struct evbuffer *out, uint8_t *msg, size_t len)
 {
     struct msg_head *h = (struct msg_head *)msg - 1;
-    h->refs++;
-    if (evbuffer_add_reference(out, msg, len, msg_cleanup, msg) != 0) {
-        h->refs--;
-        evbuffer_add(out, msg, len);
+    for (size_t off = 0; off < len; off += MSG_PIECE) {
+        size_t n = len - off < MSG_PIECE ? len - off : MSG_PIECE;
+        h->refs++;
+        if (evbuffer_add_reference(out, msg + off, n, msg_cleanup, msg) != 0) {
+            h->refs--;
+            evbuffer_add(out, msg + off, n);
+        }
     }
 }
 

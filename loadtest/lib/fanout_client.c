@@ -21,6 +21,8 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -170,7 +172,8 @@ static void conn_flush(struct fc_conn *c)
     for (;;) { /* ends when nghttp2 is done or the socket is full (output queued) */
         c->stage_full = false;
         int rv = nghttp2_session_send(c->h2);
-        if (c->connected && evbuffer_get_length(out) == 0 && evbuffer_get_length(c->stage) > 0)
+        if (c->connected && !c->o.tls && evbuffer_get_length(out) == 0 &&
+            evbuffer_get_length(c->stage) > 0)
             (void)evbuffer_write(c->stage, bufferevent_getfd(c->bev)); /* errors: the bev reports */
         if (evbuffer_get_length(c->stage) > 0)
             evbuffer_add_buffer(out, c->stage);
@@ -188,7 +191,7 @@ static void conn_flush(struct fc_conn *c)
 /* Reads what the socket holds (up to 1 MiB) into "in". */
 static void read_more(struct fc_conn *c, struct evbuffer *in)
 {
-    if (evbuffer_get_length(in) < 4096) /* libevent's read emptied the socket */
+    if (evbuffer_get_length(in) < 4096 || c->o.tls) /* libevent's read emptied the socket */
         return;
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     evbuffer_unfreeze(in, 0); /* the bufferevent keeps its input's end frozen */
@@ -879,7 +882,25 @@ struct fc_conn *fc_conn_new(struct event_base *base, const char *host, int port,
         free(c);
         return NULL;
     }
-    c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (c->o.tls) {
+        /* One context for every connection; the certificate is a test one. */
+        static SSL_CTX *ctx;
+        if (!ctx) {
+            ctx = SSL_CTX_new(TLS_client_method());
+            if (!ctx || SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x02h2", 3) != 0)
+                abort();
+            SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+        }
+        SSL *ssl = SSL_new(ctx);
+        if (!ssl)
+            abort();
+        c->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
     c->stage = evbuffer_new();
     if (!c->bev || !c->stage) {
         if (c->bev)

@@ -41,6 +41,7 @@ struct fc_conn_opts {
     uint32_t stream_window; /* SETTINGS_INITIAL_WINDOW_SIZE [1 MiB] */
     uint32_t conn_window;   /* connection receive window [64 MiB] */
     size_t out_high;        /* stop generating frames past this much unsent output [256 KiB] */
+    bool tls;               /* TLS with ALPN h2 (the server's certificate is not checked) */
 };
 
 /* Opens a connection to "host":"port" (numeric IPv4) on "base" (borrowed

@@ -15,6 +15,9 @@ BASELINE=1
 source "$(dirname "$0")/lib.sh"
 lt_init fanout-egress
 CONSUMERS=${CONSUMERS:-1 10 100} SIZE=${SIZE:-1000} DURATION=${DURATION:-5}
+# With the producer flat out, 100 consumers on one client thread fall seconds
+# behind: the drain lets them catch up (it ends once all is delivered).
+DRAIN=${DRAIN:-30}
 fan=$BUILD/loadtest/sluice-bench-fanout
 [ -x "$fan" ] || lt_die "build sluice-bench-fanout first ($fan; cmake -DSLUICE_BENCH=ON)"
 lt_start_nghttpd
@@ -33,7 +36,7 @@ for c in $CONSUMERS; do
     s0=$(sent_bytes) t0=$(cpu_ticks "$LT_PID") w0=$(date +%s.%N)
     j=$(timeout "$TIMEOUT" "$fan" --endpoint "$LT_HOST" --one-thread --streams 1 --shards 1 \
       --consumers "$c" --subs "$c" --conns "$c" --rate 0 --size "$SIZE" --batch 500 \
-      --duration "$DURATION" --drain 3 --label "egress-$c" 2>"$OUT/logs/fanout-egress/bench-$c-$run.log" |
+      --duration "$DURATION" --drain "$DRAIN" --label "egress-$c" 2>"$OUT/logs/fanout-egress/bench-$c-$run.log" |
       grep '^{' || true)
     s1=$(sent_bytes) t1=$(cpu_ticks "$LT_PID") w1=$(date +%s.%N)
     rss=$(awk '/VmHWM/ {print $2}' "/proc/$LT_PID/status")

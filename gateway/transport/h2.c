@@ -61,11 +61,15 @@ struct h2 {
     struct h2s *streams; /* doubly linked, for drain and teardown */
     /* Complete requests waiting for reply_bytes to fall under the budget. */
     TAILQ_HEAD(, h2s) waiting;
-    /* Frames produced by one nghttp2_session_send(), sent with one gathered
-     * write at its end (stage_send); empty between flushes. Headers and
-     * small frames are copied in; large DATA payloads are chains moved from
-     * the reply body. */
-    struct evbuffer *stage;
+    /* Frames produced by one nghttp2_session_send(), sent with one write at
+     * its end (stage_send); empty between flushes. Bytes are copied into the
+     * flat "stage", except a DATA payload that is a large chain of its reply
+     * body (a shared fan-out event): that chain is moved into "gather" by
+     * pointer, after the stage so far, which is handed over to "gather" too
+     * (so order holds and the gathered write has one entry per piece). */
+    uint8_t *stage;
+    size_t stage_len, stage_cap;
+    struct evbuffer *gather;
     bool stage_full; /* on_send_cb refused a frame: more to send after the write */
 };
 
@@ -185,7 +189,9 @@ static void reject(struct h2s *s, enum gw_errtype type, const char *fmt, ...)
 
 /* ---- data providers ------------------------------------------------------------ */
 
-#define CHAIN_BY_REF 4096
+/* Payload chains at least this large go by reference (fanout.c's pieces are
+ * 16 KiB); smaller ones are cheaper to copy than to gather. */
+#define CHAIN_BY_REF 8192
 
 static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
                             size_t length, uint32_t *data_flags, nghttp2_data_source *source,
@@ -222,7 +228,7 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t
     size_t have = evbuffer_get_length(body);
     size_t n = have < length ? have : length;
     /* A frame ends where a large chain of the body ends, so that
-     * on_send_data_cb moves whole chains; small chains are copied anyway. */
+     * on_send_data_cb can move it whole. */
     size_t first = (size_t)evbuffer_get_contiguous_space(body);
     if (first >= CHAIN_BY_REF && first < n)
         n = first;
@@ -298,15 +304,48 @@ static const struct gw_req_transport h2_transport = {on_send, on_stream, on_resu
 
 /* ---- nghttp2 callbacks ------------------------------------------------------------ */
 
-/* Room for more in the stage, or false (stage_full) when the
- * connection's output limit is reached. */
-static bool stage_reserve(struct h2 *h)
+/* Room for "n" more bytes in the stage, or false (stage_full) when the
+ * connection's output limit is reached. A flat buffer, not an evbuffer: no
+ * chain allocated per frame. */
+static void stage_grow(struct h2 *h, size_t n)
 {
-    if (gw_conn_output_len(h->c) + evbuffer_get_length(h->stage) >= h->c->cfg->conn_buffer_bytes) {
+    if (h->stage_len + n > h->stage_cap || !h->stage) {
+        size_t cap = h->stage_cap ? h->stage_cap : 16384;
+        while (cap < h->stage_len + n)
+            cap *= 2;
+        h->stage = xrealloc(h->stage, cap);
+        h->stage_cap = cap;
+    }
+}
+
+static bool stage_reserve(struct h2 *h, size_t n)
+{
+    if (gw_conn_output_len(h->c) + h->stage_len + evbuffer_get_length(h->gather) >=
+        h->c->cfg->conn_buffer_bytes) {
         h->stage_full = true;
         return false;
     }
+    stage_grow(h, n);
     return true;
+}
+
+static void stage_free(const void *data, size_t len, void *arg)
+{
+    (void)data, (void)len;
+    free(arg);
+}
+
+/* Hands the flat stage over to "gather" (by reference; freed once sent). */
+static void stage_handover(struct h2 *h)
+{
+    if (h->stage_len == 0)
+        return;
+    if (evbuffer_add_reference(h->gather, h->stage, h->stage_len, stage_free, h->stage) != 0) {
+        evbuffer_add(h->gather, h->stage, h->stage_len);
+        free(h->stage);
+    }
+    h->stage = NULL;
+    h->stage_len = h->stage_cap = 0;
 }
 
 static ssize_t on_send_cb(nghttp2_session *session, const uint8_t *data, size_t length,
@@ -315,9 +354,10 @@ static ssize_t on_send_cb(nghttp2_session *session, const uint8_t *data, size_t 
     struct h2 *h = user_data;
     if (h->c->closing)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (!stage_reserve(h))
+    if (!stage_reserve(h, length))
         return NGHTTP2_ERR_WOULDBLOCK;
-    evbuffer_add(h->stage, data, length);
+    memcpy(h->stage + h->stage_len, data, length);
+    h->stage_len += length;
     return (ssize_t)length;
 }
 
@@ -330,18 +370,27 @@ static int on_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const
     if (h->c->closing)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     size_t padlen = frame->data.padlen; /* pad-length byte included; 0 here */
-    if (!stage_reserve(h))
+    if (!stage_reserve(h, 9 + length + padlen))
         return NGHTTP2_ERR_WOULDBLOCK;
-    evbuffer_add(h->stage, framehd, 9);
-    if (padlen > 0) {
-        uint8_t pl = (uint8_t)(padlen - 1);
-        evbuffer_add(h->stage, &pl, 1);
+    uint8_t *p = h->stage + h->stage_len;
+    memcpy(p, framehd, 9);
+    p += 9;
+    if (padlen > 0)
+        *p++ = (uint8_t)(padlen - 1);
+    struct evbuffer *body = s->req->resp.body;
+    if (length >= CHAIN_BY_REF && (size_t)evbuffer_get_contiguous_space(body) == length) {
+        /* The whole first chain: moved, not copied (see struct h2). */
+        h->stage_len = (size_t)(p - h->stage);
+        stage_handover(h);
+        if (evbuffer_remove_buffer(body, h->gather, length) != (int)length)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        stage_grow(h, padlen); /* room for the padding, counted above */
+        p = h->stage;
+    } else {
+        if (evbuffer_remove(body, p, length) != (int)length)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        p += length;
     }
-    /* A payload that is whole chains of the body (on_data_read cut it so)
-     * moves by pointer, not by copy: a shared event (fanout's references)
-     * reaches the socket from the one buffer every subscription shares. */
-    if (evbuffer_remove_buffer(s->req->resp.body, h->stage, length) != (int)length)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
     s->progress_tick = h->tick;
     if (s->reply_counted)
         release_reply(h, s, length);
@@ -350,9 +399,10 @@ static int on_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const
          * stop sending the request it never finished. */
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
     if (padlen > 1) {
-        static const uint8_t zeros[256];
-        evbuffer_add(h->stage, zeros, padlen - 1);
+        memset(p, 0, padlen - 1);
+        p += padlen - 1;
     }
+    h->stage_len = (size_t)(p - h->stage);
     return 0;
 }
 
@@ -492,10 +542,23 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 /* ---- session I/O ---------------------------------------------------------------- */
 
-/* Sends the staged frames: one gathered write when nothing is queued. */
+/* Sends the staged frames (one gathered write when pieces went by
+ * reference); a stage grown past 64 KiB by a burst is given back rather than
+ * kept for the connection's lifetime. */
 static void stage_send(struct h2 *h)
 {
-    gw_conn_send_evbuffer(h->c, h->stage);
+    if (evbuffer_get_length(h->gather) > 0) {
+        stage_handover(h);
+        gw_conn_send_evbuffer(h->c, h->gather);
+        return;
+    }
+    gw_conn_send_bytes(h->c, h->stage, h->stage_len);
+    h->stage_len = 0;
+    if (h->stage_cap > 65536) {
+        free(h->stage);
+        h->stage = NULL;
+        h->stage_cap = 0;
+    }
 }
 
 /* Runs the requests that waited for the reply budget, oldest first, while
@@ -674,7 +737,8 @@ static void h2_on_free(struct gw_conn *c)
     nghttp2_session_del(h->s);
     while (h->streams)
         stream_free(h->streams);
-    evbuffer_free(h->stage);
+    free(h->stage);
+    evbuffer_free(h->gather);
     free(h);
     c->proto_state = NULL;
 }
@@ -688,8 +752,8 @@ void gw_h2_attach(struct gw_conn *c)
     const struct gw_config *cfg = c->cfg;
     struct h2 *h = xcalloc(1, sizeof *h);
     h->c = c;
-    h->stage = evbuffer_new();
-    if (!h->stage)
+    h->gather = evbuffer_new();
+    if (!h->gather)
         abort();
     nghttp2_session_callbacks *cbs;
     nghttp2_session_callbacks_new(&cbs);

@@ -881,6 +881,8 @@ int gw_fanout_subscribe(struct gw_fanout *f, struct gw_req *req, enum gw_fanout_
     } else {
         gw_resp_header(req, "content-type", "application/vnd.amazon.eventstream");
     }
+    if (!s->sse)
+        gw_resp_shared_pieces(req); /* events go by reference (add_shared) */
     gw_resp_stream(req, 200, pull, s);
     return 0;
 }

@@ -189,8 +189,11 @@ static void reject(struct h2s *s, enum gw_errtype type, const char *fmt, ...)
 
 /* ---- data providers ------------------------------------------------------------ */
 
-/* Payload chains at least this large go by reference (fanout.c's pieces are
- * 16 KiB); smaller ones are cheaper to copy than to gather. */
+/* In a stream marked gw_resp_shared_pieces(), payload chains at least this
+ * large go by reference (fanout.c's pieces are 16 KiB); smaller ones are
+ * cheaper to copy than to gather. Other replies are always copied: their
+ * bodies are the handler's own buffers, and moving them would only trade a
+ * cheap copy for an allocation per frame. */
 #define CHAIN_BY_REF 8192
 
 static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
@@ -229,9 +232,11 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t
     size_t n = have < length ? have : length;
     /* A frame ends where a large chain of the body ends, so that
      * on_send_data_cb can move it whole. */
-    size_t first = (size_t)evbuffer_get_contiguous_space(body);
-    if (first >= CHAIN_BY_REF && first < n)
-        n = first;
+    if (req->resp.shared) {
+        size_t first = (size_t)evbuffer_get_contiguous_space(body);
+        if (first >= CHAIN_BY_REF && first < n)
+            n = first;
+    }
     *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (n == have && (req->resp.state == GW_RESP_ONESHOT || req->resp.eof))
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -335,11 +340,18 @@ static void stage_free(const void *data, size_t len, void *arg)
     free(arg);
 }
 
-/* Hands the flat stage over to "gather" (by reference; freed once sent). */
+/* Hands the flat stage over to "gather": a few bytes (between two shared
+ * pieces there is usually only the next DATA frame's 9-byte header) are
+ * copied and the stage kept; more go by reference, freed once sent. */
 static void stage_handover(struct h2 *h)
 {
     if (h->stage_len == 0)
         return;
+    if (h->stage_len <= 1024) {
+        evbuffer_add(h->gather, h->stage, h->stage_len);
+        h->stage_len = 0;
+        return;
+    }
     if (evbuffer_add_reference(h->gather, h->stage, h->stage_len, stage_free, h->stage) != 0) {
         evbuffer_add(h->gather, h->stage, h->stage_len);
         free(h->stage);
@@ -378,7 +390,8 @@ static int on_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const
     if (padlen > 0)
         *p++ = (uint8_t)(padlen - 1);
     struct evbuffer *body = s->req->resp.body;
-    if (length >= CHAIN_BY_REF && (size_t)evbuffer_get_contiguous_space(body) == length) {
+    if (s->req->resp.shared && length >= CHAIN_BY_REF &&
+        (size_t)evbuffer_get_contiguous_space(body) == length) {
         /* The whole first chain: moved, not copied (see struct h2). */
         h->stage_len = (size_t)(p - h->stage);
         stage_handover(h);

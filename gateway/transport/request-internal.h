@@ -57,6 +57,7 @@ struct gw_req {
         gw_pull_fn pull;
         void *pull_ctx;
         bool eof; /* the pull returned EOF: body holds the last bytes */
+        bool shared; /* the pull adds shared pieces (gw_resp_shared_pieces) */
     } resp;
 
     /* True while a handler holds the request (from dispatch until it answers

@@ -366,6 +366,11 @@ int gw_resp_stream(struct gw_req *req, int status, gw_pull_fn pull, void *ctx)
     return 0;
 }
 
+void gw_resp_shared_pieces(struct gw_req *req)
+{
+    req->resp.shared = true;
+}
+
 void gw_resp_resume(struct gw_req *req)
 {
     if (req->resp.state == GW_RESP_STREAM && !req->resp.eof)

@@ -92,6 +92,10 @@ typedef void (*gw_abort_fn)(struct gw_req *req, void *ctx);
 /* Starts a streamed reply with "status" and the headers set so far; the body
  * is produced by "pull" (HTTP/1.1: chunked; HTTP/2: DATA frames). */
 int gw_resp_stream(struct gw_req *req, int status, gw_pull_fn pull, void *ctx);
+/* Says the stream's pull adds large shared pieces to the body by reference
+ * (evbuffer_add_reference, one HTTP/2 DATA frame's payload each): HTTP/2
+ * then sends those chains from where they are instead of copying them. */
+void gw_resp_shared_pieces(struct gw_req *req);
 /* Tells the protocol layer a deferred pull has data (or EOF) now. Cheap and
  * safe to call repeatedly. */
 void gw_resp_resume(struct gw_req *req);

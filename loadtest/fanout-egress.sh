@@ -32,6 +32,11 @@ printf '%-10s %-4s %12s %12s %12s %8s %12s %14s\n' consumers run "rec/s" "record
   "event MiB/s" "cpu %" "VmHWM KiB" "ceiling MiB/s" | tee "$OUT/fanout-egress.txt"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 sent_bytes() { curl -s "http://$LT_HOST/metrics" | awk '$1 == "sluice_sent_bytes_total" {print $2}'; }
+# Gateway CPU % between two cpu_ticks/wall-clock readings: T0 T1 W0 W1.
+cpu_pct() {
+  python3 -c 'import os, sys; print(100 * (int(sys.argv[2]) - int(sys.argv[1])) / os.sysconf("SC_CLK_TCK") / (float(sys.argv[4]) - float(sys.argv[3])))' "$@"
+}
+ratio() { python3 -c 'import sys; print(float(sys.argv[1]) / float(sys.argv[2]))' "$1" "$2"; }
 # The download ceiling for C connections, in MiB/s.
 ceiling() {
   local n=$(( $1 * 200 < 2000 ? 2000 : $1 * 200 )) h
@@ -78,7 +83,7 @@ print(json.dumps({"StreamName": "egress", "Records": [{"PartitionKey": "k%d" % i
   r=$(python3 -c 'import sys; print(int(sys.argv[1]) * 500 / float(sys.argv[2]))' "${r:-0}" "$DURATION")
   m=0
   w=$(python3 -c 'import sys; print(int(sys.argv[1]) / 1048576 / float(sys.argv[2]))' "$got" "$DURATION")
-  cp=$(python3 -c 'import os, sys; print(100 * (int(sys.argv[1]) - int(sys.argv[2])) / os.sysconf("SC_CLK_TCK") / (float(sys.argv[3]) - float(sys.argv[4])))' "$t1" "$t0" "$w1" "$w0")
+  cp=$(cpu_pct "$t0" "$t1" "$w0" "$w1")
   ce=$(ceiling "$c")
   printf '%-10s %-4s %12.0f %12s %12.1f %8.0f %12s %14.1f\n' "$c" "$run" "$r" "-" "$w" "$cp" "$rss" "$ce" |
     tee -a "$OUT/fanout-egress.txt"
@@ -117,7 +122,7 @@ delivered = sum(c["delivered"] for c in cs) * size
 print(rec_s, mib_s, mib_s * sent / delivered if delivered else 0)
 ' "$j" "$SIZE" "$((s1 - s0))") || lt_die "run $run with $c consumers lost or duplicated records"
     read -r r m w <<<"$vals"
-    cp=$(python3 -c 'import os, sys; print(100 * (int(sys.argv[1]) - int(sys.argv[2])) / os.sysconf("SC_CLK_TCK") / (float(sys.argv[3]) - float(sys.argv[4])))' "$t1" "$t0" "$w1" "$w0")
+    cp=$(cpu_pct "$t0" "$t1" "$w0" "$w1")
     # The ceiling: the same number of h2c connections downloading the file.
     ce=$(ceiling "$c")
     printf '%-10s %-4s %12.0f %12.1f %12.1f %8.0f %12s %14.1f\n' "$c" "$run" "$r" "$m" "$w" "$cp" "$rss" "$ce" |
@@ -128,12 +133,12 @@ print(rec_s, mib_s, mib_s * sent / delivered if delivered else 0)
   if [ "$CLIENT" = h2load ]; then
     printf 'median %s consumers (h2load): %.1f MiB/s of events received, producer %.0f rec/s, gateway CPU %.0f%%; ceiling %.1f MiB/s (events/ceiling %.2f)\n' \
       "$c" "$(med "${wire[@]}")" "$(med "${rec[@]}")" "$(med "${cpu[@]}")" "$(med "${ceil[@]}")" \
-      "$(python3 -c 'import sys; print(float(sys.argv[1]) / float(sys.argv[2]))' "$(med "${wire[@]}")" "$(med "${ceil[@]}")")" |
+      "$(ratio "$(med "${wire[@]}")" "$(med "${ceil[@]}")")" |
       tee -a "$OUT/fanout-egress.txt"
     continue
   fi
   printf 'median %s consumers: %.0f rec/s, %.1f MiB/s of records in %.1f MiB/s of events, gateway CPU %.0f%%; ceiling %.1f MiB/s (events/ceiling %.2f)\n' \
     "$c" "$(med "${rec[@]}")" "$(med "${mib[@]}")" "$(med "${wire[@]}")" "$(med "${cpu[@]}")" "$(med "${ceil[@]}")" \
-    "$(python3 -c 'import sys; print(float(sys.argv[1]) / float(sys.argv[2]))' "$(med "${wire[@]}")" "$(med "${ceil[@]}")")" |
+    "$(ratio "$(med "${wire[@]}")" "$(med "${ceil[@]}")")" |
     tee -a "$OUT/fanout-egress.txt"
 done

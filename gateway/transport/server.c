@@ -729,6 +729,15 @@ static void sniff_plain(struct gw_conn *c)
     /* else: a prefix of the preface; wait for more (the timer bounds it). */
 }
 
+/* Closes the accepted socket that never got a bufferevent, and the
+ * connection with it. */
+static void drop_fd(struct gw_conn *c)
+{
+    close(c->_fd);
+    c->_fd = -1;
+    gw_conn_close(c);
+}
+
 static void on_sniff(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_conn *c = arg;
@@ -746,9 +755,7 @@ static void on_sniff(evutil_socket_t fd, short what, void *arg)
         /* --tls-only: whatever this is, it is not a TLS handshake. */
         gw_log(GW_LOG_INFO, "cleartext_refused", "conn=%llu peer=%s: --tls-only",
                (unsigned long long)c->id, c->peer);
-        close(fd);
-        c->_fd = -1;
-        gw_conn_close(c);
+        drop_fd(c);
         return;
     }
     if (b == 0x16) {
@@ -756,15 +763,11 @@ static void on_sniff(evutil_socket_t fd, short what, void *arg)
             gw_log(GW_LOG_INFO, "tls_refused",
                    "conn=%llu peer=%s TLS ClientHello but no --tls-cert/--tls-key configured",
                    (unsigned long long)c->id, c->peer);
-            close(fd);
-            c->_fd = -1;
-            gw_conn_close(c);
+            drop_fd(c);
             return;
         }
         if (!tls_begin(c)) {
-            close(fd);
-            c->_fd = -1;
-            gw_conn_close(c);
+            drop_fd(c);
             return;
         }
     }
@@ -772,9 +775,7 @@ static void on_sniff(evutil_socket_t fd, short what, void *arg)
      * TLS records are ours, see the top of this file). */
     c->bev = bufferevent_socket_new(c->srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
-        close(fd);
-        c->_fd = -1;
-        gw_conn_close(c);
+        drop_fd(c);
         return;
     }
     c->_fd = -1; /* the bufferevent owns the descriptor now */

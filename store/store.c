@@ -52,6 +52,8 @@ const char *store_strerror(int code)
     case STORE_ECORRUPT: return "data corrupt";
     case STORE_EIO: return "I/O error";
     case STORE_ENOSPC: return "no space left on device";
+    case STORE_EUNAVAIL: return "backend unavailable";
+    case STORE_ECONFLICT: return "concurrent catalog change";
     }
     return "unknown error";
 }

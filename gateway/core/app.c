@@ -35,6 +35,10 @@ enum gw_errtype gw_app_store_errtype(int code)
     case STORE_EINVAL: return GW_ERR_INVALID_ARGUMENT;
     case STORE_ELIMIT: return GW_ERR_LIMIT_EXCEEDED;
     case STORE_ESTATE: return GW_ERR_RESOURCE_IN_USE;
+    case STORE_EUNAVAIL: return GW_ERR_SERVICE_UNAVAILABLE;
+    /* LimitExceededException: SDKs retry it with back-off, which is what a
+     * lost race for the shared catalog needs. */
+    case STORE_ECONFLICT: return GW_ERR_LIMIT_EXCEEDED;
     default: return GW_ERR_INTERNAL_FAILURE; /* ECORRUPT, EIO, ENOSPC */
     }
 }

@@ -109,6 +109,10 @@
 #define STORE_ECORRUPT (-40006)  /* on-disk data failed verification */
 #define STORE_EIO (-40007)       /* an I/O call failed (message has errno text) */
 #define STORE_ENOSPC (-40008)    /* the disk is full */
+#define STORE_EUNAVAIL (-40009)  /* the backend cannot be reached now (jetstream: not
+                                    connected, no leader, timed out); retry later */
+#define STORE_ECONFLICT (-40010) /* a catalog change raced one made through another
+                                    gateway and was undone; retry */
 
 /* An error value: "code" is a STORE_E* code, "msg" a one-line explanation
  * (NUL-terminated, no trailing newline). Functions that take a

@@ -9,7 +9,7 @@
 FROM debian:12-slim AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config libevent-dev libnghttp2-dev libjansson-dev libssl-dev \
-      libhttp-parser-dev libcbor-dev libdeflate-dev \
+      libhttp-parser-dev libcbor-dev libdeflate-dev libnats-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -22,7 +22,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF -DSLUICE_B
 FROM debian:12-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libevent-core-2.1-7 libnghttp2-14 libjansson4 \
-      libssl3 libhttp-parser2.9 libcbor0.8 libdeflate0 curl ca-certificates \
+      libssl3 libhttp-parser2.9 libcbor0.8 libdeflate0 libnats3.4 curl ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin sluice \
     && mkdir -p /data && chown sluice:sluice /data

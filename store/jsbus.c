@@ -1043,12 +1043,19 @@ static void on_follow_complete(void *closure)
     struct jsbus_follow *f = closure;
     struct jsbus *b = f->b;
     pthread_mutex_lock(&b->mu);
+    /* Whoever takes "sub" under mu releases our handle on it: the worker
+     * after unfollow, or this callback when natsConnection_Close (in
+     * jsbus_close) closed the subscription first. The delivery thread holds
+     * its own reference until it returns, so releasing here is safe. */
+    natsSubscription *sub = f->sub;
     f->sub = NULL;
     f->state = F_DONE;
+    follow_unref_locked(f);
     b->subs_live--;
     pthread_cond_broadcast(&b->subs_cond);
-    follow_unref_locked(f);
     pthread_mutex_unlock(&b->mu);
+    if (sub)
+        natsSubscription_Destroy(sub);
 }
 
 struct jsbus_follow *jsbus_follow(struct jsbus *b, const char *stream, const char *filter,
@@ -1191,6 +1198,7 @@ static void *worker_main(void *arg)
         }
         if (job->state == F_ACTIVE) {
             natsSubscription *sub = job->sub;
+            job->sub = NULL;
             job->state = F_TEARING;
             pthread_mutex_unlock(&b->mu);
             /* deletes the ephemeral consumer too (a JetStream API round trip) */

@@ -615,3 +615,25 @@ Test(jsbus, server_restart_reconnects_and_follow_resumes)
     free(r.seqs);
     jsbus_close(b);
 }
+
+Test(jsbus, follow_waits_for_a_missing_stream)
+{
+    struct logs l = {0};
+    struct jsbus *b = open_bus(&l);
+    struct rec r = {0};
+    struct store_err err = {0};
+    r.f = jsbus_follow(b, "LATE", NULL, 1, on_deliver, &r, &err);
+    cr_assert_not_null(r.f);
+    PUMP_UNTIL(b, 10000, l.warn > 0); /* the failed consumer creation is logged */
+    cr_assert_gt(l.warn, 0);
+    /* two subjects: a NULL filter follows both */
+    create_stream(b, "LATE", "late.>\",\"other.>");
+    publish_range(b, "late.a", 1, 10, 16, 10000);
+    publish_range(b, "other.b", 11, 20, 16, 10000);
+    PUMP_UNTIL(b, 10000, r.n >= 20);
+    PUMP_UNTIL(b, 300, 0);
+    check_exact(&r, 1, 20);
+    jsbus_unfollow(r.f);
+    free(r.seqs);
+    jsbus_close(b);
+}

@@ -138,7 +138,7 @@ static int tree_fail(char *why, size_t n, const char *fmt, ...)
 
 /* A stream still in the short form (shard_count, shard_gen) gets its
  * shards spelt out, so a reshard can close and add some. */
-static json_t *tree_shards(json_t *st)
+json_t *store_i_catalog_tree_shards(json_t *st)
 {
     json_t *shards = json_object_get(st, "shards");
     if (shards)
@@ -167,7 +167,7 @@ static json_t *tree_shards(json_t *st)
 static int tree_reshard(json_t *st, json_t *rec)
 {
     json_t *closed = json_object_get(rec, "closed"), *added = json_object_get(rec, "added"), *v;
-    json_t *shards = tree_shards(st);
+    json_t *shards = store_i_catalog_tree_shards(st);
     size_t i;
     if (!shards || !json_is_array(closed) || !json_is_array(added))
         return -1;
@@ -189,7 +189,7 @@ static int tree_reshard(json_t *st, json_t *rec)
 
 /* Applies one change record to the tree. -1 with "why" if it does not fit
  * (unknown stream, duplicate, bad field): the log is not this catalog's. */
-static int cat_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen)
+int store_i_catalog_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen)
 {
     json_t *streams = json_object_get(tree, "streams");
     const char *op = json_string_value(json_object_get(rec, "op"));
@@ -468,16 +468,10 @@ static int build_shards(struct store *s, struct store_stream *st, json_t *o, con
     return 0;
 }
 
-static int tree_build(struct store *s, json_t *tree, const char *path, struct store_err *err)
+int store_i_catalog_build_stream(struct store *s, const char *name, json_t *o, const char *path,
+                                 struct store_stream **out, struct store_err *err)
 {
-    s->gen = (uint32_t)json_integer_value(json_object_get(tree, "generation"));
-    s->next_uid = (uint64_t)json_integer_value(json_object_get(tree, "next_uid"));
-    const char *acct = json_string_value(json_object_get(tree, "account_settings"));
-    free(s->account_settings);
-    s->account_settings = acct ? store_i_xstrdup(acct) : NULL;
-    const char *name;
-    json_t *o;
-    json_object_foreach(json_object_get(tree, "streams"), name, o) {
+    {
         json_error_t je;
         const char *arn, *status;
         json_int_t uid, created, retention;
@@ -536,8 +530,25 @@ static int tree_build(struct store *s, json_t *tree, const char *path, struct st
                                                 json_is_string(tv) ? json_string_value(tv) : "");
             }
         }
-        int rc = build_shards(s, st, o, path, name, err);
-        if (rc) return rc;
+        if (out)
+            *out = st;
+        return build_shards(s, st, o, path, name, err);
+    }
+}
+
+static int tree_build(struct store *s, json_t *tree, const char *path, struct store_err *err)
+{
+    s->gen = (uint32_t)json_integer_value(json_object_get(tree, "generation"));
+    s->next_uid = (uint64_t)json_integer_value(json_object_get(tree, "next_uid"));
+    const char *acct = json_string_value(json_object_get(tree, "account_settings"));
+    free(s->account_settings);
+    s->account_settings = acct ? store_i_xstrdup(acct) : NULL;
+    const char *name;
+    json_t *o;
+    json_object_foreach(json_object_get(tree, "streams"), name, o) {
+        int rc = store_i_catalog_build_stream(s, name, o, path, NULL, err);
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -623,7 +634,7 @@ static int log_replay(struct store *s, json_t *tree, const char *path, int next,
         json_error_t je;
         json_t *rec = json_loadb((const char *)buf + off + 8, len, 0, &je);
         char why[256];
-        if (!rec || cat_tree_apply(tree, rec, why, sizeof why) != 0) {
+        if (!rec || store_i_catalog_tree_apply(tree, rec, why, sizeof why) != 0) {
             rc = store_i_err_set(err, STORE_ECORRUPT, "catalog log %s: record at %zu: %s", path,
                                  off, rec ? why : je.text);
             json_decref(rec);
@@ -786,7 +797,7 @@ int store_i_cat_writer_append(struct cat_writer *w, struct cat_rec *recs, size_t
         json_error_t je;
         json_t *rec = json_loadb(recs[i].data, recs[i].len, 0, &je);
         char why[256];
-        if (!rec || cat_tree_apply(w->tree, rec, why, sizeof why) != 0) {
+        if (!rec || store_i_catalog_tree_apply(w->tree, rec, why, sizeof why) != 0) {
             /* Cannot happen: the loop thread made these from a catalog the
              * tree mirrors. Refuse further writes rather than diverge. */
             fprintf(stderr, "sluice store: catalog record does not apply: %.*s\n",
@@ -952,8 +963,11 @@ static void change_durable(struct store *s, struct cat_change *c)
 {
     if (c->kind == CAT_CREATE)
         store_i_stream_catalog_durable(s, c->st);
-    else if (c->kind == CAT_DELETE)
+    else if (c->kind == CAT_DELETE) {
+        if (s->js)
+            store_i_js_stream_deleted(s, c->st);
         store_i_stream_bury(s, c->st);
+    }
     else if (c->kind == CAT_RESHARD)
         store_i_reshard_durable(s, c);
 }

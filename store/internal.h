@@ -285,6 +285,7 @@ struct store_shard {
     struct store_shard *notify_next;
     int commit_marked;
     struct store_shard *commit_next;
+    int js_refs;                  /* jetstream appends in flight (keeps a zombie) */
     struct store_shard *done_next; /* store_commit's list of written shards: a
                                     * callback's append may relink commit_next */
 
@@ -373,6 +374,7 @@ struct store_stream {
     uint32_t shard_gen;           /* generation of the shards' start sequence numbers */
     int pending_create;           /* its creation is not yet durable (catalog.c) */
     int deleting;                 /* deleted, the deletion not yet durable */
+    struct js_feed *feed;         /* jetstream backend: what copies its records here */
 };
 
 struct store_stream *store_i_stream_new(struct store *s, const char *name, uint64_t uid);
@@ -392,6 +394,8 @@ void store_i_stream_consumer_policy_put(struct store_stream *st, const char *nam
 void store_i_consumer_clear(struct consumer *c);
 void store_i_stream_consumer_put(struct store_stream *st, const char *name, const char *arn,
                                  enum store_consumer_status status, int64_t created_ms);
+/* Forgets every tag and consumer (a replicated catalog rebuilds them). */
+void store_i_stream_catalog_reset(struct store_stream *st);
 struct cat_change;
 /* Undoes one catalog change (store_i_catalog_rollback, newest first). */
 void store_i_stream_undo(struct store *s, struct cat_change *c);
@@ -451,8 +455,21 @@ size_t store_i_catalog_take_unposted(struct store *s, struct cat_rec **out);
 /* Drops the undo of changes up to "version" (now durable). */
 void store_i_catalog_durable(struct store *s, uint64_t version);
 /* Undoes every change not yet durable, newest first. */
+/* store.c: a catalog write failed: waiters of durable changes succeed, the
+ * rest is undone and its waiters get "e". */
+void store_i_catalog_failed(struct store *s, const struct store_err *e);
 void store_i_catalog_rollback(struct store *s);
 void store_i_catalog_free(struct store *s);
+/* Applies one change record to a catalog tree (the MANIFEST's form); -1 with
+ * "why" when it does not fit. */
+int store_i_catalog_tree_apply(json_t *tree, json_t *rec, char *why, size_t whylen);
+/* A stream object's "shards" array, spelt out first if it is in the short
+ * even-split form; NULL if malformed. */
+json_t *store_i_catalog_tree_shards(json_t *st);
+/* Builds stream "name" from its tree object "o" and inserts it into the
+ * store ("*out", may be NULL, borrows it). STORE_ECORRUPT names "path". */
+int store_i_catalog_build_stream(struct store *s, const char *name, json_t *o, const char *path,
+                                 struct store_stream **out, struct store_err *err);
 /* Syncer thread: appends and fsyncs "n" records, applies them to its tree,
  * compacts when due. errno or 0; on failure the log is as before. */
 int store_i_cat_writer_append(struct cat_writer *w, struct cat_rec *recs, size_t n);
@@ -502,6 +519,7 @@ struct store {
     struct store_stats stats;
     uint64_t uncommitted_records; /* appended since the last store_commit */
     struct fd_cache fds;         /* segment descriptors (segment.c) */
+    struct js_state *js;         /* jetstream backend (jetstream.c); NULL: embedded */
 };
 
 void store_i_stream_insert(struct store *s, struct store_stream *st);
@@ -520,6 +538,41 @@ void store_i_stream_bury(struct store *s, struct store_stream *st);
 void store_i_shard_bury(struct store *s, struct store_shard *sh);
 void store_i_fifo_add(struct store *s, struct chunk *c);
 void store_i_fifo_remove(struct store *s, struct chunk *c);
+
+/* ---- jetstream.c: the jetstream backend ----------------------------------
+ *
+ * The catalog and the records live in NATS JetStream; the store under "dir"
+ * is this gateway's copy, filled from JetStream and read as usual. */
+
+struct js_state;
+struct js_feed;
+
+/* At the end of store_open: connects, loads the catalog, copies every
+ * stream's records and follows both. */
+int store_i_js_open(struct store *s, struct store_err *err);
+void store_i_js_close(struct store *s);
+int store_i_js_notify_fd(struct store *s);
+/* From store_dispatch: NATS replies and deliveries, retries, catalog. */
+void store_i_js_dispatch(struct store *s);
+/* From store_commit: publishes catalog changes not yet sent. */
+void store_i_js_commit_catalog(struct store *s);
+/* From after_callbacks: answers appends whose records are now readable. */
+void store_i_js_after(struct store *s);
+int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs, size_t n,
+                      struct store_seq *seqs, store_done_fn on_done, void *arg,
+                      struct store_err *err);
+/* Empties the local copy before store_open loads it (keeps LOCK and
+ * iterator.key). */
+int store_i_js_wipe(struct store *s, struct store_err *err);
+/* A stream's creation is durable: start copying its records. */
+void store_i_js_stream_ready(struct store *s, struct store_stream *st);
+/* This gateway's deletion of "st" is durable: remove its JetStream stream. */
+void store_i_js_stream_deleted(struct store *s, struct store_stream *st);
+/* A stream struct is being freed: stop copying its records. */
+void store_i_js_stream_free(struct store_stream *st);
+/* Appends one record with a sequence number JetStream gave it (shard.c). */
+int store_i_shard_apply(struct store_shard *sh, const struct store_record_in *r,
+                        struct store_seq seq, int64_t arrival_ms, struct store_err *err);
 
 /* ---- reshard.c ------------------------------------------------------------ */
 

@@ -242,6 +242,9 @@ int store_stream_split(struct store_stream *st, struct store_shard *sh,
                        const struct store_hashkey *new_start, store_done_fn on_done, void *arg,
                        struct store_err *err)
 {
+    if (st->store->js)
+        return store_i_err_set(err, STORE_EINVAL,
+                               "resharding is not available on the jetstream backend yet");
     int rc = check_stream(st, err);
     if (!rc) rc = check_open(st, sh, err);
     if (!rc) rc = check_room(st, 2, err);
@@ -262,6 +265,9 @@ int store_stream_merge(struct store_stream *st, struct store_shard *sh,
                        struct store_shard *adj, store_done_fn on_done, void *arg,
                        struct store_err *err)
 {
+    if (st->store->js)
+        return store_i_err_set(err, STORE_EINVAL,
+                               "resharding is not available on the jetstream backend yet");
     int rc = check_stream(st, err);
     if (!rc) rc = check_open(st, sh, err);
     if (!rc) rc = check_open(st, adj, err);
@@ -293,6 +299,9 @@ static struct store_shard *open_at(struct store_stream *st, u128 k)
 int store_stream_scale(struct store_stream *st, uint32_t target, store_done_fn on_done,
                        void *arg, struct store_err *err)
 {
+    if (st->store->js)
+        return store_i_err_set(err, STORE_EINVAL,
+                               "resharding is not available on the jetstream backend yet");
     int rc = check_stream(st, err);
     if (rc)
         return rc;

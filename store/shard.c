@@ -318,14 +318,17 @@ int store_shard_check(const struct store_shard *sh, struct store_err *err)
     return 0;
 }
 
-int store_shard_append(struct store_shard *sh, const struct store_record_in *recs, size_t n,
+/* "given" (NULL: assign) carries the sequence numbers of records a
+ * replicated backend already stored elsewhere, arriving at "given_arrival". */
+static int append_impl(struct store_shard *sh, const struct store_record_in *recs, size_t n,
+                       const struct store_seq *given, int64_t given_arrival,
                        struct store_seq *seqs, store_done_fn on_done, void *arg,
                        struct store_err *err)
 {
     struct store *s = sh->store;
     if (sh->offline)
         return store_shard_check(sh, err);
-    if (sh->has_end)
+    if (sh->has_end && !given)
         return store_i_err_set(err, STORE_ESTATE, "shard %s is closed", sh->id);
     if (n == 0 || n > STORE_MAX_BATCH)
         return store_i_err_set(err, STORE_EINVAL, "batch of %zu records (1..%d allowed)", n,
@@ -343,7 +346,7 @@ int store_shard_append(struct store_shard *sh, const struct store_record_in *rec
         total += record_frame_size(r->partition_key.len, r->data.len, r->explicit_hash_key != NULL);
     }
 
-    int64_t now = store_i_now(s);
+    int64_t now = given ? given_arrival : store_i_now(s);
     if (now < sh->last_arrival)
         now = sh->last_arrival;
     sh->last_arrival = now;
@@ -384,6 +387,10 @@ int store_shard_append(struct store_shard *sh, const struct store_record_in *rec
     }
     for (size_t i = 0; i < n; i++) {
         struct store_seq seq = {s->gen, sh->index, sh->next_counter++};
+        if (given) {
+            seq = given[i];
+            sh->next_counter = seq.counter + 1;
+        }
         const struct store_record_in *r = &recs[i];
         store_i_record_encode(c->buf + c->len, seq, now, r);
         if (c->n == 0) {
@@ -394,7 +401,7 @@ int store_shard_append(struct store_shard *sh, const struct store_record_in *rec
         c->len += record_frame_size(r->partition_key.len, r->data.len, r->explicit_hash_key != NULL);
         if (seqs) seqs[i] = seq;
     }
-    c->last = (struct store_seq){s->gen, sh->index, sh->next_counter - 1};
+    c->last = given ? given[n - 1] : (struct store_seq){s->gen, sh->index, sh->next_counter - 1};
     c->last_arrival = now;
     sh->lsn_appended += total;
     sh->seg.fill += total;
@@ -403,6 +410,21 @@ int store_shard_append(struct store_shard *sh, const struct store_record_in *rec
     s->uncommitted_records += n;
     mark_commit(sh);
     return 0;
+}
+
+int store_shard_append(struct store_shard *sh, const struct store_record_in *recs, size_t n,
+                       struct store_seq *seqs, store_done_fn on_done, void *arg,
+                       struct store_err *err)
+{
+    if (sh->store->js)
+        return store_i_js_append(sh, recs, n, seqs, on_done, arg, err);
+    return append_impl(sh, recs, n, NULL, 0, seqs, on_done, arg, err);
+}
+
+int store_i_shard_apply(struct store_shard *sh, const struct store_record_in *r,
+                        struct store_seq seq, int64_t arrival_ms, struct store_err *err)
+{
+    return append_impl(sh, r, 1, &seq, arrival_ms, NULL, NULL, NULL, err);
 }
 
 /* ---- commit ---------------------------------------------------------------- */

@@ -245,6 +245,8 @@ void store_i_stream_catalog_durable(struct store *s, struct store_stream *st)
 {
     st->pending_create = 0;
     store_i_stream_release(s, st);
+    if (s->js)
+        store_i_js_stream_ready(s, st);
 }
 
 int store_stream_delete(struct store *s, const char *name, struct store_err *err)
@@ -485,6 +487,7 @@ static int recover_segments(struct store *s, struct store_err *err)
 
 static void free_all(struct store *s)
 {
+    store_i_js_close(s);
     store_i_catalog_free(s);
     for (size_t i = 0; i < s->nstreams; i++) {
         struct store_stream *st = s->streams[i];
@@ -583,6 +586,14 @@ int store_open(const char *dir, const struct store_opts *opts, struct store **ou
         rc = store_i_err_errno(err, errno, "open %s", s->segdir);
         goto fail;
     }
+    if (s->opts.backend == STORE_BACKEND_JETSTREAM) {
+        /* A copy of JetStream, rebuilt at every open: nothing on disk needs
+         * to survive a crash, so nothing is fsynced. */
+        s->opts.durability = STORE_DURABILITY_NEVER;
+        rc = store_i_js_wipe(s, err);
+        if (rc)
+            goto fail;
+    }
     if (unlinkat(s->dir_fd, "MANIFEST.tmp", 0) == 0)
         store_i_log(s, STORE_LOG_WARN, "removed MANIFEST.tmp left by an interrupted write");
 
@@ -607,6 +618,12 @@ int store_open(const char *dir, const struct store_opts *opts, struct store **ou
         goto fail;
     }
     catw = NULL; /* the syncer's now */
+    if (s->opts.backend == STORE_BACKEND_JETSTREAM && (rc = store_i_js_open(s, err)) != 0) {
+        store_i_js_close(s);
+        store_i_syncer_free(s->syncer);
+        s->syncer = NULL;
+        goto fail;
+    }
     store_i_log(s, STORE_LOG_INFO, "store %s open: generation %" PRIu32 ", %zu streams", dir,
                 s->gen, s->nstreams);
     *out = s;
@@ -669,7 +686,7 @@ static void reap(struct store *s)
     struct store_shard **pp = &s->zombies;
     while (*pp) {
         struct store_shard *z = *pp;
-        if (z->inflight == 0 && !z->commit_marked && !z->notify_marked) {
+        if (z->inflight == 0 && z->js_refs == 0 && !z->commit_marked && !z->notify_marked) {
             *pp = z->znext;
             store_i_shard_free(z);
         } else {
@@ -680,6 +697,8 @@ static void reap(struct store *s)
 
 static void after_callbacks(struct store *s)
 {
+    if (s->js)
+        store_i_js_after(s);
     fire_waiters(s, s->manifest_done, NULL);
     fire_listeners(s);
     store_evict(s);
@@ -694,7 +713,9 @@ int store_commit(struct store *s)
     s->commit_list = NULL;
     /* Catalog records go to the syncer before this commit's data (see
      * syncer.c: a pass appends the catalog log first). */
-    if (s->catalog_version > s->manifest_posted) {
+    if (s->js) {
+        store_i_js_commit_catalog(s);
+    } else if (s->catalog_version > s->manifest_posted) {
         struct cat_rec *recs;
         size_t nrec = store_i_catalog_take_unposted(s, &recs);
         if (nrec)
@@ -758,6 +779,8 @@ int store_commit_pending(const struct store *s)
 
 int store_notify_fd(struct store *s)
 {
+    if (s->js)
+        return store_i_js_notify_fd(s);
     return store_i_syncer_fd(s->syncer);
 }
 
@@ -779,23 +802,30 @@ static void durable_advanced(struct store *s, struct store_shard *sh)
  * durable is undone (the syncer dropped them all), so memory matches the
  * catalog on disk again; their waiters, and any registered since, get the
  * error. */
+void store_i_catalog_failed(struct store *s, const struct store_err *e)
+{
+    /* Waiters of changes that did become durable (reported in the same
+     * take) succeed; the rest share the error. */
+    fire_waiters(s, s->manifest_done, NULL);
+    store_i_catalog_rollback(s);
+    s->manifest_posted = s->manifest_done = s->catalog_version;
+    fire_waiters(s, s->catalog_version, e);
+}
+
 static void catalog_failed(struct store *s, int errnum)
 {
     struct store_err e;
     store_i_err_errno(&e, errnum, "write catalog log");
     store_i_log(s, STORE_LOG_ERROR, "%s: undoing %zu catalog changes not yet durable", e.msg,
                 s->cat.n);
-    /* Waiters of changes that did become durable (reported in the same
-     * take) succeed; the rest share the error. */
-    fire_waiters(s, s->manifest_done, NULL);
-    store_i_catalog_rollback(s);
-    s->manifest_posted = s->manifest_done = s->catalog_version;
     store_i_syncer_catalog_reset(s->syncer);
-    fire_waiters(s, s->catalog_version, &e);
+    store_i_catalog_failed(s, &e);
 }
 
 void store_dispatch(struct store *s)
 {
+    if (s->js)
+        store_i_js_dispatch(s);
     struct sync_result_vec res = {0};
     uint64_t mf_done, mf_failed;
     int mf_err;
@@ -892,6 +922,7 @@ void store_close(struct store *s)
     if (!s)
         return;
     store_commit(s);
+    store_i_js_close(s); /* waits (bounded) for JetStream's answers, fails the rest */
     store_i_syncer_wait_idle(s->syncer);
     store_dispatch(s);
     /* The commit above posted every catalog change and the dispatch took the

@@ -138,6 +138,8 @@ void store_i_stream_free(struct store_stream *st)
 {
     if (!st)
         return;
+    if (st->feed)
+        store_i_js_stream_free(st);
     store_i_tags_free(st->tags, st->ntags);
     for (size_t i = 0; i < st->nconsumers; i++)
         store_i_consumer_clear(&st->consumers[i]);
@@ -554,6 +556,18 @@ void store_i_stream_consumer_put(struct store_stream *st, const char *name, cons
     while (st->chash[h])
         h = (h + 1) & (st->chashcap - 1);
     st->chash[h] = (uint32_t)st->nconsumers;
+}
+
+void store_i_stream_catalog_reset(struct store_stream *st)
+{
+    store_i_tags_free(st->tags, st->ntags);
+    st->tags = NULL;
+    st->ntags = 0;
+    for (size_t i = 0; i < st->nconsumers; i++)
+        store_i_consumer_clear(&st->consumers[i]);
+    st->nconsumers = 0;
+    st->consumers_creating = 0;
+    chash_rebuild(st);
 }
 
 /* Removes consumer "i" from the array (not freeing its strings). */

@@ -81,6 +81,30 @@ static int load_key(struct gw_app *app, const char *dir, struct gw_error *err)
     return 0;
 }
 
+/* Another gateway on the same JetStream removed a stream or a consumer: end
+ * the subscriptions that hold it before the store lets it go, as the local
+ * DeleteStream and DeregisterStreamConsumer do. */
+static void on_remote_removal(void *arg, const char *stream, const char *consumer)
+{
+    struct gw_app *app = arg;
+    if (!consumer) {
+        gw_fanout_end(app->fanout, stream, NULL, "ResourceNotFoundException",
+                      "The stream was deleted.");
+        gw_throttle_forget(app->throttle);
+        gw_log(GW_LOG_INFO, "stream_deleted", "stream=%s by=another-gateway", stream);
+        return;
+    }
+    struct store_stream *s;
+    struct store_consumer_info ci;
+    if (store_stream_lookup(app->store, stream, &s, NULL) != 0 ||
+        store_consumer_lookup(s, consumer, &ci, NULL) != 0)
+        return;
+    gw_fanout_end(app->fanout, stream, ci.arn, "ResourceNotFoundException",
+                  "The consumer was deregistered.");
+    gw_log(GW_LOG_INFO, "consumer_deregistered", "stream=%s consumer=%s by=another-gateway",
+           stream, consumer);
+}
+
 int gw_app_open(struct gw_app *app, struct event_base *base, const struct gw_config *cfg,
                 struct gw_error *err)
 {
@@ -100,6 +124,16 @@ int gw_app_open(struct gw_app *app, struct event_base *base, const struct gw_con
     o.region = cfg->region;
     o.account = cfg->account;
     o.log = store_log;
+    if (strcmp(cfg->backend, "jetstream") == 0) {
+        o.backend = STORE_BACKEND_JETSTREAM;
+        o.nats_url = cfg->nats_url;
+        o.nats_replicas = cfg->nats_replicas;
+        o.nats_prefix = cfg->nats_prefix;
+        o.nats_creds = *cfg->nats_creds ? cfg->nats_creds : NULL;
+        o.nats_tls_ca = *cfg->nats_tls_ca ? cfg->nats_tls_ca : NULL;
+        o.on_remote_removal = on_remote_removal;
+        o.on_remote_removal_arg = app;
+    }
     app->auth = gw_auth_new(cfg, err);
     if (!app->auth && gw_error_isset(err))
         return -1;
@@ -120,6 +154,8 @@ int gw_app_open(struct gw_app *app, struct event_base *base, const struct gw_con
     clock_gettime(CLOCK_MONOTONIC, &t1);
     app->store_open_seconds =
         (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    /* Gateways sharing a JetStream accept each other's iterators. */
+    store_shared_secret(app->store, app->iter_key, sizeof app->iter_key);
     app->metrics = gw_metrics_new();
     gw_metrics_requests_init(app->metrics, gw_router_op_count(app->ops ? app->ops : gw_ops),
                              GW_ERR__COUNT - 1);

@@ -80,6 +80,21 @@ static const struct opt opts[] = {
     {"max-body-memory", "SLUICE_MAX_BODY_MEMORY", OPT_SIZE, FIELD(max_body_memory), "512MiB",
      64 * KiB, 1024 * GiB, "Request-body buffers held at once across all connections (503 ServiceUnavailable above it); "
      "buffers grow with the bytes received, not from a declared Content-Length."},
+    {"backend", "SLUICE_BACKEND", OPT_STRING, FIELD(backend), "embedded", 0, 0,
+     "Where streams live: embedded (the store in --data-dir) or jetstream (NATS JetStream at "
+     "--nats-url, shared by every gateway pointed at it; --data-dir then holds a local copy "
+     "rebuilt at each start)."},
+    {"nats-url", "SLUICE_NATS_URL", OPT_STRING, FIELD(nats_url), "nats://127.0.0.1:4222", 0, 0,
+     "NATS servers for --backend jetstream: nats://host:port[,nats://host:port...]."},
+    {"nats-replicas", "SLUICE_NATS_REPLICAS", OPT_UINT, FIELD(nats_replicas), "3", 1, 5,
+     "Replicas of every JetStream stream the gateway creates (1 for a single nats-server)."},
+    {"nats-prefix", "SLUICE_NATS_PREFIX", OPT_STRING, FIELD(nats_prefix), "sluice", 0, 0,
+     "Prefix of the JetStream streams and subjects ([A-Za-z0-9_-], up to 32): gateways with "
+     "the same prefix share streams."},
+    {"nats-creds", "SLUICE_NATS_CREDS", OPT_STRING, FIELD(nats_creds), "", 0, 0,
+     "NATS credentials file (JWT and NKey seed) for --backend jetstream."},
+    {"nats-tls-ca", "SLUICE_NATS_TLS_CA", OPT_STRING, FIELD(nats_tls_ca), "", 0, 0,
+     "CA certificate file: connect to NATS over TLS and verify the servers with it."},
     {"durability", "SLUICE_DURABILITY", OPT_STRING, FIELD(durability), "always", 0, 0,
      "When a write is acknowledged: always (after an fsync covering it, grouped), "
      "interval:MS (after write; fsync every MS) or never (after write)."},
@@ -475,6 +490,17 @@ enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **arg
         fprintf(err, "sluice: --region must be like us-east-1\n");
         return GW_CONFIG_ERROR;
     }
+    if (strcmp(cfg->backend, "embedded") != 0 && strcmp(cfg->backend, "jetstream") != 0) {
+        fprintf(err, "sluice: --backend must be embedded or jetstream\n");
+        return GW_CONFIG_ERROR;
+    }
+    size_t plen = strlen(cfg->nats_prefix);
+    if (plen < 1 || plen > 32 ||
+        strspn(cfg->nats_prefix,
+               "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != plen) {
+        fprintf(err, "sluice: --nats-prefix must be 1 to 32 of [A-Za-z0-9_-]\n");
+        return GW_CONFIG_ERROR;
+    }
     if (want_print) {
         print_config(cfg, out);
         return GW_CONFIG_EXIT_OK;
@@ -491,6 +517,11 @@ void gw_config_clear(struct gw_config *cfg)
     free(cfg->tls_min_version);
     free(cfg->log_level);
     free(cfg->durability);
+    free(cfg->backend);
+    free(cfg->nats_url);
+    free(cfg->nats_prefix);
+    free(cfg->nats_creds);
+    free(cfg->nats_tls_ca);
     free(cfg->auth);
     free(cfg->credentials);
     free(cfg->allowed_hosts);

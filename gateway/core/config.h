@@ -40,6 +40,12 @@ struct gw_config {
 
     /* Kinesis behaviour */
     char *durability;            /* always | interval:MS | never */
+    char *backend;               /* embedded | jetstream */
+    char *nats_url;              /* jetstream: nats://h:p[,...] */
+    uint32_t nats_replicas;      /* jetstream: replicas per JetStream stream */
+    char *nats_prefix;           /* jetstream: stream and subject prefix */
+    char *nats_creds;            /* jetstream: credentials file ("" none) */
+    char *nats_tls_ca;           /* jetstream: CA file, TLS to NATS ("" none) */
     size_t tail_memory;          /* the store's in-memory tail, all shards */
     size_t segment_bytes;        /* segment files roll past this size */
     uint64_t stream_delay_ms;    /* time in CREATING / DELETING */

@@ -44,6 +44,7 @@ struct put_group {
     uint32_t shard;
     size_t n;
     size_t *idx;             /* entry indices, request order */
+    struct store_seq *seqs;  /* filled by the store by the time on_group_done succeeds */
     uint64_t bytes;          /* data + partition keys, for metrics */
 };
 
@@ -63,8 +64,10 @@ struct put_ctx {
 
 static void put_ctx_free(struct put_ctx *ctx)
 {
-    for (size_t i = 0; i < ctx->ngroups; i++)
+    for (size_t i = 0; i < ctx->ngroups; i++) {
         free(ctx->groups[i].idx);
+        free(ctx->groups[i].seqs);
+    }
     free(ctx->groups);
     free(ctx->res);
     free(ctx);
@@ -190,8 +193,11 @@ static void on_group_done(void *arg, const struct store_err *se)
 {
     struct put_group *g = arg;
     struct put_ctx *ctx = g->ctx;
-    for (size_t i = 0; i < g->n; i++)
+    for (size_t i = 0; i < g->n; i++) {
         ctx->res[g->idx[i]].state = se ? ENTRY_FAILED : ENTRY_OK;
+        if (!se)
+            ctx->res[g->idx[i]].seq = g->seqs[i];
+    }
     if (!se)
         gw_metrics_put(ctx->app->metrics, ctx->stream, g->shard, g->n, g->bytes);
     if (se) {
@@ -348,7 +354,6 @@ static void put(struct gw_app *app, struct gw_req *req, bool batch)
         g->idx[g->n++] = i;
     }
     struct store_record_in *recs = gw_req_alloc(req, b.n * sizeof *recs);
-    struct store_seq *seqs = gw_req_alloc(req, b.n * sizeof *seqs);
     struct store_hashkey *hks = gw_req_alloc(req, b.n * sizeof *hks);
     for (size_t k = 0; k < ctx->ngroups; k++) {
         struct put_group *g = &ctx->groups[k];
@@ -363,7 +368,10 @@ static void put(struct gw_app *app, struct gw_req *req, bool batch)
         }
         struct store_err se = {0};
         struct store_shard *shard = shard_of[g->idx[0]];
-        if (store_shard_append(shard, recs, g->n, seqs, on_group_done, g, &se) != 0) {
+        /* The context's, not the request's: the client may go before the
+         * store learns the numbers (a replicated backend learns them late). */
+        g->seqs = xcalloc(g->n, sizeof *g->seqs);
+        if (store_shard_append(shard, recs, g->n, g->seqs, on_group_done, g, &se) != 0) {
             for (size_t j = 0; j < g->n; j++)
                 ctx->res[g->idx[j]].state = ENTRY_FAILED;
             snprintf(ctx->fail_msg, sizeof ctx->fail_msg, "%s", se.msg);
@@ -371,8 +379,6 @@ static void put(struct gw_app *app, struct gw_req *req, bool batch)
                    se.msg);
             continue;
         }
-        for (size_t j = 0; j < g->n; j++)
-            ctx->res[g->idx[j]].seq = seqs[j];
         ctx->pending++;
     }
     json_decref(tree);

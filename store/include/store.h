@@ -227,6 +227,8 @@ enum store_durability {
 int store_durability_parse(const char *s, enum store_durability *mode, uint32_t *interval_ms,
                            struct store_err *err);
 
+enum store_backend { STORE_BACKEND_EMBEDDED = 0, STORE_BACKEND_JETSTREAM };
+
 enum store_log_level { STORE_LOG_DEBUG, STORE_LOG_INFO, STORE_LOG_WARN, STORE_LOG_ERROR };
 
 /* Log sink: one event per call, "msg" has no trailing newline and is borrowed
@@ -282,10 +284,34 @@ struct store_opts {
     uint64_t catalog_compact_bytes; /* snapshot the catalog once its log is this
                                        big (and bigger than the last snapshot);
                                        default 1 MiB */
+
+    /* Backend. STORE_BACKEND_EMBEDDED (the default) is everything above.
+     * STORE_BACKEND_JETSTREAM keeps the catalog and the records in NATS
+     * JetStream (see BACKENDS below); "dir" then holds only a disposable
+     * local copy, emptied at every store_open. */
+    enum store_backend backend;
+    const char *nats_url;     /* "nats://h:p[,nats://h:p...]" (borrowed until store_open returns) */
+    uint32_t nats_replicas;   /* replicas of every JetStream stream; default 3 */
+    const char *nats_prefix;  /* [A-Za-z0-9_-]{1,32}: names of streams and subjects; default "sluice" */
+    const char *nats_creds;   /* NULL or a .creds file */
+    const char *nats_tls_ca;  /* NULL or a CA file: TLS to NATS */
+    /* Jetstream backend: called (loop thread, from store_dispatch) just
+     * before a change made through another gateway takes away a stream
+     * ("consumer" NULL) or one consumer, so the caller can drop its handles
+     * to it (subscriptions, listeners) first. */
+    void (*on_remote_removal)(void *arg, const char *stream, const char *consumer);
+    void *on_remote_removal_arg;
 };
 
 /* Fills "opts" with the defaults above. */
 void store_opts_init(struct store_opts *opts);
+
+struct store;
+
+/* Jetstream backend: fills "out" (up to 32 bytes) with key material every
+ * store on the same JetStream and prefix shares (made once, at random, by
+ * the first) and returns 1. Embedded: returns 0, "out" untouched. */
+int store_shared_secret(const struct store *store, uint8_t *out, size_t len);
 
 struct store;
 
@@ -721,13 +747,18 @@ struct store_record_in {
 };
 
 /* Appends "n" records (1..STORE_MAX_BATCH) to "shard" as one batch. Sequence
- * numbers are assigned now and written to "seqs" (n entries; may be NULL).
- * Arrival time is the clock's time, kept non-decreasing per shard.
+ * numbers are written to "seqs" (n entries; may be NULL) at the latest when
+ * "on_done" fires without error, so "seqs" must stay valid until then: the
+ * embedded backend assigns them at once, the jetstream backend learns them
+ * from JetStream's acknowledgements. Arrival time is the clock's time, kept
+ * non-decreasing per shard.
  * Nothing is written until store_commit(). "on_done" (may be NULL) fires once,
  * from store_commit/store_dispatch/store_close, when the batch is acknowledged
  * per the durability mode (err NULL) or has failed (STORE_EIO, STORE_ENOSPC,
- * STORE_ENOTFOUND if the stream was deleted); a failed batch is never
- * readable. Immediate errors (nothing appended, no callback): STORE_EINVAL (a
+ * STORE_ENOTFOUND if the stream was deleted; jetstream: STORE_EUNAVAIL when
+ * JetStream did not confirm it in time, STORE_EINVAL when it refused it); a
+ * failed batch is never readable (jetstream: unless JetStream kept a record
+ * whose confirmation was lost, as with any at-least-once producer). Immediate errors (nothing appended, no callback): STORE_EINVAL (a
  * limit above), STORE_ESTATE (shard closed), STORE_ECORRUPT (shard offline). */
 int store_shard_append(struct store_shard *shard, const struct store_record_in *recs, size_t n,
                        struct store_seq *seqs, store_done_fn on_done, void *arg,

@@ -95,6 +95,8 @@ write_config() { # N: DIR/nN/nats.conf from the ports in DIR/ports
     echo "server_name: n$i"
     echo "listen: 127.0.0.1:${client[$i]}"
     echo "http: 127.0.0.1:${http[$i]}"
+    # Kinesis records reach 10 MiB (UpdateMaxRecordSize), NATS stops at 1 MB.
+    echo "max_payload: 12MB"
     echo "jetstream { store_dir: \"$dir/n$i/store\" }"
     if [ "$nodes" -gt 1 ]; then
       for j in $(seq "$nodes"); do routes+="nats-route://127.0.0.1:${route[$j]}, "; done

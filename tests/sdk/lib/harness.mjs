@@ -2,6 +2,7 @@
 // 127.0.0.1:0 with a fresh data dir, build KinesisClients against it, send raw
 // requests (HTTP/2 prior knowledge or HTTP/1.1), and assert Kinesis errors.
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -58,6 +59,24 @@ export function requireFlag(name, what) {
   return f;
 }
 
+// The store backend the suite runs against: SLUICE_BACKEND=jetstream (with
+// SLUICE_NATS_URL, tests/sdk/run-jetstream.sh sets both) puts every gateway
+// this suite starts on NATS JetStream; otherwise the embedded store.
+export const BACKEND = process.env.SLUICE_BACKEND || 'embedded';
+export const JETSTREAM = BACKEND === 'jetstream';
+
+// Arguments that put a gateway on the backend. On JetStream, a prefix per
+// data dir: a gateway restarted on the same dir finds its streams again, and
+// files do not see each other's streams.
+export function backendArgs(dataDir) {
+  if (!JETSTREAM) return [];
+  const url = process.env.SLUICE_NATS_URL;
+  if (!url) throw new Error('SLUICE_BACKEND=jetstream needs SLUICE_NATS_URL');
+  const prefix = 'sdk' + createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
+  return ['--backend', 'jetstream', '--nats-url', url,
+    '--nats-replicas', process.env.SLUICE_NATS_REPLICAS || '3', '--nats-prefix', prefix];
+}
+
 // Starts sluice; resolves to { endpoint, port, proc, dataDir, stop(), restart(), stderr() }.
 // dataDir: reuse an existing data dir (e.g. after stop({ keepData: true })).
 // tls: { cert, key } file paths: adds --tls-cert/--tls-key and the endpoint is https://.
@@ -66,7 +85,7 @@ export async function startSluice({ args = [], env = {}, dataDir: reuseDir, tls 
   const reuseArgs = args;
   if (tls) args = [...args, '--tls-cert', tls.cert, '--tls-key', tls.key];
   const bin = binPath();
-  const fullArgs = ['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...args];
+  const fullArgs = ['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...backendArgs(dataDir), ...args];
   const { proc, port, lines, exited } = await launch(bin, fullArgs, { ...process.env, ...env });
   const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   let stopped;

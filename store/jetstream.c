@@ -1,0 +1,1313 @@
+/* jetstream.c - the jetstream backend: the catalog and every record live in
+ * NATS JetStream; this gateway's store under "dir" is a copy of them.
+ *
+ * Upstream: store.c (open, close, commit, dispatch, notify fd), shard.c
+ * (store_shard_append), stream.c (a stream struct freed). Downstream:
+ * jsbus.c (libnats; every reply and delivery comes back on the loop thread
+ * through jsbus_dispatch).
+ *
+ * LAYOUT IN JETSTREAM (P = --nats-prefix)
+ *
+ *   stream P-catalog   subject P.catalog: the catalog log. One message per
+ *                      store_commit of this gateway's catalog changes, a
+ *                      "bundle": {"origin": gateway, "id": n, "recs": [..]}
+ *                      whose records are catalog.c's change records. Message
+ *                      1 is an empty bundle (the "genesis", see below).
+ *   stream P-data-U    subjects P.data.U.<shard index>: the records of the
+ *                      Kinesis stream whose catalog uid is U (a stream
+ *                      deleted and created again gets a new U). Payload =
+ *                      the record's data; headers Sluice-Pk (the partition
+ *                      key, bytes outside '!'..'~' and '%' as %XX),
+ *                      Sluice-Ehk (explicit hash key, decimal, optional),
+ *                      Sluice-Arrival (ms since the epoch), Nats-Msg-Id.
+ *                      MaxAge = the retention at creation, file storage,
+ *                      DenyDelete/DenyPurge, Replicas = --nats-replicas.
+ *
+ * SEQUENCE NUMBERS: a record's is (gen of its shard's starting number,
+ * shard index, JetStream stream sequence). Every gateway derives the same
+ * number from the same message, and it grows within a shard because the
+ * stream sequence does.
+ *
+ * THE CATALOG: each gateway keeps the catalog as a JSON tree (the MANIFEST's
+ * form) built by replaying P-catalog, and the store's usual in-memory
+ * catalog. A change made here is applied in memory at once (as on the
+ * embedded backend) and published in the next bundle with
+ * Nats-Expected-Last-Sequence = the last catalog message this gateway knows
+ * of: JetStream stores it only if nobody else wrote in between (stream-wide
+ * compare-and-set, enforced by nats-server 2.9 on clustered streams; the
+ * per-subject form is not). Acknowledged = durable: the waiters fire. One
+ * bundle is in flight at a time, so a refused one never lets a later one
+ * through. A bundle from another gateway (or a refusal) means every change
+ * of ours not yet acknowledged lost the race: they are undone in memory,
+ * their callers get STORE_ECONFLICT (the gateway answers
+ * LimitExceededException, which SDKs retry), the other bundle is applied to
+ * the tree, and the streams it names are brought in line with the tree
+ * (reconcile). Our own bundles coming back are applied to the tree only.
+ * The sequence check does not cover an empty stream (JetStream ignores an
+ * expected sequence of 0), hence the genesis message: the first gateway
+ * publishes it with a fixed Nats-Msg-Id, so concurrent first starts store
+ * one.
+ *
+ * RECORDS: store_shard_append publishes each record and answers once
+ * JetStream acknowledged all of them (stored on a quorum of replicas) and
+ * this gateway's copy has them too (so a GetRecords here right after the
+ * reply sees them; after JS_READ_WAIT_MS the answer goes anyway, the
+ * records being durable). A publish nobody answered (leader election, lost
+ * connection) is sent again with the same Nats-Msg-Id every JS_RETRY_MS
+ * until JS_APPEND_DEADLINE_MS: JetStream drops the duplicate if the first
+ * one was stored. Every stream's records are copied here by an ordered
+ * consumer (jsbus_follow), applied with their sequence numbers, and from
+ * there reads, listeners and fan-out work as on the embedded backend.
+ *
+ * OPEN: the local copy is emptied, the catalog replayed up to its last
+ * message, then every stream's records copied up to their last message
+ * before store_open returns.
+ *
+ * NOT SUPPORTED YET: resharding (refused with STORE_EINVAL: a record in flight
+ * from another gateway could land after a closed shard's ending number).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "internal.h"
+#include "jsbus.h"
+
+#define JS_RETRY_MS 200
+#define JS_APPEND_DEADLINE_MS 20000
+#define JS_READ_WAIT_MS 2000
+#define JS_REQUEST_MS 5000
+#define JS_OPEN_TIMEOUT_MS 120000
+#define JS_CLOSE_WAIT_MS 5000
+#define JS_DUP_WINDOW_NS 120000000000LL
+
+/* JetStream API error codes (nats-server's errors.json). */
+#define JSERR_STREAM_NAME_IN_USE 10058
+#define JSERR_WRONG_LAST_SEQUENCE 10071
+#define JSERR_STREAM_NOT_FOUND 10059
+
+struct js_batch;
+
+/* One record on its way to JetStream. */
+struct js_pub {
+    struct js_batch *b;
+    size_t i;
+    char subject[96];
+    char msgid[64];
+    char *pk;          /* Sluice-Pk, encoded */
+    char ehk[STORE_HASHKEY_STRLEN];
+    char arrival[24];
+    uint8_t *data;
+    size_t len;
+    int64_t retry_at;  /* monotonic ms; on the retry list while non-zero */
+    struct js_pub *rnext;
+};
+
+/* One store_shard_append. */
+struct js_batch {
+    struct store_shard *sh; /* kept allocated by sh->js_refs */
+    size_t n, left;
+    int failed;
+    struct store_err err;
+    struct store_seq *seqs;
+    struct store_seq max;
+    store_done_fn cb;
+    void *arg;
+    int64_t deadline;    /* monotonic ms: stop retrying */
+    int64_t await_until; /* monotonic ms: answer even if not yet copied here */
+    struct js_pub *pubs;
+    struct js_batch *anext;
+};
+
+struct js_feed {
+    struct store *s;
+    struct store_stream *st; /* NULL once the stream is gone */
+    struct jsbus_follow *f;
+    uint64_t next_seq;
+    int ensuring;            /* a STREAM.CREATE is in flight */
+    int64_t retry_at;        /* monotonic ms: ensure again (0: not due) */
+    char name[80];           /* P-data-U */
+};
+
+struct cat_ack {
+    struct store *s;
+    uint64_t id, epoch, version;
+    int settled; /* its echo came first and made it durable */
+};
+
+struct js_state {
+    struct jsbus *bus;
+    int epfd, tfd;
+    int64_t timer_at;         /* armed for this monotonic ms; 0 none */
+    char prefix[33];
+    uint32_t replicas;
+    char origin[33];          /* this gateway's bundles, random per open */
+    uint8_t secret[32];       /* SHA-256 of the genesis message's secret */
+    int has_secret;
+    uint64_t msg_counter, bundle_counter;
+    json_t *tree;
+    uint64_t cat_seq;         /* last catalog message applied to the tree */
+    uint64_t cat_expect;      /* the last we know of: our next bundle expects it */
+    struct jsbus_follow *cat_follow;
+    int inflight;             /* a bundle awaits its acknowledgement */
+    struct cat_ack *flying;   /* that bundle (NULL once settled) */
+    uint64_t epoch;           /* bumped by every rollback: older acks are void */
+    uint64_t *echo;           /* ids of acknowledged bundles not yet seen back */
+    size_t necho, echocap;
+    int opening;
+    int closing;
+    struct js_pub *retry;     /* publishes waiting to be sent again */
+    struct js_batch *await;   /* acknowledged, waiting for the local copy */
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void arm(struct js_state *js, int64_t at)
+{
+    if (js->timer_at && js->timer_at <= at)
+        return;
+    js->timer_at = at;
+    struct itimerspec its = {0};
+    its.it_value.tv_sec = at / 1000;
+    its.it_value.tv_nsec = (at % 1000) * 1000000;
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+        its.it_value.tv_nsec = 1;
+    timerfd_settime(js->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+/* Parses a JetStream API reply: 0 and "*out" (new reference), or the error
+ * with "*api_code" (err_code, 0 if none). */
+static int api_reply(const struct jsbus_msg *m, const struct store_err *e, json_t **out,
+                     int *api_code, struct store_err *err)
+{
+    *api_code = 0;
+    *out = NULL;
+    if (e) {
+        if (err) *err = *e;
+        return e->code;
+    }
+    json_error_t je;
+    json_t *r = json_loadb((const char *)m->data, m->len, 0, &je);
+    if (!r)
+        return store_i_err_set(err, STORE_EUNAVAIL, "JetStream reply is not JSON: %s", je.text);
+    json_t *jerr = json_object_get(r, "error");
+    if (jerr) {
+        *api_code = (int)json_integer_value(json_object_get(jerr, "err_code"));
+        int code = (int)json_integer_value(json_object_get(jerr, "code"));
+        const char *d = json_string_value(json_object_get(jerr, "description"));
+        int rc = store_i_err_set(err, code == 400 || code == 413 ? STORE_EINVAL : STORE_EUNAVAIL,
+                                 "JetStream: %s (%d/%d)", d ? d : "error", code, *api_code);
+        json_decref(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+static int prefix_valid(const char *p)
+{
+    size_t n = p ? strlen(p) : 0;
+    return n >= 1 && n <= 32 &&
+           strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
+}
+
+/* ---- configs ------------------------------------------------------------------ */
+
+static char *stream_config(struct js_state *js, const char *name, const char *subject,
+                           int64_t max_age_ns)
+{
+    json_t *c = json_pack("{s:s, s:[s], s:s, s:s, s:i, s:s, s:b, s:b, s:I, s:I}", "name", name,
+                          "subjects", subject, "retention", "limits", "storage", "file",
+                          "num_replicas", (int)js->replicas, "discard", "old", "deny_delete", 1,
+                          "deny_purge", 1, "duplicate_window", (json_int_t)JS_DUP_WINDOW_NS,
+                          "max_age", (json_int_t)max_age_ns);
+    char *s = json_dumps(c, JSON_COMPACT);
+    json_decref(c);
+    return s;
+}
+
+static void data_name(struct js_state *js, uint64_t uid, char *out, size_t n)
+{
+    snprintf(out, n, "%s-data-%" PRIu64, js->prefix, uid);
+}
+
+/* ---- the local copy ----------------------------------------------------------- */
+
+/* Percent-encodes a partition key for a header (NATS headers are text lines). */
+static char *pk_encode(const uint8_t *p, size_t n)
+{
+    char *out = store_i_xmalloc(n * 3 + 1), *o = out;
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] > 0x20 && p[i] < 0x7f && p[i] != '%') {
+            *o++ = (char)p[i];
+        } else {
+            *o++ = '%';
+            *o++ = hex[p[i] >> 4];
+            *o++ = hex[p[i] & 15];
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* Decodes into "out" (at least strlen(s) bytes); the length, or -1. */
+static long pk_decode(const char *s, uint8_t *out)
+{
+    size_t n = 0;
+    for (; *s; s++) {
+        if (*s == '%') {
+            int a = hexval(s[1]), b = a < 0 ? -1 : hexval(s[2]);
+            if (b < 0)
+                return -1;
+            out[n++] = (uint8_t)(a * 16 + b);
+            s += 2;
+        } else {
+            out[n++] = (uint8_t)*s;
+        }
+    }
+    return (long)n;
+}
+
+static void feed_follow(struct js_feed *fd);
+
+static void feed_deliver(void *arg, const struct jsbus_msg *m)
+{
+    struct js_feed *fd = arg;
+    struct store *s = fd->s;
+    if (!fd->st || m->stream_seq < fd->next_seq)
+        return;
+    fd->next_seq = m->stream_seq + 1;
+    const char *dot = strrchr(m->subject, '.');
+    char *end;
+    unsigned long idx = dot ? strtoul(dot + 1, &end, 10) : 0;
+    struct store_shard *sh = dot && *end == 0 ? store_stream_shard(fd->st, (uint32_t)idx) : NULL;
+    const char *pk = jsbus_msg_header(m, "Sluice-Pk");
+    const char *ehk = jsbus_msg_header(m, "Sluice-Ehk");
+    const char *arr = jsbus_msg_header(m, "Sluice-Arrival");
+    uint8_t pkbuf[STORE_MAX_PARTITION_KEY * 3 + 1];
+    long pklen = pk && strlen(pk) <= STORE_MAX_PARTITION_KEY * 3 ? pk_decode(pk, pkbuf) : -1;
+    struct store_hashkey hk;
+    struct store_record_in r = {0};
+    r.partition_key = (struct store_bytes){pkbuf, pklen > 0 ? (size_t)pklen : 0};
+    r.data = (struct store_bytes){m->data, m->len};
+    if (ehk && store_hashkey_parse(ehk, strlen(ehk), &hk, NULL) == 0)
+        r.explicit_hash_key = &hk;
+    struct store_err e = {0};
+    if (!sh || pklen < 1 || !arr ||
+        store_i_shard_apply(sh, &r, (struct store_seq){sh->start_seq.gen, sh->index, m->stream_seq},
+                            strtoll(arr, NULL, 10), &e) != 0)
+        store_i_log(s, STORE_LOG_ERROR,
+                    "jetstream: message %" PRIu64 " of %s (%s) is not a record of stream %s: %s",
+                    m->stream_seq, fd->name, m->subject, fd->st->name,
+                    e.msg[0] ? e.msg : "bad subject or headers");
+}
+
+static void on_ensure(void *arg, const struct jsbus_msg *m, const struct store_err *e)
+{
+    struct js_feed *fd = arg;
+    fd->ensuring = 0;
+    if (!fd->st) {
+        free(fd);
+        return;
+    }
+    struct store *s = fd->s;
+    json_t *r;
+    int api;
+    struct store_err err;
+    if (api_reply(m, e, &r, &api, &err) != 0 && api != JSERR_STREAM_NAME_IN_USE) {
+        store_i_log(s, STORE_LOG_WARN, "jetstream: creating %s for stream %s: %s (retrying)",
+                    fd->name, fd->st->name, err.msg);
+        fd->retry_at = mono_ms() + 1000;
+        arm(s->js, fd->retry_at);
+        return;
+    }
+    json_decref(r);
+    feed_follow(fd);
+}
+
+static void feed_ensure(struct js_feed *fd)
+{
+    struct store *s = fd->s;
+    struct js_state *js = s->js;
+    char subj[160], api[160];
+    snprintf(subj, sizeof subj, "%s.data.%" PRIu64 ".*", js->prefix, fd->st->uid);
+    snprintf(api, sizeof api, "$JS.API.STREAM.CREATE.%s", fd->name);
+    char *cfg = stream_config(js, fd->name, subj,
+                              (int64_t)fd->st->retention_hours * 3600 * 1000000000LL);
+    struct store_err e;
+    fd->retry_at = 0;
+    if (jsbus_request(js->bus, api, NULL, 0, cfg, strlen(cfg), JS_REQUEST_MS, on_ensure, fd, &e) ==
+        0) {
+        fd->ensuring = 1;
+    } else {
+        fd->retry_at = mono_ms() + 1000;
+        arm(js, fd->retry_at);
+    }
+    free(cfg);
+}
+
+static void feed_follow(struct js_feed *fd)
+{
+    struct store_err e;
+    fd->f = jsbus_follow(fd->s->js->bus, fd->name, NULL, fd->next_seq, feed_deliver, fd, &e);
+    if (!fd->f) {
+        store_i_log(fd->s, STORE_LOG_WARN, "jetstream: following %s: %s (retrying)", fd->name,
+                    e.msg);
+        fd->retry_at = mono_ms() + 1000;
+        arm(fd->s->js, fd->retry_at);
+    }
+}
+
+/* Starts copying a stream's records here (the stream's creation is durable). */
+static void feed_start(struct store *s, struct store_stream *st)
+{
+    if (st->feed || !s->js)
+        return;
+    struct js_feed *fd = store_i_xcalloc(1, sizeof *fd);
+    fd->s = s;
+    fd->st = st;
+    fd->next_seq = 1;
+    data_name(s->js, st->uid, fd->name, sizeof fd->name);
+    st->feed = fd;
+    feed_ensure(fd);
+}
+
+void store_i_js_stream_free(struct store_stream *st)
+{
+    struct js_feed *fd = st->feed;
+    if (!fd)
+        return;
+    st->feed = NULL;
+    jsbus_unfollow(fd->f);
+    fd->f = NULL;
+    fd->st = NULL;
+    if (!fd->ensuring)
+        free(fd);
+}
+
+/* ---- appends ------------------------------------------------------------------ */
+
+static void batch_finish(struct store *s, struct js_batch *b, const struct store_err *e)
+{
+    b->sh->js_refs--;
+    if (b->cb)
+        b->cb(b->arg, e);
+    free(b->pubs);
+    free(b);
+    (void)s;
+}
+
+static int batch_readable(const struct js_batch *b)
+{
+    const struct store_shard *sh = b->sh;
+    return sh->has_pub && store_seq_cmp(sh->last_pub, b->max) >= 0;
+}
+
+static void pub_free(struct js_pub *p)
+{
+    free(p->pk);
+    free(p->data);
+    p->pk = NULL;
+    p->data = NULL;
+}
+
+static void pub_done(struct store *s, struct js_pub *p, const struct store_err *e)
+{
+    struct js_batch *b = p->b;
+    pub_free(p);
+    if (e && !b->failed) {
+        b->failed = 1;
+        b->err = *e;
+    }
+    if (--b->left)
+        return;
+    if (b->failed) {
+        batch_finish(s, b, &b->err);
+    } else if (b->sh->deleted) {
+        struct store_err nf;
+        store_i_err_set(&nf, STORE_ENOTFOUND, "the stream was deleted");
+        batch_finish(s, b, &nf);
+    } else if (batch_readable(b) || s->js->closing) {
+        batch_finish(s, b, NULL);
+    } else {
+        b->await_until = mono_ms() + JS_READ_WAIT_MS;
+        b->anext = s->js->await;
+        s->js->await = b;
+        arm(s->js, b->await_until);
+    }
+}
+
+static void pub_send(struct store *s, struct js_pub *p);
+
+static void pub_retry(struct store *s, struct js_pub *p, const struct store_err *e)
+{
+    int64_t now = mono_ms();
+    if (now + JS_RETRY_MS >= p->b->deadline || s->js->closing) {
+        pub_done(s, p, e);
+        return;
+    }
+    p->retry_at = now + JS_RETRY_MS;
+    p->rnext = s->js->retry;
+    s->js->retry = p;
+    arm(s->js, p->retry_at);
+}
+
+static void on_pub_ack(void *arg, const struct jsbus_msg *m, const struct store_err *e)
+{
+    struct js_pub *p = arg;
+    struct js_batch *b = p->b;
+    struct store *s = b->sh->store;
+    json_t *r;
+    int api;
+    struct store_err err;
+    if (api_reply(m, e, &r, &api, &err) != 0) {
+        if (err.code == STORE_EUNAVAIL && !b->sh->deleted)
+            pub_retry(s, p, &err);
+        else
+            pub_done(s, p, &err);
+        return;
+    }
+    json_int_t seq = json_integer_value(json_object_get(r, "seq"));
+    json_decref(r);
+    if (seq < 1) {
+        store_i_err_set(&err, STORE_EUNAVAIL, "JetStream acknowledgement without a sequence");
+        pub_done(s, p, &err);
+        return;
+    }
+    struct store_seq q = {b->sh->start_seq.gen, b->sh->index, (uint64_t)seq};
+    if (b->seqs)
+        b->seqs[p->i] = q;
+    if (store_seq_cmp(q, b->max) > 0)
+        b->max = q;
+    pub_done(s, p, NULL);
+}
+
+static void pub_send(struct store *s, struct js_pub *p)
+{
+    struct jsbus_hdr h[4] = {{"Nats-Msg-Id", p->msgid},
+                             {"Sluice-Pk", p->pk},
+                             {"Sluice-Arrival", p->arrival},
+                             {"Sluice-Ehk", p->ehk}};
+    struct store_err e;
+    if (p->b->sh->deleted) {
+        store_i_err_set(&e, STORE_ENOTFOUND, "the stream was deleted");
+        pub_done(s, p, &e);
+        return;
+    }
+    if (jsbus_request(s->js->bus, p->subject, h, p->ehk[0] ? 4 : 3, p->data, p->len,
+                      JS_REQUEST_MS, on_pub_ack, p, &e) != 0)
+        pub_retry(s, p, &e);
+}
+
+int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs, size_t n,
+                      struct store_seq *seqs, store_done_fn on_done, void *arg,
+                      struct store_err *err)
+{
+    struct store *s = sh->store;
+    struct js_state *js = s->js;
+    if (sh->offline)
+        return store_shard_check(sh, err);
+    if (sh->has_end)
+        return store_i_err_set(err, STORE_ESTATE, "shard %s is closed", sh->id);
+    if (n == 0 || n > STORE_MAX_BATCH)
+        return store_i_err_set(err, STORE_EINVAL, "batch of %zu records (1..%d allowed)", n,
+                               STORE_MAX_BATCH);
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i].partition_key.len < 1 || recs[i].partition_key.len > STORE_MAX_PARTITION_KEY)
+            return store_i_err_set(err, STORE_EINVAL,
+                                   "record %zu: partition key length %zu (1..%d)", i,
+                                   recs[i].partition_key.len, STORE_MAX_PARTITION_KEY);
+        if (recs[i].data.len > STORE_MAX_RECORD_DATA)
+            return store_i_err_set(err, STORE_EINVAL, "record %zu: data length %zu (max %d)", i,
+                                   recs[i].data.len, STORE_MAX_RECORD_DATA);
+    }
+    if (!jsbus_connected(js->bus))
+        return store_i_err_set(err, STORE_EUNAVAIL, "not connected to NATS");
+    struct js_batch *b = store_i_xcalloc(1, sizeof *b);
+    b->sh = sh;
+    b->n = b->left = n;
+    b->seqs = seqs;
+    b->cb = on_done;
+    b->arg = arg;
+    b->deadline = mono_ms() + JS_APPEND_DEADLINE_MS;
+    b->pubs = store_i_xcalloc(n, sizeof *b->pubs);
+    sh->js_refs++;
+    int64_t now = store_i_now(s);
+    for (size_t i = 0; i < n; i++) {
+        struct js_pub *p = &b->pubs[i];
+        const struct store_record_in *r = &recs[i];
+        p->b = b;
+        p->i = i;
+        snprintf(p->subject, sizeof p->subject, "%s.data.%" PRIu64 ".%" PRIu32, js->prefix,
+                 sh->stream->uid, sh->index);
+        snprintf(p->msgid, sizeof p->msgid, "%s-%" PRIu64, js->origin, ++js->msg_counter);
+        p->pk = pk_encode(r->partition_key.p, r->partition_key.len);
+        if (r->explicit_hash_key)
+            store_hashkey_format(r->explicit_hash_key, p->ehk);
+        snprintf(p->arrival, sizeof p->arrival, "%" PRId64, now);
+        p->len = r->data.len;
+        p->data = store_i_xmalloc(p->len ? p->len : 1);
+        memcpy(p->data, r->data.p, p->len);
+    }
+    for (size_t i = 0; i < n; i++)
+        pub_send(s, &b->pubs[i]);
+    return 0;
+}
+
+void store_i_js_after(struct store *s)
+{
+    struct js_state *js = s->js;
+    if (!js || !js->await)
+        return;
+    int64_t now = mono_ms();
+    struct js_batch **pp = &js->await, *ready = NULL;
+    while (*pp) {
+        struct js_batch *b = *pp;
+        if (b->sh->deleted || batch_readable(b) || now >= b->await_until || js->closing) {
+            *pp = b->anext;
+            b->anext = ready;
+            ready = b;
+        } else {
+            pp = &b->anext;
+        }
+    }
+    while (ready) {
+        struct js_batch *b = ready;
+        ready = b->anext;
+        struct store_err nf;
+        store_i_err_set(&nf, STORE_ENOTFOUND, "the stream was deleted");
+        batch_finish(s, b, b->sh->deleted ? &nf : NULL);
+    }
+}
+
+/* ---- the catalog -------------------------------------------------------------- */
+
+static int status_index(const char *name, int n, const char *(*fn)(int))
+{
+    for (int i = 0; name && i < n; i++)
+        if (strcmp(fn(i), name) == 0)
+            return i;
+    return -1;
+}
+
+static const char *stream_status_fn(int i)
+{
+    return store_stream_status_name((enum store_stream_status)i);
+}
+
+static const char *consumer_status_fn(int i)
+{
+    return store_consumer_status_name((enum store_consumer_status)i);
+}
+
+static char *dup_or_null(const char *v)
+{
+    return v ? store_i_xstrdup(v) : NULL;
+}
+
+/* Brings an existing stream's catalog fields in line with its tree object. */
+static void refresh_stream(struct store *s, struct store_stream *st, json_t *o)
+{
+    int k = status_index(json_string_value(json_object_get(o, "status")), 4, stream_status_fn);
+    if (k >= 0)
+        st->status = (enum store_stream_status)k;
+    json_int_t v = json_integer_value(json_object_get(o, "retention_hours"));
+    if (v >= STORE_RETENTION_MIN_HOURS && v <= STORE_RETENTION_MAX_HOURS)
+        st->retention_hours = (uint32_t)v;
+    st->on_demand = json_is_true(json_object_get(o, "on_demand"));
+    st->shard_metrics = (uint32_t)json_integer_value(json_object_get(o, "shard_metrics")) &
+                        STORE_SHARD_METRICS_ALL;
+    v = json_integer_value(json_object_get(o, "max_record_kib"));
+    st->max_record_kib = v >= STORE_MAX_RECORD_KIB_MIN && v <= STORE_MAX_RECORD_KIB_MAX
+                             ? (uint32_t)v
+                             : STORE_MAX_RECORD_KIB_MIN;
+    free(st->kms_key_id);
+    st->kms_key_id = dup_or_null(json_string_value(json_object_get(o, "kms_key_id")));
+    free(st->policy);
+    st->policy = dup_or_null(json_string_value(json_object_get(o, "policy")));
+    json_t *cons = json_object_get(o, "consumers"), *cv, *tv;
+    /* Consumers that went away: the gateway lets go of them first. */
+    for (size_t i = 0; i < st->nconsumers; i++)
+        if (!json_object_get(cons, st->consumers[i].name) && s->opts.on_remote_removal)
+            s->opts.on_remote_removal(s->opts.on_remote_removal_arg, st->name,
+                                      st->consumers[i].name);
+    store_i_stream_catalog_reset(st);
+    const char *key, *tk;
+    json_object_foreach(json_object_get(o, "tags"), key, tv) {
+        store_i_stream_tag_put(st, key, json_is_string(tv) ? json_string_value(tv) : "");
+    }
+    json_object_foreach(cons, key, cv) {
+        int cs = status_index(json_string_value(json_object_get(cv, "status")), 3,
+                              consumer_status_fn);
+        const char *arn = json_string_value(json_object_get(cv, "arn"));
+        if (cs < 0 || !arn)
+            continue;
+        store_i_stream_consumer_put(st, key, arn, (enum store_consumer_status)cs,
+                                    json_integer_value(json_object_get(cv, "created_ms")));
+        const char *pol = json_string_value(json_object_get(cv, "policy"));
+        if (pol)
+            store_i_stream_consumer_policy_put(st, key, pol);
+        json_object_foreach(json_object_get(cv, "tags"), tk, tv) {
+            store_i_stream_consumer_tag_put(st, key, tk,
+                                            json_is_string(tv) ? json_string_value(tv) : "");
+        }
+    }
+}
+
+static struct store_stream *find_stream(struct store *s, const char *name)
+{
+    struct store_stream *st;
+    /* Includes streams whose deletion is not yet durable? No: those are
+     * detached, and they are ours (rolled back before any remote change). */
+    return store_stream_lookup(s, name, &st, NULL) == 0 ? st : NULL;
+}
+
+/* Makes stream "name" in memory what the tree says it is. */
+static void reconcile_stream(struct store *s, const char *name)
+{
+    struct js_state *js = s->js;
+    json_t *o = json_object_get(json_object_get(js->tree, "streams"), name);
+    struct store_stream *st = find_stream(s, name);
+    if (st && (!o || (uint64_t)json_integer_value(json_object_get(o, "uid")) != st->uid)) {
+        if (s->opts.on_remote_removal)
+            s->opts.on_remote_removal(s->opts.on_remote_removal_arg, name, NULL);
+        store_i_stream_detach(s, st);
+        store_i_stream_bury(s, st);
+        st = NULL;
+    }
+    if (!o)
+        return;
+    if (st) {
+        refresh_stream(s, st, o);
+        return;
+    }
+    struct store_err e;
+    if (store_i_catalog_build_stream(s, name, o, "the JetStream catalog", &st, &e) != 0) {
+        store_i_log(s, STORE_LOG_ERROR, "jetstream: stream %s: %s", name, e.msg);
+        return;
+    }
+    uint64_t next = (uint64_t)json_integer_value(json_object_get(js->tree, "next_uid"));
+    if (next > s->next_uid)
+        s->next_uid = next;
+    if (!js->opening)
+        feed_start(s, st);
+}
+
+static void reconcile_record(struct store *s, json_t *rec)
+{
+    const char *op = json_string_value(json_object_get(rec, "op"));
+    if (op && strcmp(op, "account") == 0) {
+        free(s->account_settings);
+        s->account_settings =
+            dup_or_null(json_string_value(json_object_get(s->js->tree, "account_settings")));
+        return;
+    }
+    const char *name = json_string_value(json_object_get(rec, "stream"));
+    if (name)
+        reconcile_stream(s, name);
+}
+
+static void cat_fail(struct store *s, const struct store_err *e)
+{
+    struct js_state *js = s->js;
+    js->epoch++;
+    js->inflight = 0;
+    js->flying = NULL;
+    if (s->cat.n)
+        store_i_log(s, STORE_LOG_WARN, "jetstream: undoing %zu catalog changes: %s", s->cat.n,
+                    e->msg);
+    store_i_catalog_failed(s, e);
+}
+
+/* The bundle in flight is stored at "seq": its changes are durable. */
+static void bundle_durable(struct store *s, struct cat_ack *a, uint64_t seq)
+{
+    struct js_state *js = s->js;
+    js->inflight = 0;
+    js->flying = NULL;
+    if (seq > js->cat_expect)
+        js->cat_expect = seq;
+    if (a->version > s->manifest_done) {
+        s->manifest_done = a->version;
+        store_i_catalog_durable(s, a->version);
+    }
+    store_i_js_commit_catalog(s); /* what was made while this one flew */
+}
+
+static void on_cat_ack(void *arg, const struct jsbus_msg *m, const struct store_err *e)
+{
+    struct cat_ack *a = arg;
+    struct store *s = a->s;
+    struct js_state *js = s->js;
+    if (!js || a->epoch != js->epoch || a->settled) { /* undone, or its echo settled it */
+        free(a);
+        return;
+    }
+    json_t *r;
+    int api;
+    struct store_err err;
+    if (api_reply(m, e, &r, &api, &err) != 0) {
+        if (api == JSERR_WRONG_LAST_SEQUENCE)
+            store_i_err_set(&err, STORE_ECONFLICT,
+                            "the catalog changed through another gateway; retry");
+        free(a);
+        cat_fail(s, &err);
+        return;
+    }
+    uint64_t seq = (uint64_t)json_integer_value(json_object_get(r, "seq"));
+    json_decref(r);
+    if (a->settled) { /* its echo was faster */
+        free(a);
+        return;
+    }
+    if (js->necho == js->echocap) {
+        js->echocap = js->echocap ? js->echocap * 2 : 8;
+        js->echo = store_i_xrealloc(js->echo, js->echocap * sizeof *js->echo);
+    }
+    js->echo[js->necho++] = a->id;
+    bundle_durable(s, a, seq);
+    free(a);
+}
+
+void store_i_js_commit_catalog(struct store *s)
+{
+    struct js_state *js = s->js;
+    if (js->inflight || js->closing == 2 || s->catalog_version <= s->manifest_posted)
+        return;
+    struct cat_rec *recs;
+    size_t n = store_i_catalog_take_unposted(s, &recs);
+    s->manifest_posted = s->catalog_version;
+    if (!n) {
+        free(recs);
+        return;
+    }
+    size_t len = 96;
+    for (size_t i = 0; i < n; i++)
+        len += recs[i].len + 1;
+    char *buf = store_i_xmalloc(len), *p = buf;
+    uint64_t id = ++js->bundle_counter;
+    p += sprintf(p, "{\"origin\":\"%s\",\"id\":%" PRIu64 ",\"recs\":[", js->origin, id);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        memcpy(p, recs[i].data, recs[i].len);
+        p += recs[i].len;
+        free(recs[i].data);
+    }
+    p += sprintf(p, "]}");
+    struct cat_ack *a = store_i_xcalloc(1, sizeof *a);
+    a->s = s;
+    a->id = id;
+    a->epoch = js->epoch;
+    a->version = recs[n - 1].version;
+    free(recs);
+    char expect[24], subj[64];
+    snprintf(expect, sizeof expect, "%" PRIu64, js->cat_expect);
+    snprintf(subj, sizeof subj, "%s.catalog", js->prefix);
+    struct jsbus_hdr h[1] = {{"Nats-Expected-Last-Sequence", expect}};
+    struct store_err e;
+    js->inflight = 1;
+    js->flying = a;
+    if (jsbus_request(js->bus, subj, h, 1, buf, (size_t)(p - buf), JS_REQUEST_MS, on_cat_ack, a,
+                      &e) != 0) {
+        free(a);
+        cat_fail(s, &e);
+    }
+    free(buf);
+}
+
+static void cat_deliver(void *arg, const struct jsbus_msg *m)
+{
+    struct store *s = arg;
+    struct js_state *js = s->js;
+    if (m->stream_seq <= js->cat_seq)
+        return;
+    json_error_t je;
+    json_t *b = json_loadb((const char *)m->data, m->len, 0, &je);
+    json_t *recs = json_object_get(b, "recs");
+    const char *origin = json_string_value(json_object_get(b, "origin"));
+    uint64_t id = (uint64_t)json_integer_value(json_object_get(b, "id"));
+    js->cat_seq = m->stream_seq;
+    if (js->cat_expect < js->cat_seq)
+        js->cat_expect = js->cat_seq;
+    if (!json_is_array(recs)) {
+        store_i_log(s, STORE_LOG_ERROR, "jetstream: catalog message %" PRIu64 " is no bundle",
+                    m->stream_seq);
+        json_decref(b);
+        return;
+    }
+    const char *secret = json_string_value(json_object_get(b, "secret"));
+    if (origin && strcmp(origin, "genesis") == 0 && secret) {
+        SHA256((const unsigned char *)secret, strlen(secret), js->secret);
+        js->has_secret = 1;
+    }
+    int mine = origin && strcmp(origin, js->origin) == 0;
+    int own = mine && js->necho && js->echo[0] == id;
+    if (own) {
+        memmove(js->echo, js->echo + 1, (--js->necho) * sizeof *js->echo);
+    } else if (mine && js->flying && js->flying->id == id) {
+        /* Our bundle in flight, back before its acknowledgement (the two
+         * travel separately): stored, so durable. */
+        own = 1;
+        js->flying->settled = 1;
+        bundle_durable(s, js->flying, m->stream_seq);
+    } else if (json_array_size(recs) && (s->cat.n || js->inflight)) {
+        /* Ours, not yet acknowledged, cannot follow this one any more. */
+        struct store_err e;
+        store_i_err_set(&e, STORE_ECONFLICT, "the catalog changed through another gateway; retry");
+        cat_fail(s, &e);
+    }
+    size_t i;
+    json_t *rec;
+    json_array_foreach(recs, i, rec) {
+        char why[200];
+        if (store_i_catalog_tree_apply(js->tree, rec, why, sizeof why) != 0) {
+            store_i_log(s, STORE_LOG_ERROR, "jetstream: catalog message %" PRIu64 ": %s",
+                        m->stream_seq, why);
+            continue;
+        }
+        if (!own)
+            reconcile_record(s, rec);
+    }
+    json_decref(b);
+}
+
+void store_i_js_stream_ready(struct store *s, struct store_stream *st)
+{
+    feed_start(s, st);
+}
+
+static void on_ignored(void *arg, const struct jsbus_msg *m, const struct store_err *e)
+{
+    (void)arg;
+    (void)m;
+    (void)e;
+}
+
+void store_i_js_stream_deleted(struct store *s, struct store_stream *st)
+{
+    /* The deleting gateway removes the records (once: a missing stream is
+     * fine); the others only stop copying them. */
+    char name[80], api[160];
+    data_name(s->js, st->uid, name, sizeof name);
+    snprintf(api, sizeof api, "$JS.API.STREAM.DELETE.%s", name);
+    jsbus_request(s->js->bus, api, NULL, 0, "", 0, JS_REQUEST_MS, on_ignored, NULL, NULL);
+}
+
+/* ---- dispatch ----------------------------------------------------------------- */
+
+static void run_timers(struct store *s)
+{
+    struct js_state *js = s->js;
+    uint64_t ticks;
+    while (read(js->tfd, &ticks, sizeof ticks) > 0) {
+    }
+    js->timer_at = 0;
+    int64_t now = mono_ms(), next = 0;
+    struct js_pub *due = NULL, **pp = &js->retry;
+    while (*pp) {
+        struct js_pub *p = *pp;
+        if (p->retry_at <= now) {
+            *pp = p->rnext;
+            p->rnext = due;
+            due = p;
+        } else {
+            if (!next || p->retry_at < next)
+                next = p->retry_at;
+            pp = &p->rnext;
+        }
+    }
+    while (due) {
+        struct js_pub *p = due;
+        due = p->rnext;
+        p->retry_at = 0;
+        pub_send(s, p);
+    }
+    for (size_t i = 0; i < s->nstreams; i++) {
+        struct js_feed *fd = s->streams[i]->feed;
+        if (!fd || !fd->retry_at)
+            continue;
+        if (fd->retry_at <= now) {
+            fd->retry_at = 0;
+            if (fd->f == NULL && !fd->ensuring)
+                feed_ensure(fd);
+        } else if (!next || fd->retry_at < next) {
+            next = fd->retry_at;
+        }
+    }
+    for (struct js_batch *b = js->await; b; b = b->anext)
+        if (!next || b->await_until < next)
+            next = b->await_until;
+    if (next)
+        arm(js, next);
+}
+
+void store_i_js_dispatch(struct store *s)
+{
+    if (!s->js)
+        return;
+    jsbus_dispatch(s->js->bus);
+    run_timers(s);
+    if (s->commit_list || store_commit_pending(s))
+        store_commit(s);
+}
+
+int store_shared_secret(const struct store *s, uint8_t *out, size_t len)
+{
+    if (!s->js || !s->js->has_secret)
+        return 0;
+    memcpy(out, s->js->secret, len < sizeof s->js->secret ? len : sizeof s->js->secret);
+    return 1;
+}
+
+int store_i_js_notify_fd(struct store *s)
+{
+    return s->js->epfd;
+}
+
+/* ---- open and close ----------------------------------------------------------- */
+
+/* Runs the loop's part (replies, deliveries, commits) until "done" says so. */
+static int pump(struct store *s, int (*done)(struct store *, void *), void *arg, int64_t timeout_ms,
+                const char *what, struct store_err *err)
+{
+    int64_t end = mono_ms() + timeout_ms;
+    while (!done(s, arg)) {
+        if (mono_ms() > end)
+            return store_i_err_set(err, STORE_EUNAVAIL, "jetstream: timed out %s", what);
+        struct pollfd p = {.fd = jsbus_notify_fd(s->js->bus), .events = POLLIN};
+        poll(&p, 1, 50);
+        store_i_js_dispatch(s);
+    }
+    return 0;
+}
+
+static int sync_api(struct store *s, const char *subject, const char *body, json_t **out,
+                    int *api, struct store_err *err)
+{
+    json_t *r = NULL;
+    *api = 0;
+    int rc = jsbus_request_sync(s->js->bus, subject, body, strlen(body), JS_REQUEST_MS, &r, err);
+    if (rc)
+        return rc;
+    json_t *jerr = json_object_get(r, "error");
+    if (jerr) {
+        *api = (int)json_integer_value(json_object_get(jerr, "err_code"));
+        const char *d = json_string_value(json_object_get(jerr, "description"));
+        rc = store_i_err_set(err, STORE_EUNAVAIL, "JetStream %s: %s (%d)", subject,
+                             d ? d : "error", *api);
+        json_decref(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+struct genesis {
+    int done;
+    struct store_err err;
+};
+
+static void on_genesis(void *arg, const struct jsbus_msg *m, const struct store_err *e)
+{
+    struct genesis *g = arg;
+    json_t *r;
+    int api;
+    if (api_reply(m, e, &r, &api, &g->err) == 0)
+        json_decref(r);
+    g->done = 1;
+}
+
+static int genesis_done(struct store *s, void *arg)
+{
+    (void)s;
+    return ((struct genesis *)arg)->done;
+}
+
+static int catalog_caught_up(struct store *s, void *arg)
+{
+    return s->js->cat_seq >= *(uint64_t *)arg;
+}
+
+struct catchup {
+    size_t n;
+    char **names;
+    uint64_t *last;
+};
+
+static int data_caught_up(struct store *s, void *arg)
+{
+    struct catchup *c = arg;
+    for (size_t i = 0; i < c->n; i++) {
+        struct store_stream *st = find_stream(s, c->names[i]);
+        if (st && st->feed && st->feed->next_seq <= c->last[i])
+            return 0;
+    }
+    return 1;
+}
+
+static uint64_t stream_last_seq(struct store *s, const char *name, struct store_err *err, int *rc)
+{
+    char api[160];
+    snprintf(api, sizeof api, "$JS.API.STREAM.INFO.%s", name);
+    json_t *r = NULL;
+    int code;
+    *rc = sync_api(s, api, "", &r, &code, err);
+    if (*rc && code == JSERR_STREAM_NOT_FOUND) {
+        *rc = 0;
+        return 0;
+    }
+    if (*rc)
+        return 0;
+    json_t *state = json_object_get(r, "state");
+    uint64_t last = json_integer_value(json_object_get(state, "messages")) > 0
+                        ? (uint64_t)json_integer_value(json_object_get(state, "last_seq"))
+                        : 0;
+    json_decref(r);
+    return last;
+}
+
+/* Empties the local copy: it is rebuilt from JetStream, and anything left
+ * from an earlier run could disagree with it. */
+static int wipe(const char *dir, struct store_err *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : store_i_err_errno(err, errno, "open %s", dir);
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(d)) && !rc) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char p[4200];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        if (de->d_type == DT_DIR)
+            rc = wipe(p, err);
+        if (!rc && remove(p) != 0 && errno != ENOENT)
+            rc = store_i_err_errno(err, errno, "remove %s", p);
+    }
+    closedir(d);
+    return rc;
+}
+
+int store_i_js_wipe(struct store *s, struct store_err *err)
+{
+    int rc = 0;
+    static const char *const keep[] = {"LOCK", "iterator.key"};
+    DIR *d = opendir(s->dir);
+    if (!d)
+        return store_i_err_errno(err, errno, "open %s", s->dir);
+    struct dirent *de;
+    while ((de = readdir(d)) && !rc) {
+        if (de->d_name[0] == '.' || strcmp(de->d_name, keep[0]) == 0 ||
+            strcmp(de->d_name, keep[1]) == 0)
+            continue;
+        char p[4200];
+        snprintf(p, sizeof p, "%s/%s", s->dir, de->d_name);
+        if (de->d_type == DT_DIR)
+            rc = wipe(p, err);
+        if (!rc && de->d_type != DT_DIR && remove(p) != 0 && errno != ENOENT)
+            rc = store_i_err_errno(err, errno, "remove %s", p);
+    }
+    closedir(d);
+    return rc;
+}
+
+int store_i_js_open(struct store *s, struct store_err *err)
+{
+    const struct store_opts *o = &s->opts;
+    if (!o->nats_url || !*o->nats_url)
+        return store_i_err_set(err, STORE_EINVAL, "jetstream backend: no NATS URL");
+    const char *prefix = o->nats_prefix ? o->nats_prefix : "sluice";
+    if (!prefix_valid(prefix))
+        return store_i_err_set(err, STORE_EINVAL,
+                               "NATS prefix %s: 1..32 of [A-Za-z0-9_-] expected", prefix);
+    uint32_t replicas = o->nats_replicas ? o->nats_replicas : 3;
+    if (replicas > 5)
+        return store_i_err_set(err, STORE_EINVAL, "NATS replicas %" PRIu32 ": 1..5 expected",
+                               replicas);
+    struct js_state *js = store_i_xcalloc(1, sizeof *js);
+    s->js = js;
+    js->epfd = js->tfd = -1;
+    snprintf(js->prefix, sizeof js->prefix, "%s", prefix);
+    js->replicas = replicas;
+    unsigned char rnd[16];
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        return store_i_err_set(err, STORE_EIO, "no random bytes for the gateway's name");
+    for (int i = 0; i < 16; i++)
+        sprintf(js->origin + 2 * i, "%02x", rnd[i]);
+    js->tree = json_pack("{s:{}, s:i}", "streams", "next_uid", 0);
+    struct jsbus_opts bo = {.urls = o->nats_url,
+                            .creds = o->nats_creds,
+                            .tls_ca = o->nats_tls_ca,
+                            .name = "sluice",
+                            .log = o->log,
+                            .log_arg = o->log_arg};
+    int rc = jsbus_open(&bo, &js->bus, err);
+    if (rc)
+        return rc;
+    js->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    js->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (js->tfd < 0 || js->epfd < 0)
+        return store_i_err_errno(err, errno, "timerfd/epoll");
+    int fds[3] = {store_i_syncer_fd(s->syncer), jsbus_notify_fd(js->bus), js->tfd};
+    for (int i = 0; i < 3; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
+        if (epoll_ctl(js->epfd, EPOLL_CTL_ADD, fds[i], &ev) != 0)
+            return store_i_err_errno(err, errno, "epoll_ctl");
+    }
+
+    /* The catalog stream, and its first message. */
+    char name[80], subj[80], api[160];
+    snprintf(name, sizeof name, "%s-catalog", js->prefix);
+    snprintf(subj, sizeof subj, "%s.catalog", js->prefix);
+    snprintf(api, sizeof api, "$JS.API.STREAM.CREATE.%s", name);
+    char *cfg = stream_config(js, name, subj, 0);
+    json_t *r = NULL;
+    int code;
+    rc = sync_api(s, api, cfg, &r, &code, err);
+    free(cfg);
+    json_decref(r);
+    if (rc && code != JSERR_STREAM_NAME_IN_USE)
+        return rc;
+    uint64_t last = stream_last_seq(s, name, err, &rc);
+    if (rc)
+        return rc;
+    if (last == 0) {
+        char gid[80];
+        snprintf(gid, sizeof gid, "%s-genesis", js->prefix);
+        struct jsbus_hdr h[1] = {{"Nats-Msg-Id", gid}};
+        unsigned char rs[32];
+        char body[160], hex[65];
+        if (RAND_bytes(rs, sizeof rs) != 1)
+            return store_i_err_set(err, STORE_EIO, "no random bytes for the shared secret");
+        for (int i = 0; i < 32; i++)
+            sprintf(hex + 2 * i, "%02x", rs[i]);
+        snprintf(body, sizeof body, "{\"origin\":\"genesis\",\"id\":0,\"secret\":\"%s\",\"recs\":[]}",
+                 hex);
+        struct genesis g = {0};
+        rc = jsbus_request(js->bus, subj, h, 1, body, strlen(body), JS_REQUEST_MS, on_genesis, &g,
+                           err);
+        if (!rc)
+            rc = pump(s, genesis_done, &g, JS_REQUEST_MS * 2, "writing the catalog's first message",
+                      err);
+        if (!rc && g.err.code)
+            rc = store_i_err_set(err, g.err.code, "%s", g.err.msg);
+        if (rc)
+            return rc;
+        last = stream_last_seq(s, name, err, &rc);
+        if (rc)
+            return rc;
+    }
+    js->opening = 1;
+    js->cat_follow = jsbus_follow(js->bus, name, NULL, 1, cat_deliver, s, err);
+    if (!js->cat_follow)
+        return err ? err->code : STORE_EUNAVAIL;
+    rc = pump(s, catalog_caught_up, &last, JS_OPEN_TIMEOUT_MS, "reading the catalog", err);
+    if (rc)
+        return rc;
+    js->opening = 0;
+
+    /* Every stream's records, up to what they held a moment ago. */
+    struct catchup c = {0};
+    c.names = store_i_xcalloc(s->nstreams + 1, sizeof *c.names);
+    c.last = store_i_xcalloc(s->nstreams + 1, sizeof *c.last);
+    for (size_t i = 0; i < s->nstreams && !rc; i++) {
+        struct store_stream *st = s->streams[i];
+        data_name(js, st->uid, name, sizeof name);
+        c.names[c.n] = store_i_xstrdup(st->name);
+        c.last[c.n++] = stream_last_seq(s, name, err, &rc);
+        feed_start(s, st);
+    }
+    if (!rc)
+        rc = pump(s, data_caught_up, &c, JS_OPEN_TIMEOUT_MS, "copying the records", err);
+    for (size_t i = 0; i < c.n; i++)
+        free(c.names[i]);
+    free(c.names);
+    free(c.last);
+    if (rc)
+        return rc;
+    store_i_log(s, STORE_LOG_INFO,
+                "jetstream backend: %s (prefix %s, %" PRIu32 " replicas): %zu streams, catalog "
+                "at %" PRIu64,
+                o->nats_url, js->prefix, js->replicas, s->nstreams, js->cat_seq);
+    return 0;
+}
+
+static int quiet(struct store *s, void *arg)
+{
+    (void)arg;
+    struct js_state *js = s->js;
+    if (js->inflight || js->retry || js->await)
+        return 0;
+    for (size_t i = 0; i < s->nstreams; i++)
+        for (uint32_t k = 0; k < s->streams[i]->nshards; k++)
+            if (s->streams[i]->shards[k]->js_refs)
+                return 0;
+    return 1;
+}
+
+void store_i_js_close(struct store *s)
+{
+    struct js_state *js = s->js;
+    if (!js)
+        return;
+    if (js->bus && !js->closing) {
+        /* Let what is in flight finish (bounded), then fail the rest. */
+        struct store_err e;
+        pump(s, quiet, NULL, JS_CLOSE_WAIT_MS, "closing", &e);
+        js->closing = 1;
+        while (js->retry) {
+            struct js_pub *p = js->retry;
+            js->retry = p->rnext;
+            store_i_err_set(&e, STORE_EUNAVAIL, "store closed before JetStream confirmed it");
+            pub_done(s, p, &e);
+        }
+        store_i_js_after(s);
+        if (s->cat.n) {
+            store_i_err_set(&e, STORE_EUNAVAIL, "store closed before JetStream confirmed it");
+            cat_fail(s, &e);
+        }
+        js->closing = 2;
+    }
+    js->closing = 2;
+    for (size_t i = 0; i < s->nstreams; i++)
+        store_i_js_stream_free(s->streams[i]);
+    jsbus_unfollow(js->cat_follow);
+    js->cat_follow = NULL;
+    /* Fires what is still pending with STORE_EUNAVAIL (feeds' ensures too). */
+    jsbus_close(js->bus);
+    js->bus = NULL;
+    if (js->epfd >= 0) close(js->epfd);
+    if (js->tfd >= 0) close(js->tfd);
+    json_decref(js->tree);
+    free(js->echo);
+    free(js);
+    s->js = NULL;
+}

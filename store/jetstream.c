@@ -654,7 +654,8 @@ static void refresh_stream(struct store *s, struct store_stream *st, json_t *o)
     json_t *cons = json_object_get(o, "consumers"), *cv, *tv;
     /* Consumers that went away: the gateway lets go of them first. */
     for (size_t i = 0; i < st->nconsumers; i++)
-        if (!json_object_get(cons, st->consumers[i].name) && s->opts.on_remote_removal)
+        if (!json_object_get(cons, st->consumers[i].name) && s->opts.on_remote_removal &&
+            !s->js->opening)
             s->opts.on_remote_removal(s->opts.on_remote_removal_arg, st->name,
                                       st->consumers[i].name);
     store_i_stream_catalog_reset(st);
@@ -695,7 +696,7 @@ static void reconcile_stream(struct store *s, const char *name)
     json_t *o = json_object_get(json_object_get(js->tree, "streams"), name);
     struct store_stream *st = find_stream(s, name);
     if (st && (!o || (uint64_t)json_integer_value(json_object_get(o, "uid")) != st->uid)) {
-        if (s->opts.on_remote_removal)
+        if (s->opts.on_remote_removal && !js->opening) /* nobody holds it while opening */
             s->opts.on_remote_removal(s->opts.on_remote_removal_arg, name, NULL);
         store_i_stream_detach(s, st);
         store_i_stream_bury(s, st);
@@ -1008,25 +1009,41 @@ static int pump(struct store *s, int (*done)(struct store *, void *), void *arg,
     return 0;
 }
 
+/* A JetStream API call during open. A fresh or busy cluster may take a
+ * while to place a replicated stream or to elect its leader: timeouts, no
+ * responders and 503 answers are retried until JS_OPEN_TIMEOUT_MS. */
 static int sync_api(struct store *s, const char *subject, const char *body, json_t **out,
                     int *api, struct store_err *err)
 {
-    json_t *r = NULL;
-    *api = 0;
-    int rc = jsbus_request_sync(s->js->bus, subject, body, strlen(body), JS_REQUEST_MS, &r, err);
-    if (rc)
-        return rc;
-    json_t *jerr = json_object_get(r, "error");
-    if (jerr) {
-        *api = (int)json_integer_value(json_object_get(jerr, "err_code"));
-        const char *d = json_string_value(json_object_get(jerr, "description"));
-        rc = store_i_err_set(err, STORE_EUNAVAIL, "JetStream %s: %s (%d)", subject,
-                             d ? d : "error", *api);
-        json_decref(r);
-        return rc;
+    int64_t end = mono_ms() + JS_OPEN_TIMEOUT_MS;
+    for (int attempt = 1;; attempt++) {
+        json_t *r = NULL;
+        *api = 0;
+        int rc = jsbus_request_sync(s->js->bus, subject, body, strlen(body), JS_REQUEST_MS, &r,
+                                    err);
+        int retry = rc == STORE_EUNAVAIL;
+        json_t *jerr = rc ? NULL : json_object_get(r, "error");
+        if (jerr) {
+            *api = (int)json_integer_value(json_object_get(jerr, "err_code"));
+            int code = (int)json_integer_value(json_object_get(jerr, "code"));
+            const char *d = json_string_value(json_object_get(jerr, "description"));
+            rc = store_i_err_set(err, STORE_EUNAVAIL, "JetStream %s: %s (%d)", subject,
+                                 d ? d : "error", *api);
+            retry = code == 503 || code == 408;
+            json_decref(r);
+        }
+        if (!rc) {
+            *out = r;
+            return 0;
+        }
+        if (!retry || mono_ms() + 500 > end)
+            return rc;
+        if (attempt == 1 || (attempt & (attempt - 1)) == 0)
+            store_i_log(s, STORE_LOG_WARN, "jetstream: %s (attempt %d, retrying)",
+                        err ? err->msg : "request failed", attempt);
+        struct timespec ts = {0, 500 * 1000000L};
+        nanosleep(&ts, NULL);
     }
-    *out = r;
-    return 0;
 }
 
 struct genesis {
@@ -1141,6 +1158,9 @@ int store_i_js_wipe(struct store *s, struct store_err *err)
 
 int store_i_js_open(struct store *s, struct store_err *err)
 {
+    struct store_err local;
+    if (!err)
+        err = &local;
     const struct store_opts *o = &s->opts;
     if (!o->nats_url || !*o->nats_url)
         return store_i_err_set(err, STORE_EINVAL, "jetstream backend: no NATS URL");
@@ -1211,16 +1231,24 @@ int store_i_js_open(struct store *s, struct store_err *err)
             sprintf(hex + 2 * i, "%02x", rs[i]);
         snprintf(body, sizeof body, "{\"origin\":\"genesis\",\"id\":0,\"secret\":\"%s\",\"recs\":[]}",
                  hex);
-        struct genesis g = {0};
-        rc = jsbus_request(js->bus, subj, h, 1, body, strlen(body), JS_REQUEST_MS, on_genesis, &g,
-                           err);
-        if (!rc)
-            rc = pump(s, genesis_done, &g, JS_REQUEST_MS * 2, "writing the catalog's first message",
-                      err);
-        if (!rc && g.err.code)
-            rc = store_i_err_set(err, g.err.code, "%s", g.err.msg);
-        if (rc)
-            return rc;
+        /* Retried like sync_api: the new stream may still be electing a leader. */
+        int64_t end = mono_ms() + JS_OPEN_TIMEOUT_MS;
+        for (;;) {
+            struct genesis g = {0};
+            rc = jsbus_request(js->bus, subj, h, 1, body, strlen(body), JS_REQUEST_MS, on_genesis,
+                               &g, err);
+            if (!rc)
+                rc = pump(s, genesis_done, &g, JS_REQUEST_MS * 2,
+                          "writing the catalog's first message", err);
+            if (!rc && g.err.code)
+                rc = store_i_err_set(err, g.err.code, "%s", g.err.msg);
+            if (!rc)
+                break;
+            if (rc != STORE_EUNAVAIL || mono_ms() + 500 > end)
+                return rc;
+            struct timespec ts = {0, 500 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
         last = stream_last_seq(s, name, err, &rc);
         if (rc)
             return rc;

@@ -243,7 +243,7 @@ int store_stream_split(struct store_stream *st, struct store_shard *sh,
                        struct store_err *err)
 {
     if (st->store->js)
-        return store_i_err_set(err, STORE_EINVAL,
+        return store_i_err_set(err, STORE_ENOTSUP,
                                "resharding is not available on the jetstream backend yet");
     int rc = check_stream(st, err);
     if (!rc) rc = check_open(st, sh, err);
@@ -266,7 +266,7 @@ int store_stream_merge(struct store_stream *st, struct store_shard *sh,
                        struct store_err *err)
 {
     if (st->store->js)
-        return store_i_err_set(err, STORE_EINVAL,
+        return store_i_err_set(err, STORE_ENOTSUP,
                                "resharding is not available on the jetstream backend yet");
     int rc = check_stream(st, err);
     if (!rc) rc = check_open(st, sh, err);
@@ -300,7 +300,7 @@ int store_stream_scale(struct store_stream *st, uint32_t target, store_done_fn o
                        void *arg, struct store_err *err)
 {
     if (st->store->js)
-        return store_i_err_set(err, STORE_EINVAL,
+        return store_i_err_set(err, STORE_ENOTSUP,
                                "resharding is not available on the jetstream backend yet");
     int rc = check_stream(st, err);
     if (rc)

@@ -39,6 +39,7 @@ enum gw_errtype gw_app_store_errtype(int code)
     /* LimitExceededException: SDKs retry it with back-off, which is what a
      * lost race for the shared catalog needs. */
     case STORE_ECONFLICT: return GW_ERR_LIMIT_EXCEEDED;
+    case STORE_ENOTSUP: return GW_ERR_INVALID_ARGUMENT;
     default: return GW_ERR_INTERNAL_FAILURE; /* ECORRUPT, EIO, ENOSPC */
     }
 }
@@ -87,6 +88,8 @@ static int load_key(struct gw_app *app, const char *dir, struct gw_error *err)
 static void on_remote_removal(void *arg, const char *stream, const char *consumer)
 {
     struct gw_app *app = arg;
+    if (!app->fanout) /* still opening: nothing holds a handle yet */
+        return;
     if (!consumer) {
         gw_fanout_end(app->fanout, stream, NULL, "ResourceNotFoundException",
                       "The stream was deleted.");

@@ -113,6 +113,7 @@
                                     connected, no leader, timed out); retry later */
 #define STORE_ECONFLICT (-40010) /* a catalog change raced one made through another
                                     gateway and was undone; retry */
+#define STORE_ENOTSUP (-40011)   /* not offered by this backend */
 
 /* An error value: "code" is a STORE_E* code, "msg" a one-line explanation
  * (NUL-terminated, no trailing newline). Functions that take a

@@ -1,0 +1,193 @@
+// Two gateways on one JetStream (the jetstream backend): what one gateway
+// changes the other serves, and no acknowledged record is lost while a NATS
+// server is killed and a gateway dies and comes back. Runs only under
+// tests/sdk/run-jetstream.sh (SLUICE_BACKEND=jetstream, NATS_DIR naming the
+// cluster it started); the node kill needs 3 nodes (R3).
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import {
+  startSluice, client, send, streamName, subscribe, sleep, waitStatus, JETSTREAM, REPO,
+} from './lib/harness.mjs';
+
+const CLUSTER = join(REPO, 'tests', 'lib', 'nats-cluster.sh');
+const NODES = Number(process.env.NODES || 1);
+const nats = (...a) => execFileSync('bash', [CLUSTER, ...a, '--dir', process.env.NATS_DIR],
+  { encoding: 'utf8', timeout: 60000 });
+
+const shardId = (i) => `shardId-${String(i).padStart(12, '0')}`;
+
+async function until(what, fn, ms = 10000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(50);
+  }
+}
+
+// Reads a shard from TRIM_HORIZON to its tip through one gateway.
+async function readAll(c, StreamName, ShardId) {
+  let it = (await send(c, 'GetShardIterator', { StreamName, ShardId, ShardIteratorType: 'TRIM_HORIZON' })).ShardIterator;
+  const out = [];
+  for (let i = 0; i < 1000 && it; i++) {
+    const r = await send(c, 'GetRecords', { ShardIterator: it, Limit: 10000 });
+    out.push(...r.Records);
+    if (r.Records.length === 0 && r.MillisBehindLatest === 0) break;
+    it = r.NextShardIterator;
+  }
+  return out;
+}
+
+describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backend only' }, () => {
+  const prefix = `two${randomBytes(6).toString('hex')}`;
+  const args = ['--nats-prefix', prefix, '--stream-delay', '0'];
+  const servers = [];
+  const clients = [];
+  const start = async () => {
+    const s = await startSluice({ args });
+    servers.push(s);
+    const c = client(s.endpoint);
+    clients.push(c);
+    return { s, c };
+  };
+  after(async () => {
+    for (const c of clients) c.destroy();
+    for (const s of servers) await s.stop();
+  });
+
+  test('a stream made through A serves through B, and B sees A\'s changes within a second', async () => {
+    const A = await start();
+    const B = await start();
+    const name = streamName('two');
+    await send(A.c, 'CreateStream', { StreamName: name, ShardCount: 2 });
+    await waitStatus(A.c, name, 'ACTIVE');
+    const seen = await until('B sees the stream ACTIVE', async () => {
+      const d = await send(B.c, 'DescribeStreamSummary', { StreamName: name });
+      return d.StreamDescriptionSummary.StreamStatus === 'ACTIVE' && d;
+    }, 1000);
+    assert.equal(seen.StreamDescriptionSummary.OpenShardCount, 2);
+    await send(A.c, 'AddTagsToStream', { StreamName: name, Tags: { team: 'a' } });
+    await until('B sees the tag', async () => {
+      const t = await send(B.c, 'ListTagsForStream', { StreamName: name });
+      return t.Tags.some((x) => x.Key === 'team' && x.Value === 'a');
+    }, 1000);
+    // Written through B, read through A with B's iterator and with its own.
+    const put = await send(B.c, 'PutRecord', { StreamName: name, PartitionKey: 'k', Data: Buffer.from('via B') });
+    const it = (await send(B.c, 'GetShardIterator', { StreamName: name, ShardId: put.ShardId,
+      ShardIteratorType: 'AT_SEQUENCE_NUMBER', StartingSequenceNumber: put.SequenceNumber })).ShardIterator;
+    const r = await until('A reads B\'s record', async () => {
+      const g = await send(A.c, 'GetRecords', { ShardIterator: it });
+      return g.Records.length === 1 && g;
+    }, 1000);
+    assert.equal(Buffer.from(r.Records[0].Data).toString(), 'via B');
+    assert.equal(r.Records[0].SequenceNumber, put.SequenceNumber);
+    // Deleted through B: gone through A.
+    await send(B.c, 'DeleteStream', { StreamName: name });
+    await until('A no longer lists it', async () => {
+      const l = await send(A.c, 'ListStreams', {});
+      return !l.StreamNames.includes(name);
+    }, 2000);
+  });
+
+  test('every acknowledged record is pushed once per consumer and readable through both, across a NATS node kill and a gateway restart', async () => {
+    const A = await start();
+    let B = await start();
+    const name = streamName('fault');
+    const SHARDS = 2;
+    await send(A.c, 'CreateStream', { StreamName: name, ShardCount: SHARDS });
+    await waitStatus(A.c, name, 'ACTIVE');
+    const arn = (await send(A.c, 'DescribeStreamSummary', { StreamName: name })).StreamDescriptionSummary.StreamARN;
+    const reg = await send(A.c, 'RegisterStreamConsumer', { StreamARN: arn, ConsumerName: 'fan' });
+    const ConsumerARN = reg.Consumer.ConsumerARN;
+    await until('B sees the consumer ACTIVE', async () => {
+      const d = await send(B.c, 'DescribeStreamConsumer', { ConsumerARN });
+      return d.ConsumerDescription.ConsumerStatus === 'ACTIVE';
+    }, 3000);
+
+    // One subscriber per shard, on B; each remembers the last number it got.
+    const got = new Map(); // seq -> data
+    const last = new Array(SHARDS).fill(undefined);
+    const subs = new Array(SHARDS);
+    const pumps = new Array(SHARDS);
+    const subscribeAll = async (c) => {
+      for (let i = 0; i < SHARDS; i++) {
+        const StartingPosition = last[i]
+          ? { Type: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: last[i] }
+          : { Type: 'TRIM_HORIZON' };
+        const sub = await subscribe(c, { ConsumerARN, ShardId: shardId(i), StartingPosition });
+        subs[i] = sub;
+        pumps[i] = (async () => {
+          for (;;) {
+            const ev = await sub.next(60000).catch((e) => ({ error: e }));
+            if (ev.end || ev.error) return;
+            for (const rec of ev.SubscribeToShardEvent?.Records ?? []) {
+              got.set(rec.SequenceNumber, Buffer.from(rec.Data).toString());
+              last[i] = rec.SequenceNumber;
+            }
+          }
+        })();
+      }
+    };
+    const closeAll = async () => {
+      for (const s of subs) s?.close();
+      await Promise.all(pumps);
+    };
+    await subscribeAll(B.c);
+
+    // The producer, through A: 60 batches of 20; what is acknowledged counts.
+    const acked = new Map();
+    let n = 0;
+    const produce = async (batches) => {
+      for (let b = 0; b < batches; b++) {
+        const Records = [];
+        for (let k = 0; k < 20; k++, n++) Records.push({ PartitionKey: `pk${n % 7}`, Data: Buffer.from(`r${n}`) });
+        const r = await send(A.c, 'PutRecords', { StreamName: name, Records }).catch(() => undefined);
+        if (!r) continue;
+        r.Records.forEach((x, k) => { if (x.SequenceNumber) acked.set(x.SequenceNumber, Buffer.from(Records[k].Data).toString()); });
+      }
+    };
+    await produce(15);
+    if (NODES >= 3) nats('kill', '2');
+    await produce(15);
+    // Gateway B dies: its subscribers move to A, from where they were.
+    B.s.proc.kill('SIGKILL');
+    await B.s.stop();
+    await closeAll();
+    await subscribeAll(A.c);
+    await produce(15);
+    // B comes back (a new process, its copy rebuilt from JetStream); the
+    // subscribers move back.
+    B = await start();
+    await closeAll();
+    await subscribeAll(B.c);
+    if (NODES >= 3) nats('start', '2');
+    await produce(15);
+
+    assert.ok(acked.size >= 600, `only ${acked.size} of ${n} records acknowledged`);
+    await until('every acknowledged record pushed', async () => [...acked.keys()].every((q) => got.has(q)), 30000)
+      .catch((e) => {
+        const missing = [...acked.keys()].filter((q) => !got.has(q));
+        throw new Error(`${e.message}: ${missing.length} missing, first ${missing.slice(0, 3)}`);
+      });
+    for (const [q, d] of acked) assert.equal(got.get(q), d, `record ${q}`);
+    await closeAll();
+    // Readable through both gateways, in order, each once.
+    for (const c of [A.c, B.c]) {
+      const all = [];
+      for (let i = 0; i < SHARDS; i++) {
+        const recs = await readAll(c, name, shardId(i));
+        const seqs = recs.map((r) => r.SequenceNumber);
+        assert.equal(new Set(seqs).size, seqs.length, 'no record twice');
+        const sorted = [...seqs].sort((x, y) => (BigInt(x) < BigInt(y) ? -1 : 1));
+        assert.deepEqual(seqs, sorted, 'in sequence order');
+        all.push(...recs);
+      }
+      const bySeq = new Map(all.map((r) => [r.SequenceNumber, Buffer.from(r.Data).toString()]));
+      for (const [q, d] of acked) assert.equal(bySeq.get(q), d, `record ${q} readable`);
+    }
+  });
+});

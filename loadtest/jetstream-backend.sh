@@ -103,13 +103,22 @@ cpu_ticks() { # PIDS...: utime + stime of the processes, in clock ticks
   echo "$t"
 }
 
+# stored TARGET: records the gateway accepted so far (its metrics): h2load
+# counts a PutRecords reply with FailedRecordCount > 0 as a 2xx success.
+stored() {
+  curl -s --max-time 30 "http://${LT_HOSTS[$1]}/metrics" |
+    awk '/^sluice_stream_incoming_records_total/ {s += $2} END {printf "%d\n", s}'
+}
+
 # put TARGET R RUN N: one h2load PutRecords run against gateway TARGET.
 put() {
-  local t=$1 r=$2 i=$3 n=$4 tag="put-$1-R$2-$3" out rps p50 p99 c0 n0 c1 n1 t0 t1
+  local t=$1 r=$2 i=$3 n=$4 tag="put-$1-$3" out rps p50 p99 c0 n0 c1 n1 t0 t1 s0 s1
+  s0=$(stored "$t")
   c0=$(cpu_ticks "${LT_GWPID[$t]}"); n0=$(cpu_ticks $NATS_PIDS); t0=$(date +%s.%N)
   out=$(lt_h2load "$LT_TMP/$tag.log" "$n" "$LT_TMP/body.json" PutRecords \
     "http://${LT_HOSTS[$t]}/" h2c)
   t1=$(date +%s.%N); c1=$(cpu_ticks "${LT_GWPID[$t]}"); n1=$(cpu_ticks $NATS_PIDS)
+  s1=$(stored "$t")
   echo "$out" >"$LOGS/$tag.txt"
   if ! echo "$out" | grep -q " 0 failed, 0 errored" || ! echo "$out" | grep -q "$n 2xx"; then
     local e
@@ -123,9 +132,9 @@ put() {
     awk '{a[NR]=$1} END {i=int(NR*0.5); j=int(NR*0.99); if (i<1) i=1; if (j<1) j=1; print a[i], a[j]}')
   cp "$LT_TMP/$tag.log" "$LOGS/$tag.h2load.log"
   awk -v t="$t" -v r="$r" -v i="$i" -v n="$n" -v rps="$rps" -v a="$p50" -v b="$p99" \
-    -v gc=$((c1 - c0)) -v nc=$((n1 - n0)) -v w="$(echo "$t1 - $t0" | bc)" -v hz="$(getconf CLK_TCK)" 'BEGIN {
-    printf "{\"kind\":\"put\",\"target\":\"%s\",\"r\":%d,\"run\":%d,\"n\":%d,\"req_per_s\":%.1f,\"records_per_s\":%.0f,\"p50_us\":%d,\"p99_us\":%d,\"gw_cpu_pct\":%.0f,\"nats_cpu_pct\":%.0f}\n",
-      t, r, i, n, rps, rps * 500, a, b, 100 * gc / hz / w, 100 * nc / hz / w }' | tee -a "$RES" >&2
+    -v ok=$((s1 - s0)) -v gc=$((c1 - c0)) -v nc=$((n1 - n0)) -v w="$(echo "$t1 - $t0" | bc)" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    printf "{\"kind\":\"put\",\"target\":\"%s\",\"r\":%d,\"run\":%d,\"n\":%d,\"req_per_s\":%.1f,\"records_per_s\":%.0f,\"p50_us\":%d,\"p99_us\":%d,\"gw_cpu_pct\":%.0f,\"nats_cpu_pct\":%.0f,\"ok_records\":%d,\"failed_records\":%d,\"ok_records_per_s\":%.0f}\n",
+      t, r, i, n, rps, rps * 500, a, b, 100 * gc / hz / w, 100 * nc / hz / w, ok, n * 500 - ok, ok * rps / n }' | tee -a "$RES" >&2
 }
 
 # jsb R RUN MODE ARGS...: one sluice-bench-jetstream run.
@@ -230,6 +239,7 @@ def spread(xs):
     return f"({min(xs):,.0f}-{max(xs):,.0f})" if xs else ""
 print(f"jetstream-backend: medians of {runs} rounds, {cores} cores, "
       f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
+print("records/s: records the gateway accepted (its sluice_stream_incoming_records_total) per second of the h2load run")
 print(f"PutRecords 500x100B h2c, h2load -c {c} -m {m}, -n {n_emb} (embedded) / {n_js} (jetstream); "
       "ceiling: sluice-bench-jetstream 100 B; fan-out: 10 consumers, 1 shard, 1000 rec/s, --one-thread")
 for r in replicas:
@@ -237,18 +247,20 @@ for r in replicas:
     pub = [x.get("publish", {}).get("msgs_per_s") for x in pick("publish", r)]
     lat = [x.get("latency", {}) for x in pick("latency", r)]
     foj = pick("fanout", r, "jetstream"); foe = pick("fanout", r, "embedded")
-    e_rec = med([x.get("records_per_s") for x in emb]); j_rec = med([x.get("records_per_s") for x in js])
+    e_rec = med([x.get("ok_records_per_s") for x in emb]); j_rec = med([x.get("ok_records_per_s") for x in js])
     ceil = med(pub)
     js_p50 = med([l.get("recv_p50_us") for l in lat]); js_p99 = med([l.get("recv_p99_us") for l in lat])
     fo_p50 = med([x.get("p50_us") for x in foj]); fo_p99 = med([x.get("p99_us") for x in foj])
     err = lambda xs: sum(1 for x in xs if "error" in x)
     print(f"\nR{r}")
-    print(f"  {'PutRecords embedded (always)':<40} {f(e_rec):>10} records/s {spread([x.get('records_per_s') for x in emb]):<22}"
+    print(f"  {'PutRecords embedded (always)':<40} {f(e_rec):>10} records/s {spread([x.get('ok_records_per_s') for x in emb]):<22}"
           f" p50 {f(med([x.get('p50_us') for x in emb]))} p99 {f(med([x.get('p99_us') for x in emb]))} us,"
-          f" gw CPU {f(med([x.get('gw_cpu_pct') for x in emb]))}%, errors {err(emb)}")
-    print(f"  {'PutRecords jetstream':<40} {f(j_rec):>10} records/s {spread([x.get('records_per_s') for x in js]):<22}"
+          f" gw CPU {f(med([x.get('gw_cpu_pct') for x in emb]))}%, failed runs {err(emb)},"
+          f" failed records {sum(x.get('failed_records') or 0 for x in emb):,}")
+    print(f"  {'PutRecords jetstream':<40} {f(j_rec):>10} records/s {spread([x.get('ok_records_per_s') for x in js]):<22}"
           f" p50 {f(med([x.get('p50_us') for x in js]))} p99 {f(med([x.get('p99_us') for x in js]))} us,"
-          f" gw CPU {f(med([x.get('gw_cpu_pct') for x in js]))}%, nats CPU {f(med([x.get('nats_cpu_pct') for x in js]))}%, errors {err(js)}")
+          f" gw CPU {f(med([x.get('gw_cpu_pct') for x in js]))}%, nats CPU {f(med([x.get('nats_cpu_pct') for x in js]))}%, failed runs {err(js)},"
+          f" failed records {sum(x.get('failed_records') or 0 for x in js):,}; attempted {f(med([x.get('records_per_s') for x in js]))}/s")
     print(f"  {'JetStream async publish 100 B (ceiling)':<40} {f(ceil):>10} msgs/s    {spread(pub):<22}")
     print(f"  {'jetstream / ceiling':<40} {f(j_rec / ceil if j_rec and ceil else None, 2):>10}"
           f"   (target >= 0.8 at R3); jetstream / embedded {f(j_rec / e_rec if j_rec and e_rec else None, 2)}")

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
-for c in cmake cc pkg-config curl nghttp h2load openssl node npm aws promtool chromium; do
+for c in cmake cc pkg-config curl nghttp h2load openssl node npm aws promtool chromium nats-server; do
   command -v "$c" >/dev/null 2>&1 || missing+=("$c")
 done
 pkg-config --exists criterion 2>/dev/null || missing+=("libcriterion-dev")

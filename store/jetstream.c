@@ -92,6 +92,14 @@
 #define JS_OPEN_TIMEOUT_MS 120000
 #define JS_CLOSE_WAIT_MS 5000
 #define JS_DUP_WINDOW_NS 120000000000LL
+/* Publishes awaiting JetStream's acknowledgement at once. Beyond it they
+ * wait in a queue: sent all at once, a burst of PutRecords made tens of
+ * thousands outstanding, which JetStream answered only after the publish
+ * timeout (and the retries added more). */
+#define JS_PUB_WINDOW 4096
+/* Record bytes queued behind the window; past it appends are refused with
+ * STORE_EUNAVAIL (503) until JetStream catches up. */
+#define JS_QUEUE_BYTES (64u << 20)
 
 /* JetStream API error codes (nats-server's errors.json). */
 #define JSERR_STREAM_NAME_IN_USE 10058
@@ -112,6 +120,8 @@ struct js_pub {
     uint8_t *data;
     size_t len;
     int64_t retry_at;  /* monotonic ms; on the retry list while non-zero */
+    int64_t deadline;  /* monotonic ms: stop retrying (set at the first send) */
+    int queued;        /* waiting for room in the window */
     struct js_pub *rnext;
 };
 
@@ -125,7 +135,6 @@ struct js_batch {
     struct store_seq max;
     store_done_fn cb;
     void *arg;
-    int64_t deadline;    /* monotonic ms: stop retrying */
     int64_t await_until; /* monotonic ms: answer even if not yet copied here */
     struct js_pub *pubs;
     struct js_batch *anext;
@@ -140,6 +149,20 @@ struct js_feed {
     int64_t retry_at;        /* monotonic ms: ensure again (0: not due) */
     char name[80];           /* P-data-U */
 };
+
+/* What this gateway knows of the subscriptions of one consumer to one shard
+ * across gateways (P-subs). */
+struct sub_claim {
+    struct sub_claim *next;  /* hash chain */
+    char *key;               /* "<uid>.<shard>.<consumer ARN>" */
+    char holder[33];         /* origin of the newest claim by another gateway ("": none running) */
+    int64_t started_ms;      /* when that one started */
+    uint32_t own_pending;    /* our claims sent, not yet seen back */
+};
+
+#define SUB_BUCKETS 1024
+/* Claims live a minute in JetStream: only the last 5 s of them decide. */
+#define JS_SUB_MAX_AGE_NS 60000000000LL
 
 struct cat_ack {
     struct store *s;
@@ -169,7 +192,12 @@ struct js_state {
     int opening;
     int closing;
     struct js_pub *retry;     /* publishes waiting to be sent again */
+    struct js_pub *qhead, *qtail; /* publishes waiting for room in the window */
+    size_t inflight_pubs;     /* sent, not yet answered */
+    size_t queued_bytes;      /* data of the queued ones */
     struct js_batch *await;   /* acknowledged, waiting for the local copy */
+    struct jsbus_follow *sub_follow;
+    struct sub_claim *claims[SUB_BUCKETS];
 };
 
 static int64_t mono_ms(void)
@@ -236,7 +264,10 @@ static char *stream_config(struct js_state *js, const char *name, const char *su
     json_t *c = json_pack("{s:s, s:[s], s:s, s:s, s:i, s:s, s:b, s:b, s:I, s:I}", "name", name,
                           "subjects", subject, "retention", "limits", "storage", "file",
                           "num_replicas", (int)js->replicas, "discard", "old", "deny_delete", 1,
-                          "deny_purge", 1, "duplicate_window", (json_int_t)JS_DUP_WINDOW_NS,
+                          "deny_purge", 1, "duplicate_window",
+                          (json_int_t)(max_age_ns > 0 && max_age_ns < JS_DUP_WINDOW_NS
+                                           ? max_age_ns
+                                           : JS_DUP_WINDOW_NS),
                           "max_age", (json_int_t)max_age_ns);
     char *s = json_dumps(c, JSON_COMPACT);
     json_decref(c);
@@ -464,11 +495,13 @@ static void pub_done(struct store *s, struct js_pub *p, const struct store_err *
 }
 
 static void pub_send(struct store *s, struct js_pub *p);
+static void on_pub_answer(struct store *s, struct js_pub *p, const struct jsbus_msg *m,
+                          const struct store_err *e);
 
 static void pub_retry(struct store *s, struct js_pub *p, const struct store_err *e)
 {
     int64_t now = mono_ms();
-    if (now + JS_RETRY_MS >= p->b->deadline || s->js->closing) {
+    if (now + JS_RETRY_MS >= p->deadline || s->js->closing) {
         pub_done(s, p, e);
         return;
     }
@@ -478,11 +511,36 @@ static void pub_retry(struct store *s, struct js_pub *p, const struct store_err 
     arm(s->js, p->retry_at);
 }
 
+/* Sends queued publishes while the window has room. */
+static void pub_drain(struct store *s)
+{
+    struct js_state *js = s->js;
+    while (js->qhead && js->inflight_pubs < JS_PUB_WINDOW) {
+        struct js_pub *p = js->qhead;
+        js->qhead = p->rnext;
+        if (!js->qhead)
+            js->qtail = NULL;
+        p->queued = 0;
+        js->queued_bytes -= p->len;
+        p->deadline = mono_ms() + JS_APPEND_DEADLINE_MS; /* its turn: no queueing again */
+        pub_send(s, p);
+    }
+}
+
 static void on_pub_ack(void *arg, const struct jsbus_msg *m, const struct store_err *e)
 {
     struct js_pub *p = arg;
     struct js_batch *b = p->b;
     struct store *s = b->sh->store;
+    s->js->inflight_pubs--;
+    on_pub_answer(s, p, m, e);
+    pub_drain(s);
+}
+
+static void on_pub_answer(struct store *s, struct js_pub *p, const struct jsbus_msg *m,
+                          const struct store_err *e)
+{
+    struct js_batch *b = p->b;
     json_t *r;
     int api;
     struct store_err err;
@@ -510,6 +568,21 @@ static void on_pub_ack(void *arg, const struct jsbus_msg *m, const struct store_
 
 static void pub_send(struct store *s, struct js_pub *p)
 {
+    struct js_state *js = s->js;
+    if (js->inflight_pubs >= JS_PUB_WINDOW || (js->qhead && !p->deadline)) {
+        /* Behind others: keeps records in the order they were appended. */
+        p->queued = 1;
+        p->rnext = NULL;
+        if (js->qtail)
+            js->qtail->rnext = p;
+        else
+            js->qhead = p;
+        js->qtail = p;
+        js->queued_bytes += p->len;
+        return;
+    }
+    if (!p->deadline)
+        p->deadline = mono_ms() + JS_APPEND_DEADLINE_MS;
     struct jsbus_hdr h[4] = {{"Nats-Msg-Id", p->msgid},
                              {"Sluice-Pk", p->pk},
                              {"Sluice-Arrival", p->arrival},
@@ -523,6 +596,8 @@ static void pub_send(struct store *s, struct js_pub *p)
     if (jsbus_request(s->js->bus, p->subject, h, p->ehk[0] ? 4 : 3, p->data, p->len,
                       JS_REQUEST_MS, on_pub_ack, p, &e) != 0)
         pub_retry(s, p, &e);
+    else
+        js->inflight_pubs++;
 }
 
 int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs, size_t n,
@@ -549,13 +624,19 @@ int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs
     }
     if (!jsbus_connected(js->bus))
         return store_i_err_set(err, STORE_EUNAVAIL, "not connected to NATS");
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += recs[i].data.len;
+    if (js->queued_bytes && js->queued_bytes + bytes > JS_QUEUE_BYTES)
+        return store_i_err_set(err, STORE_EUNAVAIL,
+                               "JetStream is behind: %zu bytes of records wait to be sent",
+                               js->queued_bytes);
     struct js_batch *b = store_i_xcalloc(1, sizeof *b);
     b->sh = sh;
     b->n = b->left = n;
     b->seqs = seqs;
     b->cb = on_done;
     b->arg = arg;
-    b->deadline = mono_ms() + JS_APPEND_DEADLINE_MS;
     b->pubs = store_i_xcalloc(n, sizeof *b->pubs);
     sh->js_refs++;
     int64_t now = store_i_now(s);
@@ -921,6 +1002,108 @@ void store_i_js_stream_deleted(struct store *s, struct store_stream *st)
     jsbus_request(s->js->bus, api, NULL, 0, "", 0, JS_REQUEST_MS, on_ignored, NULL, NULL);
 }
 
+/* ---- subscriptions across gateways ---------------------------------------------- */
+
+static void claim_key(const struct store_shard *sh, const char *arn, char *out, size_t n)
+{
+    snprintf(out, n, "%" PRIu64 ".%" PRIu32 ".%s", sh->stream ? sh->stream->uid : 0, sh->index,
+             arn);
+}
+
+static struct sub_claim *claim_get(struct js_state *js, const char *key, int create)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    struct sub_claim **pp = &js->claims[h % SUB_BUCKETS];
+    for (struct sub_claim *c = *pp; c; c = c->next)
+        if (strcmp(c->key, key) == 0)
+            return c;
+    if (!create)
+        return NULL;
+    struct sub_claim *c = store_i_xcalloc(1, sizeof *c);
+    c->key = store_i_xstrdup(key);
+    c->next = *pp;
+    *pp = c;
+    return c;
+}
+
+int store_sub_elsewhere(const struct store_shard *sh, const char *arn, int64_t since_ms)
+{
+    struct js_state *js = sh->store->js;
+    if (!js || !sh->stream)
+        return 0;
+    char key[2300];
+    claim_key(sh, arn, key, sizeof key);
+    const struct sub_claim *c = claim_get(js, key, 0);
+    return c && c->holder[0] && c->started_ms >= since_ms;
+}
+
+static void sub_announce(struct store_shard *sh, const char *arn, int64_t started_ms, int release)
+{
+    struct store *s = sh->store;
+    struct js_state *js = s->js;
+    if (!js || !sh->stream || js->closing)
+        return;
+    char key[2300], subj[64];
+    claim_key(sh, arn, key, sizeof key);
+    if (!release)
+        claim_get(js, key, 1)->own_pending++;
+    json_t *m = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:b}", "o", js->origin, "k", key, "s",
+                          sh->stream->name, "i", (json_int_t)sh->index, "a", arn, "t",
+                          (json_int_t)started_ms, "r", release);
+    char *body = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    snprintf(subj, sizeof subj, "%s.subs", js->prefix);
+    /* Best effort: a lost claim only weakens the rule for 5 s. */
+    jsbus_request(js->bus, subj, NULL, 0, body, strlen(body), JS_REQUEST_MS, on_ignored, NULL,
+                  NULL);
+    free(body);
+}
+
+void store_sub_claim(struct store_shard *sh, const char *arn, int64_t started_ms)
+{
+    sub_announce(sh, arn, started_ms, 0);
+}
+
+void store_sub_release(struct store_shard *sh, const char *arn)
+{
+    sub_announce(sh, arn, 0, 1);
+}
+
+static void sub_deliver(void *arg, const struct jsbus_msg *m)
+{
+    struct store *s = arg;
+    struct js_state *js = s->js;
+    json_t *j = json_loadb((const char *)m->data, m->len, 0, NULL);
+    const char *o = json_string_value(json_object_get(j, "o"));
+    const char *key = json_string_value(json_object_get(j, "k"));
+    const char *stream = json_string_value(json_object_get(j, "s"));
+    const char *arn = json_string_value(json_object_get(j, "a"));
+    json_int_t idx = json_integer_value(json_object_get(j, "i"));
+    int release = json_is_true(json_object_get(j, "r"));
+    if (!o || !key || !stream || !arn || strlen(o) >= sizeof ((struct sub_claim *)0)->holder) {
+        json_decref(j);
+        return;
+    }
+    struct sub_claim *c = claim_get(js, key, 1);
+    if (strcmp(o, js->origin) == 0) {
+        if (!release && c->own_pending)
+            c->own_pending--;
+    } else if (release) {
+        if (strcmp(c->holder, o) == 0)
+            c->holder[0] = 0;
+    } else {
+        strcpy(c->holder, o);
+        c->started_ms = json_integer_value(json_object_get(j, "t"));
+        /* Ours, if one is still on its way, comes later in the stream and
+         * wins; otherwise this one took ours over. */
+        if (!c->own_pending && s->opts.on_sub_taken && !js->opening)
+            s->opts.on_sub_taken(s->opts.on_sub_taken_arg, stream, (uint32_t)idx, arn);
+    }
+    json_decref(j);
+}
+
 /* ---- dispatch ----------------------------------------------------------------- */
 
 static void run_timers(struct store *s)
@@ -1253,6 +1436,21 @@ int store_i_js_open(struct store *s, struct store_err *err)
         if (rc)
             return rc;
     }
+    /* Subscriptions across gateways: claims, kept a minute. */
+    char sname[80], ssubj[80];
+    snprintf(sname, sizeof sname, "%s-subs", js->prefix);
+    snprintf(ssubj, sizeof ssubj, "%s.subs", js->prefix);
+    snprintf(api, sizeof api, "$JS.API.STREAM.CREATE.%s", sname);
+    cfg = stream_config(js, sname, ssubj, JS_SUB_MAX_AGE_NS);
+    r = NULL;
+    rc = sync_api(s, api, cfg, &r, &code, err);
+    free(cfg);
+    json_decref(r);
+    if (rc && code != JSERR_STREAM_NAME_IN_USE)
+        return rc;
+    js->sub_follow = jsbus_follow(js->bus, sname, NULL, 1, sub_deliver, s, err);
+    if (!js->sub_follow)
+        return err->code;
     js->opening = 1;
     js->cat_follow = jsbus_follow(js->bus, name, NULL, 1, cat_deliver, s, err);
     if (!js->cat_follow)
@@ -1292,7 +1490,7 @@ static int quiet(struct store *s, void *arg)
 {
     (void)arg;
     struct js_state *js = s->js;
-    if (js->inflight || js->retry || js->await)
+    if (js->inflight || js->retry || js->await || js->qhead || js->inflight_pubs)
         return 0;
     for (size_t i = 0; i < s->nstreams; i++)
         for (uint32_t k = 0; k < s->streams[i]->nshards; k++)
@@ -1311,12 +1509,19 @@ void store_i_js_close(struct store *s)
         struct store_err e;
         pump(s, quiet, NULL, JS_CLOSE_WAIT_MS, "closing", &e);
         js->closing = 1;
+        store_i_err_set(&e, STORE_EUNAVAIL, "store closed before JetStream confirmed it");
         while (js->retry) {
             struct js_pub *p = js->retry;
             js->retry = p->rnext;
-            store_i_err_set(&e, STORE_EUNAVAIL, "store closed before JetStream confirmed it");
             pub_done(s, p, &e);
         }
+        while (js->qhead) {
+            struct js_pub *p = js->qhead;
+            js->qhead = p->rnext;
+            js->queued_bytes -= p->len;
+            pub_done(s, p, &e);
+        }
+        js->qtail = NULL;
         store_i_js_after(s);
         if (s->cat.n) {
             store_i_err_set(&e, STORE_EUNAVAIL, "store closed before JetStream confirmed it");
@@ -1329,6 +1534,15 @@ void store_i_js_close(struct store *s)
         store_i_js_stream_free(s->streams[i]);
     jsbus_unfollow(js->cat_follow);
     js->cat_follow = NULL;
+    jsbus_unfollow(js->sub_follow);
+    js->sub_follow = NULL;
+    for (size_t i = 0; i < SUB_BUCKETS; i++)
+        while (js->claims[i]) {
+            struct sub_claim *c = js->claims[i];
+            js->claims[i] = c->next;
+            free(c->key);
+            free(c);
+        }
     /* Fires what is still pending with STORE_EUNAVAIL (feeds' ensures too). */
     jsbus_close(js->bus);
     js->bus = NULL;

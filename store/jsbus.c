@@ -593,6 +593,11 @@ int jsbus_open(const struct jsbus_opts *o, struct jsbus **out, struct store_err 
      * server after minutes; a dead process is seen at once anyway (RST). */
     if (s == NATS_OK)
         s = natsOptions_SetPingInterval(b->opts, 5000);
+    /* Each publish goes out at once: libnats' flusher otherwise waits up to
+     * a millisecond for more, which a record's push latency would pay. The
+     * store bounds publishes in flight, so the writes stay small. */
+    if (s == NATS_OK)
+        s = natsOptions_SetSendAsap(b->opts, true);
     if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(b->opts, on_disconnected, closure);
     if (s == NATS_OK)

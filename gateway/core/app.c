@@ -108,6 +108,12 @@ static void on_remote_removal(void *arg, const char *stream, const char *consume
            stream, consumer);
 }
 
+static void on_sub_taken(void *arg, const char *stream, uint32_t shard, const char *consumer_arn)
+{
+    struct gw_app *app = arg;
+    gw_fanout_taken(app->fanout, stream, shard, consumer_arn);
+}
+
 int gw_app_open(struct gw_app *app, struct event_base *base, const struct gw_config *cfg,
                 struct gw_error *err)
 {
@@ -136,6 +142,8 @@ int gw_app_open(struct gw_app *app, struct event_base *base, const struct gw_con
         o.nats_tls_ca = *cfg->nats_tls_ca ? cfg->nats_tls_ca : NULL;
         o.on_remote_removal = on_remote_removal;
         o.on_remote_removal_arg = app;
+        o.on_sub_taken = on_sub_taken;
+        o.on_sub_taken_arg = app;
     }
     app->auth = gw_auth_new(cfg, err);
     if (!app->auth && gw_error_isset(err))

@@ -326,6 +326,8 @@ static void unlink_sub(struct gw_sub *s)
     struct shard_subs *ss = s->ss;
     if (!ss)
         return;
+    if (s->consumer_arn[0])
+        store_sub_release(ss->shard, s->consumer_arn); /* other gateways may take it at once */
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -415,6 +417,24 @@ void gw_fanout_end(struct gw_fanout *f, const char *stream, const char *consumer
             sn = s->next;
             if (!consumer_arn || strcmp(s->consumer_arn, consumer_arn) == 0)
                 end_with(s, exception_type, message);
+        }
+    }
+}
+
+void gw_fanout_taken(struct gw_fanout *f, const char *stream, uint32_t shard,
+                     const char *consumer_arn)
+{
+    if (!f)
+        return;
+    for (struct shard_subs *ss = f->shards, *next; ss; ss = next) {
+        next = ss->next;
+        if (ss->index != shard || strcmp(ss->stream, stream) != 0)
+            continue;
+        for (struct gw_sub *s = ss->subs, *sn; s; s = sn) {
+            sn = s->next;
+            if (strcmp(s->consumer_arn, consumer_arn) == 0)
+                end_with(s, "ResourceInUseException",
+                         "The subscription was taken over by a newer SubscribeToShard call.");
         }
     }
 }
@@ -823,8 +843,16 @@ static enum gw_pull pull(struct gw_req *req, void *ctx, struct evbuffer *out, si
 static int check_takeover(struct gw_fanout *f, struct store_shard *shard, const char *consumer_arn,
                           struct gw_error *err)
 {
+    if (!*consumer_arn) /* console tails are not consumers: any number may run */
+        return 0;
+    /* The same rule across gateways sharing a JetStream (the store knows of
+     * their subscriptions). */
+    if (store_sub_elsewhere(shard, consumer_arn, now_ms() - TAKEOVER_MS))
+        return gw_error_set(err, GW_ERR_RESOURCE_IN_USE,
+                            "Another active subscription exists for this consumer: %s",
+                            consumer_arn);
     struct shard_subs *ss = shard_subs_find(f, shard);
-    if (!ss || !*consumer_arn) /* console tails are not consumers: any number may run */
+    if (!ss)
         return 0;
     for (struct gw_sub *s = ss->subs; s; s = s->next)
         if (strcmp(s->consumer_arn, consumer_arn) == 0 && s->state < SUB_ENDING &&
@@ -866,6 +894,8 @@ int gw_fanout_subscribe(struct gw_fanout *f, struct gw_req *req, enum gw_fanout_
         abort();
     s->started_ms = now_ms();
     s->expires_ms = s->started_ms + (int64_t)cfg->subscription_ttl_ms;
+    if (*consumer_arn)
+        store_sub_claim(shard, consumer_arn, s->started_ms);
     gw_ratelimit_init(&s->bucket, cfg->consumer_rate, cfg->consumer_burst, mono_ns());
     struct shard_subs *ss = shard_subs_get(f, shard, stream);
     s->ss = ss;

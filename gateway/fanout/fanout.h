@@ -59,6 +59,11 @@ int gw_fanout_subscribe(struct gw_fanout *f, struct gw_req *req, enum gw_fanout_
 void gw_fanout_end(struct gw_fanout *f, const char *stream, const char *consumer_arn,
                    const char *exception_type, const char *message);
 
+/* Another gateway took over the subscription of "consumer_arn" to shard
+ * "shard" of "stream": the one here ends with ResourceInUseException. */
+void gw_fanout_taken(struct gw_fanout *f, const char *stream, uint32_t shard,
+                     const char *consumer_arn);
+
 /* Pushes to every subscription the store woke since the last call, writing
  * to their connections now. Called by loop.c after each commit and sync
  * result, before the producers' acknowledgements. NULL is fine. */

@@ -60,6 +60,7 @@ struct put_ctx {
     char stream[STORE_STREAM_NAME_MAX + 1];
     bool kms;                /* the stream's encryption when the records were taken */
     char fail_msg[sizeof(((struct store_err *)0)->msg)]; /* store error text for a failed PutRecord */
+    size_t unavailable;      /* records failed because the backend could not be reached */
 };
 
 static void put_ctx_free(struct put_ctx *ctx)
@@ -137,8 +138,8 @@ static void reply_put(struct put_ctx *ctx)
             return;
         }
         if (r->state != ENTRY_OK) {
-            gw_error_set(&err, GW_ERR_INTERNAL_FAILURE, "%s",
-                         ctx->fail_msg[0] ? ctx->fail_msg : INTERNAL_FAILURE_MSG);
+            gw_error_set(&err, ctx->unavailable ? GW_ERR_SERVICE_UNAVAILABLE : GW_ERR_INTERNAL_FAILURE,
+                         "%s", ctx->fail_msg[0] ? ctx->fail_msg : INTERNAL_FAILURE_MSG);
             gw_body_error(req, &err);
             return;
         }
@@ -155,6 +156,14 @@ static void reply_put(struct put_ctx *ctx)
         gw_reply_string(&w, ctx->kms ? "KMS" : "NONE");
         gw_reply_end(&w);
         gw_reply_send(&w, 200);
+        return;
+    }
+    if (failed && ctx->unavailable == ctx->n) {
+        /* Nothing could be stored (JetStream unreachable): the whole request
+         * fails with 503, which SDKs retry, rather than 500 per record. */
+        struct gw_error err = {0};
+        gw_error_set(&err, GW_ERR_SERVICE_UNAVAILABLE, "%s", ctx->fail_msg);
+        gw_body_error(req, &err);
         return;
     }
     gw_reply_init(&w, req);
@@ -204,6 +213,8 @@ static void on_group_done(void *arg, const struct store_err *se)
         gw_log(GW_LOG_WARN, "append_failed", "stream=%s shard=%u: %s", ctx->stream, g->shard,
                se->msg);
         snprintf(ctx->fail_msg, sizeof ctx->fail_msg, "%s", se->msg);
+        if (se->code == STORE_EUNAVAIL)
+            ctx->unavailable += g->n;
     }
     if (--ctx->pending == 0) /* after the pushes this commit woke up */
         gw_loop_ack(ctx->app, put_finish_cb, ctx);
@@ -375,6 +386,8 @@ static void put(struct gw_app *app, struct gw_req *req, bool batch)
             for (size_t j = 0; j < g->n; j++)
                 ctx->res[g->idx[j]].state = ENTRY_FAILED;
             snprintf(ctx->fail_msg, sizeof ctx->fail_msg, "%s", se.msg);
+            if (se.code == STORE_EUNAVAIL)
+                ctx->unavailable += g->n;
             gw_log(GW_LOG_WARN, "append_refused", "stream=%s shard=%u: %s", ctx->stream, g->shard,
                    se.msg);
             continue;

@@ -302,6 +302,12 @@ struct store_opts {
      * to it (subscriptions, listeners) first. */
     void (*on_remote_removal)(void *arg, const char *stream, const char *consumer);
     void *on_remote_removal_arg;
+    /* Jetstream backend: called (loop thread, from store_dispatch) when
+     * another gateway started a subscription of "consumer_arn" to shard
+     * "shard" of "stream" after this gateway's (store_sub_claim): the
+     * caller ends its own, which was taken over. */
+    void (*on_sub_taken)(void *arg, const char *stream, uint32_t shard, const char *consumer_arn);
+    void *on_sub_taken_arg;
 };
 
 /* Fills "opts" with the defaults above. */
@@ -852,5 +858,27 @@ int store_shard_read(struct store_shard *shard, struct store_cursor *cur,
  * Either output may be NULL. */
 void store_shard_latest(const struct store_shard *shard, int *has_readable,
                         struct store_seq *last_readable);
+
+/* ======================================================================== */
+/* Subscriptions across gateways                                            */
+/* ======================================================================== */
+
+/* One SubscribeToShard per consumer and shard holds across gateways sharing
+ * a JetStream: each gateway announces the subscriptions it starts and ends,
+ * and learns of the others'. On the embedded backend these do nothing (one
+ * gateway sees all its subscriptions itself). */
+
+/* 1 if another gateway runs a subscription of "consumer_arn" to "shard" that
+ * it started at or after "since_ms" (wall clock) and has not ended; else 0. */
+int store_sub_elsewhere(const struct store_shard *shard, const char *consumer_arn,
+                        int64_t since_ms);
+
+/* This gateway started a subscription of "consumer_arn" to "shard" at
+ * "started_ms": another gateway's subscription of the same pair ends there
+ * (store_opts.on_sub_taken), unless it started later. */
+void store_sub_claim(struct store_shard *shard, const char *consumer_arn, int64_t started_ms);
+
+/* This gateway's subscription of "consumer_arn" to "shard" ended. */
+void store_sub_release(struct store_shard *shard, const char *consumer_arn);
 
 #endif

@@ -9,7 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import {
-  startSluice, client, send, streamName, subscribe, sleep, waitStatus, JETSTREAM, REPO,
+  startSluice, client, send, streamName, subscribe, sleep, waitStatus, expectError, JETSTREAM,
+  REPO,
 } from './lib/harness.mjs';
 
 const CLUSTER = join(REPO, 'tests', 'lib', 'nats-cluster.sh');
@@ -93,6 +94,35 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
     }, 2000);
   });
 
+  test('one subscription per consumer and shard across gateways: refused within 5 s, taken over after', async () => {
+    const A = await start();
+    const B = await start();
+    const name = streamName('lease');
+    await send(A.c, 'CreateStream', { StreamName: name, ShardCount: 1 });
+    await waitStatus(A.c, name, 'ACTIVE');
+    const arn = (await send(A.c, 'DescribeStreamSummary', { StreamName: name })).StreamDescriptionSummary.StreamARN;
+    const { Consumer } = await send(A.c, 'RegisterStreamConsumer', { StreamARN: arn, ConsumerName: 'one' });
+    await until('B sees the consumer ACTIVE', async () => {
+      const d = await send(B.c, 'DescribeStreamConsumer', { ConsumerARN: Consumer.ConsumerARN });
+      return d.ConsumerDescription.ConsumerStatus === 'ACTIVE';
+    }, 3000);
+    const input = { ConsumerARN: Consumer.ConsumerARN, ShardId: shardId(0), StartingPosition: { Type: 'LATEST' } };
+    const t0 = Date.now();
+    const onA = await subscribe(A.c, input);
+    await sleep(300); // B learns of A's subscription
+    await expectError(subscribe(B.c, input), 'ResourceInUseException', /Another active subscription/);
+    // After 5 s, B takes it over and A's ends with ResourceInUseException.
+    await sleep(Math.max(0, 5200 - (Date.now() - t0)));
+    const onB = await subscribe(B.c, input);
+    const endA = await onA.until(() => false, 5000);
+    assert.equal(endA.error?.name, 'ResourceInUseException', `A's subscription ended with ${endA.error?.name ?? 'no error'}`);
+    // B's is the one that pushes.
+    await send(A.c, 'PutRecord', { StreamName: name, PartitionKey: 'k', Data: Buffer.from('to B') });
+    const gotB = await onB.until((r) => r.length >= 1, 5000);
+    assert.equal(Buffer.from(gotB.records[0].Data).toString(), 'to B');
+    onB.close();
+  });
+
   test('every acknowledged record is pushed once per consumer and readable through both, across a NATS node kill and a gateway restart', async () => {
     const A = await start();
     let B = await start();
@@ -118,7 +148,10 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
         const StartingPosition = last[i]
           ? { Type: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: last[i] }
           : { Type: 'TRIM_HORIZON' };
-        const sub = await subscribe(c, { ConsumerARN, ShardId: shardId(i), StartingPosition });
+        // A gateway that died ended nothing: its subscriptions count for 5 s
+        // from their start (ResourceInUseException), then are taken over.
+        const sub = await until('subscribed', () => subscribe(c, { ConsumerARN, ShardId: shardId(i), StartingPosition })
+          .catch((e) => { if (e.name !== 'ResourceInUseException') throw e; return undefined; }), 8000);
         subs[i] = sub;
         pumps[i] = (async () => {
           for (;;) {

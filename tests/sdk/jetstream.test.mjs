@@ -5,7 +5,8 @@
 // cluster it started); the node kill needs 3 nodes (R3).
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import {
@@ -17,6 +18,9 @@ const CLUSTER = join(REPO, 'tests', 'lib', 'nats-cluster.sh');
 const NODES = Number(process.env.NODES || 1);
 const nats = (...a) => execFileSync('bash', [CLUSTER, ...a, '--dir', process.env.NATS_DIR],
   { encoding: 'utf8', timeout: 60000 });
+
+const natsAsync = (...a) => promisify(execFile)('bash', [CLUSTER, ...a, '--dir', process.env.NATS_DIR],
+  { timeout: 90000 });
 
 const shardId = (i) => `shardId-${String(i).padStart(12, '0')}`;
 
@@ -222,5 +226,34 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
       const bySeq = new Map(all.map((r) => [r.SequenceNumber, Buffer.from(r.Data).toString()]));
       for (const [q, d] of acked) assert.equal(bySeq.get(q), d, `record ${q} readable`);
     }
+  });
+
+  // Last: it stops the whole cluster.
+  test('with NATS gone, writes fail with 503 ServiceUnavailable at once; once it is back they work again', async () => {
+    const A = await start();
+    const name = streamName('down');
+    await send(A.c, 'CreateStream', { StreamName: name, ShardCount: 1 });
+    await waitStatus(A.c, name, 'ACTIVE');
+    const first = await send(A.c, 'PutRecord', { StreamName: name, PartitionKey: 'k', Data: Buffer.from('before') });
+    for (let i = 1; i <= NODES; i++) nats('kill', String(i));
+    const t0 = Date.now();
+    await until('a 503', async () => {
+      const e = await send(A.c, 'PutRecord', { StreamName: name, PartitionKey: 'k', Data: Buffer.from('x') })
+        .then(() => undefined, (err) => err);
+      return e?.name === 'ServiceUnavailable' && e.$metadata?.httpStatusCode === 503 && e;
+    }, 5000);
+    assert.ok(Date.now() - t0 < 5000);
+    // Reads still come from this gateway's copy.
+    const it = (await send(A.c, 'GetShardIterator', { StreamName: name, ShardId: shardId(0), ShardIteratorType: 'TRIM_HORIZON' })).ShardIterator;
+    assert.equal((await send(A.c, 'GetRecords', { ShardIterator: it })).Records[0].SequenceNumber, first.SequenceNumber);
+    // Back (all nodes at once: one alone has no quorum); the gateway reconnects by itself.
+    await Promise.all(Array.from({ length: NODES }, (_, i) => natsAsync('start', String(i + 1))));
+    const after = await until('a write after NATS came back', () =>
+      send(A.c, 'PutRecord', { StreamName: name, PartitionKey: 'k', Data: Buffer.from('after') }), 60000);
+    const all = await until('both records readable', async () => {
+      const r = await readAll(A.c, name, shardId(0));
+      return r.some((x) => x.SequenceNumber === after.SequenceNumber) && r;
+    }, 10000);
+    assert.deepEqual(all.map((r) => Buffer.from(r.Data).toString()).filter((d) => d !== 'x'), ['before', 'after']);
   });
 });

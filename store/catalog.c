@@ -970,6 +970,8 @@ static void change_durable(struct store *s, struct cat_change *c)
     }
     else if (c->kind == CAT_RESHARD)
         store_i_reshard_durable(s, c);
+    else if (c->kind == CAT_RETENTION && s->js)
+        store_i_js_stream_retention(s, c->st);
 }
 
 void store_i_catalog_durable(struct store *s, uint64_t version)

@@ -568,6 +568,8 @@ int store_i_js_wipe(struct store *s, struct store_err *err);
 void store_i_js_stream_ready(struct store *s, struct store_stream *st);
 /* This gateway's deletion of "st" is durable: remove its JetStream stream. */
 void store_i_js_stream_deleted(struct store *s, struct store_stream *st);
+/* This gateway's retention change of "st" is durable: JetStream's MaxAge follows. */
+void store_i_js_stream_retention(struct store *s, struct store_stream *st);
 /* A stream struct is being freed: stop copying its records. */
 void store_i_js_stream_free(struct store_stream *st);
 /* Appends one record with a sequence number JetStream gave it (shard.c). */

@@ -382,6 +382,30 @@ static void on_ensure(void *arg, const struct jsbus_msg *m, const struct store_e
     feed_follow(fd);
 }
 
+static void on_retention(void *arg, const struct jsbus_msg *m, const struct store_err *e)
+{
+    struct store *s = arg;
+    json_t *r;
+    int api;
+    struct store_err err;
+    if (api_reply(m, e, &r, &api, &err) != 0)
+        store_i_log(s, STORE_LOG_WARN, "jetstream: retention not applied to JetStream: %s",
+                    err.msg);
+    json_decref(r);
+}
+
+void store_i_js_stream_retention(struct store *s, struct store_stream *st)
+{
+    struct js_state *js = s->js;
+    char name[80], subj[160], api[160];
+    data_name(js, st->uid, name, sizeof name);
+    snprintf(subj, sizeof subj, "%s.data.%" PRIu64 ".*", js->prefix, st->uid);
+    snprintf(api, sizeof api, "$JS.API.STREAM.UPDATE.%s", name);
+    char *cfg = stream_config(js, name, subj, (int64_t)st->retention_hours * 3600 * 1000000000LL);
+    jsbus_request(js->bus, api, NULL, 0, cfg, strlen(cfg), JS_REQUEST_MS, on_retention, s, NULL);
+    free(cfg);
+}
+
 static void feed_ensure(struct js_feed *fd)
 {
     struct store *s = fd->s;

@@ -8,17 +8,20 @@ const running = new Set();
 process.on('exit', () => { for (const p of running) try { p.kill('SIGKILL'); } catch { /* gone */ } });
 
 // Spawns `bin` with `args` (which must include --listen 127.0.0.1:0) and
-// waits up to 10 s for its "listening" log line. Resolves to { proc, port,
+// waits up to `waitMs` (10 s; 60 s on the jetstream backend, whose start
+// waits for a replicated cluster to place its streams) for its "listening"
+// log line. Resolves to { proc, port,
 // lines (the last stderr lines, kept up to date), exited (a promise of
 // { code, signal }) }; rejects with the log if it exits or stays silent.
-export async function launch(bin, args, env = process.env) {
+export async function launch(bin, args, env = process.env,
+  waitMs = args.includes('jetstream') ? 60000 : 10000) {
   const proc = spawn(bin, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   running.add(proc);
   const lines = [];
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => { running.delete(proc); resolve({ code, signal }); }));
   const rl = createInterface({ input: proc.stderr });
   const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sluice did not log "listening" within 10 s:\n${lines.join('\n')}`)), 10000);
+    const timer = setTimeout(() => reject(new Error(`sluice did not log "listening" within ${waitMs / 1000} s:\n${lines.join('\n')}`)), waitMs);
     rl.on('line', (line) => {
       lines.push(line);
       if (lines.length > 2000) lines.splice(0, 1000);

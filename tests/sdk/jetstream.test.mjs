@@ -90,6 +90,15 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
     }, 1000);
     assert.equal(Buffer.from(r.Records[0].Data).toString(), 'via B');
     assert.equal(r.Records[0].SequenceNumber, put.SequenceNumber);
+    // A retention change reaches JetStream's MaxAge (nats-server's monitoring port says).
+    await send(B.c, 'IncreaseStreamRetentionPeriod', { StreamName: name, RetentionPeriodHours: 48 });
+    const monitor = process.env.NATS_MONITOR.split(',')[0];
+    await until('MaxAge 48 h in JetStream', async () => {
+      const jsz = await (await fetch(`${monitor}/jsz?accounts=true&streams=true&config=true`)).json();
+      const streams = (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? []);
+      const mine = streams.filter((x) => x.name.startsWith(`${prefix}-data-`));
+      return mine.length === 1 && mine[0].config.max_age === 48 * 3600 * 1e9;
+    }, 5000);
     // Deleted through B: gone through A.
     await send(B.c, 'DeleteStream', { StreamName: name });
     await until('A no longer lists it', async () => {
@@ -189,19 +198,23 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
     };
     await produce(15);
     if (NODES >= 3) nats('kill', '2');
-    await produce(15);
-    // Gateway B dies: its subscribers move to A, from where they were.
-    B.s.proc.kill('SIGKILL');
-    await B.s.stop();
-    await closeAll();
-    await subscribeAll(A.c);
-    await produce(15);
-    // B comes back (a new process, its copy rebuilt from JetStream); the
-    // subscribers move back.
-    B = await start();
-    await closeAll();
-    await subscribeAll(B.c);
-    if (NODES >= 3) nats('start', '2');
+    try {
+      await produce(15);
+      // Gateway B dies: its subscribers move to A, from where they were.
+      B.s.proc.kill('SIGKILL');
+      await B.s.stop();
+      await closeAll();
+      await subscribeAll(A.c);
+      await produce(15);
+      // B comes back (a new process, its copy rebuilt from JetStream); the
+      // subscribers move back.
+      B = await start();
+      await closeAll();
+      await subscribeAll(B.c);
+    } finally {
+      // Back even if the test failed: the next test needs every node.
+      if (NODES >= 3) nats('start', '2');
+    }
     await produce(15);
 
     assert.ok(acked.size >= 600, `only ${acked.size} of ${n} records acknowledged`);
@@ -235,7 +248,9 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
     await send(A.c, 'CreateStream', { StreamName: name, ShardCount: 1 });
     await waitStatus(A.c, name, 'ACTIVE');
     const first = await send(A.c, 'PutRecord', { StreamName: name, PartitionKey: 'k', Data: Buffer.from('before') });
-    for (let i = 1; i <= NODES; i++) nats('kill', String(i));
+    for (let i = 1; i <= NODES; i++) {
+      try { nats('kill', String(i)); } catch { /* already down */ }
+    }
     const t0 = Date.now();
     await until('a 503', async () => {
       const e = await send(A.c, 'PutRecord', { StreamName: name, PartitionKey: 'k', Data: Buffer.from('x') })

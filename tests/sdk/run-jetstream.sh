@@ -10,7 +10,8 @@ nodes=${NODES:-3}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/sluice-nats-XXXXXX")
 cleanup() { bash "$cluster" stop --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"; }
 trap cleanup EXIT
-eval "$(bash "$cluster" up --nodes "$nodes" --dir "$dir" | grep -E '^NATS_URL=')"
+eval "$(bash "$cluster" up --nodes "$nodes" --dir "$dir" | grep -E '^NATS_(URL|MONITOR)=')"
 export SLUICE_BACKEND=jetstream SLUICE_NATS_URL="$NATS_URL" NATS_DIR="$dir" NODES="$nodes"
+export NATS_MONITOR
 export SLUICE_NATS_REPLICAS=${SLUICE_NATS_REPLICAS:-$nodes}
 bash "$here/run.sh" "$@"

@@ -561,8 +561,12 @@ void store_i_js_after(struct store *s);
 int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs, size_t n,
                       struct store_seq *seqs, store_done_fn on_done, void *arg,
                       struct store_err *err);
-/* Empties the local copy before store_open loads it (keeps LOCK and
- * iterator.key). */
+/* Marks a data directory as the jetstream backend's copy (never an
+ * embedded store's data: neither backend opens the other's). */
+#define STORE_JS_MARKER "JETSTREAM-COPY"
+/* Empties the local copy before store_open loads it (keeps LOCK,
+ * iterator.key and the marker); STORE_EINVAL if "dir" holds an embedded
+ * store. */
 int store_i_js_wipe(struct store *s, struct store_err *err);
 /* A stream's creation is durable: start copying its records. */
 void store_i_js_stream_ready(struct store *s, struct store_stream *st);

@@ -1343,14 +1343,25 @@ static int wipe(const char *dir, struct store_err *err)
 int store_i_js_wipe(struct store *s, struct store_err *err)
 {
     int rc = 0;
-    static const char *const keep[] = {"LOCK", "iterator.key"};
+    static const char *const keep[] = {"LOCK", "iterator.key", STORE_JS_MARKER};
+    /* Never the embedded store's data: only a directory this backend made. */
+    if (faccessat(s->dir_fd, "MANIFEST", F_OK, 0) == 0 &&
+        faccessat(s->dir_fd, STORE_JS_MARKER, F_OK, 0) != 0)
+        return store_i_err_set(err, STORE_EINVAL,
+                               "%s holds an embedded store, which the jetstream backend would "
+                               "empty: give it another --data-dir",
+                               s->dir);
+    int mfd = openat(s->dir_fd, STORE_JS_MARKER, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (mfd < 0)
+        return store_i_err_errno(err, errno, "create %s/%s", s->dir, STORE_JS_MARKER);
+    close(mfd);
     DIR *d = opendir(s->dir);
     if (!d)
         return store_i_err_errno(err, errno, "open %s", s->dir);
     struct dirent *de;
     while ((de = readdir(d)) && !rc) {
         if (de->d_name[0] == '.' || strcmp(de->d_name, keep[0]) == 0 ||
-            strcmp(de->d_name, keep[1]) == 0)
+            strcmp(de->d_name, keep[1]) == 0 || strcmp(de->d_name, keep[2]) == 0)
             continue;
         char p[4200];
         snprintf(p, sizeof p, "%s/%s", s->dir, de->d_name);

@@ -587,6 +587,14 @@ int store_open(const char *dir, const struct store_opts *opts, struct store **ou
         rc = store_i_err_errno(err, errno, "open %s", s->segdir);
         goto fail;
     }
+    if (s->opts.backend != STORE_BACKEND_JETSTREAM &&
+        faccessat(s->dir_fd, STORE_JS_MARKER, F_OK, 0) == 0) {
+        rc = store_i_err_set(err, STORE_EINVAL,
+                             "%s is a jetstream backend's copy, not an embedded store: give "
+                             "the embedded store another --data-dir (or remove it)",
+                             dir);
+        goto fail;
+    }
     if (s->opts.backend == STORE_BACKEND_JETSTREAM) {
         /* A copy of JetStream, rebuilt at every open: nothing on disk needs
          * to survive a crash, so nothing is fsynced. */

@@ -9,9 +9,12 @@ import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { launch } from '../lib/process.mjs';
 import {
   startSluice, client, send, streamName, subscribe, sleep, waitStatus, expectError, JETSTREAM,
-  REPO,
+  REPO, binPath, backendArgs,
 } from './lib/harness.mjs';
 
 const CLUSTER = join(REPO, 'tests', 'lib', 'nats-cluster.sh');
@@ -238,6 +241,32 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
       }
       const bySeq = new Map(all.map((r) => [r.SequenceNumber, Buffer.from(r.Data).toString()]));
       for (const [q, d] of acked) assert.equal(bySeq.get(q), d, `record ${q} readable`);
+    }
+  });
+
+  test('neither backend opens the other\'s data directory (the jetstream one empties its copy at start)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-mix-'));
+    try {
+      // The suite's environment names the jetstream backend (SLUICE_BACKEND).
+      const env = { ...process.env, SLUICE_BACKEND: 'embedded' };
+      const embedded = await launch(binPath(), ['--listen', '127.0.0.1:0', '--data-dir', dir], env);
+      embedded.proc.kill('SIGTERM');
+      assert.equal((await embedded.exited).code, 0);
+      await assert.rejects(launch(binPath(), ['--listen', '127.0.0.1:0', '--data-dir', dir, ...backendArgs(dir)]),
+        /holds an embedded store, which the jetstream backend would empty/);
+      assert.ok(existsSync(join(dir, 'MANIFEST')), 'the embedded store is left alone');
+      const other = mkdtempSync(join(tmpdir(), 'sluice-mix-'));
+      try {
+        const js = await launch(binPath(), ['--listen', '127.0.0.1:0', '--data-dir', other, ...backendArgs(other)]);
+        js.proc.kill('SIGTERM');
+        assert.equal((await js.exited).code, 0);
+        await assert.rejects(launch(binPath(), ['--listen', '127.0.0.1:0', '--data-dir', other], env),
+          /is a jetstream backend's copy, not an embedded store/);
+      } finally {
+        rmSync(other, { recursive: true, force: true });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -1,0 +1,249 @@
+/* test_jetstream.c - the store's jetstream backend (store/jetstream.c): two
+ * stores in one process on the same JetStream and prefix play two gateways.
+ * The catalog converges both ways, racing catalog changes leave exactly one
+ * winner and both stores agreeing, and records appended through one are read
+ * through the other with the same sequence numbers. Against a real
+ * nats-server (nats_server.h); this test plays the loop thread.
+ */
+#include <openssl/rand.h>
+#include <poll.h>
+
+#include "nats_server.h"
+#include "store.h"
+
+static void setup(void)
+{
+    server_start();
+}
+
+static void teardown(void)
+{
+    server_stop();
+}
+
+TestSuite(jetstream, .init = setup, .fini = teardown, .timeout = 120);
+
+static char prefix[40];
+static char removed[256]; /* the last on_remote_removal, "stream" or "stream/consumer" */
+
+static void on_log(void *arg, enum store_log_level lvl, const char *msg)
+{
+    fprintf(stderr, "[%s %d] %s\n", (const char *)arg, (int)lvl, msg);
+}
+
+static void on_removal(void *arg, const char *stream, const char *consumer)
+{
+    (void)arg;
+    snprintf(removed, sizeof removed, "%s%s%s", stream, consumer ? "/" : "", consumer ? consumer : "");
+}
+
+static struct store *open_store(const char *name, char *dir)
+{
+    if (!prefix[0]) {
+        unsigned char r[6];
+        cr_assert_eq(RAND_bytes(r, sizeof r), 1);
+        snprintf(prefix, sizeof prefix, "ut%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4],
+                 r[5]);
+    }
+    strcpy(dir, "/tmp/sluice-js-store-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    struct store_opts o;
+    store_opts_init(&o);
+    o.backend = STORE_BACKEND_JETSTREAM;
+    o.nats_url = srv_url;
+    o.nats_replicas = 1;
+    o.nats_prefix = prefix;
+    o.log = on_log;
+    o.log_arg = (void *)name;
+    o.on_remote_removal = on_removal;
+    struct store *s = NULL;
+    struct store_err err = {0};
+    cr_assert_eq(store_open(dir, &o, &s, &err), 0, "store_open %s: %s", name, err.msg);
+    return s;
+}
+
+static void close_store(struct store *s, char *dir)
+{
+    store_close(s);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Plays the loop of both stores for up to "ms", until "cond" holds. */
+#define PUMP_UNTIL(a, b, ms, cond)                                                                 \
+    do {                                                                                           \
+        int64_t d_ = now_ms() + (ms);                                                              \
+        while (!(cond) && now_ms() < d_) {                                                         \
+            struct pollfd p_[2] = {{.fd = store_notify_fd(a), .events = POLLIN},                   \
+                                   {.fd = store_notify_fd(b), .events = POLLIN}};                  \
+            poll(p_, 2, 20);                                                                       \
+            store_dispatch(a);                                                                     \
+            store_dispatch(b);                                                                     \
+            store_commit(a);                                                                       \
+            store_commit(b);                                                                       \
+        }                                                                                          \
+    } while (0)
+
+struct done {
+    int fired;
+    int code;
+};
+
+static void on_done(void *arg, const struct store_err *e)
+{
+    struct done *d = arg;
+    d->fired++;
+    d->code = e ? e->code : 0;
+}
+
+static int has_stream(struct store *s, const char *name)
+{
+    struct store_stream *st;
+    return store_stream_lookup(s, name, &st, NULL) == 0;
+}
+
+static int tag_count(struct store *s, const char *name)
+{
+    struct store_stream *st;
+    return store_stream_lookup(s, name, &st, NULL) == 0 ? (int)store_stream_tag_count(st) : -1;
+}
+
+Test(jetstream, catalog_converges_both_ways)
+{
+    char da[64], db[64];
+    struct store *a = open_store("A", da), *b = open_store("B", db);
+    struct store_err err = {0};
+    struct store_stream *st;
+    cr_assert_eq(store_stream_create(a, "orders", 2, &st, &err), 0, "%s", err.msg);
+    struct done d = {0};
+    store_catalog_sync(a, on_done, &d);
+    store_commit(a);
+    PUMP_UNTIL(a, b, 10000, d.fired && has_stream(b, "orders"));
+    cr_assert_eq(d.fired, 1);
+    cr_assert_eq(d.code, 0);
+    cr_assert(has_stream(b, "orders"), "B learns of A's stream");
+    struct store_stream_info ia, ib;
+    store_stream_info(st, &ia);
+    cr_assert_eq(store_stream_lookup(b, "orders", &st, NULL), 0);
+    store_stream_info(st, &ib);
+    cr_assert_str_eq(ia.arn, ib.arn);
+    cr_assert_eq(ia.created_ms, ib.created_ms);
+    cr_assert_eq(ib.shard_count, 2);
+
+    /* Through B, back to A. */
+    struct store_tag t = {"team", "blue"};
+    cr_assert_eq(store_stream_tags_add(st, &t, 1, &err), 0, "%s", err.msg);
+    store_commit(b);
+    PUMP_UNTIL(a, b, 10000, tag_count(a, "orders") == 1);
+    cr_assert_eq(tag_count(a, "orders"), 1, "A sees B's tag");
+
+    /* A deletion through A: B lets its handles go first, then the stream. */
+    removed[0] = 0;
+    cr_assert_eq(store_stream_delete(a, "orders", &err), 0, "%s", err.msg);
+    store_commit(a);
+    PUMP_UNTIL(a, b, 10000, !has_stream(b, "orders"));
+    cr_assert(!has_stream(b, "orders"));
+    cr_assert_str_eq(removed, "orders", "B's owner was told before the stream went");
+    close_store(a, da);
+    close_store(b, db);
+}
+
+Test(jetstream, racing_changes_one_wins_and_both_agree)
+{
+    char da[64], db[64];
+    struct store *a = open_store("A", da), *b = open_store("B", db);
+    struct store_err err = {0};
+    /* Neither has seen the other's change when it sends its own. */
+    cr_assert_eq(store_stream_create(a, "from-a", 1, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_stream_create(b, "from-b", 1, NULL, &err), 0, "%s", err.msg);
+    struct done da_ = {0}, db_ = {0};
+    store_catalog_sync(a, on_done, &da_);
+    store_catalog_sync(b, on_done, &db_);
+    store_commit(a);
+    store_commit(b);
+    PUMP_UNTIL(a, b, 10000, da_.fired && db_.fired);
+    cr_assert_eq(da_.fired, 1);
+    cr_assert_eq(db_.fired, 1);
+    /* Exactly one won; the other was undone with STORE_ECONFLICT. */
+    cr_assert((da_.code == 0) != (db_.code == 0), "A %d, B %d", da_.code, db_.code);
+    const char *won = da_.code == 0 ? "from-a" : "from-b";
+    const char *lost = da_.code == 0 ? "from-b" : "from-a";
+    cr_assert_eq(da_.code == 0 ? db_.code : da_.code, STORE_ECONFLICT);
+    PUMP_UNTIL(a, b, 10000, has_stream(a, won) && has_stream(b, won));
+    cr_assert(has_stream(a, won) && has_stream(b, won), "both have %s", won);
+    cr_assert(!has_stream(a, lost) && !has_stream(b, lost), "neither has %s", lost);
+    /* The loser tries again and now wins: nothing was left behind. */
+    struct store *l = da_.code == 0 ? b : a;
+    struct done again = {0};
+    cr_assert_eq(store_stream_create(l, lost, 1, NULL, &err), 0, "%s", err.msg);
+    store_catalog_sync(l, on_done, &again);
+    store_commit(l);
+    PUMP_UNTIL(a, b, 10000, again.fired && has_stream(a, lost) && has_stream(b, lost));
+    cr_assert_eq(again.code, 0);
+    cr_assert(has_stream(a, lost) && has_stream(b, lost));
+    cr_assert_eq(store_stream_count(a), 2);
+    cr_assert_eq(store_stream_count(b), 2);
+    close_store(a, da);
+    close_store(b, db);
+}
+
+struct appended {
+    struct done d;
+    struct store_seq seqs[3];
+};
+
+Test(jetstream, records_through_one_read_through_the_other)
+{
+    char da[64], db[64];
+    struct store *a = open_store("A", da), *b = open_store("B", db);
+    struct store_err err = {0};
+    struct store_stream *st;
+    cr_assert_eq(store_stream_create(a, "events", 1, &st, &err), 0, "%s", err.msg);
+    struct done created = {0};
+    store_catalog_sync(a, on_done, &created);
+    store_commit(a);
+    PUMP_UNTIL(a, b, 10000, created.fired && has_stream(b, "events"));
+    cr_assert_eq(created.code, 0);
+    struct store_record_in in[3];
+    static const char *const data[3] = {"one", "two", "three"};
+    for (int i = 0; i < 3; i++) {
+        in[i].partition_key = (struct store_bytes){(const uint8_t *)"p k%", 4};
+        in[i].explicit_hash_key = NULL;
+        in[i].data = (struct store_bytes){(const uint8_t *)data[i], strlen(data[i])};
+    }
+    struct appended ap = {0};
+    cr_assert_eq(store_shard_append(store_stream_shard(st, 0), in, 3, ap.seqs, on_done, &ap.d,
+                                    &err),
+                 0, "%s", err.msg);
+    store_commit(a);
+    PUMP_UNTIL(a, b, 10000, ap.d.fired);
+    cr_assert_eq(ap.d.code, 0);
+    cr_assert_lt(store_seq_cmp(ap.seqs[0], ap.seqs[1]), 0);
+    cr_assert_lt(store_seq_cmp(ap.seqs[1], ap.seqs[2]), 0);
+
+    struct store_stream *sb;
+    cr_assert_eq(store_stream_lookup(b, "events", &sb, NULL), 0);
+    struct store_shard *sh = store_stream_shard(sb, 0);
+    int has = 0;
+    struct store_seq last;
+    PUMP_UNTIL(a, b, 10000, (store_shard_latest(sh, &has, &last), has) &&
+                                store_seq_cmp(last, ap.seqs[2]) == 0);
+    struct store_pos from;
+    cr_assert_eq(store_shard_position(sh, STORE_POS_TRIM_HORIZON, NULL, 0, &from, &err), 0);
+    struct store_cursor *cur = store_cursor_new();
+    const struct store_record *recs;
+    size_t n = 0;
+    struct store_pos next;
+    cr_assert_eq(store_shard_read(sh, cur, &from, 10, 1 << 20, &recs, &n, &next, NULL, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(n, 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(store_seq_cmp(recs[i].seq, ap.seqs[i]), 0, "record %d's number", i);
+        cr_assert_eq(recs[i].data.len, strlen(data[i]));
+        cr_assert_eq(memcmp(recs[i].data.p, data[i], recs[i].data.len), 0);
+        cr_assert_eq(recs[i].partition_key.len, 4);
+        cr_assert_eq(memcmp(recs[i].partition_key.p, "p k%", 4), 0, "the key survives headers");
+    }
+    store_cursor_free(cur);
+    close_store(a, da);
+    close_store(b, db);
+}

@@ -37,6 +37,9 @@ int store_i_err_errno(struct store_err *err, int errnum, const char *fmt, ...)
 
 void store_i_log(struct store *s, enum store_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Formats one log event (up to 511 bytes) and hands it to "fn" (NULL: none). */
+void store_i_logv(store_log_fn fn, void *arg, enum store_log_level lvl, const char *fmt,
+                  va_list ap) __attribute__((format(printf, 4, 0)));
 int64_t store_i_now(struct store *s);
 
 /* Real syscalls behind struct store_io_ops. */

@@ -292,20 +292,25 @@ static void push_ev_locked(struct jsbus *b, struct ev *e)
 
 static void queue_log_locked(struct jsbus *b, enum store_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A log event for the loop to hand on (store_i_logv's sink). */
+static void queue_log_line(void *arg, enum store_log_level lvl, const char *msg)
+{
+    struct jsbus *b = arg;
+    struct ev *e = store_i_xcalloc(1, sizeof *e);
+    e->kind = EV_LOG;
+    e->level = lvl;
+    e->text = store_i_xstrdup(msg);
+    push_ev_locked(b, e);
+}
+
 static void queue_log_locked(struct jsbus *b, enum store_log_level lvl, const char *fmt, ...)
 {
     if (!b->log)
         return;
-    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    store_i_logv(queue_log_line, b, lvl, fmt, ap);
     va_end(ap);
-    struct ev *e = store_i_xcalloc(1, sizeof *e);
-    e->kind = EV_LOG;
-    e->level = lvl;
-    e->text = store_i_xstrdup(buf);
-    push_ev_locked(b, e);
 }
 
 /* Loop thread (open/close): log directly. */
@@ -313,14 +318,10 @@ static void log_now(struct jsbus *b, enum store_log_level lvl, const char *fmt, 
     __attribute__((format(printf, 3, 4)));
 static void log_now(struct jsbus *b, enum store_log_level lvl, const char *fmt, ...)
 {
-    if (!b->log)
-        return;
-    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    store_i_logv(b->log, b->log_arg, lvl, fmt, ap);
     va_end(ap);
-    b->log(b->log_arg, lvl, buf);
 }
 
 /* ---- libnats connection callbacks (libnats' global callback thread) ---- */

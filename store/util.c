@@ -80,16 +80,22 @@ int store_i_err_errno(struct store_err *err, int errnum, const char *fmt, ...)
     return code;
 }
 
-void store_i_log(struct store *s, enum store_log_level lvl, const char *fmt, ...)
+void store_i_logv(store_log_fn fn, void *arg, enum store_log_level lvl, const char *fmt,
+                  va_list ap)
 {
-    if (!s->opts.log)
+    if (!fn)
         return;
     char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    fn(arg, lvl, buf);
+}
+
+void store_i_log(struct store *s, enum store_log_level lvl, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    store_i_logv(s->opts.log, s->opts.log_arg, lvl, fmt, ap);
     va_end(ap);
-    s->opts.log(s->opts.log_arg, lvl, buf);
 }
 
 int64_t store_i_now(struct store *s)

@@ -63,8 +63,17 @@
  * message, then every stream's records copied up to their last message
  * before store_open returns.
  *
- * NOT SUPPORTED YET: resharding (refused with STORE_EINVAL: a record in flight
- * from another gateway could land after a closed shard's ending number).
+ * PUBLISH WINDOW: at most JS_PUB_WINDOW publishes await their answer; the
+ * rest wait in order (JS_QUEUE_BYTES of data, then appends are refused with
+ * STORE_EUNAVAIL).
+ *
+ * SUBSCRIPTIONS ACROSS GATEWAYS: stream P-subs (subject P.subs, kept a
+ * minute) carries each gateway's claims and releases of a consumer-shard
+ * pair; see store_sub_elsewhere/claim/release.
+ *
+ * NOT SUPPORTED YET: resharding (refused with STORE_ENOTSUP: a record in
+ * flight from another gateway could land after a closed shard's ending
+ * number).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -786,11 +795,12 @@ static void refresh_stream(struct store *s, struct store_stream *st, json_t *o)
     }
 }
 
+/* The stream "name" lookups find. A deletion of ours not yet durable is not
+ * among them, and needs no care here: a bundle from another gateway undoes
+ * our pending changes before it is applied. */
 static struct store_stream *find_stream(struct store *s, const char *name)
 {
     struct store_stream *st;
-    /* Includes streams whose deletion is not yet durable? No: those are
-     * detached, and they are ours (rolled back before any remote change). */
     return store_stream_lookup(s, name, &st, NULL) == 0 ? st : NULL;
 }
 

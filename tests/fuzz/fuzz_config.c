@@ -80,6 +80,14 @@ static void check_valid(const struct gw_config *c)
     CHECK(c->max_consumers >= 1 && c->consumer_rate <= ((size_t)16 << 30) &&
           c->consumer_burst >= 1);
     CHECK(c->subscription_ttl_ms >= 100 && c->heartbeat_ms >= 10);
+    CHECK(c->backend &&
+          (strcmp(c->backend, "embedded") == 0 || strcmp(c->backend, "jetstream") == 0));
+    CHECK(c->nats_replicas >= 1 && c->nats_replicas <= 5);
+    CHECK(c->nats_url && c->nats_creds && c->nats_tls_ca && c->nats_prefix);
+    size_t plen = strlen(c->nats_prefix);
+    CHECK(plen >= 1 && plen <= 32 &&
+          strspn(c->nats_prefix,
+                 "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == plen);
 }
 
 static bool str_eq(const char *a, const char *b)
@@ -114,13 +122,18 @@ static void check_same(const struct gw_config *a, const struct gw_config *b)
     CHECK(a->subscription_ttl_ms == b->subscription_ttl_ms && a->heartbeat_ms == b->heartbeat_ms);
     CHECK(str_eq(a->tls_min_version, b->tls_min_version) && a->tls_only == b->tls_only);
     CHECK(a->metrics_all_shards == b->metrics_all_shards);
+    CHECK(str_eq(a->backend, b->backend) && str_eq(a->nats_url, b->nats_url));
+    CHECK(str_eq(a->nats_prefix, b->nats_prefix) && a->nats_replicas == b->nats_replicas);
+    CHECK(str_eq(a->nats_creds, b->nats_creds) && str_eq(a->nats_tls_ca, b->nats_tls_ca));
 }
 
 static bool printable(const struct gw_config *c)
 {
     const char *s[] = {c->data_dir,    c->tls_cert,      c->tls_key,      c->log_level,
                        c->durability,  c->region,        c->account,      c->auth,
-                       c->credentials, c->allowed_hosts, c->cors_origins, c->tls_min_version};
+                       c->credentials, c->allowed_hosts, c->cors_origins, c->tls_min_version,
+                       c->backend,     c->nats_url,      c->nats_prefix,  c->nats_creds,
+                       c->nats_tls_ca};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         if (s[i] && (strchr(s[i], '\n') || strcmp(s[i], "(unset)") == 0))
             return false;

@@ -27,6 +27,9 @@ Test(config, defaults)
     cr_expect_eq(cfg.max_body_bytes, 10u << 20, "must admit a 5 MiB PutRecords in base64");
     cr_expect_eq(cfg.h2_window, 16u << 20);
     cr_expect_eq(cfg.header_timeout_ms, 10000);
+    cr_expect_str_eq(cfg.backend, "embedded");
+    cr_expect_str_eq(cfg.nats_prefix, "sluice");
+    cr_expect_eq(cfg.nats_replicas, 3);
     gw_config_clear(&cfg);
 }
 
@@ -73,6 +76,12 @@ Test(config, rejects_bad_values)
         {"sluice", "--tls-cert", "only-cert.pem"},    /* cert without key */
         {"sluice", "--auth", "n\nA"},                 /* found by fuzz_config */
         {"sluice", "--auth", "SIGV4"},
+        {"sluice", "--backend", "nats"},
+        {"sluice", "--nats-replicas", "0"},
+        {"sluice", "--nats-replicas", "6"},
+        {"sluice", "--nats-prefix", "a.b"},           /* a subject token separator */
+        {"sluice", "--nats-prefix", ""},
+        {"sluice", "--nats-prefix", "x23456789012345678901234567890123"}, /* 33 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct gw_config cfg;

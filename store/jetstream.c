@@ -145,6 +145,7 @@ struct js_batch {
     store_done_fn cb;
     void *arg;
     int64_t await_until; /* monotonic ms: answer even if not yet copied here */
+    int64_t born;        /* monotonic ms of the append */
     struct js_pub *pubs;
     struct js_batch *anext;
 };
@@ -155,6 +156,7 @@ struct js_feed {
     struct jsbus_follow *f;
     uint64_t next_seq;
     int ensuring;            /* a STREAM.CREATE is in flight */
+    int ready;               /* the JetStream stream exists: records may go */
     int64_t retry_at;        /* monotonic ms: ensure again (0: not due) */
     char name[80];           /* P-data-U */
 };
@@ -200,8 +202,9 @@ struct js_state {
     size_t necho, echocap;
     int opening;
     int closing;
-    struct js_pub *retry;     /* publishes waiting to be sent again */
+    struct js_pub *retry, *rtail; /* publishes waiting to be sent again, in order */
     struct js_pub *qhead, *qtail; /* publishes waiting for room in the window */
+    struct js_pub *hhead, *htail; /* held: their stream's JetStream stream is not ready */
     size_t inflight_pubs;     /* sent, not yet answered */
     size_t queued_bytes;      /* data of the queued ones */
     struct js_batch *await;   /* acknowledged, waiting for the local copy */
@@ -335,6 +338,7 @@ static long pk_decode(const char *s, uint8_t *out)
 }
 
 static void feed_follow(struct js_feed *fd);
+static void release_held(struct store *s, struct store_stream *st, int send);
 
 static void feed_deliver(void *arg, const struct jsbus_msg *m)
 {
@@ -388,6 +392,8 @@ static void on_ensure(void *arg, const struct jsbus_msg *m, const struct store_e
         return;
     }
     json_decref(r);
+    fd->ready = 1;
+    release_held(s, fd->st, 1);
     feed_follow(fd);
 }
 
@@ -464,6 +470,8 @@ static void feed_start(struct store *s, struct store_stream *st)
 
 void store_i_js_stream_free(struct store_stream *st)
 {
+    if (st->store->js)
+        release_held(st->store, st, 0); /* they fail: the stream is going */
     struct js_feed *fd = st->feed;
     if (!fd)
         return;
@@ -539,8 +547,14 @@ static void pub_retry(struct store *s, struct js_pub *p, const struct store_err 
         return;
     }
     p->retry_at = now + JS_RETRY_MS;
-    p->rnext = s->js->retry;
-    s->js->retry = p;
+    /* At the tail: retries go out in the order they failed, which is the
+     * order they were appended when a whole run failed together. */
+    p->rnext = NULL;
+    if (s->js->retry)
+        s->js->rtail->rnext = p;
+    else
+        s->js->retry = p;
+    s->js->rtail = p;
     arm(s->js, p->retry_at);
 }
 
@@ -670,6 +684,7 @@ int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs
     b->seqs = seqs;
     b->cb = on_done;
     b->arg = arg;
+    b->born = mono_ms();
     b->pubs = store_i_xcalloc(n, sizeof *b->pubs);
     sh->js_refs++;
     int64_t now = store_i_now(s);
@@ -689,9 +704,63 @@ int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs
         p->data = store_i_xmalloc(p->len ? p->len : 1);
         memcpy(p->data, r->data.p, p->len);
     }
-    for (size_t i = 0; i < n; i++)
-        pub_send(s, &b->pubs[i]);
+    /* Until the stream's JetStream stream exists a publish would find no
+     * responder and be retried, and records retried after later ones had
+     * gone through would be stored out of order: they wait, in order. */
+    int hold = !sh->stream->feed || !sh->stream->feed->ready;
+    for (size_t i = 0; i < n; i++) {
+        struct js_pub *p = &b->pubs[i];
+        if (!hold) {
+            pub_send(s, p);
+            continue;
+        }
+        p->rnext = NULL;
+        if (js->htail)
+            js->htail->rnext = p;
+        else
+            js->hhead = p;
+        js->htail = p;
+        js->queued_bytes += p->len;
+    }
+    if (hold)
+        arm(js, b->born + JS_APPEND_DEADLINE_MS);
     return 0;
+}
+
+/* Sends ("send") or fails the held publishes of "st" (NULL: those held
+ * longer than JS_APPEND_DEADLINE_MS), in the order they were appended. */
+static void release_held(struct store *s, struct store_stream *st, int send)
+{
+    int64_t old = mono_ms() - JS_APPEND_DEADLINE_MS;
+    struct js_state *js = s->js;
+    struct js_pub *mine = NULL, **tail = &mine, **pp = &js->hhead;
+    js->htail = NULL;
+    while (*pp) {
+        struct js_pub *p = *pp;
+        if (st ? p->b->sh->stream == st || p->b->sh->deleted : p->b->born <= old) {
+            *pp = p->rnext;
+            p->rnext = NULL;
+            *tail = p;
+            tail = &p->rnext;
+        } else {
+            js->htail = p;
+            pp = &p->rnext;
+        }
+    }
+    struct store_err e;
+    if (st)
+        store_i_err_set(&e, STORE_ENOTFOUND, "the stream was deleted");
+    else
+        store_i_err_set(&e, STORE_EUNAVAIL, "JetStream did not create the stream in time");
+    while (mine) {
+        struct js_pub *p = mine;
+        mine = p->rnext;
+        js->queued_bytes -= p->len;
+        if (send && !p->b->sh->deleted)
+            pub_send(s, p);
+        else
+            pub_done(s, p, &e);
+    }
 }
 
 void store_i_js_after(struct store *s)
@@ -1148,16 +1217,18 @@ static void run_timers(struct store *s)
     }
     js->timer_at = 0;
     int64_t now = mono_ms(), next = 0;
-    struct js_pub *due = NULL, **pp = &js->retry;
+    struct js_pub *due = NULL, **due_tail = &due, **pp = &js->retry;
     while (*pp) {
         struct js_pub *p = *pp;
         if (p->retry_at <= now) {
             *pp = p->rnext;
-            p->rnext = due;
-            due = p;
+            p->rnext = NULL;
+            *due_tail = p;
+            due_tail = &p->rnext;
         } else {
             if (!next || p->retry_at < next)
                 next = p->retry_at;
+            js->rtail = p;
             pp = &p->rnext;
         }
     }
@@ -1182,6 +1253,11 @@ static void run_timers(struct store *s)
     for (struct js_batch *b = js->await; b; b = b->anext)
         if (!next || b->await_until < next)
             next = b->await_until;
+    if (js->hhead) {
+        release_held(s, NULL, 0); /* held too long */
+        if (js->hhead && (!next || js->hhead->b->born + JS_APPEND_DEADLINE_MS < next))
+            next = js->hhead->b->born + JS_APPEND_DEADLINE_MS;
+    }
     if (next)
         arm(js, next);
 }
@@ -1535,7 +1611,7 @@ static int quiet(struct store *s, void *arg)
 {
     (void)arg;
     struct js_state *js = s->js;
-    if (js->inflight || js->retry || js->await || js->qhead || js->inflight_pubs)
+    if (js->inflight || js->retry || js->await || js->qhead || js->hhead || js->inflight_pubs)
         return 0;
     for (size_t i = 0; i < s->nstreams; i++)
         for (uint32_t k = 0; k < s->streams[i]->nshards; k++)
@@ -1567,6 +1643,13 @@ void store_i_js_close(struct store *s)
             pub_done(s, p, &e);
         }
         js->qtail = NULL;
+        while (js->hhead) {
+            struct js_pub *p = js->hhead;
+            js->hhead = p->rnext;
+            js->queued_bytes -= p->len;
+            pub_done(s, p, &e);
+        }
+        js->htail = NULL;
         store_i_js_after(s);
         if (s->cat.n) {
             store_i_err_set(&e, STORE_EUNAVAIL, "store closed before JetStream confirmed it");

@@ -247,3 +247,70 @@ Test(jetstream, records_through_one_read_through_the_other)
     close_store(a, da);
     close_store(b, db);
 }
+
+struct batch {
+    struct done d;
+    struct store_seq seqs[200];
+};
+
+/* Appended in the same loop turn as the stream's creation, before its
+ * JetStream stream exists: held, then sent in order (once, retried ones
+ * went out in reverse and landed out of order). */
+Test(jetstream, appends_before_the_stream_exists_keep_their_order)
+{
+    char da[64], db[64];
+    struct store *a = open_store("A", da), *b = open_store("B", db);
+    struct store_err err = {0};
+    struct store_stream *st;
+    cr_assert_eq(store_stream_create(a, "early", 1, &st, &err), 0, "%s", err.msg);
+    static struct batch bt[3];
+    static char bufs[600][8];
+    struct store_record_in in[200];
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 200; i++) {
+            snprintf(bufs[k * 200 + i], sizeof bufs[0], "%d", k * 200 + i);
+            in[i].partition_key = (struct store_bytes){(const uint8_t *)"k", 1};
+            in[i].explicit_hash_key = NULL;
+            in[i].data = (struct store_bytes){(const uint8_t *)bufs[k * 200 + i],
+                                              strlen(bufs[k * 200 + i])};
+        }
+        cr_assert_eq(store_shard_append(store_stream_shard(st, 0), in, 200, bt[k].seqs, on_done,
+                                        &bt[k].d, &err),
+                     0, "%s", err.msg);
+    }
+    store_commit(a);
+    PUMP_UNTIL(a, b, 30000, bt[0].d.fired && bt[1].d.fired && bt[2].d.fired);
+    for (int k = 0; k < 3; k++)
+        cr_assert_eq(bt[k].d.code, 0, "batch %d: %d", k, bt[k].d.code);
+    /* Numbers grow in append order, across the batches too. */
+    for (int j = 1; j < 600; j++)
+        cr_assert_lt(store_seq_cmp(bt[(j - 1) / 200].seqs[(j - 1) % 200], bt[j / 200].seqs[j % 200]),
+                     0, "record %d before record %d", j - 1, j);
+    /* And the copy through B reads them in that order. */
+    PUMP_UNTIL(a, b, 10000, has_stream(b, "early"));
+    struct store_stream *sb;
+    cr_assert_eq(store_stream_lookup(b, "early", &sb, NULL), 0);
+    struct store_shard *sh = store_stream_shard(sb, 0);
+    int has = 0;
+    struct store_seq last;
+    PUMP_UNTIL(a, b, 10000, (store_shard_latest(sh, &has, &last), has) &&
+                                store_seq_cmp(last, bt[2].seqs[199]) == 0);
+    struct store_pos from;
+    cr_assert_eq(store_shard_position(sh, STORE_POS_TRIM_HORIZON, NULL, 0, &from, &err), 0);
+    struct store_cursor *cur = store_cursor_new();
+    const struct store_record *recs;
+    size_t n = 0;
+    struct store_pos next;
+    cr_assert_eq(store_shard_read(sh, cur, &from, 1000, 1 << 20, &recs, &n, &next, NULL, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(n, 600);
+    for (size_t i = 0; i < n; i++) {
+        char want[24];
+        snprintf(want, sizeof want, "%zu", i);
+        cr_assert_eq(recs[i].data.len, strlen(want));
+        cr_assert_eq(memcmp(recs[i].data.p, want, recs[i].data.len), 0, "record %zu", i);
+    }
+    store_cursor_free(cur);
+    close_store(a, da);
+    close_store(b, db);
+}

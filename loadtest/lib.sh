@@ -21,6 +21,9 @@
 #   OUT       output directory (JSON, tables, PNGs, logs)        (default loadtest/out)
 #   PERF      1: one extra, uncounted run per gateway figure under
 #             perf record -g; top symbols go to OUT/NAME.perf.txt (default 0)
+#   SERVER_CPUS, CLIENT_CPUS  taskset CPU lists for the gateway and for
+#             h2load (e.g. 0 and 1): keeps the client's work (its TLS,
+#             say) off the gateway's core                  (default unset)
 #
 # Everything binds 127.0.0.1; every process started here is stopped on exit.
 
@@ -86,7 +89,9 @@ lt_start_sluice() {
   [ -x "$bin" ] || lt_die "build first: $bin not found (set BUILD)"
   local dir log port=""
   dir=$(mktemp -d "$LT_TMP/data.XXXX"); log=$dir.log
-  "$bin" --listen 127.0.0.1:0 --data-dir "$dir" --tls-cert "$LT_TMP/cert.pem" \
+  local pin=()
+  [ -n "${SERVER_CPUS:-}" ] && pin=(taskset -c "$SERVER_CPUS")
+  "${pin[@]}" "$bin" --listen 127.0.0.1:0 --data-dir "$dir" --tls-cert "$LT_TMP/cert.pem" \
     --tls-key "$LT_TMP/key.pem" --log-level info "$@" 2>"$log" &
   LT_PID=$!; LT_PIDS+=("$LT_PID")
   for _ in $(seq 200); do
@@ -157,7 +162,9 @@ lt_h2load() {
   local log=$1 n=$2 body=$3 op=$4 url=$5 proto=$6 a=()
   [ "$proto" = h1 ] && a+=(--h1)
   [ -n "$body" ] && a+=(-d "$body" -H 'Content-Type: application/x-amz-json-1.1' -H "X-Amz-Target: Kinesis_20131202.$op")
-  timeout "$TIMEOUT" h2load "${a[@]}" -n "$n" -c "$C" -m "$M" --log-file="$log" "$url" 2>&1 || true
+  local pin=()
+  [ -n "${CLIENT_CPUS:-}" ] && pin=(taskset -c "$CLIENT_CPUS")
+  timeout "$TIMEOUT" "${pin[@]}" h2load "${a[@]}" -n "$n" -c "$C" -m "$M" --log-file="$log" "$url" 2>&1 || true
 }
 
 # lt_bench LABEL PROTO N BODY OP PER SIZE NGPATH SPATH TARGET...

@@ -107,6 +107,29 @@ static int tag_count(struct store *s, const char *name)
     return store_stream_lookup(s, name, &st, NULL) == 0 ? (int)store_stream_tag_count(st) : -1;
 }
 
+/* Waits until B's copy of shard 0 of "name" holds "upto", then reads it from
+ * the trim horizon (at most "max" records) with "cur". */
+static const struct store_record *read_copy(struct store *a, struct store *b, const char *name,
+                                            struct store_seq upto, size_t max,
+                                            struct store_cursor *cur, size_t *n)
+{
+    PUMP_UNTIL(a, b, 10000, has_stream(b, name));
+    struct store_stream *sb;
+    cr_assert_eq(store_stream_lookup(b, name, &sb, NULL), 0);
+    struct store_shard *sh = store_stream_shard(sb, 0);
+    int has = 0;
+    struct store_seq last;
+    PUMP_UNTIL(a, b, 10000, (store_shard_latest(sh, &has, &last), has) &&
+                                store_seq_cmp(last, upto) == 0);
+    struct store_pos from, next;
+    struct store_err err = {0};
+    cr_assert_eq(store_shard_position(sh, STORE_POS_TRIM_HORIZON, NULL, 0, &from, &err), 0);
+    const struct store_record *recs;
+    cr_assert_eq(store_shard_read(sh, cur, &from, max, 1 << 20, &recs, n, &next, NULL, &err), 0,
+                 "%s", err.msg);
+    return recs;
+}
+
 Test(jetstream, catalog_converges_both_ways)
 {
     char da[64], db[64];
@@ -220,21 +243,9 @@ Test(jetstream, records_through_one_read_through_the_other)
     cr_assert_lt(store_seq_cmp(ap.seqs[0], ap.seqs[1]), 0);
     cr_assert_lt(store_seq_cmp(ap.seqs[1], ap.seqs[2]), 0);
 
-    struct store_stream *sb;
-    cr_assert_eq(store_stream_lookup(b, "events", &sb, NULL), 0);
-    struct store_shard *sh = store_stream_shard(sb, 0);
-    int has = 0;
-    struct store_seq last;
-    PUMP_UNTIL(a, b, 10000, (store_shard_latest(sh, &has, &last), has) &&
-                                store_seq_cmp(last, ap.seqs[2]) == 0);
-    struct store_pos from;
-    cr_assert_eq(store_shard_position(sh, STORE_POS_TRIM_HORIZON, NULL, 0, &from, &err), 0);
     struct store_cursor *cur = store_cursor_new();
-    const struct store_record *recs;
     size_t n = 0;
-    struct store_pos next;
-    cr_assert_eq(store_shard_read(sh, cur, &from, 10, 1 << 20, &recs, &n, &next, NULL, &err), 0,
-                 "%s", err.msg);
+    const struct store_record *recs = read_copy(a, b, "events", ap.seqs[2], 10, cur, &n);
     cr_assert_eq(n, 3);
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(store_seq_cmp(recs[i].seq, ap.seqs[i]), 0, "record %d's number", i);
@@ -287,22 +298,9 @@ Test(jetstream, appends_before_the_stream_exists_keep_their_order)
         cr_assert_lt(store_seq_cmp(bt[(j - 1) / 200].seqs[(j - 1) % 200], bt[j / 200].seqs[j % 200]),
                      0, "record %d before record %d", j - 1, j);
     /* And the copy through B reads them in that order. */
-    PUMP_UNTIL(a, b, 10000, has_stream(b, "early"));
-    struct store_stream *sb;
-    cr_assert_eq(store_stream_lookup(b, "early", &sb, NULL), 0);
-    struct store_shard *sh = store_stream_shard(sb, 0);
-    int has = 0;
-    struct store_seq last;
-    PUMP_UNTIL(a, b, 10000, (store_shard_latest(sh, &has, &last), has) &&
-                                store_seq_cmp(last, bt[2].seqs[199]) == 0);
-    struct store_pos from;
-    cr_assert_eq(store_shard_position(sh, STORE_POS_TRIM_HORIZON, NULL, 0, &from, &err), 0);
     struct store_cursor *cur = store_cursor_new();
-    const struct store_record *recs;
     size_t n = 0;
-    struct store_pos next;
-    cr_assert_eq(store_shard_read(sh, cur, &from, 1000, 1 << 20, &recs, &n, &next, NULL, &err), 0,
-                 "%s", err.msg);
+    const struct store_record *recs = read_copy(a, b, "early", bt[2].seqs[199], 1000, cur, &n);
     cr_assert_eq(n, 600);
     for (size_t i = 0; i < n; i++) {
         char want[24];

@@ -131,6 +131,7 @@ struct js_pub {
     int64_t retry_at;  /* monotonic ms; on the retry list while non-zero */
     int64_t deadline;  /* monotonic ms: stop retrying (set at the first send) */
     int queued;        /* waiting for room in the window */
+    int doomed;        /* refused for good: fails at the next timer */
     struct js_pub *rnext;
 };
 
@@ -542,11 +543,11 @@ static void on_pub_answer(struct store *s, struct js_pub *p, const struct jsbus_
 static void pub_retry(struct store *s, struct js_pub *p, const struct store_err *e)
 {
     int64_t now = mono_ms();
-    if (now + JS_RETRY_MS >= p->deadline || s->js->closing) {
+    if (!p->doomed && (now + JS_RETRY_MS >= p->deadline || s->js->closing)) {
         pub_done(s, p, e);
         return;
     }
-    p->retry_at = now + JS_RETRY_MS;
+    p->retry_at = p->doomed ? now : now + JS_RETRY_MS;
     /* At the tail: retries go out in the order they failed, which is the
      * order they were appended when a whole run failed together. */
     p->rnext = NULL;
@@ -640,11 +641,23 @@ static void pub_send(struct store *s, struct js_pub *p)
         pub_done(s, p, &e);
         return;
     }
-    if (jsbus_request(s->js->bus, p->subject, h, p->ehk[0] ? 4 : 3, p->data, p->len,
-                      JS_REQUEST_MS, on_pub_ack, p, &e) != 0)
-        pub_retry(s, p, &e);
-    else
+    int rc = jsbus_request(s->js->bus, p->subject, h, p->ehk[0] ? 4 : 3, p->data, p->len,
+                           JS_REQUEST_MS, on_pub_ack, p, &e);
+    if (rc == 0)
         js->inflight_pubs++;
+    else if (rc == STORE_EUNAVAIL)
+        pub_retry(s, p, &e);
+    else { /* e.g. larger than the servers' max_payload: no retry helps */
+        /* Failed from the timer, not here: this may run inside
+         * store_shard_append, which fires no callback. */
+        if (!p->b->failed) {
+            p->b->failed = 1;
+            p->b->err = e;
+        }
+        p->doomed = 1;
+        p->deadline = 0;
+        pub_retry(s, p, &e);
+    }
 }
 
 int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs, size_t n,
@@ -1236,7 +1249,10 @@ static void run_timers(struct store *s)
         struct js_pub *p = due;
         due = p->rnext;
         p->retry_at = 0;
-        pub_send(s, p);
+        if (p->doomed)
+            pub_done(s, p, &p->b->err);
+        else
+            pub_send(s, p);
     }
     for (size_t i = 0; i < s->nstreams; i++) {
         struct js_feed *fd = s->streams[i]->feed;

@@ -21,7 +21,12 @@ export async function launch(bin, args, env = process.env,
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => { running.delete(proc); resolve({ code, signal }); }));
   const rl = createInterface({ input: proc.stderr });
   const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sluice did not log "listening" within ${waitMs / 1000} s:\n${lines.join('\n')}`)), waitMs);
+    // Killed too: one that listened after the wait would outlive the test
+    // (a test runner that times out a file ends it without 'exit' handlers).
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`sluice did not log "listening" within ${waitMs / 1000} s:\n${lines.join('\n')}`));
+    }, waitMs);
     rl.on('line', (line) => {
       lines.push(line);
       if (lines.length > 2000) lines.splice(0, 1000);

@@ -536,6 +536,18 @@ static void pub_done(struct store *s, struct js_pub *p, const struct store_err *
     }
 }
 
+/* Appends "p" to the list (*head .. *tail): the retry, window and hold
+ * lists all keep append order. */
+static void pub_push(struct js_pub **head, struct js_pub **tail, struct js_pub *p)
+{
+    p->rnext = NULL;
+    if (*head)
+        (*tail)->rnext = p;
+    else
+        *head = p;
+    *tail = p;
+}
+
 static void pub_send(struct store *s, struct js_pub *p);
 static void on_pub_answer(struct store *s, struct js_pub *p, const struct jsbus_msg *m,
                           const struct store_err *e);
@@ -550,12 +562,7 @@ static void pub_retry(struct store *s, struct js_pub *p, const struct store_err 
     p->retry_at = p->doomed ? now : now + JS_RETRY_MS;
     /* At the tail: retries go out in the order they failed, which is the
      * order they were appended when a whole run failed together. */
-    p->rnext = NULL;
-    if (s->js->retry)
-        s->js->rtail->rnext = p;
-    else
-        s->js->retry = p;
-    s->js->rtail = p;
+    pub_push(&s->js->retry, &s->js->rtail, p);
     arm(s->js, p->retry_at);
 }
 
@@ -620,12 +627,7 @@ static void pub_send(struct store *s, struct js_pub *p)
     if (js->inflight_pubs >= JS_PUB_WINDOW || (js->qhead && !p->deadline)) {
         /* Behind others: keeps records in the order they were appended. */
         p->queued = 1;
-        p->rnext = NULL;
-        if (js->qtail)
-            js->qtail->rnext = p;
-        else
-            js->qhead = p;
-        js->qtail = p;
+        pub_push(&js->qhead, &js->qtail, p);
         js->queued_bytes += p->len;
         return;
     }
@@ -727,12 +729,7 @@ int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs
             pub_send(s, p);
             continue;
         }
-        p->rnext = NULL;
-        if (js->htail)
-            js->htail->rnext = p;
-        else
-            js->hhead = p;
-        js->htail = p;
+        pub_push(&js->hhead, &js->htail, p);
         js->queued_bytes += p->len;
     }
     if (hold)
@@ -1226,8 +1223,10 @@ static void run_timers(struct store *s)
 {
     struct js_state *js = s->js;
     uint64_t ticks;
-    while (read(js->tfd, &ticks, sizeof ticks) > 0) {
-    }
+    /* Only when the timer went off: every reply and delivery dispatches, and
+     * the scans below (every stream's feed among them) are not for each. */
+    if (read(js->tfd, &ticks, sizeof ticks) <= 0)
+        return;
     js->timer_at = 0;
     int64_t now = mono_ms(), next = 0;
     struct js_pub *due = NULL, **due_tail = &due, **pp = &js->retry;

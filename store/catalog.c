@@ -441,30 +441,40 @@ static int build_shards(struct store *s, struct store_stream *st, json_t *o, con
     size_t j;
     json_t *v;
     json_array_foreach(shards, j, v) {
-        json_int_t idx;
-        const char *hs, *he, *ss, *es = NULL, *par = NULL, *apar = NULL;
-        if (json_unpack(v, "{s:I, s:s, s:s, s:s, s?s, s?s, s?s}", "index", &idx, "hash_start", &hs,
-                        "hash_end", &he, "start_seq", &ss, "end_seq", &es, "parent", &par,
-                        "adjacent_parent", &apar) != 0 || idx != (json_int_t)j)
+        json_int_t idx = json_integer_value(json_object_get(v, "index"));
+        if (idx != (json_int_t)j)
             return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad shard %zu in %s", path, j,
                                    name);
         struct store_shard *sh = store_i_shard_new(s, st, (uint32_t)idx);
         st->shards[j] = sh;
-        if (store_hashkey_parse(hs, strlen(hs), &sh->hk_start, NULL) ||
-            store_hashkey_parse(he, strlen(he), &sh->hk_end, NULL) ||
-            store_seq_parse(ss, strlen(ss), &sh->start_seq, NULL) ||
-            (es && store_seq_parse(es, strlen(es), &sh->end_seq, NULL)) ||
-            (par && strlen(par) >= sizeof sh->parent) ||
-            (apar && strlen(apar) >= sizeof sh->adj_parent))
+        if (store_i_catalog_shard_fields(sh, v) != 0)
             return store_i_err_set(err, STORE_ECORRUPT, "manifest %s: bad shard %zu in %s", path, j,
                                    name);
-        sh->has_end = es != NULL;
-        /* Absent in version-1 manifests: closed at an unknown time. */
-        sh->closed_ms = json_integer_value(json_object_get(v, "closed_ms"));
-        if (par) strcpy(sh->parent, par);
-        if (apar) strcpy(sh->adj_parent, apar);
     }
     store_i_stream_index_open(st);
+    return 0;
+}
+
+int store_i_catalog_shard_fields(struct store_shard *sh, json_t *v)
+{
+    json_int_t idx;
+    const char *hs, *he, *ss, *es = NULL, *par = NULL, *apar = NULL;
+    if (json_unpack(v, "{s:I, s:s, s:s, s:s, s?s, s?s, s?s}", "index", &idx, "hash_start", &hs,
+                    "hash_end", &he, "start_seq", &ss, "end_seq", &es, "parent", &par,
+                    "adjacent_parent", &apar) != 0 || idx != (json_int_t)sh->index)
+        return -1;
+    if (store_hashkey_parse(hs, strlen(hs), &sh->hk_start, NULL) ||
+        store_hashkey_parse(he, strlen(he), &sh->hk_end, NULL) ||
+        store_seq_parse(ss, strlen(ss), &sh->start_seq, NULL) ||
+        (es && store_seq_parse(es, strlen(es), &sh->end_seq, NULL)) ||
+        (par && strlen(par) >= sizeof sh->parent) ||
+        (apar && strlen(apar) >= sizeof sh->adj_parent))
+        return -1;
+    sh->has_end = es != NULL;
+    /* Absent in version-1 manifests: closed at an unknown time. */
+    sh->closed_ms = json_integer_value(json_object_get(v, "closed_ms"));
+    if (par) strcpy(sh->parent, par);
+    if (apar) strcpy(sh->adj_parent, apar);
     return 0;
 }
 

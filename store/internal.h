@@ -244,6 +244,12 @@ struct store_shard {
     char parent[STORE_SHARD_ID_STRLEN], adj_parent[STORE_SHARD_ID_STRLEN];
     int64_t closed_ms;            /* when a reshard closed it (0 while open) */
     int pending;                  /* created by a reshard not yet durable: held back */
+    /* jetstream: closed, but this gateway's copy may still lack records
+     * below its end (the copy has not passed it yet) */
+    int js_tail_open;
+    /* jetstream: closed by a reshard of ours whose fence JetStream has not
+     * acknowledged yet: end_seq is not known */
+    int js_fence_wait;
     int offline;
     struct store_err offline_err;
 
@@ -579,6 +585,13 @@ void store_i_js_stream_deleted(struct store *s, struct store_stream *st);
 void store_i_js_stream_retention(struct store *s, struct store_stream *st);
 /* A stream struct is being freed: stop copying its records. */
 void store_i_js_stream_free(struct store_stream *st);
+/* A reshard of ours was recorded as change "version", closing the shards
+ * "idx": publishes its fence (the bundle waits for it). */
+void store_i_js_reshard_fence(struct store *s, struct store_stream *st, uint64_t version,
+                              const uint32_t *idx, size_t nidx);
+/* The reshard change "version" became durable / was undone. */
+void store_i_js_reshard_durable(struct store *s, struct store_stream *st, uint64_t version);
+void store_i_js_reshard_undone(struct store *s, uint64_t version);
 /* Appends one record with a sequence number JetStream gave it (shard.c). */
 int store_i_shard_apply(struct store_shard *sh, const struct store_record_in *r,
                         struct store_seq seq, int64_t arrival_ms, struct store_err *err);
@@ -589,5 +602,15 @@ int store_i_shard_apply(struct store_shard *sh, const struct store_record_in *r,
 void store_i_reshard_durable(struct store *s, struct cat_change *c);
 /* Undoes the reshard change "c" (store_i_catalog_rollback, newest first). */
 void store_i_reshard_undo(struct store *s, struct cat_change *c);
+/* jetstream: the fence of the pending reshard change "version" is stored at
+ * stream sequence "fence": the shards it closed end there, and its record
+ * says so. -1 if no such change is pending (it was undone). */
+int store_i_reshard_fenced(struct store *s, uint64_t version, uint64_t fence);
+/* Fills "sh" (index set) from a catalog tree shard object: 0, or -1 if a
+ * field is missing or bad (catalog.c). */
+int store_i_catalog_shard_fields(struct store_shard *sh, json_t *v);
+/* Adds shard "v" (a catalog tree shard object) to "st" (a reshard of
+ * another gateway); NULL with "err" if it does not fit. */
+struct store_shard *store_i_reshard_add(struct store_stream *st, json_t *v, struct store_err *err);
 
 #endif

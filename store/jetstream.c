@@ -96,7 +96,15 @@
 
 #define JS_RETRY_MS 200
 #define JS_APPEND_DEADLINE_MS 20000
-#define JS_READ_WAIT_MS 2000
+/* An acknowledged record is answered once this gateway's copy took it in
+ * (or refused it, see RESHARDING); past this, the append fails. */
+#define JS_VERDICT_WAIT_MS 20000
+/* A fence neither in the catalog nor cancelled this long is voided. */
+#define JS_FENCE_GRACE_MS 5000
+/* A record for a shard the catalog does not bring this long is skipped. */
+#define JS_UNKNOWN_SHARD_MS 30000
+/* Our records the copy refused, remembered for their appends. */
+#define JS_REJECTED_MAX 1024
 #define JS_REQUEST_MS 5000
 #define JS_OPEN_TIMEOUT_MS 120000
 #define JS_CLOSE_WAIT_MS 5000
@@ -145,10 +153,22 @@ struct js_batch {
     struct store_seq max;
     store_done_fn cb;
     void *arg;
-    int64_t await_until; /* monotonic ms: answer even if not yet copied here */
+    int64_t await_until; /* monotonic ms: fail if the copy has not decided by then */
     int64_t born;        /* monotonic ms of the append */
+    uint64_t c0;         /* msg counter of its first record (they are consecutive) */
     struct js_pub *pubs;
     struct js_batch *anext;
+};
+
+/* A fence seen in a data stream: shards "idx" take no record stored after
+ * "seq", unless a cancel names it. */
+struct js_fence {
+    uint64_t seq;
+    uint32_t *idx;
+    size_t n;
+    int64_t seen_ms;   /* monotonic */
+    int64_t void_at;   /* monotonic ms of our last attempt to void it (0: none) */
+    int adopted;       /* the catalog closes its shards at "seq": for good */
 };
 
 struct js_feed {
@@ -158,8 +178,32 @@ struct js_feed {
     uint64_t next_seq;
     int ensuring;            /* a STREAM.CREATE is in flight */
     int ready;               /* the JetStream stream exists: records may go */
-    int64_t retry_at;        /* monotonic ms: ensure again (0: not due) */
+    int64_t retry_at;        /* monotonic ms: ensure or follow again (0: not due) */
     char name[80];           /* P-data-U */
+    struct js_fence *fences;
+    size_t nfences;
+    uint64_t tail_min;       /* lowest end of a closed shard still being copied */
+    uint64_t paused_at;      /* a record of a shard the catalog does not have yet: copying
+                              * stopped before it (0: not paused) */
+    uint64_t stuck_seq;      /* that record, and since when it waits */
+    int64_t stuck_since;
+};
+
+/* A control message in a data stream (a fence or a cancel), sent until
+ * JetStream stores it or JS_APPEND_DEADLINE_MS passes. */
+enum ctl_kind { CTL_FENCE, CTL_CANCEL };
+struct js_ctl {
+    struct js_ctl *next;
+    struct store *s;
+    enum ctl_kind kind;
+    uint64_t uid;
+    uint64_t version;  /* FENCE: our reshard's catalog change (0 once undone) */
+    uint64_t fence;    /* FENCE: its stream sequence once stored; CANCEL: the one cancelled */
+    int inflight, acked;
+    int64_t deadline, retry_at;
+    char subject[96];
+    char msgid[96];
+    char *body;
 };
 
 /* What this gateway knows of the subscriptions of one consumer to one shard
@@ -180,6 +224,7 @@ struct cat_ack {
     struct store *s;
     uint64_t id, epoch, version;
     int settled; /* its echo came first and made it durable */
+    uint64_t void_uid, void_fence; /* a void bundle: the fence it voids (0: none) */
 };
 
 struct js_state {
@@ -211,6 +256,9 @@ struct js_state {
     struct js_batch *await;   /* acknowledged, waiting for the local copy */
     struct jsbus_follow *sub_follow;
     struct sub_claim *claims[SUB_BUCKETS];
+    struct js_ctl *ctl;       /* fences and cancels on their way */
+    uint64_t rejected[JS_REJECTED_MAX]; /* msg counters of ours the copy refused (ring) */
+    size_t nrejected;         /* ever added */
 };
 
 static int64_t mono_ms(void)
@@ -339,19 +387,137 @@ static long pk_decode(const char *s, uint8_t *out)
 }
 
 static void feed_follow(struct js_feed *fd);
-static void release_held(struct store *s, struct store_stream *st, int send);
+static void release_held(struct store *s, const struct store_stream *gone);
 
-static void feed_deliver(void *arg, const struct jsbus_msg *m)
+/* Closed shards whose end this gateway's copy has now passed have all their
+ * records here: readers may learn they are at the end. */
+static void feed_tails(struct js_feed *fd)
 {
-    struct js_feed *fd = arg;
-    struct store *s = fd->s;
-    if (!fd->st || m->stream_seq < fd->next_seq)
+    struct store_stream *st = fd->st;
+    fd->tail_min = UINT64_MAX;
+    for (uint32_t i = 0; st && i < st->nshards; i++) {
+        struct store_shard *sh = st->shards[i];
+        if (!sh->js_tail_open || sh->js_fence_wait)
+            continue;
+        if (fd->next_seq > sh->end_seq.counter) {
+            sh->js_tail_open = 0;
+            store_i_shard_mark_notify(sh);
+        } else if (sh->end_seq.counter < fd->tail_min) {
+            fd->tail_min = sh->end_seq.counter;
+        }
+    }
+}
+
+/* Whether the record stored at "seq" in shard "sh" is refused: its shard
+ * was closed before it, by a fence (every gateway sees the same fences in
+ * the same place, so all refuse the same records) or by the catalog. */
+static int record_refused(const struct js_feed *fd, const struct store_shard *sh, uint64_t seq)
+{
+    if (sh->has_end && !sh->js_fence_wait && seq > sh->end_seq.counter)
+        return 1;
+    for (size_t i = 0; i < fd->nfences; i++) {
+        const struct js_fence *f = &fd->fences[i];
+        if (f->seq >= seq)
+            continue;
+        for (size_t k = 0; k < f->n; k++)
+            if (f->idx[k] == sh->index)
+                return 1;
+    }
+    return 0;
+}
+
+static void fence_seen(struct js_feed *fd, const struct jsbus_msg *m)
+{
+    json_t *j = json_loadb((const char *)m->data, m->len, 0, NULL);
+    json_t *a = json_object_get(j, "shards"), *v;
+    size_t i;
+    if (!json_is_array(a) || json_array_size(a) > STORE_MAX_SHARD_TOTAL) {
+        store_i_log(fd->s, STORE_LOG_ERROR, "jetstream: message %" PRIu64 " of %s: bad fence",
+                    m->stream_seq, fd->name);
+        json_decref(j);
         return;
-    fd->next_seq = m->stream_seq + 1;
-    const char *dot = strrchr(m->subject, '.');
+    }
+    fd->fences = store_i_xrealloc(fd->fences, (fd->nfences + 1) * sizeof *fd->fences);
+    struct js_fence *f = &fd->fences[fd->nfences++];
+    /* Its age counts from when JetStream stored it: a gateway starting
+     * after its author died need not wait the whole grace again. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t age = ((int64_t)now.tv_sec * 1000000000LL + now.tv_nsec - m->time_ns) / 1000000;
+    if (m->time_ns <= 0 || age < 0)
+        age = 0;
+    if (age > JS_FENCE_GRACE_MS)
+        age = JS_FENCE_GRACE_MS;
+    *f = (struct js_fence){.seq = m->stream_seq, .seen_ms = mono_ms() - age};
+    f->idx = store_i_xmalloc((json_array_size(a) + 1) * sizeof *f->idx);
+    json_array_foreach(a, i, v) {
+        if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+            json_integer_value(v) < STORE_MAX_SHARD_TOTAL)
+            f->idx[f->n++] = (uint32_t)json_integer_value(v);
+    }
+    json_decref(j);
+    arm(fd->s->js, f->seen_ms + JS_FENCE_GRACE_MS);
+}
+
+static void fence_cancelled(struct js_feed *fd, const struct jsbus_msg *m)
+{
+    json_t *j = json_loadb((const char *)m->data, m->len, 0, NULL);
+    uint64_t seq = (uint64_t)json_integer_value(json_object_get(j, "fence"));
+    json_decref(j);
+    for (size_t i = 0; i < fd->nfences; i++) {
+        if (fd->fences[i].seq != seq)
+            continue;
+        free(fd->fences[i].idx);
+        fd->fences[i] = fd->fences[--fd->nfences];
+        return;
+    }
+}
+
+/* Our record number "counter" (from its Nats-Msg-Id), or 0 if not ours. */
+static uint64_t own_counter(const struct js_state *js, const struct jsbus_msg *m)
+{
+    const char *id = jsbus_msg_header(m, "Nats-Msg-Id");
+    size_t n = strlen(js->origin);
+    if (!id || strncmp(id, js->origin, n) != 0 || id[n] != '-' || id[n + 1] < '1' ||
+        id[n + 1] > '9')
+        return 0;
     char *end;
-    unsigned long idx = dot ? strtoul(dot + 1, &end, 10) : 0;
-    struct store_shard *sh = dot && *end == 0 ? store_stream_shard(fd->st, (uint32_t)idx) : NULL;
+    unsigned long long c = strtoull(id + n + 1, &end, 10);
+    return *end ? 0 : (uint64_t)c;
+}
+
+/* One record: 0 when done with (applied or refused), -1 when copying must
+ * wait for the catalog. */
+static int feed_record(struct js_feed *fd, const struct jsbus_msg *m, const char *kind)
+{
+    struct store *s = fd->s;
+    char *end;
+    unsigned long idx = strtoul(kind, &end, 10);
+    int numeric = *kind >= '0' && *kind <= '9' && *end == 0 && idx < STORE_MAX_SHARD_TOTAL;
+    struct store_shard *sh = numeric ? store_stream_shard(fd->st, (uint32_t)idx) : NULL;
+    if (numeric && !sh) {
+        /* A shard a reshard added: its records can arrive before the
+         * catalog bundle that adds it. Copying stops here until it does. */
+        int64_t now = mono_ms();
+        if (fd->stuck_seq != m->stream_seq) {
+            fd->stuck_seq = m->stream_seq;
+            fd->stuck_since = now;
+        }
+        if (now - fd->stuck_since < JS_UNKNOWN_SHARD_MS) {
+            fd->paused_at = m->stream_seq;
+            jsbus_unfollow(fd->f); /* safe inside its own delivery */
+            fd->f = NULL;
+            fd->retry_at = now + 500;
+            arm(s->js, fd->retry_at);
+            return -1;
+        }
+    }
+    if (sh && record_refused(fd, sh, m->stream_seq)) {
+        uint64_t c = own_counter(s->js, m);
+        if (c)
+            s->js->rejected[s->js->nrejected++ % JS_REJECTED_MAX] = c;
+        return 0;
+    }
     const char *pk = jsbus_msg_header(m, "Sluice-Pk");
     const char *ehk = jsbus_msg_header(m, "Sluice-Ehk");
     const char *arr = jsbus_msg_header(m, "Sluice-Arrival");
@@ -371,6 +537,44 @@ static void feed_deliver(void *arg, const struct jsbus_msg *m)
                     "jetstream: message %" PRIu64 " of %s (%s) is not a record of stream %s: %s",
                     m->stream_seq, fd->name, m->subject, fd->st->name,
                     e.msg[0] ? e.msg : "bad subject or headers");
+    return 0;
+}
+
+static void feed_deliver(void *arg, const struct jsbus_msg *m)
+{
+    struct js_feed *fd = arg;
+    if (!fd->st || fd->paused_at || m->stream_seq < fd->next_seq)
+        return;
+    const char *dot = strrchr(m->subject, '.');
+    const char *kind = dot ? dot + 1 : "";
+    if (strcmp(kind, "fence") == 0)
+        fence_seen(fd, m);
+    else if (strcmp(kind, "cancel") == 0)
+        fence_cancelled(fd, m);
+    else if (feed_record(fd, m, kind) != 0)
+        return;
+    fd->next_seq = m->stream_seq + 1;
+    if (fd->next_seq > fd->tail_min)
+        feed_tails(fd);
+}
+
+/* Copying stopped before a record of a shard unknown here: go on (the
+ * catalog may have brought it; if not, it stops there again). */
+static void feed_resume(struct js_feed *fd)
+{
+    if (!fd->paused_at || !fd->st)
+        return;
+    fd->paused_at = 0;
+    fd->retry_at = 0;
+    feed_follow(fd);
+}
+
+static void feed_free(struct js_feed *fd)
+{
+    for (size_t i = 0; i < fd->nfences; i++)
+        free(fd->fences[i].idx);
+    free(fd->fences);
+    free(fd);
 }
 
 static void on_ensure(void *arg, const struct jsbus_msg *m, const struct store_err *e)
@@ -378,7 +582,7 @@ static void on_ensure(void *arg, const struct jsbus_msg *m, const struct store_e
     struct js_feed *fd = arg;
     fd->ensuring = 0;
     if (!fd->st) {
-        free(fd);
+        feed_free(fd);
         return;
     }
     struct store *s = fd->s;
@@ -394,7 +598,7 @@ static void on_ensure(void *arg, const struct jsbus_msg *m, const struct store_e
     }
     json_decref(r);
     fd->ready = 1;
-    release_held(s, fd->st, 1);
+    release_held(s, NULL);
     feed_follow(fd);
 }
 
@@ -464,6 +668,7 @@ static void feed_start(struct store *s, struct store_stream *st)
     fd->s = s;
     fd->st = st;
     fd->next_seq = 1;
+    fd->tail_min = UINT64_MAX;
     data_name(s->js, st->uid, fd->name, sizeof fd->name);
     st->feed = fd;
     feed_ensure(fd);
@@ -472,7 +677,7 @@ static void feed_start(struct store *s, struct store_stream *st)
 void store_i_js_stream_free(struct store_stream *st)
 {
     if (st->store->js)
-        release_held(st->store, st, 0); /* they fail: the stream is going */
+        release_held(st->store, st); /* they fail: the stream is going */
     struct js_feed *fd = st->feed;
     if (!fd)
         return;
@@ -481,7 +686,7 @@ void store_i_js_stream_free(struct store_stream *st)
     fd->f = NULL;
     fd->st = NULL;
     if (!fd->ensuring)
-        free(fd);
+        feed_free(fd);
 }
 
 /* ---- appends ------------------------------------------------------------------ */
@@ -502,6 +707,35 @@ static int batch_readable(const struct js_batch *b)
     return sh->has_pub && store_seq_cmp(sh->last_pub, b->max) >= 0;
 }
 
+/* Whether the copy refused one of the batch's records (a reshard's fence
+ * came before it): it is stored in JetStream but in no shard. */
+static int batch_refused(const struct js_state *js, const struct js_batch *b)
+{
+    size_t n = js->nrejected < JS_REJECTED_MAX ? js->nrejected : JS_REJECTED_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (js->rejected[i] >= b->c0 && js->rejected[i] < b->c0 + b->n)
+            return 1;
+    return 0;
+}
+
+/* The answer for an acknowledged batch, once the copy decided; 0 while it
+ * has not. */
+static int batch_verdict(const struct js_state *js, const struct js_batch *b, struct store_err *e)
+{
+    if (b->sh->deleted)
+        return store_i_err_set(e, STORE_ENOTFOUND, "the stream was deleted");
+    if (batch_refused(js, b))
+        return store_i_err_set(e, STORE_EUNAVAIL,
+                               "shard %s was closed by a reshard while the records were on their "
+                               "way; retry",
+                               b->sh->id);
+    if (batch_readable(b))
+        return 1;
+    if (js->closing)
+        return store_i_err_set(e, STORE_EUNAVAIL, "store closed before its copy had the records");
+    return 0;
+}
+
 static void pub_free(struct js_pub *p)
 {
     free(p->pk);
@@ -520,16 +754,17 @@ static void pub_done(struct store *s, struct js_pub *p, const struct store_err *
     }
     if (--b->left)
         return;
+    struct store_err ve;
+    int v;
     if (b->failed) {
         batch_finish(s, b, &b->err);
-    } else if (b->sh->deleted) {
-        struct store_err nf;
-        store_i_err_set(&nf, STORE_ENOTFOUND, "the stream was deleted");
-        batch_finish(s, b, &nf);
-    } else if (batch_readable(b) || s->js->closing) {
-        batch_finish(s, b, NULL);
+    } else if ((v = batch_verdict(s->js, b, &ve)) != 0) {
+        batch_finish(s, b, v > 0 ? NULL : &ve);
     } else {
-        b->await_until = mono_ms() + JS_READ_WAIT_MS;
+        /* Acknowledged = durable, but answered only once this gateway's
+         * copy took the records in: a reshard's fence may come first and
+         * then no shard holds them. */
+        b->await_until = mono_ms() + JS_VERDICT_WAIT_MS;
         b->anext = s->js->await;
         s->js->await = b;
         arm(s->js, b->await_until);
@@ -700,6 +935,7 @@ int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs
     b->cb = on_done;
     b->arg = arg;
     b->born = mono_ms();
+    b->c0 = js->msg_counter + 1;
     b->pubs = store_i_xcalloc(n, sizeof *b->pubs);
     sh->js_refs++;
     int64_t now = store_i_now(s);
@@ -721,8 +957,10 @@ int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs
     }
     /* Until the stream's JetStream stream exists a publish would find no
      * responder and be retried, and records retried after later ones had
-     * gone through would be stored out of order: they wait, in order. */
-    int hold = !sh->stream->feed || !sh->stream->feed->ready;
+     * gone through would be stored out of order: they wait, in order. So
+     * do those of a shard whose reshard is not yet in the catalog (if that
+     * loses a race, another gateway's shard may get the same index). */
+    int hold = !sh->stream->feed || !sh->stream->feed->ready || sh->pending;
     for (size_t i = 0; i < n; i++) {
         struct js_pub *p = &b->pubs[i];
         if (!hold) {
@@ -737,9 +975,11 @@ int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs
     return 0;
 }
 
-/* Sends ("send") or fails the held publishes of "st" (NULL: those held
- * longer than JS_APPEND_DEADLINE_MS), in the order they were appended. */
-static void release_held(struct store *s, struct store_stream *st, int send)
+/* Goes through the held publishes in the order they were appended: those
+ * whose JetStream stream exists and whose shard is in the catalog go, those
+ * of a shard gone (or of "gone", a stream being freed) or held longer than
+ * JS_APPEND_DEADLINE_MS fail, the rest stay. */
+static void release_held(struct store *s, const struct store_stream *gone)
 {
     int64_t old = mono_ms() - JS_APPEND_DEADLINE_MS;
     struct js_state *js = s->js;
@@ -747,7 +987,10 @@ static void release_held(struct store *s, struct store_stream *st, int send)
     js->htail = NULL;
     while (*pp) {
         struct js_pub *p = *pp;
-        if (st ? p->b->sh->stream == st || p->b->sh->deleted : p->b->born <= old) {
+        const struct store_shard *sh = p->b->sh;
+        int go = !sh->deleted && sh->stream != gone && sh->stream->feed &&
+                 sh->stream->feed->ready && !sh->pending;
+        if (go || sh->deleted || sh->stream == gone || p->b->born <= old) {
             *pp = p->rnext;
             p->rnext = NULL;
             *tail = p;
@@ -757,19 +1000,23 @@ static void release_held(struct store *s, struct store_stream *st, int send)
             pp = &p->rnext;
         }
     }
-    struct store_err e;
-    if (st)
-        store_i_err_set(&e, STORE_ENOTFOUND, "the stream was deleted");
-    else
-        store_i_err_set(&e, STORE_EUNAVAIL, "JetStream did not create the stream in time");
     while (mine) {
         struct js_pub *p = mine;
         mine = p->rnext;
         js->queued_bytes -= p->len;
-        if (send && !p->b->sh->deleted)
-            pub_send(s, p);
-        else
+        const struct store_shard *sh = p->b->sh;
+        struct store_err e;
+        if (sh->deleted || sh->stream == gone) {
+            store_i_err_set(&e, STORE_ENOTFOUND, "shard %s is gone (stream deleted or reshard "
+                            "undone)", sh->id);
             pub_done(s, p, &e);
+        } else if (sh->stream->feed && sh->stream->feed->ready && !sh->pending) {
+            pub_send(s, p);
+        } else {
+            store_i_err_set(&e, STORE_EUNAVAIL, "JetStream did not make room for the records "
+                            "in time");
+            pub_done(s, p, &e);
+        }
     }
 }
 
@@ -782,10 +1029,19 @@ void store_i_js_after(struct store *s)
     struct js_batch **pp = &js->await, *ready = NULL;
     while (*pp) {
         struct js_batch *b = *pp;
-        if (b->sh->deleted || batch_readable(b) || now >= b->await_until || js->closing) {
+        struct store_err ve;
+        int v = batch_verdict(js, b, &ve);
+        if (v == 0 && now >= b->await_until)
+            v = store_i_err_set(&ve, STORE_EUNAVAIL,
+                                "records stored, but this gateway's copy did not take them in "
+                                "within %d s",
+                                JS_VERDICT_WAIT_MS / 1000);
+        if (v != 0) {
             *pp = b->anext;
             b->anext = ready;
             ready = b;
+            b->failed = v < 0;
+            b->err = ve;
         } else {
             pp = &b->anext;
         }
@@ -793,10 +1049,320 @@ void store_i_js_after(struct store *s)
     while (ready) {
         struct js_batch *b = ready;
         ready = b->anext;
-        struct store_err nf;
-        store_i_err_set(&nf, STORE_ENOTFOUND, "the stream was deleted");
-        batch_finish(s, b, b->sh->deleted ? &nf : NULL);
+        batch_finish(s, b, b->failed ? &b->err : NULL);
     }
+}
+
+/* ---- resharding: fences and cancels ---------------------------------------------
+ *
+ * A reshard of ours closes its shards in memory at once (as on the embedded
+ * backend) and publishes a fence naming them in the stream's data stream;
+ * the catalog bundle carrying the reshard waits for the fence's stream
+ * sequence F, which becomes the closed shards' ending number. Every copy
+ * refuses records of a fenced shard stored after F, so a record another
+ * gateway published to a closed shard is either below the end or in no
+ * shard at all (and its append fails). If the bundle loses a race, or the
+ * reshard is undone, a cancel lifts the fence. A fence left by a gateway
+ * that died before either is voided by any gateway after JS_FENCE_GRACE_MS:
+ * a "void" bundle in the catalog (which a late bundle of the dead one can
+ * no longer follow), then a cancel. */
+
+static void cat_fail(struct store *s, const struct store_err *e);
+static void ctl_send(struct js_ctl *c);
+
+static struct js_ctl *ctl_new(struct store *s, enum ctl_kind kind, uint64_t uid, char *body)
+{
+    struct js_state *js = s->js;
+    struct js_ctl *c = store_i_xcalloc(1, sizeof *c);
+    c->s = s;
+    c->kind = kind;
+    c->uid = uid;
+    c->body = body;
+    c->deadline = mono_ms() + JS_APPEND_DEADLINE_MS;
+    snprintf(c->subject, sizeof c->subject, "%s.data.%" PRIu64 ".%s", js->prefix, uid,
+             kind == CTL_FENCE ? "fence" : "cancel");
+    c->next = js->ctl;
+    js->ctl = c;
+    return c;
+}
+
+static void ctl_free(struct js_ctl *c)
+{
+    struct js_state *js = c->s->js;
+    for (struct js_ctl **pp = &js->ctl; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    free(c->body);
+    free(c);
+}
+
+/* Lifts fence "fence" of stream "uid" (the same message id from every
+ * gateway: JetStream keeps one). */
+static void ctl_cancel(struct store *s, uint64_t uid, uint64_t fence)
+{
+    char *body = store_i_xmalloc(48);
+    snprintf(body, 48, "{\"fence\":%" PRIu64 "}", fence);
+    struct js_ctl *c = ctl_new(s, CTL_CANCEL, uid, body);
+    c->fence = fence;
+    snprintf(c->msgid, sizeof c->msgid, "%s-cancel-%" PRIu64 "-%" PRIu64, s->js->prefix, uid,
+             fence);
+    ctl_send(c);
+}
+
+static struct js_ctl *ctl_fence_of(struct js_state *js, uint64_t version)
+{
+    for (struct js_ctl *c = js->ctl; c; c = c->next)
+        if (c->kind == CTL_FENCE && c->version == version)
+            return c;
+    return NULL;
+}
+
+/* A reshard of ours waits for its fence: no bundle goes before it. */
+static int fence_waiting(const struct js_state *js)
+{
+    for (const struct js_ctl *c = js->ctl; c; c = c->next)
+        if (c->kind == CTL_FENCE && c->version && !c->acked)
+            return 1;
+    return 0;
+}
+
+static struct store_stream *stream_by_uid(struct store *s, uint64_t uid)
+{
+    for (size_t i = 0; i < s->nstreams; i++)
+        if (s->streams[i]->uid == uid)
+            return s->streams[i];
+    return NULL;
+}
+
+/* Not stored, for good (deadline, refusal): a fence's reshard is undone. */
+static void ctl_give_up(struct js_ctl *c, const struct store_err *e)
+{
+    struct store *s = c->s;
+    store_i_log(s, STORE_LOG_WARN, "jetstream: %s of stream %" PRIu64 " not stored: %s",
+                c->kind == CTL_FENCE ? "reshard fence" : "fence cancel", c->uid, e->msg);
+    int undo = c->kind == CTL_FENCE && c->version;
+    ctl_free(c);
+    if (undo)
+        cat_fail(s, e); /* undoes every pending change, this reshard among them */
+}
+
+static void ctl_retry(struct js_ctl *c, const struct store_err *e)
+{
+    int64_t now = mono_ms();
+    if (now + JS_RETRY_MS >= c->deadline || c->s->js->closing) {
+        ctl_give_up(c, e);
+        return;
+    }
+    c->retry_at = now + JS_RETRY_MS;
+    arm(c->s->js, c->retry_at);
+}
+
+static void on_ctl_ack(void *arg, const struct jsbus_msg *m, const struct store_err *e)
+{
+    struct js_ctl *c = arg;
+    struct store *s = c->s;
+    c->inflight = 0;
+    if (s->js->closing == 2) {
+        ctl_free(c);
+        return;
+    }
+    json_t *r;
+    int api;
+    struct store_err err;
+    if (api_reply(m, e, &r, &api, &err) != 0) {
+        if (err.code == STORE_EUNAVAIL)
+            ctl_retry(c, &err);
+        else
+            ctl_give_up(c, &err);
+        return;
+    }
+    json_int_t seq = json_integer_value(json_object_get(r, "seq"));
+    json_decref(r);
+    if (c->kind == CTL_CANCEL || seq < 1) {
+        ctl_free(c);
+        return;
+    }
+    c->acked = 1;
+    c->fence = (uint64_t)seq;
+    if (!c->version || store_i_reshard_fenced(s, c->version, c->fence) != 0) {
+        /* Undone while the fence travelled: lift it again. */
+        uint64_t uid = c->uid, fence = c->fence;
+        ctl_free(c);
+        ctl_cancel(s, uid, fence);
+        return;
+    }
+    struct store_stream *st = stream_by_uid(s, c->uid);
+    if (st && st->feed)
+        feed_tails(st->feed);
+    /* store_i_js_dispatch commits next: the bundle goes. */
+}
+
+static void ctl_send(struct js_ctl *c)
+{
+    struct js_state *js = c->s->js;
+    struct jsbus_hdr h[1] = {{"Nats-Msg-Id", c->msgid}};
+    struct store_err e;
+    c->retry_at = 0;
+    if (jsbus_request(js->bus, c->subject, h, 1, c->body, strlen(c->body), JS_REQUEST_MS,
+                      on_ctl_ack, c, &e) == 0) {
+        c->inflight = 1;
+        return;
+    }
+    /* From the timer, never here: this may run inside a store call that
+     * fires no callback. */
+    c->retry_at = mono_ms() + JS_RETRY_MS;
+    arm(js, c->retry_at);
+}
+
+void store_i_js_reshard_fence(struct store *s, struct store_stream *st, uint64_t version,
+                              const uint32_t *idx, size_t nidx)
+{
+    struct js_state *js = s->js;
+    json_t *a = json_array();
+    for (size_t i = 0; i < nidx; i++)
+        json_array_append_new(a, json_integer(idx[i]));
+    json_t *j = json_pack("{s:o, s:s}", "shards", a, "origin", js->origin);
+    char *body = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    struct js_ctl *c = ctl_new(s, CTL_FENCE, st->uid, body);
+    c->version = version;
+    snprintf(c->msgid, sizeof c->msgid, "%s-fence-%" PRIu64, js->origin, ++js->msg_counter);
+    ctl_send(c);
+}
+
+void store_i_js_reshard_durable(struct store *s, struct store_stream *st, uint64_t version)
+{
+    struct js_ctl *c = ctl_fence_of(s->js, version);
+    if (c)
+        ctl_free(c);
+    /* The new shards' held appends go, from the timer (no callback here). */
+    if (s->js->hhead)
+        arm(s->js, mono_ms());
+    (void)st;
+}
+
+void store_i_js_reshard_undone(struct store *s, uint64_t version)
+{
+    struct js_ctl *c = ctl_fence_of(s->js, version);
+    if (c && c->acked) {
+        uint64_t uid = c->uid, fence = c->fence;
+        ctl_free(c);
+        ctl_cancel(s, uid, fence);
+    } else if (c) {
+        c->version = 0; /* its acknowledgement cancels it */
+    }
+    if (s->js->hhead) /* the buried shards' held appends fail */
+        arm(s->js, mono_ms());
+}
+
+/* Another gateway's reshards of "st", as the tree object "o" has them: the
+ * shards they closed close here, those they added are added. */
+static void adopt_shards(struct store *s, struct store_stream *st, json_t *o)
+{
+    json_t *shards = json_object_get(o, "shards");
+    if (!json_is_array(shards))
+        return; /* never resharded */
+    int changed = 0;
+    for (size_t j = 0; j < json_array_size(shards); j++) {
+        json_t *v = json_array_get(shards, j);
+        struct store_shard *sh;
+        if (j >= st->nshards) {
+            struct store_err e;
+            sh = store_i_reshard_add(st, v, &e);
+            if (!sh) {
+                store_i_log(s, STORE_LOG_ERROR, "jetstream: %s", e.msg);
+                break;
+            }
+            sh->js_tail_open = sh->has_end;
+            changed = 1;
+            continue;
+        }
+        sh = st->shards[j];
+        const char *es = json_string_value(json_object_get(v, "end_seq"));
+        struct store_seq end;
+        if (!es || sh->has_end || store_seq_parse(es, strlen(es), &end, NULL) != 0)
+            continue;
+        sh->has_end = 1;
+        sh->end_seq = end;
+        sh->closed_ms = json_integer_value(json_object_get(v, "closed_ms"));
+        sh->js_tail_open = 1;
+        changed = 1;
+    }
+    if (!changed)
+        return;
+    store_i_stream_index_open(st);
+    if (st->feed) {
+        feed_tails(st->feed);
+        feed_resume(st->feed);
+    }
+}
+
+/* Whether the catalog closed every shard of fence "f" at it. */
+static int fence_adopted(const struct store_stream *st, const struct js_fence *f)
+{
+    for (size_t k = 0; k < f->n; k++) {
+        const struct store_shard *sh = f->idx[k] < st->nshards ? st->shards[f->idx[k]] : NULL;
+        if (!sh || !sh->has_end || sh->js_fence_wait || sh->end_seq.counter != f->seq)
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether fence "seq" of stream "uid" may be one of our reshards still
+ * under way (its own path ends it). */
+static int fence_ours_pending(const struct js_state *js, uint64_t uid, uint64_t seq)
+{
+    for (const struct js_ctl *c = js->ctl; c; c = c->next)
+        if (c->kind == CTL_FENCE && c->uid == uid && (!c->acked || c->fence == seq))
+            return 1;
+    return 0;
+}
+
+static void bundle_send(struct store *s, const char *buf, size_t len, struct cat_ack *a);
+
+/* Voids the fences nobody finished; the next monotonic ms to look again. */
+static int64_t fences_check(struct store *s, int64_t now)
+{
+    struct js_state *js = s->js;
+    int64_t next = 0;
+    for (size_t i = 0; i < s->nstreams; i++) {
+        struct store_stream *st = s->streams[i];
+        struct js_feed *fd = st->feed;
+        for (size_t k = 0; fd && k < fd->nfences; k++) {
+            struct js_fence *f = &fd->fences[k];
+            if (f->adopted || (f->adopted = fence_adopted(st, f)) != 0 ||
+                fence_ours_pending(js, st->uid, f->seq))
+                continue;
+            int64_t due = (f->void_at ? f->void_at : f->seen_ms) + JS_FENCE_GRACE_MS;
+            if (now >= due && !js->inflight && !s->cat.n && !fence_waiting(js)) {
+                store_i_log(s, STORE_LOG_WARN,
+                            "jetstream: stream %s: fence %" PRIu64 " was neither committed nor "
+                            "cancelled in %d s: voiding it",
+                            st->name, f->seq, JS_FENCE_GRACE_MS / 1000);
+                char buf[256];
+                struct cat_ack *a = store_i_xcalloc(1, sizeof *a);
+                a->s = s;
+                a->id = ++js->bundle_counter;
+                a->epoch = js->epoch;
+                a->void_uid = st->uid;
+                a->void_fence = f->seq;
+                int n = snprintf(buf, sizeof buf,
+                                 "{\"origin\":\"%s\",\"id\":%" PRIu64 ",\"recs\":[],\"void\":{"
+                                 "\"uid\":%" PRIu64 ",\"fence\":%" PRIu64 "}}",
+                                 js->origin, a->id, st->uid, f->seq);
+                f->void_at = now;
+                bundle_send(s, buf, (size_t)n, a);
+                due = now + JS_FENCE_GRACE_MS;
+            } else if (now >= due) {
+                due = now + JS_RETRY_MS; /* after what is in flight */
+            }
+            if (!next || due < next)
+                next = due;
+        }
+    }
+    return next;
 }
 
 /* ---- the catalog -------------------------------------------------------------- */
@@ -851,6 +1417,7 @@ static void refresh_stream(struct store *s, struct store_stream *st, json_t *o)
             !s->js->opening)
             s->opts.on_remote_removal(s->opts.on_remote_removal_arg, st->name,
                                       st->consumers[i].name);
+    adopt_shards(s, st, o);
     store_i_stream_catalog_reset(st);
     const char *key, *tk;
     json_object_foreach(json_object_get(o, "tags"), key, tv) {
@@ -952,6 +1519,8 @@ static void bundle_durable(struct store *s, struct cat_ack *a, uint64_t seq)
         s->manifest_done = a->version;
         store_i_catalog_durable(s, a->version);
     }
+    if (a->void_fence) /* no late bundle can adopt the fence now: lift it */
+        ctl_cancel(s, a->void_uid, a->void_fence);
     store_i_js_commit_catalog(s); /* what was made while this one flew */
 }
 
@@ -993,7 +1562,8 @@ static void on_cat_ack(void *arg, const struct jsbus_msg *m, const struct store_
 void store_i_js_commit_catalog(struct store *s)
 {
     struct js_state *js = s->js;
-    if (js->inflight || js->closing == 2 || s->catalog_version <= s->manifest_posted)
+    if (js->inflight || js->closing == 2 || s->catalog_version <= s->manifest_posted ||
+        fence_waiting(js))
         return;
     struct cat_rec *recs;
     size_t n = store_i_catalog_take_unposted(s, &recs);
@@ -1022,6 +1592,15 @@ void store_i_js_commit_catalog(struct store *s)
     a->epoch = js->epoch;
     a->version = recs[n - 1].version;
     free(recs);
+    bundle_send(s, buf, (size_t)(p - buf), a);
+    free(buf);
+}
+
+/* Publishes a bundle, expecting the catalog's last message to be the last
+ * we know of; one at a time. */
+static void bundle_send(struct store *s, const char *buf, size_t len, struct cat_ack *a)
+{
+    struct js_state *js = s->js;
     char expect[24], subj[64];
     snprintf(expect, sizeof expect, "%" PRIu64, js->cat_expect);
     snprintf(subj, sizeof subj, "%s.catalog", js->prefix);
@@ -1029,12 +1608,10 @@ void store_i_js_commit_catalog(struct store *s)
     struct store_err e;
     js->inflight = 1;
     js->flying = a;
-    if (jsbus_request(js->bus, subj, h, 1, buf, (size_t)(p - buf), JS_REQUEST_MS, on_cat_ack, a,
-                      &e) != 0) {
+    if (jsbus_request(js->bus, subj, h, 1, buf, len, JS_REQUEST_MS, on_cat_ack, a, &e) != 0) {
         free(a);
         cat_fail(s, &e);
     }
-    free(buf);
 }
 
 static void cat_deliver(void *arg, const struct jsbus_msg *m)
@@ -1072,8 +1649,10 @@ static void cat_deliver(void *arg, const struct jsbus_msg *m)
         own = 1;
         js->flying->settled = 1;
         bundle_durable(s, js->flying, m->stream_seq);
-    } else if (json_array_size(recs) && (s->cat.n || js->inflight)) {
-        /* Ours, not yet acknowledged, cannot follow this one any more. */
+    } else if ((json_array_size(recs) || json_object_get(b, "void")) &&
+               (s->cat.n || js->inflight)) {
+        /* Ours, not yet acknowledged, cannot follow this one any more (a
+         * void counts: a reshard of ours must not commit a voided fence). */
         struct store_err e;
         store_i_err_set(&e, STORE_ECONFLICT, "the catalog changed through another gateway; retry");
         cat_fail(s, &e);
@@ -1259,7 +1838,9 @@ static void run_timers(struct store *s)
             continue;
         if (fd->retry_at <= now) {
             fd->retry_at = 0;
-            if (fd->f == NULL && !fd->ensuring)
+            if (fd->paused_at)
+                feed_resume(fd);
+            else if (fd->f == NULL && !fd->ensuring)
                 feed_ensure(fd);
         } else if (!next || fd->retry_at < next) {
             next = fd->retry_at;
@@ -1268,8 +1849,32 @@ static void run_timers(struct store *s)
     for (struct js_batch *b = js->await; b; b = b->anext)
         if (!next || b->await_until < next)
             next = b->await_until;
+    /* Control messages due again (a give-up may free others: restart). */
+    for (int again = 1; again;) {
+        again = 0;
+        for (struct js_ctl *c = js->ctl; c; c = c->next) {
+            if (!c->retry_at || c->inflight)
+                continue;
+            if (c->retry_at <= now) {
+                if (now >= c->deadline) {
+                    struct store_err e;
+                    store_i_err_set(&e, STORE_EUNAVAIL, "JetStream did not answer in %d s",
+                                    JS_APPEND_DEADLINE_MS / 1000);
+                    ctl_give_up(c, &e);
+                    again = 1;
+                    break;
+                }
+                ctl_send(c);
+            }
+            if (c->retry_at && (!next || c->retry_at < next))
+                next = c->retry_at;
+        }
+    }
+    int64_t fnext = fences_check(s, now);
+    if (fnext && (!next || fnext < next))
+        next = fnext;
     if (js->hhead) {
-        release_held(s, NULL, 0); /* held too long */
+        release_held(s, NULL); /* released, gone, or held too long */
         if (js->hhead && (!next || js->hhead->b->born + JS_APPEND_DEADLINE_MS < next))
             next = js->hhead->b->born + JS_APPEND_DEADLINE_MS;
     }
@@ -1626,7 +2231,8 @@ static int quiet(struct store *s, void *arg)
 {
     (void)arg;
     struct js_state *js = s->js;
-    if (js->inflight || js->retry || js->await || js->qhead || js->hhead || js->inflight_pubs)
+    if (js->inflight || js->retry || js->await || js->qhead || js->hhead || js->inflight_pubs ||
+        js->ctl)
         return 0;
     for (size_t i = 0; i < s->nstreams; i++)
         for (uint32_t k = 0; k < s->streams[i]->nshards; k++)
@@ -1673,6 +2279,13 @@ void store_i_js_close(struct store *s)
         js->closing = 2;
     }
     js->closing = 2;
+    /* Control messages not in flight go now; the others when jsbus_close
+     * fails their requests (on_ctl_ack). */
+    for (struct js_ctl *c = js->ctl, *n; c; c = n) {
+        n = c->next;
+        if (!c->inflight)
+            ctl_free(c);
+    }
     for (size_t i = 0; i < s->nstreams; i++)
         store_i_js_stream_free(s->streams[i]);
     jsbus_unfollow(js->cat_follow);

@@ -23,6 +23,7 @@
  * once) are real shards of the lineage with no records, as AWS's temporary
  * shards are; a reader following ChildShards passes through them. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +91,9 @@ static void shard_close(struct reshard *r, struct store_shard *sh)
     sh->closed_ms = r->now;
     if (!store_i_shard_last_assigned(sh, &sh->end_seq))
         sh->end_seq = sh->start_seq;
+    /* jetstream: the end is the fence's number, known once JetStream
+     * stored the fence (store_i_reshard_fenced). */
+    sh->js_tail_open = sh->js_fence_wait = sh->store->js != NULL;
     if (sh->index < r->old_n) {
         r->closed = store_i_xrealloc(r->closed, (r->nclosed + 1) * sizeof *r->closed);
         r->closed[r->nclosed++] = sh->index;
@@ -174,31 +178,40 @@ static void on_catalog(void *arg, const struct store_err *e) { wait_step(arg, e)
 /* A parent's append failing is that append's business, not the reshard's. */
 static void on_barrier(void *arg, const struct store_err *e) { wait_step(arg, NULL); }
 
-/* Records the reshard (the catalog change takes "r->closed") and arranges
- * "on_done". */
-static void reshard_commit(struct reshard *r, store_done_fn on_done, void *arg)
+/* The change record of a reshard that closed "idx" and added the shards
+ * from "old_n" on. */
+static json_t *reshard_rec(struct store_stream *st, const uint32_t *idx, size_t nidx,
+                           uint32_t old_n, uint32_t new_n)
 {
-    struct store_stream *st = r->st;
-    struct store *s = st->store;
     json_t *closed = json_array(), *added = json_array();
-    for (size_t i = 0; i < r->nclosed; i++) {
-        struct store_shard *sh = st->shards[r->closed[i]];
+    for (size_t i = 0; i < nidx; i++) {
+        struct store_shard *sh = st->shards[idx[i]];
         char es[STORE_SEQ_STRLEN];
         store_seq_format(sh->end_seq, es);
         json_array_append_new(closed, json_pack("{s:I, s:s, s:I}", "index", (json_int_t)sh->index,
                                                 "end_seq", es, "closed_ms",
                                                 (json_int_t)sh->closed_ms));
     }
-    for (uint32_t i = r->old_n; i < st->nshards; i++)
+    for (uint32_t i = old_n; i < new_n; i++)
         json_array_append_new(added, shard_json(st->shards[i]));
-    store_i_stream_index_open(st);
+    return json_pack("{s:s, s:o, s:o}", "op", "reshard", "closed", closed, "added", added);
+}
 
-    json_t *rec = json_pack("{s:s, s:o, s:o}", "op", "reshard", "closed", closed, "added", added);
+/* Records the reshard (the catalog change takes "r->closed") and arranges
+ * "on_done". */
+static void reshard_commit(struct reshard *r, store_done_fn on_done, void *arg)
+{
+    struct store_stream *st = r->st;
+    struct store *s = st->store;
+    store_i_stream_index_open(st);
+    json_t *rec = reshard_rec(st, r->closed, r->nclosed, r->old_n, st->nshards);
     struct cat_change *c = store_i_catalog_record(s, CAT_RESHARD, st, rec);
     c->old_int = (int)r->old_n;
     c->new_n = st->nshards;
     c->idx = r->closed;
     c->nidx = r->nclosed;
+    if (s->js)
+        store_i_js_reshard_fence(s, st, c->version, c->idx, c->nidx);
 
     struct reshard_wait *w = store_i_xcalloc(1, sizeof *w);
     w->cb = on_done;
@@ -242,9 +255,6 @@ int store_stream_split(struct store_stream *st, struct store_shard *sh,
                        const struct store_hashkey *new_start, store_done_fn on_done, void *arg,
                        struct store_err *err)
 {
-    if (st->store->js)
-        return store_i_err_set(err, STORE_ENOTSUP,
-                               "resharding is not available on the jetstream backend yet");
     int rc = check_stream(st, err);
     if (!rc) rc = check_open(st, sh, err);
     if (!rc) rc = check_room(st, 2, err);
@@ -265,9 +275,6 @@ int store_stream_merge(struct store_stream *st, struct store_shard *sh,
                        struct store_shard *adj, store_done_fn on_done, void *arg,
                        struct store_err *err)
 {
-    if (st->store->js)
-        return store_i_err_set(err, STORE_ENOTSUP,
-                               "resharding is not available on the jetstream backend yet");
     int rc = check_stream(st, err);
     if (!rc) rc = check_open(st, sh, err);
     if (!rc) rc = check_open(st, adj, err);
@@ -299,9 +306,6 @@ static struct store_shard *open_at(struct store_stream *st, u128 k)
 int store_stream_scale(struct store_stream *st, uint32_t target, store_done_fn on_done,
                        void *arg, struct store_err *err)
 {
-    if (st->store->js)
-        return store_i_err_set(err, STORE_ENOTSUP,
-                               "resharding is not available on the jetstream backend yet");
     int rc = check_stream(st, err);
     if (rc)
         return rc;
@@ -360,6 +364,61 @@ void store_i_reshard_durable(struct store *s, struct cat_change *c)
     for (size_t i = 0; i < c->nidx; i++)
         store_i_shard_mark_notify(st->shards[c->idx[i]]);
     store_i_stream_release(s, st);
+    if (s->js)
+        store_i_js_reshard_durable(s, st, c->version);
+}
+
+int store_i_reshard_fenced(struct store *s, uint64_t version, uint64_t fence)
+{
+    struct cat_q *q = &s->cat;
+    for (size_t i = 0; i < q->n; i++) {
+        struct cat_change *c = &q->v[q->head + i];
+        if (c->version != version)
+            continue;
+        if (c->kind != CAT_RESHARD || !c->rec)
+            return -1;
+        struct store_stream *st = c->st;
+        for (size_t k = 0; k < c->nidx; k++) {
+            struct store_shard *sh = st->shards[c->idx[k]];
+            /* Above every record the shard will ever hold: JetStream refuses
+             * it those stored after the fence (jetstream.c). */
+            sh->end_seq = (struct store_seq){sh->start_seq.gen, sh->index, fence};
+            sh->js_fence_wait = 0;
+        }
+        json_t *rec = reshard_rec(st, c->idx, c->nidx, (uint32_t)c->old_int, c->new_n);
+        json_object_set_new(rec, "stream", json_string(st->name));
+        free(c->rec);
+        c->rec = json_dumps(rec, JSON_COMPACT);
+        json_decref(rec);
+        if (!c->rec) {
+            fprintf(stderr, "sluice store: out of memory serialising a catalog change\n");
+            abort();
+        }
+        c->len = strlen(c->rec);
+        return 0;
+    }
+    return -1;
+}
+
+struct store_shard *store_i_reshard_add(struct store_stream *st, json_t *v, struct store_err *err)
+{
+    if (st->nshards >= STORE_MAX_SHARD_TOTAL) {
+        store_i_err_set(err, STORE_ELIMIT, "stream %s: too many shards", st->name);
+        return NULL;
+    }
+    struct store_shard *sh = store_i_shard_new(st->store, st, st->nshards);
+    if (store_i_catalog_shard_fields(sh, v) != 0) {
+        store_i_err_set(err, STORE_ECORRUPT, "stream %s: bad shard %" PRIu32 " in a reshard",
+                        st->name, st->nshards);
+        store_i_shard_free(sh);
+        return NULL;
+    }
+    if (st->nshards == st->shardcap) {
+        st->shardcap = st->shardcap ? st->shardcap * 2 : st->nshards + 8;
+        st->shards = store_i_xrealloc(st->shards, st->shardcap * sizeof *st->shards);
+    }
+    st->shards[st->nshards++] = sh;
+    return sh;
 }
 
 void store_i_reshard_undo(struct store *s, struct cat_change *c)
@@ -373,9 +432,12 @@ void store_i_reshard_undo(struct store *s, struct cat_change *c)
         struct store_shard *sh = st->shards[c->idx[i]];
         sh->has_end = 0;
         sh->closed_ms = 0;
+        sh->js_tail_open = sh->js_fence_wait = 0;
         memset(&sh->end_seq, 0, sizeof sh->end_seq);
     }
     store_i_stream_index_open(st);
+    if (s->js)
+        store_i_js_reshard_undone(s, c->version);
 }
 
 /* ---- readers ----------------------------------------------------------------------- */
@@ -384,7 +446,7 @@ int store_shard_at_end(const struct store_shard *sh, const struct store_pos *pos
 {
     /* Closed, and nothing appended still waits to become readable (an
      * append never reaches a closed shard, so what is readable is all). */
-    if (!sh->has_end || sh->tail.unpub || sh->pending)
+    if (!sh->has_end || sh->tail.unpub || sh->pending || sh->js_tail_open)
         return 0;
     if (!sh->has_pub)
         return 1;

@@ -17,28 +17,6 @@ const shardId = (i) => `shardId-${String(i).padStart(12, '0')}`;
 
 const h = useSluice();
 
-// Resharding is not offered on the jetstream backend yet: there, these
-// suites are skipped and the refusal itself is what is tested.
-const NO_RESHARD = JETSTREAM && 'resharding is not available on the jetstream backend';
-
-describe('resharding on the jetstream backend', { skip: !JETSTREAM }, () => {
-  test('split, merge and UpdateShardCount are refused and change nothing', async () => {
-    const name = streamName('nores');
-    await createActive(h.c, name, { ShardCount: 2 });
-    const before = await listShards(h.c, name);
-    await expectError(send(h.c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0),
-      NewStartingHashKey: '1000' }), 'InvalidArgumentException', /jetstream/);
-    await expectError(send(h.c, 'MergeShards', { StreamName: name, ShardToMerge: shardId(0),
-      AdjacentShardToMerge: shardId(1) }), 'InvalidArgumentException', /jetstream/);
-    await expectError(send(h.c, 'UpdateShardCount', { StreamName: name, TargetShardCount: 4,
-      ScalingType: 'UNIFORM_SCALING' }), 'InvalidArgumentException', /jetstream/);
-    assert.deepEqual(await listShards(h.c, name), before);
-    const d = await send(h.c, 'DescribeStreamSummary', { StreamName: name });
-    assert.equal(d.StreamDescriptionSummary.StreamStatus, 'ACTIVE');
-    assert.equal(d.StreamDescriptionSummary.OpenShardCount, 2);
-  });
-});
-
 const listShards = async (cl, StreamName, extra = {}) => {
   const out = [];
   let r = await send(cl, 'ListShards', { StreamName, ...extra });
@@ -79,7 +57,7 @@ async function readShard(cl, StreamName, ShardId, type = 'TRIM_HORIZON') {
   throw new Error(`${ShardId}: no end after 10000 reads`);
 }
 
-describe('split and merge', { skip: NO_RESHARD }, () => {
+describe('split and merge', () => {
   test('lineage, ranges, routing and the parent at its end', async () => {
     const name = streamName('split');
     await createActive(h.c, name, { ShardCount: 2 });
@@ -192,7 +170,7 @@ describe('split and merge', { skip: NO_RESHARD }, () => {
   });
 });
 
-describe('UpdateShardCount', { skip: NO_RESHARD }, () => {
+describe('UpdateShardCount', () => {
   test('uniform ranges, the reply, and scaling back down', async () => {
     const name = streamName('scale');
     await createActive(h.c, name, { ShardCount: 3 });
@@ -239,7 +217,7 @@ describe('UpdateShardCount', { skip: NO_RESHARD }, () => {
   });
 });
 
-describe('ListShards ShardFilter', { skip: NO_RESHARD }, () => {
+describe('ListShards ShardFilter', () => {
   test('AT_LATEST, AFTER_SHARD_ID, trim horizon and timestamps over lineage', async () => {
     const name = streamName('filter');
     await createActive(h.c, name, { ShardCount: 1 });
@@ -276,7 +254,7 @@ describe('ListShards ShardFilter', { skip: NO_RESHARD }, () => {
 // it goes. Afterwards a GetRecords reader follows lineage from the roots (a
 // shard once all its parents are done). Both must see every acknowledged
 // record exactly once, each key's records in acknowledgement order.
-describe('readers follow lineage', { skip: NO_RESHARD }, () => {
+describe('readers follow lineage', () => {
   test('every acknowledged record exactly once, in per-key order, across reshards', async () => {
     const name = streamName('lineage');
     const { StreamARN } = await createActive(h.c, name, { ShardCount: 2 });
@@ -386,7 +364,7 @@ describe('readers follow lineage', { skip: NO_RESHARD }, () => {
   });
 });
 
-describe('SubscribeToShard at shard end', { skip: NO_RESHARD }, () => {
+describe('SubscribeToShard at shard end', () => {
   test('a subscriber of the parent gets its records, then ChildShards and no continuation', async () => {
     const name = streamName('subend');
     const { StreamARN } = await createActive(h.c, name, { ShardCount: 1 });
@@ -423,7 +401,7 @@ describe('SubscribeToShard at shard end', { skip: NO_RESHARD }, () => {
   });
 });
 
-describe('crash during a split', { skip: NO_RESHARD }, () => {
+describe('crash during a split', () => {
   test('kill -9 leaves the old shards or the new ones, never a mix, and no acknowledged record is lost', async () => {
     for (let round = 0; round < 3; round++) {
       const s = await startSluice({ args: ['--stream-delay', '0'] });
@@ -464,8 +442,18 @@ describe('crash during a split', { skip: NO_RESHARD }, () => {
         const got = new Set();
         for (const x of shards) for (const r of (await readShard(c2, name, x.ShardId)).records) got.add(dec(r.Data));
         for (const a of acked) assert.ok(got.has(a), `round ${round}: acknowledged ${a} survives`);
-        // And the stream takes writes again.
-        await send(c2, 'PutRecord', { StreamName: name, PartitionKey: 'z', Data: Buffer.from('z') });
+        // And the stream takes writes again. On the jetstream backend a
+        // split whose catalog change died with its gateway leaves the old
+        // shard fenced until another gateway voids the fence (5 s).
+        for (let t = 0; ; t++) {
+          try {
+            await send(c2, 'PutRecord', { StreamName: name, PartitionKey: 'z', Data: Buffer.from('z') });
+            break;
+          } catch (e) {
+            if (!JETSTREAM || t >= 40) throw e;
+            await sleep(250);
+          }
+        }
       } finally {
         c2.destroy();
         await s2.stop();
@@ -474,7 +462,7 @@ describe('crash during a split', { skip: NO_RESHARD }, () => {
   });
 });
 
-describe('UpdateStreamMode', { skip: NO_RESHARD }, () => {
+describe('UpdateStreamMode', () => {
   test('switches modes (persisted), and an ON_DEMAND stream grows when its writes are throttled', async () => {
     let s = await startSluice({ args: ['--write-limit', 'on', '--on-demand-window', '300ms', '--stream-delay', '0'] });
     let cl = client(s.endpoint);
@@ -520,7 +508,7 @@ describe('UpdateStreamMode', { skip: NO_RESHARD }, () => {
   });
 });
 
-describe('the REST door', { skip: NO_RESHARD }, () => {
+describe('the REST door', () => {
   test('POST .../split, POST .../merge, PUT .../shard-count; refusals change nothing', async () => {
     const rest = (method, path, body, contentType = 'application/json') => rawH1(h.srv.endpoint, {
       method, path, contentType, ...(body === undefined ? {} : { body: JSON.stringify(body) }),

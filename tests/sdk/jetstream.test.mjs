@@ -125,6 +125,113 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
     }, 2000);
   });
 
+  test('reshards through A while B writes: every acknowledged record once, where its answer said, in per-key order, the same through both', async () => {
+    const A = await start();
+    const B = await start();
+    const name = streamName('rsw');
+    await send(A.c, 'CreateStream', { StreamName: name, ShardCount: 2 });
+    await waitStatus(A.c, name, 'ACTIVE');
+    await waitStatus(B.c, name, 'ACTIVE');
+    // B: rounds of one record per key, each after the last was answered.
+    const KEYS = 20;
+    const acked = new Map(); // data -> { shard, seq }
+    const order = Array.from({ length: KEYS }, () => []); // per key: acknowledged data in send order
+    let stop = false;
+    let failed = 0;
+    let rounds = 0;
+    const producer = (async () => {
+      for (let n = 0; n < 2000 && !stop; n++, rounds++) {
+        const Records = Array.from({ length: KEYS }, (_, k) => ({ PartitionKey: `k${k}`, Data: Buffer.from(`k${k}:${n}`) }));
+        let r;
+        try {
+          r = await send(B.c, 'PutRecords', { StreamName: name, Records });
+        } catch {
+          failed += KEYS;
+          continue;
+        }
+        r.Records.forEach((x, k) => {
+          if (x.ErrorCode) { failed++; return; }
+          const d = `k${k}:${n}`;
+          acked.set(d, { shard: x.ShardId, seq: x.SequenceNumber });
+          order[k].push(d);
+        });
+      }
+    })();
+    try {
+      await sleep(300);
+      await send(A.c, 'SplitShard', { StreamName: name, ShardToSplit: shardId(0), NewStartingHashKey: String(1n << 126n) });
+      await waitStatus(A.c, name, 'ACTIVE');
+      await sleep(300);
+      // Shards 2 and 3 are 0's children; 3 and 1 are adjacent.
+      await send(A.c, 'MergeShards', { StreamName: name, ShardToMerge: shardId(3), AdjacentShardToMerge: shardId(1) });
+      await waitStatus(A.c, name, 'ACTIVE');
+      await sleep(300);
+      await send(A.c, 'UpdateShardCount', { StreamName: name, TargetShardCount: 3, ScalingType: 'UNIFORM_SCALING' });
+      await waitStatus(A.c, name, 'ACTIVE');
+      await sleep(300);
+    } finally {
+      stop = true;
+      await producer;
+    }
+    assert.ok(acked.size > 0, 'records were acknowledged');
+
+    // The same shards, the same records, through both gateways.
+    const shardsOf = async (c) => (await send(c, 'ListShards', { StreamName: name })).Shards;
+    const shardsA = await shardsOf(A.c);
+    const shardsB = await until('B has every shard A has, closed alike', async () => {
+      const sb = await shardsOf(B.c);
+      return JSON.stringify(sb) === JSON.stringify(shardsA) && sb;
+    }, 5000);
+    const parents = new Map(shardsA.map((x) => [x.ShardId, [x.ParentShardId, x.AdjacentParentShardId].filter(Boolean)]));
+    const readShard = async (c, ShardId) => {
+      let it = (await send(c, 'GetShardIterator', { StreamName: name, ShardId, ShardIteratorType: 'TRIM_HORIZON' })).ShardIterator;
+      const out = [];
+      for (let i = 0; i < 2000 && it; i++) {
+        const r = await send(c, 'GetRecords', { ShardIterator: it, Limit: 10000 });
+        out.push(...r.Records.map((x) => `${Buffer.from(x.Data).toString()}@${x.SequenceNumber}`));
+        if (!r.NextShardIterator) return out; // closed, and at its end
+        if (r.Records.length === 0 && r.MillisBehindLatest === 0) return out;
+        it = r.NextShardIterator;
+      }
+      return out;
+    };
+    const where = new Map(); // data -> { shard, seq } as read
+    for (const x of shardsB) {
+      const viaA = await readShard(A.c, x.ShardId);
+      const viaB = await until(`B's copy of ${x.ShardId} as A's`, async () => {
+        const v = await readShard(B.c, x.ShardId);
+        return v.length === viaA.length && v;
+      }, 5000);
+      assert.deepEqual(viaB, viaA, `${x.ShardId}: the same records through both`);
+      for (const e of viaA) {
+        const [d, seq] = e.split('@');
+        assert.ok(!where.has(d), `${d} is in one shard, once`);
+        where.set(d, { shard: x.ShardId, seq });
+      }
+    }
+    for (const [d, a] of acked) {
+      assert.deepEqual(where.get(d), a, `${d}: readable where its answer said`);
+    }
+    // Per key: a later record is later in its shard, or in a descendant of it.
+    const descends = (child, anc) => {
+      const todo = [child];
+      while (todo.length) {
+        const c = todo.pop();
+        if (c === anc) return true;
+        todo.push(...(parents.get(c) ?? []));
+      }
+      return false;
+    };
+    for (const list of order) {
+      for (let i = 1; i < list.length; i++) {
+        const p = acked.get(list[i - 1]), q = acked.get(list[i]);
+        if (p.shard === q.shard) assert.ok(BigInt(p.seq) < BigInt(q.seq), `${list[i - 1]} before ${list[i]}`);
+        else assert.ok(descends(q.shard, p.shard), `${list[i]} is in a descendant of ${list[i - 1]}'s shard`);
+      }
+    }
+    console.log(`# reshards under B's writes: ${rounds} rounds, ${acked.size} records acknowledged, ${failed} failed (retryable), ${shardsA.length} shards`);
+  });
+
   test('one subscription per consumer and shard across gateways: refused within 5 s, taken over after', async () => {
     const A = await start();
     const B = await start();

@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 #include <poll.h>
 
+#include "jsbus.h"
 #include "nats_server.h"
 #include "store.h"
 
@@ -308,6 +309,247 @@ Test(jetstream, appends_before_the_stream_exists_keep_their_order)
         cr_assert_eq(recs[i].data.len, strlen(want));
         cr_assert_eq(memcmp(recs[i].data.p, want, recs[i].data.len), 0, "record %zu", i);
     }
+    store_cursor_free(cur);
+    close_store(a, da);
+    close_store(b, db);
+}
+
+/* Reads shard "index" of "name" through "s" from the trim horizon until it
+ * is at its end (closed, and the copy has everything below the end), while
+ * both stores run; the records' data, "|"-separated, into "out". */
+static size_t read_closed(struct store *a, struct store *b, struct store *s, const char *name,
+                          uint32_t index, char *out, size_t cap)
+{
+    struct store_stream *st;
+    cr_assert_eq(store_stream_lookup(s, name, &st, NULL), 0);
+    struct store_shard *sh = store_stream_shard(st, index);
+    cr_assert_not_null(sh);
+    struct store_cursor *cur = store_cursor_new();
+    struct store_pos pos;
+    struct store_err err = {0};
+    cr_assert_eq(store_shard_position(sh, STORE_POS_TRIM_HORIZON, NULL, 0, &pos, &err), 0);
+    size_t n = 0, len = 0;
+    int64_t end = now_ms() + 20000;
+    out[0] = 0;
+    for (;;) {
+        const struct store_record *recs;
+        size_t k = 0;
+        struct store_pos next;
+        cr_assert_eq(store_shard_read(sh, cur, &pos, 1000, 1 << 20, &recs, &k, &next, NULL, &err),
+                     0, "%s", err.msg);
+        for (size_t i = 0; i < k; i++, n++) {
+            cr_assert_lt(len + recs[i].data.len + 2, cap);
+            memcpy(out + len, recs[i].data.p, recs[i].data.len);
+            len += recs[i].data.len;
+            out[len++] = '|';
+            out[len] = 0;
+        }
+        pos = next;
+        if (store_shard_at_end(sh, &pos))
+            break;
+        cr_assert_lt(now_ms(), end, "%s shard %u of %s never reached its end", "copy", index,
+                     name);
+        PUMP_UNTIL(a, b, 20, 0);
+    }
+    store_cursor_free(cur);
+    return n;
+}
+
+struct rbatch {
+    struct done d;
+    struct store_seq seqs[20];
+};
+
+/* A splits the shard B is writing to. B's appends stored before the fence
+ * are in the parent, below its end, in both copies; those stored after it
+ * fail (retryably) and are in no shard; B adopts the split. */
+Test(jetstream, reshard_while_the_other_gateway_appends)
+{
+    char da[64], db[64];
+    struct store *a = open_store("A", da), *b = open_store("B", db);
+    struct store_err err = {0};
+    struct store_stream *sa, *sb;
+    cr_assert_eq(store_stream_create(a, "split", 1, &sa, &err), 0, "%s", err.msg);
+    struct done created = {0};
+    store_catalog_sync(a, on_done, &created);
+    store_commit(a);
+    PUMP_UNTIL(a, b, 10000, created.fired && has_stream(b, "split"));
+    cr_assert_eq(created.code, 0);
+    cr_assert_eq(store_stream_lookup(b, "split", &sb, NULL), 0);
+
+    static struct rbatch bt[400];
+    static char bufs[400 * 20][12];
+    struct store_record_in in[20];
+    struct done split = {0};
+    int nb = 0, b_closed = 0, split_called = 0;
+    int64_t end = now_ms() + 60000;
+    while (now_ms() < end) {
+        if (nb < 400 && !b_closed) {
+            for (int i = 0; i < 20; i++) {
+                char *d = bufs[nb * 20 + i];
+                snprintf(d, sizeof bufs[0], "b%d.%d", nb, i);
+                in[i] = (struct store_record_in){.partition_key = {(const uint8_t *)"k", 1},
+                                                 .data = {(const uint8_t *)d, strlen(d)}};
+            }
+            int rc = store_shard_append(store_stream_shard(sb, 0), in, 20, bt[nb].seqs, on_done,
+                                        &bt[nb].d, &err);
+            if (rc == 0)
+                nb++;
+            else {
+                cr_assert_eq(rc, STORE_ESTATE, "B's append: %s", err.msg);
+                b_closed = 1; /* B learnt of the split */
+            }
+        }
+        if (nb == 10 && !split_called) {
+            struct store_hashkey k;
+            cr_assert_eq(store_hashkey_parse("170141183460469231731687303715884105728", 39, &k,
+                                             NULL),
+                         0);
+            cr_assert_eq(store_stream_split(sa, store_stream_shard(sa, 0), &k, on_done, &split,
+                                            &err),
+                         0, "%s", err.msg);
+            split_called = 1;
+        }
+        int fired = 0;
+        for (int i = 0; i < nb; i++)
+            fired += bt[i].d.fired;
+        if ((b_closed || nb == 400) && split.fired && fired == nb)
+            break;
+        PUMP_UNTIL(a, b, 5, 0);
+    }
+    cr_assert_eq(split.fired, 1, "the split answered");
+    cr_assert_eq(split.code, 0);
+    cr_assert(b_closed, "B closed its shard 0 (adopted the split)");
+    cr_assert_eq(store_stream_shard_count(sb), 3, "B has the children");
+
+    /* The parent's end is the same through both. */
+    struct store_shard_info ia, ib;
+    PUMP_UNTIL(a, b, 10000, (store_shard_info(store_stream_shard(sb, 0), &ib), ib.has_ending_seq));
+    store_shard_info(store_stream_shard(sa, 0), &ia);
+    cr_assert(ia.has_ending_seq && ib.has_ending_seq);
+    cr_assert_eq(store_seq_cmp(ia.ending_seq, ib.ending_seq), 0, "one end");
+
+    /* What B was told is what both copies hold, in B's order. */
+    static char want[400 * 20 * 12], got_a[400 * 20 * 12], got_b[400 * 20 * 12];
+    size_t wl = 0, nok = 0, nfailed = 0;
+    for (int k = 0; k < nb; k++) {
+        cr_assert_eq(bt[k].d.fired, 1, "batch %d answered once", k);
+        if (bt[k].d.code != 0) {
+            cr_assert_eq(bt[k].d.code, STORE_EUNAVAIL, "batch %d: %d", k, bt[k].d.code);
+            nfailed++;
+            continue;
+        }
+        for (int i = 0; i < 20; i++) {
+            cr_assert_lt(store_seq_cmp(bt[k].seqs[i], ia.ending_seq), 0, "below the end");
+            wl += (size_t)sprintf(want + wl, "b%d.%d|", k, i);
+        }
+        nok++;
+    }
+    cr_assert_gt(nok, 0);
+    size_t na = read_closed(a, b, a, "split", 0, got_a, sizeof got_a);
+    size_t nbr = read_closed(a, b, b, "split", 0, got_b, sizeof got_b);
+    cr_assert_eq(na, nbr);
+    cr_assert_str_eq(got_a, got_b, "both copies hold the same records");
+    /* Every acknowledged record, in order; besides them only records of
+     * failed batches (stored before the fence while another record of
+     * theirs came after it: failed, so the producer retries them). */
+    const char *g = got_a, *w = want;
+    while (*g) {
+        const char *ge = strchr(g, '|'), *we = *w ? strchr(w, '|') : NULL;
+        if (we && ge - g == we - w && memcmp(g, w, (size_t)(ge - g)) == 0) {
+            w = we + 1;
+        } else {
+            int k = atoi(g + 1);
+            cr_assert(k >= 0 && k < nb && bt[k].d.code != 0, "%.*s is in the copy, not acknowledged",
+                      (int)(ge - g), g);
+        }
+        g = ge + 1;
+    }
+    cr_assert_eq(*w, 0, "acknowledged records missing from the copy: %s", w);
+    fprintf(stderr, "reshard race: %zu batches acknowledged, %zu refused after the fence\n", nok,
+            nfailed);
+    close_store(a, da);
+    close_store(b, db);
+}
+
+/* A gateway that died between its fence and its catalog bundle: the fence
+ * alone is in the data stream. Appends to the fenced shard fail until a
+ * gateway voids the fence; then they succeed, and the refused one is in no
+ * copy. */
+Test(jetstream, a_fence_nobody_finishes_is_voided)
+{
+    char da[64], db[64];
+    struct store *a = open_store("A", da), *b = open_store("B", db);
+    struct store_err err = {0};
+    struct store_stream *sa;
+    cr_assert_eq(store_stream_create(a, "fenced", 1, &sa, &err), 0, "%s", err.msg);
+    struct done created = {0};
+    store_catalog_sync(a, on_done, &created);
+    store_commit(a);
+    PUMP_UNTIL(a, b, 10000, created.fired && has_stream(b, "fenced"));
+    cr_assert_eq(created.code, 0);
+    /* Its first record makes sure the JetStream stream exists. */
+    struct store_record_in in = {.partition_key = {(const uint8_t *)"k", 1},
+                                 .data = {(const uint8_t *)"before", 6}};
+    struct appended ap = {0};
+    cr_assert_eq(store_shard_append(store_stream_shard(sa, 0), &in, 1, ap.seqs, on_done, &ap.d,
+                                    &err),
+                 0, "%s", err.msg);
+    PUMP_UNTIL(a, b, 10000, ap.d.fired);
+    cr_assert_eq(ap.d.code, 0);
+
+    struct jsbus *bus;
+    struct jsbus_opts o = {.urls = srv_url};
+    cr_assert_eq(jsbus_open(&o, &bus, &err), 0, "%s", err.msg);
+    char body[128], subj[128];
+    snprintf(body, sizeof body, "{\"subject\":\"%s.data.>\"}", prefix);
+    json_t *r = NULL;
+    cr_assert_eq(jsbus_request_sync(bus, "$JS.API.STREAM.NAMES", body, strlen(body), 0, &r, &err),
+                 0, "%s", err.msg);
+    json_t *names = json_object_get(r, "streams");
+    cr_assert_eq(json_array_size(names), 1, "one data stream");
+    const char *dname = json_string_value(json_array_get(names, 0));
+    const char *uid = strrchr(dname, '-') + 1;
+    snprintf(subj, sizeof subj, "%s.data.%s.fence", prefix, uid);
+    json_decref(r);
+    r = NULL;
+    cr_assert_eq(jsbus_request_sync(bus, subj, "{\"shards\":[0]}", 14, 0, &r, &err), 0, "%s",
+                 err.msg);
+    cr_assert_gt(json_integer_value(json_object_get(r, "seq")), 0, "the fence is stored");
+    json_decref(r);
+    jsbus_close(bus);
+
+    /* Stored after the fence: refused by both copies, the append fails. */
+    in.data = (struct store_bytes){(const uint8_t *)"refused", 7};
+    struct appended refused = {0};
+    cr_assert_eq(store_shard_append(store_stream_shard(sa, 0), &in, 1, refused.seqs, on_done,
+                                    &refused.d, &err),
+                 0, "%s", err.msg);
+    PUMP_UNTIL(a, b, 30000, refused.d.fired);
+    cr_assert_eq(refused.d.code, STORE_EUNAVAIL);
+
+    /* Voided within the grace (5 s) and a little: appends go through again. */
+    in.data = (struct store_bytes){(const uint8_t *)"after", 5};
+    struct appended after = {0};
+    int64_t end = now_ms() + 30000;
+    for (;;) {
+        after = (struct appended){0};
+        cr_assert_eq(store_shard_append(store_stream_shard(sa, 0), &in, 1, after.seqs, on_done,
+                                        &after.d, &err),
+                     0, "%s", err.msg);
+        PUMP_UNTIL(a, b, 30000, after.d.fired);
+        if (after.d.code == 0)
+            break;
+        cr_assert_eq(after.d.code, STORE_EUNAVAIL);
+        cr_assert_lt(now_ms(), end, "the fence was never voided");
+        PUMP_UNTIL(a, b, 250, 0);
+    }
+    struct store_cursor *cur = store_cursor_new();
+    size_t n = 0;
+    const struct store_record *recs = read_copy(a, b, "fenced", after.seqs[0], 100, cur, &n);
+    cr_assert_eq(n, 2, "before and after, never the refused one");
+    cr_assert_eq(memcmp(recs[0].data.p, "before", 6), 0);
+    cr_assert_eq(memcmp(recs[1].data.p, "after", 5), 0);
     store_cursor_free(cur);
     close_store(a, da);
     close_store(b, db);

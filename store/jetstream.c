@@ -50,9 +50,9 @@
  *
  * RECORDS: store_shard_append publishes each record and answers once
  * JetStream acknowledged all of them (stored on a quorum of replicas) and
- * this gateway's copy has them too (so a GetRecords here right after the
- * reply sees them; after JS_READ_WAIT_MS the answer goes anyway, the
- * records being durable). A publish nobody answered (leader election, lost
+ * this gateway's copy took them in (so a GetRecords here right after the
+ * reply sees them, and a record the copy refused, see RESHARDING, is never
+ * acknowledged; undecided after JS_VERDICT_WAIT_MS, the append fails). A publish nobody answered (leader election, lost
  * connection) is sent again with the same Nats-Msg-Id every JS_RETRY_MS
  * until JS_APPEND_DEADLINE_MS: JetStream drops the duplicate if the first
  * one was stored. Every stream's records are copied here by an ordered
@@ -71,9 +71,10 @@
  * minute) carries each gateway's claims and releases of a consumer-shard
  * pair; see store_sub_elsewhere/claim/release.
  *
- * NOT SUPPORTED YET: resharding (refused with STORE_ENOTSUP: a record in
- * flight from another gateway could land after a closed shard's ending
- * number).
+ * RESHARDING: see "resharding: fences and cancels" below. Data streams
+ * also carry P.data.U.fence ({"shards":[closed indices]}) and
+ * P.data.U.cancel ({"fence": its stream sequence}); catalog bundles may
+ * carry "void": {"uid", "fence"}.
  */
 #include <dirent.h>
 #include <errno.h>

@@ -92,8 +92,9 @@ static void shard_close(struct reshard *r, struct store_shard *sh)
     if (!store_i_shard_last_assigned(sh, &sh->end_seq))
         sh->end_seq = sh->start_seq;
     /* jetstream: the end is the fence's number, known once JetStream
-     * stored the fence (store_i_reshard_fenced). */
-    sh->js_tail_open = sh->js_fence_wait = sh->store->js != NULL;
+     * stored the fence (store_i_reshard_fenced). A shard this reshard made
+     * and closed at once (a scaling's piece) never held a record. */
+    sh->js_tail_open = sh->js_fence_wait = sh->store->js != NULL && sh->index < r->old_n;
     if (sh->index < r->old_n) {
         r->closed = store_i_xrealloc(r->closed, (r->nclosed + 1) * sizeof *r->closed);
         r->closed[r->nclosed++] = sh->index;

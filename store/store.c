@@ -54,7 +54,6 @@ const char *store_strerror(int code)
     case STORE_ENOSPC: return "no space left on device";
     case STORE_EUNAVAIL: return "backend unavailable";
     case STORE_ECONFLICT: return "concurrent catalog change";
-    case STORE_ENOTSUP: return "not supported by this backend";
     }
     return "unknown error";
 }

@@ -39,7 +39,6 @@ enum gw_errtype gw_app_store_errtype(int code)
     /* LimitExceededException: SDKs retry it with back-off, which is what a
      * lost race for the shared catalog needs. */
     case STORE_ECONFLICT: return GW_ERR_LIMIT_EXCEEDED;
-    case STORE_ENOTSUP: return GW_ERR_INVALID_ARGUMENT;
     default: return GW_ERR_INTERNAL_FAILURE; /* ECORRUPT, EIO, ENOSPC */
     }
 }

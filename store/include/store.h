@@ -113,7 +113,6 @@
                                     connected, no leader, timed out); retry later */
 #define STORE_ECONFLICT (-40010) /* a catalog change raced one made through another
                                     gateway and was undone; retry */
-#define STORE_ENOTSUP (-40011)   /* not offered by this backend */
 
 /* An error value: "code" is a STORE_E* code, "msg" a one-line explanation
  * (NUL-terminated, no trailing newline). Functions that take a
@@ -699,9 +698,14 @@ int store_shard_check(const struct store_shard *shard, struct store_err *err);
  * every record the closed shards will ever acknowledge; or with the error if
  * the catalog write failed (then the change is undone: the new shards
  * vanish, their pending appends fail with STORE_ENOTFOUND, the closed ones
- * reopen). Errors (nothing changed): STORE_EINVAL, STORE_ESTATE (a shard is
- * closed), STORE_ECORRUPT (a shard is offline), STORE_ELIMIT
- * (STORE_MAX_SHARD_TOTAL), STORE_ENOTFOUND (the stream is being deleted). */
+ * reopen). On the jetstream backend the ending number is the stream
+ * sequence of the reshard's fence (known a moment after the call), appends
+ * racing the reshard (from any gateway) are acknowledged only if stored
+ * below it and fail with STORE_EUNAVAIL otherwise, and the change fails with
+ * STORE_ECONFLICT if another gateway's catalog change came first. Errors
+ * (nothing changed): STORE_EINVAL, STORE_ESTATE (a shard is closed),
+ * STORE_ECORRUPT (a shard is offline), STORE_ELIMIT (STORE_MAX_SHARD_TOTAL),
+ * STORE_ENOTFOUND (the stream is being deleted). */
 
 /* Splits open "shard" at "new_start" (start < new_start <= end): children
  * [start, new_start-1] and [new_start, end], both with parent "shard". */

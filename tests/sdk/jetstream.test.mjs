@@ -183,23 +183,28 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
       return JSON.stringify(sb) === JSON.stringify(shardsA) && sb;
     }, 5000);
     const parents = new Map(shardsA.map((x) => [x.ShardId, [x.ParentShardId, x.AdjacentParentShardId].filter(Boolean)]));
-    const readShard = async (c, ShardId) => {
-      let it = (await send(c, 'GetShardIterator', { StreamName: name, ShardId, ShardIteratorType: 'TRIM_HORIZON' })).ShardIterator;
+    // An open shard up to its tip; a closed one up to its end (no
+    // NextShardIterator), which every gateway must reach.
+    const readShard = async (c, x) => {
+      const closed = x.SequenceNumberRange.EndingSequenceNumber !== undefined;
+      let it = (await send(c, 'GetShardIterator', { StreamName: name, ShardId: x.ShardId, ShardIteratorType: 'TRIM_HORIZON' })).ShardIterator;
       const out = [];
-      for (let i = 0; i < 2000 && it; i++) {
+      const deadline = Date.now() + 10000;
+      for (;;) {
         const r = await send(c, 'GetRecords', { ShardIterator: it, Limit: 10000 });
-        out.push(...r.Records.map((x) => `${Buffer.from(x.Data).toString()}@${x.SequenceNumber}`));
-        if (!r.NextShardIterator) return out; // closed, and at its end
-        if (r.Records.length === 0 && r.MillisBehindLatest === 0) return out;
+        out.push(...r.Records.map((y) => `${Buffer.from(y.Data).toString()}@${y.SequenceNumber}`));
+        if (!r.NextShardIterator) return out;
+        if (!closed && r.Records.length === 0 && r.MillisBehindLatest === 0) return out;
+        if (Date.now() > deadline) throw new Error(`${x.ShardId}: closed, but its end never came`);
         it = r.NextShardIterator;
+        if (r.Records.length === 0) await sleep(20);
       }
-      return out;
     };
     const where = new Map(); // data -> { shard, seq } as read
     for (const x of shardsB) {
-      const viaA = await readShard(A.c, x.ShardId);
+      const viaA = await readShard(A.c, x);
       const viaB = await until(`B's copy of ${x.ShardId} as A's`, async () => {
-        const v = await readShard(B.c, x.ShardId);
+        const v = await readShard(B.c, x);
         return v.length === viaA.length && v;
       }, 5000);
       assert.deepEqual(viaB, viaA, `${x.ShardId}: the same records through both`);

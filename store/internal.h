@@ -250,6 +250,9 @@ struct store_shard {
     /* jetstream: closed by a reshard of ours whose fence JetStream has not
      * acknowledged yet: end_seq is not known */
     int js_fence_wait;
+    /* jetstream: stream sequence of the lowest fence in force naming it (0:
+     * none): its copy refuses records stored after it */
+    uint64_t js_fenced_at;
     int offline;
     struct store_err offline_err;
 

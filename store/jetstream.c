@@ -412,19 +412,33 @@ static void feed_tails(struct js_feed *fd)
 /* Whether the record stored at "seq" in shard "sh" is refused: its shard
  * was closed before it, by a fence (every gateway sees the same fences in
  * the same place, so all refuse the same records) or by the catalog. */
-static int record_refused(const struct js_feed *fd, const struct store_shard *sh, uint64_t seq)
+static int record_refused(const struct store_shard *sh, uint64_t seq)
 {
     if (sh->has_end && !sh->js_fence_wait && seq > sh->end_seq.counter)
         return 1;
+    return sh->js_fenced_at && seq > sh->js_fenced_at;
+}
+
+/* Sets sh->js_fenced_at from the fences in force. */
+static void fence_apply(const struct js_feed *fd, struct store_shard *sh)
+{
+    sh->js_fenced_at = 0;
     for (size_t i = 0; i < fd->nfences; i++) {
         const struct js_fence *f = &fd->fences[i];
-        if (f->seq >= seq)
-            continue;
         for (size_t k = 0; k < f->n; k++)
-            if (f->idx[k] == sh->index)
-                return 1;
+            if (f->idx[k] == sh->index && (!sh->js_fenced_at || f->seq < sh->js_fenced_at))
+                sh->js_fenced_at = f->seq;
     }
-    return 0;
+}
+
+/* After fence "f" came or went: the shards it names. */
+static void fence_apply_to(const struct js_feed *fd, const struct js_fence *f)
+{
+    for (size_t k = 0; k < f->n; k++) {
+        struct store_shard *sh = store_stream_shard(fd->st, f->idx[k]);
+        if (sh)
+            fence_apply(fd, sh);
+    }
 }
 
 static void fence_seen(struct js_feed *fd, const struct jsbus_msg *m)
@@ -457,6 +471,7 @@ static void fence_seen(struct js_feed *fd, const struct jsbus_msg *m)
             f->idx[f->n++] = (uint32_t)json_integer_value(v);
     }
     json_decref(j);
+    fence_apply_to(fd, f);
     arm(fd->s->js, f->seen_ms + JS_FENCE_GRACE_MS);
 }
 
@@ -468,8 +483,10 @@ static void fence_cancelled(struct js_feed *fd, const struct jsbus_msg *m)
     for (size_t i = 0; i < fd->nfences; i++) {
         if (fd->fences[i].seq != seq)
             continue;
-        free(fd->fences[i].idx);
+        struct js_fence gone = fd->fences[i];
         fd->fences[i] = fd->fences[--fd->nfences];
+        fence_apply_to(fd, &gone);
+        free(gone.idx);
         return;
     }
 }
@@ -513,7 +530,7 @@ static int feed_record(struct js_feed *fd, const struct jsbus_msg *m, const char
             return -1;
         }
     }
-    if (sh && record_refused(fd, sh, m->stream_seq)) {
+    if (sh && record_refused(sh, m->stream_seq)) {
         uint64_t c = own_counter(s->js, m);
         if (c)
             s->js->rejected[s->js->nrejected++ % JS_REJECTED_MAX] = c;
@@ -672,6 +689,7 @@ static void feed_start(struct store *s, struct store_stream *st)
     fd->tail_min = UINT64_MAX;
     data_name(s->js, st->uid, fd->name, sizeof fd->name);
     st->feed = fd;
+    feed_tails(fd); /* closed shards adopted while opening, before any feed */
     feed_ensure(fd);
 }
 
@@ -1277,6 +1295,8 @@ static void adopt_shards(struct store *s, struct store_stream *st, json_t *o)
                 break;
             }
             sh->js_tail_open = sh->has_end;
+            if (st->feed) /* a fence may name it already */
+                fence_apply(st->feed, sh);
             changed = 1;
             continue;
         }

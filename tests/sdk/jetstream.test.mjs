@@ -217,6 +217,17 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
     for (const [d, a] of acked) {
       assert.deepEqual(where.get(d), a, `${d}: readable where its answer said`);
     }
+    // A gateway started after the reshards (its copy built from JetStream)
+    // serves the same shards and records, closed shards to their end.
+    const C = await start();
+    assert.equal(JSON.stringify(await shardsOf(C.c)), JSON.stringify(shardsA), 'C: the same shards');
+    for (const x of shardsA) {
+      const viaC = await readShard(C.c, x);
+      assert.equal(viaC.length, viaC.filter((e) => where.get(e.split('@')[0])?.shard === x.ShardId).length,
+        `${x.ShardId} through C: only records A and B hold there`);
+      assert.equal(viaC.length, [...where.values()].filter((w) => w.shard === x.ShardId).length,
+        `${x.ShardId} through C: every record A and B hold there`);
+    }
     // Per key: a later record is later in its shard, or in a descendant of it.
     const descends = (child, anc) => {
       const todo = [child];

@@ -52,10 +52,10 @@
  * JetStream acknowledged all of them (stored on a quorum of replicas) and
  * this gateway's copy took them in (so a GetRecords here right after the
  * reply sees them, and a record the copy refused, see RESHARDING, is never
- * acknowledged; undecided after JS_VERDICT_WAIT_MS, the append fails). A publish nobody answered (leader election, lost
- * connection) is sent again with the same Nats-Msg-Id every JS_RETRY_MS
- * until JS_APPEND_DEADLINE_MS: JetStream drops the duplicate if the first
- * one was stored. Every stream's records are copied here by an ordered
+ * acknowledged; undecided after JS_VERDICT_WAIT_MS, the append fails). A
+ * publish nobody answered (leader election, lost connection) is sent again
+ * with the same Nats-Msg-Id every JS_RETRY_MS until JS_APPEND_DEADLINE_MS:
+ * JetStream drops the duplicate if the first one was stored. Every stream's records are copied here by an ordered
  * consumer (jsbus_follow), applied with their sequence numbers, and from
  * there reads, listeners and fan-out work as on the embedded backend.
  *

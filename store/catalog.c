@@ -927,6 +927,13 @@ struct cat_change *store_i_catalog_record(struct store *s, enum cat_kind kind,
     c->st = st;
     if (st) /* NULL: an account-wide change */
         json_object_set_new(rec, "stream", json_string(st->name));
+    store_i_catalog_change_rec(c, rec);
+    return c;
+}
+
+void store_i_catalog_change_rec(struct cat_change *c, json_t *rec)
+{
+    free(c->rec);
     c->rec = json_dumps(rec, JSON_COMPACT);
     json_decref(rec);
     if (!c->rec) {
@@ -934,7 +941,6 @@ struct cat_change *store_i_catalog_record(struct store *s, enum cat_kind kind,
         abort();
     }
     c->len = strlen(c->rec);
-    return c;
 }
 
 static void change_free(struct cat_change *c)

@@ -462,6 +462,8 @@ int store_i_catalog_open(struct store *s, struct cat_writer **out, struct store_
  * is added). Returns the entry so the caller can fill in the undo. */
 struct cat_change *store_i_catalog_record(struct store *s, enum cat_kind kind,
                                           struct store_stream *st, json_t *rec);
+/* Replaces the change's serialised record with "rec" (taken). */
+void store_i_catalog_change_rec(struct cat_change *c, json_t *rec);
 /* Moves the records not yet handed to the syncer into "*out" (new array). */
 size_t store_i_catalog_take_unposted(struct store *s, struct cat_rec **out);
 /* Drops the undo of changes up to "version" (now durable). */

@@ -388,14 +388,7 @@ int store_i_reshard_fenced(struct store *s, uint64_t version, uint64_t fence)
         }
         json_t *rec = reshard_rec(st, c->idx, c->nidx, (uint32_t)c->old_int, c->new_n);
         json_object_set_new(rec, "stream", json_string(st->name));
-        free(c->rec);
-        c->rec = json_dumps(rec, JSON_COMPACT);
-        json_decref(rec);
-        if (!c->rec) {
-            fprintf(stderr, "sluice store: out of memory serialising a catalog change\n");
-            abort();
-        }
-        c->len = strlen(c->rec);
+        store_i_catalog_change_rec(c, rec);
         return 0;
     }
     return -1;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "app.h"
 #include "log.h"
@@ -29,15 +30,48 @@ struct change {
     struct change *prev, *next;
 };
 
+/* A stream or consumer seen in a timed state (CREATING, UPDATING,
+ * DELETING) by the orphan sweep, and since when. */
+struct seen {
+    char key[STORE_STREAM_NAME_MAX + CONSUMER_NAME_MAX + 2]; /* "stream" or "stream/consumer" */
+    int64_t since_ms;
+    bool live; /* seen in this sweep */
+};
+
 struct gw_transitions {
     struct gw_app *app;
     struct change *list;
+    struct event *sweep; /* jetstream backend only; NULL otherwise */
+    struct seen *seen;
+    size_t nseen, capseen;
 };
+
+/* On the jetstream backend a timed change is made by the gateway that took
+ * the request; if that gateway dies first, the others finish it once it
+ * has been pending ORPHAN_GRACE_MS beyond --stream-delay. */
+#define SWEEP_MS 1000
+#define ORPHAN_GRACE_MS 10000
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg);
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct gw_transitions *gw_transitions_new(struct gw_app *app)
 {
     struct gw_transitions *t = xcalloc(1, sizeof *t);
     t->app = app;
+    if (app->cfg->backend && strcmp(app->cfg->backend, "jetstream") == 0) {
+        t->sweep = event_new(app->base, -1, EV_PERSIST, on_sweep, t);
+        if (!t->sweep)
+            abort();
+        struct timeval tv = {SWEEP_MS / 1000, (SWEEP_MS % 1000) * 1000};
+        event_add(t->sweep, &tv);
+    }
     return t;
 }
 
@@ -64,6 +98,9 @@ void gw_transitions_free(struct gw_transitions *t)
 {
     if (!t)
         return;
+    if (t->sweep)
+        event_free(t->sweep);
+    free(t->seen);
     while (t->list) {
         struct change *c = t->list;
         unlink_change(c);
@@ -296,4 +333,117 @@ void gw_transition_recover(struct gw_app *app)
     }
     free(copy);
     free(names);
+}
+
+/* ---- orphans (jetstream backend) ---------------------------------------- */
+
+/* Whether this gateway has a change of kind "what" for the item pending. */
+static bool have_change(const struct gw_transitions *t, enum what what, const char *stream,
+                        const char *consumer)
+{
+    for (const struct change *c = t->list; c; c = c->next)
+        if (c->what == what && strcmp(c->stream, stream) == 0 &&
+            strcmp(c->consumer, consumer ? consumer : "") == 0)
+            return true;
+    return false;
+}
+
+/* Notes the item in a timed state; true once it has been so, unattended
+ * here, for longer than --stream-delay plus ORPHAN_GRACE_MS. */
+static bool orphaned(struct gw_transitions *t, const char *stream, const char *consumer,
+                     int64_t now)
+{
+    char key[sizeof t->seen->key];
+    snprintf(key, sizeof key, "%s%s%s", stream, consumer ? "/" : "", consumer ? consumer : "");
+    for (size_t i = 0; i < t->nseen; i++) {
+        if (strcmp(t->seen[i].key, key) != 0)
+            continue;
+        t->seen[i].live = true;
+        return now - t->seen[i].since_ms >
+               (int64_t)t->app->cfg->stream_delay_ms + ORPHAN_GRACE_MS;
+    }
+    if (t->nseen == t->capseen) {
+        t->capseen = t->capseen ? t->capseen * 2 : 16;
+        t->seen = xrealloc(t->seen, t->capseen * sizeof *t->seen);
+    }
+    struct seen *e = &t->seen[t->nseen++];
+    snprintf(e->key, sizeof e->key, "%s", key);
+    e->since_ms = now;
+    e->live = true;
+    return false;
+}
+
+/* Finishes the change now, as its own gateway's timer would have. */
+static void adopt(struct gw_transitions *t, enum what what, const char *stream,
+                  const char *consumer)
+{
+    struct gw_app *app = t->app;
+    if (have_change(t, what, stream, consumer))
+        return;
+    gw_log(GW_LOG_WARN, "orphaned_transition", "stream=%s%s%s: finishing a change another "
+           "gateway started", stream, consumer ? " consumer=" : "", consumer ? consumer : "");
+    struct change *c = change_new(app, what, stream, consumer);
+    if (apply(app, c)) {
+        store_catalog_sync(app->store, on_applied_durable, c);
+        gw_loop_commit_soon(app);
+        return;
+    }
+    change_free(c);
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_transitions *t = arg;
+    struct gw_app *app = t->app;
+    int64_t now = mono_ms();
+    for (size_t i = 0; i < t->nseen; i++)
+        t->seen[i].live = false;
+    size_t n = store_stream_count(app->store);
+    const char **names = xcalloc(n ? n : 1, sizeof *names);
+    char **copy = xcalloc(n ? n : 1, sizeof *copy);
+    n = store_stream_list(app->store, NULL, names, n);
+    for (size_t i = 0; i < n; i++)
+        copy[i] = xstrdup(names[i]);
+    for (size_t i = 0; i < n; i++) {
+        struct store_stream *s;
+        struct store_stream_info info;
+        if (store_stream_lookup(app->store, copy[i], &s, NULL) != 0)
+            continue;
+        store_stream_info(s, &info);
+        enum what sw = info.status == STORE_STREAM_CREATING   ? STREAM_ACTIVATE
+                       : info.status == STORE_STREAM_UPDATING ? STREAM_SETTLE
+                                                              : STREAM_DELETE;
+        if (info.status != STORE_STREAM_ACTIVE && orphaned(t, copy[i], NULL, now)) {
+            adopt(t, sw, copy[i], NULL);
+            continue; /* its consumers next sweep, if it is still there */
+        }
+        size_t nc = info.consumer_count;
+        struct store_consumer_info *ci = xcalloc(nc ? nc : 1, sizeof *ci);
+        nc = store_consumer_list(s, 0, ci, nc);
+        char (*cn)[CONSUMER_NAME_MAX + 1] = xcalloc(nc ? nc : 1, sizeof *cn);
+        enum store_consumer_status *st = xcalloc(nc ? nc : 1, sizeof *st);
+        for (size_t k = 0; k < nc; k++) {
+            snprintf(cn[k], sizeof cn[k], "%s", ci[k].name);
+            st[k] = ci[k].status;
+        }
+        for (size_t k = 0; k < nc; k++)
+            if (st[k] != STORE_CONSUMER_ACTIVE && orphaned(t, copy[i], cn[k], now))
+                adopt(t, st[k] == STORE_CONSUMER_CREATING ? CONSUMER_ACTIVATE : CONSUMER_REMOVE,
+                      copy[i], cn[k]);
+        free(st);
+        free(cn);
+        free(ci);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(copy[i]);
+    free(copy);
+    free(names);
+    /* Forget what is no longer in a timed state. */
+    size_t k = 0;
+    for (size_t i = 0; i < t->nseen; i++)
+        if (t->seen[i].live)
+            t->seen[k++] = t->seen[i];
+    t->nseen = k;
 }

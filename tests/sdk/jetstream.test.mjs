@@ -248,6 +248,54 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
     console.log(`# reshards under B's writes: ${rounds} rounds, ${acked.size} records acknowledged, ${failed} failed (retryable), ${shardsA.length} shards`);
   });
 
+  test('a gateway that dies with changes under way: another gateway finishes them', async () => {
+    // A makes every change wait an hour; B waits nothing.
+    const slow = await startSluice({ args: ['--nats-prefix', prefix, '--stream-delay', '3600s'] });
+    servers.push(slow);
+    const A = { s: slow, c: client(slow.endpoint) };
+    clients.push(A.c);
+    const B = await start();
+    const made = streamName('orph');
+    const doomed = streamName('orphdel');
+    await send(B.c, 'CreateStream', { StreamName: doomed, ShardCount: 1 });
+    await waitStatus(B.c, doomed, 'ACTIVE');
+    const arn = (await send(B.c, 'DescribeStreamSummary', { StreamName: doomed })).StreamDescriptionSummary.StreamARN;
+    const cons = await send(B.c, 'RegisterStreamConsumer', { StreamARN: arn, ConsumerName: 'c1' });
+    await until('c1 ACTIVE', async () => (await send(B.c, 'DescribeStreamConsumer', {
+      ConsumerARN: cons.Consumer.ConsumerARN })).ConsumerDescription.ConsumerStatus === 'ACTIVE');
+    // Through A: a creation, a registration and a deletion, each durable and
+    // left in its timed state; then A is killed.
+    await send(A.c, 'CreateStream', { StreamName: made, ShardCount: 1 });
+    const madeArn = (await send(A.c, 'DescribeStreamSummary', { StreamName: made })).StreamDescriptionSummary.StreamARN;
+    await send(A.c, 'RegisterStreamConsumer', { StreamARN: arn, ConsumerName: 'c2' });
+    await send(A.c, 'DeregisterStreamConsumer', { StreamARN: arn, ConsumerName: 'c1' });
+    await until('B sees A\'s changes', async () => {
+      const d = await send(B.c, 'DescribeStreamSummary', { StreamName: made });
+      const l = await send(B.c, 'ListStreamConsumers', { StreamARN: arn });
+      const st = Object.fromEntries(l.Consumers.map((x) => [x.ConsumerName, x.ConsumerStatus]));
+      return d.StreamDescriptionSummary.StreamStatus === 'CREATING' && st.c1 === 'DELETING' && st.c2 === 'CREATING';
+    }, 2000);
+    slow.proc.kill('SIGKILL');
+    // B finishes them within its grace (10 s beyond its --stream-delay).
+    await until('B makes the stream ACTIVE', async () => (await send(B.c, 'DescribeStreamSummary', {
+      StreamName: made })).StreamDescriptionSummary.StreamStatus === 'ACTIVE', 20000);
+    await until('B finishes both consumers', async () => {
+      const l = await send(B.c, 'ListStreamConsumers', { StreamARN: arn });
+      return l.Consumers.length === 1 && l.Consumers[0].ConsumerName === 'c2' && l.Consumers[0].ConsumerStatus === 'ACTIVE';
+    }, 20000);
+    // And a deletion left DELETING by a gateway that died.
+    const slow2 = await startSluice({ args: ['--nats-prefix', prefix, '--stream-delay', '3600s'] });
+    servers.push(slow2);
+    const A2 = client(slow2.endpoint);
+    clients.push(A2);
+    await send(A2, 'DeleteStream', { StreamName: made });
+    await until('B sees it DELETING', async () => (await send(B.c, 'DescribeStreamSummary', {
+      StreamName: made })).StreamDescriptionSummary.StreamStatus === 'DELETING', 2000);
+    slow2.proc.kill('SIGKILL');
+    await until('B deletes it', async () => !(await send(B.c, 'ListStreams', {})).StreamNames.includes(made), 20000);
+    assert.ok(madeArn);
+  });
+
   test('one subscription per consumer and shard across gateways: refused within 5 s, taken over after', async () => {
     const A = await start();
     const B = await start();

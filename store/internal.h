@@ -298,6 +298,7 @@ struct store_shard {
     int commit_marked;
     struct store_shard *commit_next;
     int js_refs;                  /* jetstream appends in flight (keeps a zombie) */
+    size_t chunk_hint;            /* bytes of the last chunk written: a new one's size */
     struct store_shard *done_next; /* store_commit's list of written shards: a
                                     * callback's append may relink commit_next */
 

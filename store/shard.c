@@ -355,8 +355,13 @@ static int append_impl(struct store_shard *sh, const struct store_record_in *rec
     int roll = sh->seg.fill > 0 && sh->seg.fill >= s->opts.segment_bytes;
     if (!c || c->written || roll || (c->len > 0 && c->len + total > CHUNK_TARGET)) {
         /* Sized for this append (commit trims what stays unused): one record
-         * per loop turn is the common case of a trickle. */
+         * per loop turn is the common case of a trickle. Under load, as large
+         * as the last chunk written: growing by doubling copied every byte
+         * about twice more (5% of the gateway's CPU in a PutRecords run). */
         size_t cap = total > 1024 ? total : 1024;
+        size_t hint = sh->chunk_hint < CHUNK_TARGET ? sh->chunk_hint : CHUNK_TARGET;
+        if (cap < hint)
+            cap = hint;
         c = chunk_new(sh, cap);
         c->new_segment = roll;
         if (roll)
@@ -559,6 +564,7 @@ int store_i_shard_commit(struct store_shard *sh, struct sync_item_vec *items)
             return code;
         }
         s->stats.bytes_written += c->len;
+        sh->chunk_hint = c->len;
         /* A written chunk never grows again: give back its slack before it
          * becomes readable (nobody borrows from it yet, so it may move).
          * Without this a trickle of single records kept ~1-4 KiB of heap per

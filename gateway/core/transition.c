@@ -293,23 +293,41 @@ void gw_transition_consumer_deregister(struct gw_app *app, const char *stream, c
     schedule(change_new(app, CONSUMER_REMOVE, stream, name));
 }
 
+/* The streams' names, copied (changes made while going through them free
+ * the store's); free with free_names. */
+static char **stream_names(struct gw_app *app, size_t *n)
+{
+    size_t k = store_stream_count(app->store);
+    const char **names = xcalloc(k ? k : 1, sizeof *names);
+    char **copy = xcalloc(k ? k : 1, sizeof *copy);
+    k = store_stream_list(app->store, NULL, names, k);
+    for (size_t i = 0; i < k; i++)
+        copy[i] = xstrdup(names[i]);
+    free(names);
+    *n = k;
+    return copy;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
 void gw_transition_recover(struct gw_app *app)
 {
-    size_t n = store_stream_count(app->store);
-    const char **names = xcalloc(n ? n : 1, sizeof *names);
-    char **copy = xcalloc(n ? n : 1, sizeof *copy);
-    n = store_stream_list(app->store, NULL, names, n);
-    for (size_t i = 0; i < n; i++)
-        copy[i] = xstrdup(names[i]);
+    size_t n;
+    char **copy = stream_names(app, &n);
     for (size_t i = 0; i < n; i++) {
         struct store_stream *s;
         if (store_stream_lookup(app->store, copy[i], &s, NULL) != 0)
-            goto next;
+            continue;
         struct store_stream_info info;
         store_stream_info(s, &info);
         if (info.status == STORE_STREAM_DELETING) {
             store_stream_delete(app->store, copy[i], NULL);
-            goto next;
+            continue;
         }
         if (info.status == STORE_STREAM_CREATING || info.status == STORE_STREAM_UPDATING)
             store_stream_set_status(s, STORE_STREAM_ACTIVE);
@@ -328,11 +346,8 @@ void gw_transition_recover(struct gw_app *app)
         }
         free(cnames);
         free(ci);
-    next:
-        free(copy[i]);
     }
-    free(copy);
-    free(names);
+    free_names(copy, n);
 }
 
 /* ---- orphans (jetstream backend) ---------------------------------------- */
@@ -400,12 +415,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     int64_t now = mono_ms();
     for (size_t i = 0; i < t->nseen; i++)
         t->seen[i].live = false;
-    size_t n = store_stream_count(app->store);
-    const char **names = xcalloc(n ? n : 1, sizeof *names);
-    char **copy = xcalloc(n ? n : 1, sizeof *copy);
-    n = store_stream_list(app->store, NULL, names, n);
-    for (size_t i = 0; i < n; i++)
-        copy[i] = xstrdup(names[i]);
+    size_t n;
+    char **copy = stream_names(app, &n);
     for (size_t i = 0; i < n; i++) {
         struct store_stream *s;
         struct store_stream_info info;
@@ -436,10 +447,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         free(cn);
         free(ci);
     }
-    for (size_t i = 0; i < n; i++)
-        free(copy[i]);
-    free(copy);
-    free(names);
+    free_names(copy, n);
     /* Forget what is no longer in a timed state. */
     size_t k = 0;
     for (size_t i = 0; i < t->nseen; i++)

@@ -596,7 +596,7 @@ void store_i_js_stream_free(struct store_stream *st);
 void store_i_js_reshard_fence(struct store *s, struct store_stream *st, uint64_t version,
                               const uint32_t *idx, size_t nidx);
 /* The reshard change "version" became durable / was undone. */
-void store_i_js_reshard_durable(struct store *s, struct store_stream *st, uint64_t version);
+void store_i_js_reshard_durable(struct store *s, uint64_t version);
 void store_i_js_reshard_undone(struct store *s, uint64_t version);
 /* Appends one record with a sequence number JetStream gave it (shard.c). */
 int store_i_shard_apply(struct store_shard *sh, const struct store_record_in *r,

@@ -104,8 +104,6 @@
 #define JS_FENCE_GRACE_MS 5000
 /* A record for a shard the catalog does not bring this long is skipped. */
 #define JS_UNKNOWN_SHARD_MS 30000
-/* Our records the copy refused, remembered for their appends. */
-#define JS_REJECTED_MAX 1024
 #define JS_REQUEST_MS 5000
 #define JS_OPEN_TIMEOUT_MS 120000
 #define JS_CLOSE_WAIT_MS 5000
@@ -157,8 +155,10 @@ struct js_batch {
     int64_t await_until; /* monotonic ms: fail if the copy has not decided by then */
     int64_t born;        /* monotonic ms of the append */
     uint64_t c0;         /* msg counter of its first record (they are consecutive) */
+    int refused;         /* the copy refused one of its records */
     struct js_pub *pubs;
     struct js_batch *anext;
+    struct js_batch *lprev, *lnext; /* every batch not yet answered */
 };
 
 /* A fence seen in a data stream: shards "idx" take no record stored after
@@ -258,8 +258,7 @@ struct js_state {
     struct jsbus_follow *sub_follow;
     struct sub_claim *claims[SUB_BUCKETS];
     struct js_ctl *ctl;       /* fences and cancels on their way */
-    uint64_t rejected[JS_REJECTED_MAX]; /* msg counters of ours the copy refused (ring) */
-    size_t nrejected;         /* ever added */
+    struct js_batch *batches; /* every append not yet answered (for refusals) */
 };
 
 static int64_t mono_ms(void)
@@ -531,9 +530,14 @@ static int feed_record(struct js_feed *fd, const struct jsbus_msg *m, const char
         }
     }
     if (sh && record_refused(sh, m->stream_seq)) {
+        /* Rare (a reshard raced the append): the batch is looked for here,
+         * so that nothing is done per record or per answer otherwise. */
         uint64_t c = own_counter(s->js, m);
-        if (c)
-            s->js->rejected[s->js->nrejected++ % JS_REJECTED_MAX] = c;
+        for (struct js_batch *b = s->js->batches; c && b; b = b->lnext)
+            if (c >= b->c0 && c < b->c0 + b->n) {
+                b->refused = 1;
+                break;
+            }
         return 0;
     }
     const char *pk = jsbus_msg_header(m, "Sluice-Pk");
@@ -712,12 +716,17 @@ void store_i_js_stream_free(struct store_stream *st)
 
 static void batch_finish(struct store *s, struct js_batch *b, const struct store_err *e)
 {
+    if (b->lprev)
+        b->lprev->lnext = b->lnext;
+    else
+        s->js->batches = b->lnext;
+    if (b->lnext)
+        b->lnext->lprev = b->lprev;
     b->sh->js_refs--;
     if (b->cb)
         b->cb(b->arg, e);
     free(b->pubs);
     free(b);
-    (void)s;
 }
 
 static int batch_readable(const struct js_batch *b)
@@ -726,24 +735,13 @@ static int batch_readable(const struct js_batch *b)
     return sh->has_pub && store_seq_cmp(sh->last_pub, b->max) >= 0;
 }
 
-/* Whether the copy refused one of the batch's records (a reshard's fence
- * came before it): it is stored in JetStream but in no shard. */
-static int batch_refused(const struct js_state *js, const struct js_batch *b)
-{
-    size_t n = js->nrejected < JS_REJECTED_MAX ? js->nrejected : JS_REJECTED_MAX;
-    for (size_t i = 0; i < n; i++)
-        if (js->rejected[i] >= b->c0 && js->rejected[i] < b->c0 + b->n)
-            return 1;
-    return 0;
-}
-
 /* The answer for an acknowledged batch, once the copy decided; 0 while it
  * has not. */
 static int batch_verdict(const struct js_state *js, const struct js_batch *b, struct store_err *e)
 {
     if (b->sh->deleted)
         return store_i_err_set(e, STORE_ENOTFOUND, "the stream was deleted");
-    if (batch_refused(js, b))
+    if (b->refused) /* stored in JetStream, in no shard (a fence came before it) */
         return store_i_err_set(e, STORE_EUNAVAIL,
                                "shard %s was closed by a reshard while the records were on their "
                                "way; retry",
@@ -955,6 +953,10 @@ int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs
     b->arg = arg;
     b->born = mono_ms();
     b->c0 = js->msg_counter + 1;
+    b->lnext = js->batches;
+    if (js->batches)
+        js->batches->lprev = b;
+    js->batches = b;
     b->pubs = store_i_xcalloc(n, sizeof *b->pubs);
     sh->js_refs++;
     int64_t now = store_i_now(s);
@@ -998,6 +1000,12 @@ int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs
  * whose JetStream stream exists and whose shard is in the catalog go, those
  * of a shard gone (or of "gone", a stream being freed) or held longer than
  * JS_APPEND_DEADLINE_MS fail, the rest stay. */
+/* Whether a held publish of shard "sh" may go now. */
+static int held_may_go(const struct store_shard *sh)
+{
+    return sh->stream->feed && sh->stream->feed->ready && !sh->pending;
+}
+
 static void release_held(struct store *s, const struct store_stream *gone)
 {
     int64_t old = mono_ms() - JS_APPEND_DEADLINE_MS;
@@ -1007,9 +1015,7 @@ static void release_held(struct store *s, const struct store_stream *gone)
     while (*pp) {
         struct js_pub *p = *pp;
         const struct store_shard *sh = p->b->sh;
-        int go = !sh->deleted && sh->stream != gone && sh->stream->feed &&
-                 sh->stream->feed->ready && !sh->pending;
-        if (go || sh->deleted || sh->stream == gone || p->b->born <= old) {
+        if (sh->deleted || sh->stream == gone || held_may_go(sh) || p->b->born <= old) {
             *pp = p->rnext;
             p->rnext = NULL;
             *tail = p;
@@ -1029,7 +1035,7 @@ static void release_held(struct store *s, const struct store_stream *gone)
             store_i_err_set(&e, STORE_ENOTFOUND, "shard %s is gone (stream deleted or reshard "
                             "undone)", sh->id);
             pub_done(s, p, &e);
-        } else if (sh->stream->feed && sh->stream->feed->ready && !sh->pending) {
+        } else if (held_may_go(sh)) {
             pub_send(s, p);
         } else {
             store_i_err_set(&e, STORE_EUNAVAIL, "JetStream did not make room for the records "
@@ -1251,7 +1257,7 @@ void store_i_js_reshard_fence(struct store *s, struct store_stream *st, uint64_t
     ctl_send(c);
 }
 
-void store_i_js_reshard_durable(struct store *s, struct store_stream *st, uint64_t version)
+void store_i_js_reshard_durable(struct store *s, uint64_t version)
 {
     struct js_ctl *c = ctl_fence_of(s->js, version);
     if (c)
@@ -1259,7 +1265,6 @@ void store_i_js_reshard_durable(struct store *s, struct store_stream *st, uint64
     /* The new shards' held appends go, from the timer (no callback here). */
     if (s->js->hhead)
         arm(s->js, mono_ms());
-    (void)st;
 }
 
 void store_i_js_reshard_undone(struct store *s, uint64_t version)

@@ -366,7 +366,7 @@ void store_i_reshard_durable(struct store *s, struct cat_change *c)
         store_i_shard_mark_notify(st->shards[c->idx[i]]);
     store_i_stream_release(s, st);
     if (s->js)
-        store_i_js_reshard_durable(s, st, c->version);
+        store_i_js_reshard_durable(s, c->version);
 }
 
 int store_i_reshard_fenced(struct store *s, uint64_t version, uint64_t fence)

@@ -472,6 +472,32 @@ Test(jetstream, reshard_while_the_other_gateway_appends)
     close_store(b, db);
 }
 
+/* Publishes "body" on <prefix>.data.<uid>.<kind> of the one data stream
+ * there is, straight into JetStream (a gateway that died, or a hostile
+ * client of the NATS servers); asserts JetStream stored it. */
+static void publish_raw(const char *kind, const char *body)
+{
+    struct jsbus *bus;
+    struct jsbus_opts o = {.urls = srv_url};
+    struct store_err err = {0};
+    cr_assert_eq(jsbus_open(&o, &bus, &err), 0, "%s", err.msg);
+    char req[128], subj[160];
+    snprintf(req, sizeof req, "{\"subject\":\"%s.data.>\"}", prefix);
+    json_t *r = NULL;
+    cr_assert_eq(jsbus_request_sync(bus, "$JS.API.STREAM.NAMES", req, strlen(req), 0, &r, &err), 0,
+                 "%s", err.msg);
+    json_t *names = json_object_get(r, "streams");
+    cr_assert_eq(json_array_size(names), 1, "one data stream");
+    const char *dname = json_string_value(json_array_get(names, 0));
+    snprintf(subj, sizeof subj, "%s.data.%s.%s", prefix, strrchr(dname, '-') + 1, kind);
+    json_decref(r);
+    r = NULL;
+    cr_assert_eq(jsbus_request_sync(bus, subj, body, strlen(body), 0, &r, &err), 0, "%s", err.msg);
+    cr_assert_gt(json_integer_value(json_object_get(r, "seq")), 0, "%s is stored", subj);
+    json_decref(r);
+    jsbus_close(bus);
+}
+
 /* A gateway that died between its fence and its catalog bundle: the fence
  * alone is in the data stream. Appends to the fenced shard fail until a
  * gateway voids the fence; then they succeed, and the refused one is in no
@@ -498,26 +524,7 @@ Test(jetstream, a_fence_nobody_finishes_is_voided)
     PUMP_UNTIL(a, b, 10000, ap.d.fired);
     cr_assert_eq(ap.d.code, 0);
 
-    struct jsbus *bus;
-    struct jsbus_opts o = {.urls = srv_url};
-    cr_assert_eq(jsbus_open(&o, &bus, &err), 0, "%s", err.msg);
-    char body[128], subj[128];
-    snprintf(body, sizeof body, "{\"subject\":\"%s.data.>\"}", prefix);
-    json_t *r = NULL;
-    cr_assert_eq(jsbus_request_sync(bus, "$JS.API.STREAM.NAMES", body, strlen(body), 0, &r, &err),
-                 0, "%s", err.msg);
-    json_t *names = json_object_get(r, "streams");
-    cr_assert_eq(json_array_size(names), 1, "one data stream");
-    const char *dname = json_string_value(json_array_get(names, 0));
-    const char *uid = strrchr(dname, '-') + 1;
-    snprintf(subj, sizeof subj, "%s.data.%s.fence", prefix, uid);
-    json_decref(r);
-    r = NULL;
-    cr_assert_eq(jsbus_request_sync(bus, subj, "{\"shards\":[0]}", 14, 0, &r, &err), 0, "%s",
-                 err.msg);
-    cr_assert_gt(json_integer_value(json_object_get(r, "seq")), 0, "the fence is stored");
-    json_decref(r);
-    jsbus_close(bus);
+    publish_raw("fence", "{\"shards\":[0]}");
 
     /* Stored after the fence: refused by both copies, the append fails. */
     in.data = (struct store_bytes){(const uint8_t *)"refused", 7};
@@ -551,6 +558,60 @@ Test(jetstream, a_fence_nobody_finishes_is_voided)
     cr_assert_eq(memcmp(recs[0].data.p, "before", 6), 0);
     cr_assert_eq(memcmp(recs[1].data.p, "after", 5), 0);
     store_cursor_free(cur);
+    close_store(a, da);
+    close_store(b, db);
+}
+
+/* Control messages nobody sane sent (bad JSON, wrong types, shard indices
+ * out of range, cancels of fences that never were, a record on a subject
+ * that names no shard) change nothing: appends go through and both copies
+ * hold exactly the records appended. */
+Test(jetstream, hostile_control_messages_change_nothing)
+{
+    char da[64], db[64];
+    struct store *a = open_store("A", da), *b = open_store("B", db);
+    struct store_err err = {0};
+    struct store_stream *sa;
+    cr_assert_eq(store_stream_create(a, "hostile", 1, &sa, &err), 0, "%s", err.msg);
+    struct done created = {0};
+    store_catalog_sync(a, on_done, &created);
+    store_commit(a);
+    PUMP_UNTIL(a, b, 10000, created.fired && has_stream(b, "hostile"));
+    cr_assert_eq(created.code, 0);
+    struct store_record_in in = {.partition_key = {(const uint8_t *)"k", 1},
+                                 .data = {(const uint8_t *)"before", 6}};
+    struct appended ap = {0};
+    cr_assert_eq(store_shard_append(store_stream_shard(sa, 0), &in, 1, ap.seqs, on_done, &ap.d,
+                                    &err),
+                 0, "%s", err.msg);
+    PUMP_UNTIL(a, b, 10000, ap.d.fired);
+    cr_assert_eq(ap.d.code, 0);
+
+    publish_raw("fence", "not json");
+    publish_raw("fence", "{\"shards\":\"0\"}");
+    publish_raw("fence", "{\"shards\":[-1, 99999999, \"0\", 1.5]}");
+    publish_raw("cancel", "{}");
+    publish_raw("cancel", "{\"fence\":123456789}");
+    publish_raw("cancel", "[]");
+    publish_raw("abc", "no shard");
+
+    in.data = (struct store_bytes){(const uint8_t *)"after", 5};
+    struct appended after = {0};
+    cr_assert_eq(store_shard_append(store_stream_shard(sa, 0), &in, 1, after.seqs, on_done,
+                                    &after.d, &err),
+                 0, "%s", err.msg);
+    PUMP_UNTIL(a, b, 30000, after.d.fired);
+    cr_assert_eq(after.d.code, 0, "the append after them: %d", after.d.code);
+    struct store_cursor *cur = store_cursor_new();
+    size_t n = 0;
+    const struct store_record *recs = read_copy(a, b, "hostile", after.seqs[0], 100, cur, &n);
+    cr_assert_eq(n, 2, "before and after, nothing else");
+    cr_assert_eq(memcmp(recs[0].data.p, "before", 6), 0);
+    cr_assert_eq(memcmp(recs[1].data.p, "after", 5), 0);
+    store_cursor_free(cur);
+    struct store_shard_info info;
+    store_shard_info(store_stream_shard(sa, 0), &info);
+    cr_assert(info.open, "shard 0 is still open");
     close_store(a, da);
     close_store(b, db);
 }

@@ -619,6 +619,7 @@ static void on_ensure(void *arg, const struct jsbus_msg *m, const struct store_e
         return;
     }
     json_decref(r);
+    store_i_log(s, STORE_LOG_DEBUG, "jetstream: %s is there for stream %s", fd->name, fd->st->name);
     fd->ready = 1;
     release_held(s, NULL);
     feed_follow(fd);

@@ -1217,6 +1217,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&b->mu);
         natsSubscription *sub = NULL;
         jsErrCode jerr = 0;
+        int64_t t0 = mono_ms();
         natsStatus s = follow_subscribe(b, job, &sub, &jerr);
         const char *why = s == NATS_OK ? "" : nats_err_text(s);
         pthread_mutex_lock(&b->mu);
@@ -1225,9 +1226,9 @@ static void *worker_main(void *arg)
             job->state = F_ACTIVE;
             job->subscribes++;
             b->subs_live++;
-            if (job->fails)
-                queue_log_locked(b, STORE_LOG_INFO, "jsbus: following stream=%s from seq %" PRIu64,
-                                 job->stream, job->start_seq);
+            queue_log_locked(b, job->fails ? STORE_LOG_INFO : STORE_LOG_DEBUG,
+                             "jsbus: following stream=%s from seq %" PRIu64 " (%" PRId64 " ms)",
+                             job->stream, job->start_seq, mono_ms() - t0);
             job->fails = 0;
         } else {
             if (sub) {

@@ -117,9 +117,18 @@ launch() { # N: start node N in the background, detached from our stdout
   # stdin/stdout/stderr away from the caller's, or $(nats-cluster.sh up)
   # would wait for the servers to exit
   nats-server -c "$dir/n$i/nats.conf" </dev/null >>"$dir/n$i/nats.log" 2>&1 &
-  echo $! >"$dir/n$i/pid"
+  local pid=$!
+  echo "$pid" >"$dir/n$i/pid"
   # no "Killed" job report from bash when up gives up on it
-  disown $!
+  disown "$pid"
+  # $! is the forked shell until it has set up the redirections and exec'd
+  # nats-server; node_pid would take it for a dead node until then. Wait
+  # (at most 5 s) for the exec, or for the process to be gone.
+  for _ in $(seq 100); do
+    [ -d "/proc/$pid" ] || return 0
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "^nats-server" && return 0
+    sleep 0.05
+  done
 }
 
 jsz() { curl -sf --max-time 2 "http://127.0.0.1:${http[$1]}/jsz" 2>/dev/null || true; }
@@ -142,12 +151,23 @@ node_ready() {
   [ "$(jsz "$j" | grep -c '"current": true')" -ge $((nodes - 1)) ]
 }
 
+# Why node_pid no longer recognises node N's process, for the error message.
+exit_detail() {
+  local pid
+  pid=$(cat "$dir/n$1/pid" 2>/dev/null) || { echo " (no PID file)"; return; }
+  if [ -d "/proc/$pid" ]; then
+    echo " (PID $pid: state $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null), command $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null))"
+  else
+    echo " (PID $pid is gone)"
+  fi
+}
+
 wait_ready() { # deadline-bounded; node numbers as arguments
   local deadline=$((SECONDS + timeout)) i pending
   while :; do
     pending=""
     for i in "$@"; do
-      node_pid "$i" >/dev/null || { echo "node $i exited" >&2; return 1; }
+      node_pid "$i" >/dev/null || { echo "node $i exited$(exit_detail "$i")" >&2; return 1; }
       node_ready "$i" || pending+=" $i"
     done
     [ -z "$pending" ] && return 0

@@ -25,21 +25,6 @@ const nats = (...a) => execFileSync('bash', [CLUSTER, ...a, '--dir', process.env
 const natsAsync = (...a) => promisify(execFile)('bash', [CLUSTER, ...a, '--dir', process.env.NATS_DIR],
   { timeout: 90000 });
 
-// Restarts node N. A node killed with SIGKILL has been seen to exit again
-// right after its restart on a loaded machine (CI's sanitizer run), so it is
-// tried three times before the test gives up.
-async function restartNode(n) {
-  for (let i = 1; ; i++) {
-    try {
-      nats('start', String(n));
-      return;
-    } catch (e) {
-      if (i >= 3) throw e;
-      await sleep(1000);
-    }
-  }
-}
-
 const shardId = (i) => `shardId-${String(i).padStart(12, '0')}`;
 
 async function until(what, fn, ms = 10000) {
@@ -81,8 +66,22 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
     for (const c of clients) c.destroy();
     for (const s of servers) await s.stop();
   });
+  // A failing test prints the last log lines of the gateways it started:
+  // a failure in CI must be diagnosable from its output alone.
+  const logged = (name, fn) => test(name, async () => {
+    const first = servers.length;
+    try {
+      await fn();
+    } catch (e) {
+      for (const s of servers.slice(first)) {
+        const tail = s.stderr().split('\n').slice(-60).map((l) => `#   ${l}`).join('\n');
+        console.log(`# gateway on port ${s.port}, its last log lines:\n${tail}`);
+      }
+      throw e;
+    }
+  });
 
-  test('a stream made through A serves through B, and B sees A\'s changes within a second', async () => {
+  logged('a stream made through A serves through B, and B sees A\'s changes within a second', async () => {
     const A = await start();
     const B = await start();
     const name = streamName('two');
@@ -125,7 +124,7 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
     }, 2000);
   });
 
-  test('reshards through A while B writes: every acknowledged record once, where its answer said, in per-key order, the same through both', async () => {
+  logged('reshards through A while B writes: every acknowledged record once, where its answer said, in per-key order, the same through both', async () => {
     const A = await start();
     const B = await start();
     const name = streamName('rsw');
@@ -248,7 +247,7 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
     console.log(`# reshards under B's writes: ${rounds} rounds, ${acked.size} records acknowledged, ${failed} failed (retryable), ${shardsA.length} shards`);
   });
 
-  test('a gateway that dies with changes under way: another gateway finishes them', async () => {
+  logged('a gateway that dies with changes under way: another gateway finishes them', async () => {
     // A makes every change wait an hour; B waits nothing.
     const slow = await startSluice({ args: ['--nats-prefix', prefix, '--stream-delay', '3600s'] });
     servers.push(slow);
@@ -296,7 +295,7 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
     assert.ok(madeArn);
   });
 
-  test('one subscription per consumer and shard across gateways: refused within 5 s, taken over after', async () => {
+  logged('one subscription per consumer and shard across gateways: refused within 5 s, taken over after', async () => {
     const A = await start();
     const B = await start();
     const name = streamName('lease');
@@ -325,7 +324,7 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
     onB.close();
   });
 
-  test('every acknowledged record is pushed once per consumer and readable through both, across a NATS node kill and a gateway restart', async () => {
+  logged('every acknowledged record is pushed once per consumer and readable through both, across a NATS node kill and a gateway restart', async () => {
     const A = await start();
     let B = await start();
     const name = streamName('fault');
@@ -402,7 +401,7 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
       await subscribeAll(B.c);
     } finally {
       // Back even if the test failed: the next test needs every node.
-      if (NODES >= 3) await restartNode(2);
+      if (NODES >= 3) nats('start', '2');
     }
     await produce(15);
 
@@ -430,7 +429,7 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
     }
   });
 
-  test('neither backend opens the other\'s data directory (the jetstream one empties its copy at start)', async () => {
+  logged('neither backend opens the other\'s data directory (the jetstream one empties its copy at start)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-mix-'));
     try {
       // The suite's environment names the jetstream backend (SLUICE_BACKEND).
@@ -457,7 +456,7 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
   });
 
   // Last: it stops the whole cluster.
-  test('with NATS gone, writes fail with 503 ServiceUnavailable at once; once it is back they work again', async () => {
+  logged('with NATS gone, writes fail with 503 ServiceUnavailable at once; once it is back they work again', async () => {
     const A = await start();
     const name = streamName('down');
     await send(A.c, 'CreateStream', { StreamName: name, ShardCount: 1 });

@@ -101,10 +101,14 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
     const put = await send(B.c, 'PutRecord', { StreamName: name, PartitionKey: 'k', Data: Buffer.from('via B') });
     const it = (await send(B.c, 'GetShardIterator', { StreamName: name, ShardId: put.ShardId,
       ShardIteratorType: 'AT_SEQUENCE_NUMBER', StartingSequenceNumber: put.SequenceNumber })).ShardIterator;
+    // Not within a second: each gateway copies the new stream once its own
+    // STREAM.CREATE is answered, and JetStream answers the first of the two
+    // only after the stream's first leader election, a duplicate at once
+    // (seen 0.4 s apart here; B may write and answer before A follows).
     const r = await until('A reads B\'s record', async () => {
       const g = await send(A.c, 'GetRecords', { ShardIterator: it });
       return g.Records.length === 1 && g;
-    }, 1000);
+    }, 5000);
     assert.equal(Buffer.from(r.Records[0].Data).toString(), 'via B');
     assert.equal(r.Records[0].SequenceNumber, put.SequenceNumber);
     // A retention change reaches JetStream's MaxAge (nats-server's monitoring port says).

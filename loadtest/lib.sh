@@ -5,7 +5,7 @@
 #   lt_start_sluice NAME [gateway flags]  (skipped when ENDPOINT is set)
 #   lt_start_nghttpd                  (skipped when BASELINE=0)
 #   lt_stream NAME SHARDS; generate bodies with lt_py ...
-#   lt_bench ...  (once per protocol, for the gateway and for nghttpd)
+#   lt_bench ...  (the protocols, the gateway and nghttpd, runs interleaved)
 #   lt_finish     (table, JSON lines, plots)
 #
 # Settings (environment):
@@ -167,71 +167,76 @@ lt_h2load() {
   timeout "$TIMEOUT" "${pin[@]}" h2load "${a[@]}" -n "$n" -c "$C" -m "$M" --log-file="$log" "$url" 2>&1 || true
 }
 
-# lt_bench LABEL PROTO N BODY OP PER SIZE NGPATH SPATH TARGET...
+# lt_bench LABEL PROTOS N BODY OP PER SIZE NGPATH SPATH TARGET...
 #   LABEL   figure name, e.g. "PutRecords 500x100B"
-#   PROTO   h2c | h2 | h1
+#   PROTOS  one or more of h2c | h2 | h1 (space-separated)
 #   N       requests per run; BODY file POSTed ("" for a GET); OP the
 #           X-Amz-Target operation
 #   PER     records per request; SIZE bytes per record (for MB/s)
 #   NGPATH  nghttpd's path (the lt_static name); SPATH the gateway's path
 #   TARGET  nghttpd, or the NAME of a gateway started with lt_start_sluice
 #           (a gateway named other than "sluice" is labelled "LABEL NAME")
-# Runs RUNS rounds; a round runs each target once, one after the other, so
-# the targets see the same machine noise. Per target: keeps the median run's
-# --log-file for the plots and adds a row (median req/s, p50, p99 across runs)
-# for lt_finish. With PERF=1, one more run of each local gateway under perf
-# record comes first and is not counted. nghttpd is skipped for HTTP/1.1 and
-# with BASELINE=0.
+# Runs RUNS rounds; a round runs each protocol against each target once, one
+# after the other, so that protocols and targets see the same machine noise
+# (a ratio such as h2+TLS to h2c is then taken from interleaved runs, not
+# from runs minutes apart). Per target and protocol: keeps the median run's
+# --log-file for the plots and adds a row (median req/s, p50, p99 across
+# runs) for lt_finish. With PERF=1, one more run of each local gateway under
+# perf record comes first and is not counted. nghttpd is skipped for
+# HTTP/1.1 and with BASELINE=0.
 lt_bench() {
-  local label=$1 proto=$2 n=$3 body=$4 op=$5 per=$6 size=$7 ngpath=$8 spath=$9
+  local label=$1 protos=$2 n=$3 body=$4 op=$5 per=$6 size=$7 ngpath=$8 spath=$9
   shift 9
-  local t url tag i out rps p50 p99 lab kind targets=()
-  declare -A urls=() tags=() lines=() errs=() labs=() kinds=()
-  for t in "$@"; do
-    if [ "$t" = nghttpd ]; then
-      [ "$BASELINE" = 0 ] && continue
-      url=$(lt_url "$proto" nghttpd "$ngpath") lab=$label kind=nghttpd
-    else
-      url=$(lt_url "$proto" sluice "$spath" "${LT_HOSTS[$t]}") kind=sluice
-      lab=$label; [ "$t" = sluice ] || lab="$label $t"
-    fi
-    [ -n "$url" ] || continue
-    targets+=("$t"); urls[$t]=$url; labs[$t]=$lab; kinds[$t]=$kind
-    tags[$t]=$(echo "$lab-$kind-$proto" | tr -c 'A-Za-z0-9.\n-' '_')
-    if [ "$PERF" = 1 ] && [ "$kind" = sluice ] && [ -n "${LT_GWPID[$t]:-}" ]; then
-      lt_perf "${tags[$t]}" "$n" "$body" "$op" "$url" "$proto" "$lab ($proto)" "${LT_GWPID[$t]}"
-    fi
+  local t k proto url tag i out rps p50 p99 lab kind keys=()
+  declare -A urls=() tags=() lines=() errs=() labs=() kinds=() protoof=()
+  for proto in $protos; do
+    for t in "$@"; do
+      if [ "$t" = nghttpd ]; then
+        [ "$BASELINE" = 0 ] && continue
+        url=$(lt_url "$proto" nghttpd "$ngpath") lab=$label kind=nghttpd
+      else
+        url=$(lt_url "$proto" sluice "$spath" "${LT_HOSTS[$t]}") kind=sluice
+        lab=$label; [ "$t" = sluice ] || lab="$label $t"
+      fi
+      [ -n "$url" ] || continue
+      k="$t|$proto"
+      keys+=("$k"); urls[$k]=$url; labs[$k]=$lab; kinds[$k]=$kind; protoof[$k]=$proto
+      tags[$k]=$(echo "$lab-$kind-$proto" | tr -c 'A-Za-z0-9.\n-' '_')
+      if [ "$PERF" = 1 ] && [ "$kind" = sluice ] && [ -n "${LT_GWPID[$t]:-}" ]; then
+        lt_perf "${tags[$k]}" "$n" "$body" "$op" "$url" "$proto" "$lab ($proto)" "${LT_GWPID[$t]}"
+      fi
+    done
   done
   for i in $(seq "$RUNS"); do
-    for t in "${targets[@]}"; do
-      [ -n "${errs[$t]:-}" ] && continue
-      tag=${tags[$t]}
-      [ "${kinds[$t]}" = sluice ] && lt_fsync_start "${LT_GWPID[$t]:-}"
-      out=$(lt_h2load "$LT_TMP/$tag.$i.log" "$n" "$body" "$op" "${urls[$t]}" "$proto")
-      [ "${kinds[$t]}" = sluice ] && lt_fsync_stop "$tag"
+    for k in "${keys[@]}"; do
+      [ -n "${errs[$k]:-}" ] && continue
+      t=${k%|*} proto=${protoof[$k]} tag=${tags[$k]}
+      [ "${kinds[$k]}" = sluice ] && lt_fsync_start "${LT_GWPID[$t]:-}"
+      out=$(lt_h2load "$LT_TMP/$tag.$i.log" "$n" "$body" "$op" "${urls[$k]}" "$proto")
+      [ "${kinds[$k]}" = sluice ] && lt_fsync_stop "$tag"
       if ! echo "$out" | grep -q " 0 failed, 0 errored" || ! echo "$out" | grep -q "$n 2xx"; then
-        errs[$t]="run $i: $(echo "$out" | grep -E '^(requests|status codes|finished)|rror' | tr '\n' ' ' | tr -d '"\\' | cut -c1-300)"
-        echo "$LT_NAME: ${labs[$t]} ${kinds[$t]} $proto failed: $out" >&2
+        errs[$k]="run $i: $(echo "$out" | grep -E '^(requests|status codes|finished)|rror' | tr '\n' ' ' | tr -d '"\\' | cut -c1-300)"
+        echo "$LT_NAME: ${labs[$k]} ${kinds[$k]} $proto failed: $out" >&2
         continue
       fi
       rps=$(echo "$out" | sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p')
       read -r p50 p99 < <(awk '{print $3}' "$LT_TMP/$tag.$i.log" | sort -n |
         awk '{a[NR]=$1} END {i=int(NR*0.5); j=int(NR*0.99); if (i<1) i=1; if (j<1) j=1; print a[i], a[j]}')
-      lines[$t]+="$rps $p50 $p99 $i"$'\n'
+      lines[$k]+="$rps $p50 $p99 $i"$'\n'
       printf '  %-34s %-7s %-4s run %s: %10.0f req/s  p50 %7s us  p99 %7s us\n' \
-        "${labs[$t]}" "${kinds[$t]}" "$proto" "$i" "$rps" "$p50" "$p99" >&2
+        "${labs[$k]}" "${kinds[$k]}" "$proto" "$i" "$rps" "$p50" "$p99" >&2
     done
   done
-  for t in "${targets[@]}"; do
-    tag=${tags[$t]}
-    if [ -n "${errs[$t]:-}" ]; then LT_ROWS+=("${labs[$t]}|$proto|${kinds[$t]}|$per|$size|$n|error|${errs[$t]}"); continue; fi
-    rps=$(printf '%s' "${lines[$t]}" | awk '{print $1}' | lt_median)
-    p50=$(printf '%s' "${lines[$t]}" | awk '{print $2}' | lt_median)
-    p99=$(printf '%s' "${lines[$t]}" | awk '{print $3}' | lt_median)
+  for k in "${keys[@]}"; do
+    tag=${tags[$k]} proto=${protoof[$k]}
+    if [ -n "${errs[$k]:-}" ]; then LT_ROWS+=("${labs[$k]}|$proto|${kinds[$k]}|$per|$size|$n|error|${errs[$k]}"); continue; fi
+    rps=$(printf '%s' "${lines[$k]}" | awk '{print $1}' | lt_median)
+    p50=$(printf '%s' "${lines[$k]}" | awk '{print $2}' | lt_median)
+    p99=$(printf '%s' "${lines[$k]}" | awk '{print $3}' | lt_median)
     # the run closest to the median req/s supplies the plotted log
-    i=$(printf '%s' "${lines[$t]}" | awk -v m="$rps" '{d=$1-m; if (d<0) d=-d; if (NR==1 || d<b) {b=d; k=$4}} END {print k}')
+    i=$(printf '%s' "${lines[$k]}" | awk -v m="$rps" '{d=$1-m; if (d<0) d=-d; if (NR==1 || d<b) {b=d; k=$4}} END {print k}')
     cp "$LT_TMP/$tag.$i.log" "$OUT/logs/$LT_NAME/$tag.log"
-    LT_ROWS+=("${labs[$t]}|$proto|${kinds[$t]}|$per|$size|$n|$rps $p50 $p99|$tag")
+    LT_ROWS+=("${labs[$k]}|$proto|${kinds[$k]}|$per|$size|$n|$rps $p50 $p99|$tag")
   done
 }
 
@@ -409,24 +414,24 @@ PY
 }
 
 # lt_put_scenario LABEL COUNT SIZE N: the write-path scenario shared by
-# put-record.sh, put-records.sh and put-records-large.sh. For each protocol in
-# PROTOS: a fresh body, N requests per run against the gateway (durability
-# DURABILITY, default interval:100, stream of 4 shards) and, for scale,
-# against nghttpd answering the same POST with the gateway's own reply bytes.
+# put-record.sh, put-records.sh and put-records-large.sh. Over each protocol
+# in PROTOS, runs interleaved: N requests per run against the gateway
+# (durability DURABILITY, default interval:100, stream of 4 shards) and, for
+# scale, against nghttpd answering the same POST with the gateway's own reply
+# bytes.
 lt_put_scenario() {
-  local label=$1 count=$2 size=$3 n=$4 op=PutRecords per=$2 proto
+  local label=$1 count=$2 size=$3 n=$4 op=PutRecords per=$2
   [ "$count" = 0 ] && op=PutRecord per=1
   DURABILITY=${DURABILITY:-interval:100}
   lt_start_sluice sluice --durability "$DURABILITY"
   lt_start_nghttpd
   lt_stream "bench-$LT_NAME-$$" 4
-  for proto in $PROTOS; do
-    lt_body "body.$proto.json" "bench-$LT_NAME-$$" "$count" "$size"
-    lt_kinesis "$op" "@$LT_TMP/body.$proto.json" >"$LT_TMP/reply.json"
-    grep -q '"SequenceNumber"' "$LT_TMP/reply.json" || lt_die "$op failed: $(head -c 300 "$LT_TMP/reply.json")"
-    lt_static "$LT_NAME" "$LT_TMP/reply.json"
-    lt_bench "$label" "$proto" "$n" "$LT_TMP/body.$proto.json" "$op" "$per" "$size" "$LT_NAME" "" nghttpd sluice
-  done
+  lt_body body.json "bench-$LT_NAME-$$" "$count" "$size"
+  lt_kinesis "$op" "@$LT_TMP/body.json" >"$LT_TMP/reply.json"
+  grep -q '"SequenceNumber"' "$LT_TMP/reply.json" || lt_die "$op failed: $(head -c 300 "$LT_TMP/reply.json")"
+  lt_static "$LT_NAME" "$LT_TMP/reply.json"
+  # all protocols in one lt_bench: their runs interleave
+  lt_bench "$label" "$PROTOS" "$n" "$LT_TMP/body.json" "$op" "$per" "$size" "$LT_NAME" "" nghttpd sluice
   lt_finish lt_durability_json
 }
 lt_durability_json() { [ -n "$ENDPOINT" ] && printf ',"durability":"endpoint"' || printf ',"durability":"%s"' "$DURABILITY"; }

@@ -51,8 +51,9 @@
  * RECORDS: store_shard_append publishes each record and answers once
  * JetStream acknowledged all of them (stored on a quorum of replicas) and
  * this gateway's copy took them in (so a GetRecords here right after the
- * reply sees them, and a record the copy refused, see RESHARDING, is never
- * acknowledged; undecided after JS_VERDICT_WAIT_MS, the append fails). A
+ * reply sees them, and a record the copy refused, see RESHARDING, is
+ * acknowledged only once stored again elsewhere; undecided after
+ * JS_VERDICT_WAIT_MS, the append fails). A
  * publish nobody answered (leader election, lost connection) is sent again
  * with the same Nats-Msg-Id every JS_RETRY_MS until JS_APPEND_DEADLINE_MS:
  * JetStream drops the duplicate if the first one was stored. Every stream's records are copied here by an ordered
@@ -155,10 +156,31 @@ struct js_batch {
     int64_t await_until; /* monotonic ms: fail if the copy has not decided by then */
     int64_t born;        /* monotonic ms of the append */
     uint64_t c0;         /* msg counter of its first record (they are consecutive) */
-    int refused;         /* the copy refused one of its records */
+    int refused;         /* the copy refused a record that cannot be sent again */
+    struct js_reroute *rr;       /* its records the copy refused, in stream order */
+    size_t rr_left;              /* of them, not yet stored again */
+    int rr_failed;
+    struct store_err rr_err;
     struct js_pub *pubs;
     struct js_batch *anext;
     struct js_batch *lprev, *lnext; /* every batch not yet answered */
+};
+
+/* A record of ours the copy refused (stored after a reshard's fence): sent
+ * again, as an append of its own, to the shard its hash key routes to once
+ * this gateway knows how the reshard ended (the children, or the same shard
+ * after a cancel). The batch owns it until it is sent, then the inner
+ * append's callback does if the batch was answered meanwhile (b = NULL). */
+struct js_reroute {
+    struct js_reroute *next;
+    struct js_batch *b;
+    size_t i;                 /* its place in the batch */
+    uint8_t *pk, *data;
+    size_t pklen, len;
+    struct store_hashkey hk;  /* where it routes */
+    int has_ehk;
+    int sent, done;
+    struct store_seq seq;     /* the inner append writes its number here */
 };
 
 /* A fence seen in a data stream: shards "idx" take no record stored after
@@ -503,6 +525,45 @@ static uint64_t own_counter(const struct js_state *js, const struct jsbus_msg *m
     return *end ? 0 : (uint64_t)c;
 }
 
+/* Keeps what record "i" of "b" needs to be sent again from the refused
+ * message itself (the publish freed its copy at the acknowledgement). */
+static void reroute_keep(struct js_batch *b, size_t i, const struct jsbus_msg *m)
+{
+    struct js_reroute **tail = &b->rr;
+    for (; *tail; tail = &(*tail)->next)
+        if ((*tail)->i == i)
+            return; /* stored twice (a retry past the duplicate window) */
+    const char *pk = jsbus_msg_header(m, "Sluice-Pk");
+    const char *ehk = jsbus_msg_header(m, "Sluice-Ehk");
+    struct js_reroute *r = store_i_xcalloc(1, sizeof *r);
+    r->pk = store_i_xmalloc(pk ? strlen(pk) + 1 : 1);
+    long pklen = pk ? pk_decode(pk, r->pk) : -1;
+    if (pklen < 1 || (ehk && store_hashkey_parse(ehk, strlen(ehk), &r->hk, NULL) != 0)) {
+        free(r->pk);
+        free(r);
+        b->refused = 1; /* not a record of ours after all: nothing to send again */
+        return;
+    }
+    r->pklen = (size_t)pklen;
+    r->has_ehk = ehk != NULL;
+    if (!ehk)
+        store_hashkey_from_partition_key(r->pk, r->pklen, &r->hk);
+    r->len = m->len;
+    r->data = store_i_xmalloc(m->len ? m->len : 1);
+    memcpy(r->data, m->data, m->len);
+    r->b = b;
+    r->i = i;
+    *tail = r;
+    b->rr_left++;
+}
+
+static void reroute_free(struct js_reroute *r)
+{
+    free(r->pk);
+    free(r->data);
+    free(r);
+}
+
 /* One record: 0 when done with (applied or refused), -1 when copying must
  * wait for the catalog. */
 static int feed_record(struct js_feed *fd, const struct jsbus_msg *m, const char *kind)
@@ -535,7 +596,7 @@ static int feed_record(struct js_feed *fd, const struct jsbus_msg *m, const char
         uint64_t c = own_counter(s->js, m);
         for (struct js_batch *b = s->js->batches; c && b; b = b->lnext)
             if (c >= b->c0 && c < b->c0 + b->n) {
-                b->refused = 1;
+                reroute_keep(b, (size_t)(c - b->c0), m);
                 break;
             }
         return 0;
@@ -724,6 +785,13 @@ static void batch_finish(struct store *s, struct js_batch *b, const struct store
     if (b->lnext)
         b->lnext->lprev = b->lprev;
     b->sh->js_refs--;
+    for (struct js_reroute *r = b->rr, *nx; r; r = nx) {
+        nx = r->next;
+        if (r->sent && !r->done)
+            r->b = NULL; /* its inner append's callback frees it */
+        else
+            reroute_free(r);
+    }
     if (b->cb)
         b->cb(b->arg, e);
     free(b->pubs);
@@ -734,6 +802,83 @@ static int batch_readable(const struct js_batch *b)
 {
     const struct store_shard *sh = b->sh;
     return sh->has_pub && store_seq_cmp(sh->last_pub, b->max) >= 0;
+}
+
+/* Every record of "b" is in the copy, or was refused by it: the copy has
+ * passed the last of them. */
+static int batch_decided(const struct js_batch *b)
+{
+    const struct js_feed *fd = b->sh->stream->feed;
+    return batch_readable(b) || (b->rr && fd && fd->next_seq > b->max.counter);
+}
+
+static void on_reroute_done(void *arg, const struct store_err *e)
+{
+    struct js_reroute *r = arg;
+    struct js_batch *b = r->b;
+    if (!b) {
+        reroute_free(r);
+        return;
+    }
+    r->done = 1;
+    b->rr_left--;
+    if (e && !b->rr_failed) {
+        b->rr_failed = 1;
+        b->rr_err = *e;
+    } else if (!e && b->seqs) {
+        b->seqs[r->i] = r->seq;
+    }
+    free(r->data);
+    r->data = NULL;
+    /* The batch waits on the await list: look at it after this dispatch. */
+    arm(b->sh->store->js, mono_ms());
+}
+
+/* Sends again the refused records of "b" whose destination is known: the
+ * shard their hash key routes to now, unless that is still the fenced one
+ * (this gateway has not yet seen how the reshard ended). Returns whether
+ * some wait. */
+static int reroute_send(struct store *s, struct js_batch *b)
+{
+    int waiting = 0;
+    for (struct js_reroute *r = b->rr; r; r = r->next) {
+        if (r->sent)
+            continue;
+        struct store_shard *t;
+        struct store_err e;
+        if (b->sh->deleted || store_stream_route(b->sh->stream, &r->hk, &t, &e) != 0) {
+            r->sent = r->done = 1;
+            b->rr_left--;
+            if (!b->rr_failed) {
+                b->rr_failed = 1;
+                store_i_err_set(&b->rr_err, STORE_EUNAVAIL,
+                                "a record refused by a reshard found no shard to go to: %s",
+                                b->sh->deleted ? "the stream was deleted" : e.msg);
+            }
+            continue;
+        }
+        if (t == b->sh && t->js_fenced_at) {
+            waiting = 1;
+            break; /* and the ones after it, in order */
+        }
+        struct store_record_in in = {.partition_key = {r->pk, r->pklen},
+                                     .data = {r->data, r->len},
+                                     .explicit_hash_key = r->has_ehk ? &r->hk : NULL};
+        r->sent = 1;
+        if (store_i_js_append(t, &in, 1, &r->seq, on_reroute_done, r, &e) != 0) {
+            r->done = 1;
+            b->rr_left--;
+            if (!b->rr_failed) {
+                b->rr_failed = 1;
+                b->rr_err = e;
+            }
+        } else {
+            store_i_log(s, STORE_LOG_DEBUG,
+                        "jetstream: a record of shard %s refused by a reshard goes to %s", b->sh->id,
+                        t->id);
+        }
+    }
+    return waiting;
 }
 
 /* The answer for an acknowledged batch, once the copy decided; 0 while it
@@ -747,7 +892,11 @@ static int batch_verdict(const struct js_state *js, const struct js_batch *b, st
                                "shard %s was closed by a reshard while the records were on their "
                                "way; retry",
                                b->sh->id);
-    if (batch_readable(b))
+    if (b->rr_failed) {
+        *e = b->rr_err;
+        return -1;
+    }
+    if (batch_decided(b) && !b->rr_left)
         return 1;
     if (js->closing)
         return store_i_err_set(e, STORE_EUNAVAIL, "store closed before its copy had the records");
@@ -1056,6 +1205,9 @@ void store_i_js_after(struct store *s)
     while (*pp) {
         struct js_batch *b = *pp;
         struct store_err ve;
+        if (b->rr && b->rr_left && !b->rr_failed && !js->closing && batch_decided(b) &&
+            reroute_send(s, b))
+            arm(js, now + JS_RETRY_MS); /* look again for where they go */
         int v = batch_verdict(js, b, &ve);
         if (v == 0 && now >= b->await_until)
             v = store_i_err_set(&ve, STORE_EUNAVAIL,
@@ -1087,7 +1239,9 @@ void store_i_js_after(struct store *s)
  * sequence F, which becomes the closed shards' ending number. Every copy
  * refuses records of a fenced shard stored after F, so a record another
  * gateway published to a closed shard is either below the end or in no
- * shard at all (and its append fails). If the bundle loses a race, or the
+ * shard at all; its gateway then sends it again (struct js_reroute) to the
+ * shard its key goes to once it knows how the reshard ended, and answers
+ * with that record's number. If the bundle loses a race, or the
  * reshard is undone, a cancel lifts the fence. A fence left by a gateway
  * that died before either is voided by any gateway after JS_FENCE_GRACE_MS:
  * a "void" bundle in the catalog (which a late bundle of the dead one can

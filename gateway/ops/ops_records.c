@@ -203,9 +203,14 @@ static void on_group_done(void *arg, const struct store_err *se)
     struct put_group *g = arg;
     struct put_ctx *ctx = g->ctx;
     for (size_t i = 0; i < g->n; i++) {
-        ctx->res[g->idx[i]].state = se ? ENTRY_FAILED : ENTRY_OK;
-        if (!se)
-            ctx->res[g->idx[i]].seq = g->seqs[i];
+        struct put_entry_result *r = &ctx->res[g->idx[i]];
+        r->state = se ? ENTRY_FAILED : ENTRY_OK;
+        if (!se) {
+            r->seq = g->seqs[i];
+            /* Where the store put it: on jetstream, a record a reshard
+             * closed its shard under is stored again in a child. */
+            r->shard = g->seqs[i].shard;
+        }
     }
     if (!se)
         gw_metrics_put(ctx->app->metrics, ctx->stream, g->shard, g->n, g->bytes);

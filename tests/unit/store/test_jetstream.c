@@ -315,10 +315,12 @@ Test(jetstream, appends_before_the_stream_exists_keep_their_order)
 }
 
 /* Reads shard "index" of "name" through "s" from the trim horizon until it
- * is at its end (closed, and the copy has everything below the end), while
- * both stores run; the records' data, "|"-separated, into "out". */
-static size_t read_closed(struct store *a, struct store *b, struct store *s, const char *name,
-                          uint32_t index, char *out, size_t cap)
+ * is at its end (want TO_END: closed, and the copy has everything below the
+ * end) or it has read "want" records (at least one read), while both stores
+ * run; the records' data, "|"-separated, into "out". */
+#define TO_END SIZE_MAX
+static size_t read_shard(struct store *a, struct store *b, struct store *s, const char *name,
+                         uint32_t index, size_t want, char *out, size_t cap)
 {
     struct store_stream *st;
     cr_assert_eq(store_stream_lookup(s, name, &st, NULL), 0);
@@ -345,10 +347,10 @@ static size_t read_closed(struct store *a, struct store *b, struct store *s, con
             out[len] = 0;
         }
         pos = next;
-        if (store_shard_at_end(sh, &pos))
+        if (want == TO_END ? store_shard_at_end(sh, &pos) : n >= want)
             break;
-        cr_assert_lt(now_ms(), end, "%s shard %u of %s never reached its end", "copy", index,
-                     name);
+        cr_assert_lt(now_ms(), end, "shard %u of %s: %zu records, never %s", index, name, n,
+                     want == TO_END ? "its end" : "as many as wanted");
         PUMP_UNTIL(a, b, 20, 0);
     }
     store_cursor_free(cur);
@@ -362,7 +364,8 @@ struct rbatch {
 
 /* A splits the shard B is writing to. B's appends stored before the fence
  * are in the parent, below its end, in both copies; those stored after it
- * fail (retryably) and are in no shard; B adopts the split. */
+ * are refused there and sent again to the child their key goes to: every
+ * append succeeds, and B adopts the split. */
 Test(jetstream, reshard_while_the_other_gateway_appends)
 {
     char da[64], db[64];
@@ -388,8 +391,10 @@ Test(jetstream, reshard_while_the_other_gateway_appends)
             for (int i = 0; i < 20; i++) {
                 char *d = bufs[nb * 20 + i];
                 snprintf(d, sizeof bufs[0], "b%d.%d", nb, i);
-                in[i] = (struct store_record_in){.partition_key = {(const uint8_t *)"k", 1},
-                                                 .data = {(const uint8_t *)d, strlen(d)}};
+                /* two keys: each child gets some */
+                in[i] = (struct store_record_in){
+                    .partition_key = {(const uint8_t *)(i % 2 ? "k" : "j"), 1},
+                    .data = {(const uint8_t *)d, strlen(d)}};
             }
             int rc = store_shard_append(store_stream_shard(sb, 0), in, 20, bt[nb].seqs, on_done,
                                         &bt[nb].d, &err);
@@ -429,45 +434,36 @@ Test(jetstream, reshard_while_the_other_gateway_appends)
     cr_assert(ia.has_ending_seq && ib.has_ending_seq);
     cr_assert_eq(store_seq_cmp(ia.ending_seq, ib.ending_seq), 0, "one end");
 
-    /* What B was told is what both copies hold, in B's order. */
-    static char want[400 * 20 * 12], got_a[400 * 20 * 12], got_b[400 * 20 * 12];
-    size_t wl = 0, nok = 0, nfailed = 0;
+    /* Every append succeeded, and what B was told is what both copies
+     * hold, in B's order: in the parent below its end, or, stored after the
+     * fence and sent again, in the child its key goes to. */
+    static char want[3][400 * 20 * 12], got_a[400 * 20 * 12], got_b[400 * 20 * 12];
+    size_t wl[3] = {0}, wn[3] = {0};
     for (int k = 0; k < nb; k++) {
         cr_assert_eq(bt[k].d.fired, 1, "batch %d answered once", k);
-        if (bt[k].d.code != 0) {
-            cr_assert_eq(bt[k].d.code, STORE_EUNAVAIL, "batch %d: %d", k, bt[k].d.code);
-            nfailed++;
-            continue;
-        }
+        cr_assert_eq(bt[k].d.code, 0, "batch %d: %d", k, bt[k].d.code);
         for (int i = 0; i < 20; i++) {
-            cr_assert_lt(store_seq_cmp(bt[k].seqs[i], ia.ending_seq), 0, "below the end");
-            wl += (size_t)sprintf(want + wl, "b%d.%d|", k, i);
+            uint32_t x = bt[k].seqs[i].shard;
+            cr_assert(x <= 2, "b%d.%d: shard %u", k, i, x);
+            if (x == 0)
+                cr_assert_lt(store_seq_cmp(bt[k].seqs[i], ia.ending_seq), 0, "below the end");
+            else
+                cr_assert_eq(x, i % 2 ? 2u : 1u, "b%d.%d in the child its key goes to", k, i);
+            wl[x] += (size_t)sprintf(want[x] + wl[x], "b%d.%d|", k, i);
+            wn[x]++;
         }
-        nok++;
     }
-    cr_assert_gt(nok, 0);
-    size_t na = read_closed(a, b, a, "split", 0, got_a, sizeof got_a);
-    size_t nbr = read_closed(a, b, b, "split", 0, got_b, sizeof got_b);
-    cr_assert_eq(na, nbr);
-    cr_assert_str_eq(got_a, got_b, "both copies hold the same records");
-    /* Every acknowledged record, in order; besides them only records of
-     * failed batches (stored before the fence while another record of
-     * theirs came after it: failed, so the producer retries them). */
-    const char *g = got_a, *w = want;
-    while (*g) {
-        const char *ge = strchr(g, '|'), *we = *w ? strchr(w, '|') : NULL;
-        if (we && ge - g == we - w && memcmp(g, w, (size_t)(ge - g)) == 0) {
-            w = we + 1;
-        } else {
-            int k = atoi(g + 1);
-            cr_assert(k >= 0 && k < nb && bt[k].d.code != 0, "%.*s is in the copy, not acknowledged",
-                      (int)(ge - g), g);
-        }
-        g = ge + 1;
+    cr_assert_gt(wn[0], 0);
+    for (uint32_t x = 0; x <= 2; x++) {
+        size_t na = read_shard(a, b, a, "split", x, x ? wn[x] : TO_END, got_a, sizeof got_a);
+        size_t nbr = read_shard(a, b, b, "split", x, x ? wn[x] : TO_END, got_b, sizeof got_b);
+        cr_assert_eq(na, wn[x], "shard %u through A: %zu records, %zu acknowledged", x, na, wn[x]);
+        cr_assert_eq(nbr, wn[x], "shard %u through B", x);
+        cr_assert_str_eq(got_a, want[x], "shard %u through A: B's records, in order", x);
+        cr_assert_str_eq(got_b, want[x], "shard %u through B", x);
     }
-    cr_assert_eq(*w, 0, "acknowledged records missing from the copy: %s", w);
-    fprintf(stderr, "reshard race: %zu batches acknowledged, %zu refused after the fence\n", nok,
-            nfailed);
+    fprintf(stderr, "reshard race: %d batches, %zu records in the parent, %zu sent again to a child\n",
+            nb, wn[0], wn[1] + wn[2]);
     close_store(a, da);
     close_store(b, db);
 }
@@ -499,9 +495,9 @@ static void publish_raw(const char *kind, const char *body)
 }
 
 /* A gateway that died between its fence and its catalog bundle: the fence
- * alone is in the data stream. Appends to the fenced shard fail until a
- * gateway voids the fence; then they succeed, and the refused one is in no
- * copy. */
+ * alone is in the data stream. A record stored after it is refused by the
+ * copies until a gateway voids the fence (5 s); then it is sent again to the
+ * same shard, and its append succeeds. The refused message is in no copy. */
 Test(jetstream, a_fence_nobody_finishes_is_voided)
 {
     char da[64], db[64];
@@ -526,37 +522,35 @@ Test(jetstream, a_fence_nobody_finishes_is_voided)
 
     publish_raw("fence", "{\"shards\":[0]}");
 
-    /* Stored after the fence: refused by both copies, the append fails. */
+    /* Stored after the fence: refused by both copies, sent again once the
+     * fence is voided (within its grace of 5 s, and a little). */
     in.data = (struct store_bytes){(const uint8_t *)"refused", 7};
     struct appended refused = {0};
+    int64_t t0 = now_ms();
     cr_assert_eq(store_shard_append(store_stream_shard(sa, 0), &in, 1, refused.seqs, on_done,
                                     &refused.d, &err),
                  0, "%s", err.msg);
     PUMP_UNTIL(a, b, 30000, refused.d.fired);
-    cr_assert_eq(refused.d.code, STORE_EUNAVAIL);
-
-    /* Voided within the grace (5 s) and a little: appends go through again. */
+    cr_assert_eq(refused.d.code, 0, "sent again after the void");
+    cr_assert_eq(refused.seqs[0].shard, 0u);
+    cr_assert_geq(now_ms() - t0, 4000, "not before the fence was voided");
+    /* before, the fence, the refused message, the cancel, then this */
+    cr_assert_gt(refused.seqs[0].counter, ap.seqs[0].counter + 3, "stored again, after the cancel");
     in.data = (struct store_bytes){(const uint8_t *)"after", 5};
     struct appended after = {0};
-    int64_t end = now_ms() + 30000;
-    for (;;) {
-        after = (struct appended){0};
-        cr_assert_eq(store_shard_append(store_stream_shard(sa, 0), &in, 1, after.seqs, on_done,
-                                        &after.d, &err),
-                     0, "%s", err.msg);
-        PUMP_UNTIL(a, b, 30000, after.d.fired);
-        if (after.d.code == 0)
-            break;
-        cr_assert_eq(after.d.code, STORE_EUNAVAIL);
-        cr_assert_lt(now_ms(), end, "the fence was never voided");
-        PUMP_UNTIL(a, b, 250, 0);
-    }
+    cr_assert_eq(store_shard_append(store_stream_shard(sa, 0), &in, 1, after.seqs, on_done,
+                                    &after.d, &err),
+                 0, "%s", err.msg);
+    PUMP_UNTIL(a, b, 10000, after.d.fired);
+    cr_assert_eq(after.d.code, 0);
     struct store_cursor *cur = store_cursor_new();
     size_t n = 0;
     const struct store_record *recs = read_copy(a, b, "fenced", after.seqs[0], 100, cur, &n);
-    cr_assert_eq(n, 2, "before and after, never the refused one");
+    cr_assert_eq(n, 3, "before, the record sent again and after; never the refused message");
     cr_assert_eq(memcmp(recs[0].data.p, "before", 6), 0);
-    cr_assert_eq(memcmp(recs[1].data.p, "after", 5), 0);
+    cr_assert_eq(memcmp(recs[1].data.p, "refused", 7), 0);
+    cr_assert_eq(store_seq_cmp(recs[1].seq, refused.seqs[0]), 0, "at the number it was given");
+    cr_assert_eq(memcmp(recs[2].data.p, "after", 5), 0);
     store_cursor_free(cur);
     close_store(a, da);
     close_store(b, db);

@@ -552,6 +552,34 @@ static const struct enc_batch *cache_find(const struct shard_subs *ss, const str
     return NULL;
 }
 
+/* How many of the "n" records read (n > 1) a reader should send so that its
+ * batch ends where a cached batch starts: a reader behind the others then
+ * finds their framed events from its next event on, instead of framing
+ * batches of its own boundaries for as long as it lags. "n" if no cached
+ * batch starts inside. */
+static size_t cache_align(const struct shard_subs *ss, const struct store_record *recs, size_t n)
+{
+    size_t cut = n;
+    for (int i = 0; i < ENC_CACHE; i++) {
+        const struct enc_batch *b = &ss->cache[i];
+        if (!b->valid || !b->from.after || store_seq_cmp(b->from.seq, recs[0].seq) < 0 ||
+            store_seq_cmp(b->from.seq, recs[cut - 1].seq) >= 0)
+            continue;
+        /* the batch starts after b->from.seq: is that record among ours? */
+        size_t lo = 0, hi = cut - 1;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (store_seq_cmp(recs[mid].seq, b->from.seq) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (store_seq_cmp(recs[lo].seq, b->from.seq) == 0)
+            cut = lo + 1;
+    }
+    return cut;
+}
+
 /* Caches the framed event "msg" (taken over). Every subscription at "from"
  * would frame the very same bytes: records, continuation (the batch's last
  * record) and MillisBehindLatest. */
@@ -738,6 +766,15 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
             gw_log(GW_LOG_ERROR, "sub_read", "consumer=%s: %s", s->consumer_arn, se.msg);
             end_with(s, "InternalFailureException", "Internal service failure.");
             return pull_once(req, ctx, out, max);
+        }
+    }
+    if (n > 1 && !s->sse) {
+        size_t cut = cache_align(s->ss, recs, n);
+        if (cut < n) {
+            /* as far behind as the last record sent */
+            behind += recs[n - 1].arrival_ms - recs[cut - 1].arrival_ms;
+            n = cut;
+            next = (struct store_pos){recs[n - 1].seq, 1};
         }
     }
     if (n > 0) {

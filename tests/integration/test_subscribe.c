@@ -1015,6 +1015,66 @@ Test(subscribe, hundred_subscriptions_of_one_shard_over_four_connections, .timeo
     }
 }
 
+/* The records per event of "c", in order (events without records left out). */
+static size_t event_sizes(const struct coll *c, size_t rec_size, size_t *out, size_t cap)
+{
+    size_t k = 0;
+    uint64_t prev = 0;
+    for (size_t i = 0; i < c->n_samples && k < cap; i++) {
+        if (c->cum[i] == prev)
+            continue;
+        out[k++] = (size_t)((c->cum[i] - prev) / rec_size);
+        prev = c->cum[i];
+    }
+    return k;
+}
+
+/* A subscriber that starts behind the others ends its first event where one
+ * of theirs begins, and from there on sends the very events they were sent
+ * (framed once, shared): the others wrote 5 rounds of 100 records, one event
+ * per round; one starting at record 250 gets 250..299, 300..399, 400..499,
+ * not one event of 250 records. And every record once, in order. */
+Test(subscribe, a_subscriber_behind_the_others_joins_their_events, .timeout = 60)
+{
+    enum { ROUND = 100, ROUNDS = 5, SIZE = 100 };
+    start(NULL);
+    char sarn[256], lead[512], other[512], lag[512];
+    mk_stream("j", 1, sarn, sizeof sarn);
+    mk_consumer(sarn, "lead", lead, sizeof lead);
+    mk_consumer(sarn, "other", other, sizeof other);
+    mk_consumer(sarn, "lag", lag, sizeof lag);
+    struct producer *p = prod_new("j", SIZE, ROUND * ROUNDS);
+    struct coll *a = coll_new(p), *b = coll_new(p), *c = coll_new(p);
+    a->sample = c->sample = true;
+    coll_subscribe(a, new_conn(NULL), lead, SHARD0, "TRIM_HORIZON", NULL, 0, false);
+    coll_subscribe(b, new_conn(NULL), other, SHARD0, "TRIM_HORIZON", NULL, 0, false);
+    cr_assert(wait_initial(a->sub, 5000) && wait_initial(b->sub, 5000));
+    struct coll *ab[] = {a, b};
+    for (int r = 1; r <= ROUNDS; r++) {
+        prod_put(p, ROUND); /* one PutRecords: one append to the shard */
+        size_t want[] = {(size_t)r * ROUND, (size_t)r * ROUND};
+        cr_assert(wait_records(ab, want, 2, 10000), "round %d: %zu, %zu", r, a->n, b->n);
+    }
+    size_t ev[64], nev = event_sizes(a, SIZE, ev, 64);
+    cr_assert_eq(nev, ROUNDS, "the leaders got one event per round (%zu)", nev);
+    for (size_t i = 0; i < nev; i++)
+        cr_assert_eq(ev[i], ROUND, "lead's event %zu: %zu records", i, ev[i]);
+
+    coll_subscribe(c, new_conn(NULL), lag, SHARD0, "AT_SEQUENCE_NUMBER", p->seq[250], 0, false);
+    cr_assert(wait_initial(c->sub, 5000));
+    size_t want = ROUND * ROUNDS - 250;
+    struct coll *cc[] = {c};
+    cr_assert(wait_records(cc, &want, 1, 10000), "lag: %zu of %zu", c->n, want);
+    coll_check(c, 250, want, NULL, "lag");
+    nev = event_sizes(c, SIZE, ev, 64);
+    cr_assert_eq(nev, 3, "lag: 3 events, not %zu (first %zu records)", nev, nev ? ev[0] : 0);
+    cr_assert_eq(ev[0], 50);
+    cr_assert_eq(ev[1], ROUND);
+    cr_assert_eq(ev[2], ROUND);
+    coll_check(a, 0, ROUND * ROUNDS, NULL, "lead");
+    expect_clean_stream(c->sub, "lag");
+}
+
 /* 20 consumers x 5 shards of one stream: every subscription gets exactly its
  * own shard's records. */
 Test(subscribe, consumers_times_shards_each_get_their_shard, .timeout = 60)

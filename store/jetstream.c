@@ -805,7 +805,7 @@ static int batch_readable(const struct js_batch *b)
 }
 
 /* Every record of "b" is in the copy, or was refused by it: the copy has
- * passed the last of them. */
+ * passed the last of them. Not for a deleted stream's shard. */
 static int batch_decided(const struct js_batch *b)
 {
     const struct js_feed *fd = b->sh->stream->feed;
@@ -1205,8 +1205,9 @@ void store_i_js_after(struct store *s)
     while (*pp) {
         struct js_batch *b = *pp;
         struct store_err ve;
-        if (b->rr && b->rr_left && !b->rr_failed && !js->closing && batch_decided(b) &&
-            reroute_send(s, b))
+        /* (a deleted stream's shard may have outlived its stream: first) */
+        if (b->rr && b->rr_left && !b->rr_failed && !js->closing && !b->sh->deleted &&
+            batch_decided(b) && reroute_send(s, b))
             arm(js, now + JS_RETRY_MS); /* look again for where they go */
         int v = batch_verdict(js, b, &ve);
         if (v == 0 && now >= b->await_until)

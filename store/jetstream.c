@@ -172,7 +172,8 @@ struct js_batch {
  * after a cancel). The batch owns it until it is sent, then the inner
  * append's callback does if the batch was answered meanwhile (b = NULL). */
 struct js_reroute {
-    struct js_reroute *next;
+    struct js_reroute *next;  /* the batch's */
+    struct js_reroute *qnext; /* js->rr_head's, while not sent */
     struct js_batch *b;
     size_t i;                 /* its place in the batch */
     uint8_t *pk, *data;
@@ -281,6 +282,9 @@ struct js_state {
     struct sub_claim *claims[SUB_BUCKETS];
     struct js_ctl *ctl;       /* fences and cancels on their way */
     struct js_batch *batches; /* every append not yet answered (for refusals) */
+    /* refused records not yet sent again, in the order the copy refused
+     * them (their stream order): sent in that order */
+    struct js_reroute *rr_head, *rr_tail;
 };
 
 static int64_t mono_ms(void)
@@ -527,7 +531,8 @@ static uint64_t own_counter(const struct js_state *js, const struct jsbus_msg *m
 
 /* Keeps what record "i" of "b" needs to be sent again from the refused
  * message itself (the publish freed its copy at the acknowledgement). */
-static void reroute_keep(struct js_batch *b, size_t i, const struct jsbus_msg *m)
+static void reroute_keep(struct js_state *js, struct js_batch *b, size_t i,
+                         const struct jsbus_msg *m)
 {
     struct js_reroute **tail = &b->rr;
     for (; *tail; tail = &(*tail)->next)
@@ -555,6 +560,11 @@ static void reroute_keep(struct js_batch *b, size_t i, const struct jsbus_msg *m
     r->i = i;
     *tail = r;
     b->rr_left++;
+    if (js->rr_tail)
+        js->rr_tail->qnext = r;
+    else
+        js->rr_head = r;
+    js->rr_tail = r;
 }
 
 static void reroute_free(struct js_reroute *r)
@@ -596,7 +606,7 @@ static int feed_record(struct js_feed *fd, const struct jsbus_msg *m, const char
         uint64_t c = own_counter(s->js, m);
         for (struct js_batch *b = s->js->batches; c && b; b = b->lnext)
             if (c >= b->c0 && c < b->c0 + b->n) {
-                reroute_keep(b, (size_t)(c - b->c0), m);
+                reroute_keep(s->js, b, (size_t)(c - b->c0), m);
                 break;
             }
         return 0;
@@ -787,6 +797,16 @@ static void batch_finish(struct store *s, struct js_batch *b, const struct store
     b->sh->js_refs--;
     for (struct js_reroute *r = b->rr, *nx; r; r = nx) {
         nx = r->next;
+        if (!r->sent) { /* leaves the queue (a rare walk: failed or closing) */
+            struct js_reroute *prev = NULL;
+            for (struct js_reroute **pp = &s->js->rr_head; *pp; prev = *pp, pp = &(*pp)->qnext)
+                if (*pp == r) {
+                    *pp = r->qnext;
+                    if (s->js->rr_tail == r)
+                        s->js->rr_tail = prev;
+                    break;
+                }
+        }
         if (r->sent && !r->done)
             r->b = NULL; /* its inner append's callback frees it */
         else
@@ -834,51 +854,51 @@ static void on_reroute_done(void *arg, const struct store_err *e)
     arm(b->sh->store->js, mono_ms());
 }
 
-/* Sends again the refused records of "b" whose destination is known: the
- * shard their hash key routes to now, unless that is still the fenced one
- * (this gateway has not yet seen how the reshard ended). Returns whether
+/* Sends again, in the order they were refused, the refused records whose
+ * destination is known: the shard their hash key routes to now, unless that
+ * is still the fenced one (this gateway has not yet seen how the reshard
+ * ended); stops at the first that must wait, so that records appended to
+ * one shard in some order are stored again in that order. Returns whether
  * some wait. */
-static int reroute_send(struct store *s, struct js_batch *b)
+static int reroute_pump(struct store *s)
 {
-    int waiting = 0;
-    for (struct js_reroute *r = b->rr; r; r = r->next) {
-        if (r->sent)
-            continue;
-        struct store_shard *t;
+    struct js_state *js = s->js;
+    while (js->rr_head) {
+        struct js_reroute *r = js->rr_head;
+        struct js_batch *b = r->b;
+        struct store_shard *t = NULL;
         struct store_err e;
-        if (b->sh->deleted || store_stream_route(b->sh->stream, &r->hk, &t, &e) != 0) {
-            r->sent = r->done = 1;
-            b->rr_left--;
-            if (!b->rr_failed) {
-                b->rr_failed = 1;
-                store_i_err_set(&b->rr_err, STORE_EUNAVAIL,
-                                "a record refused by a reshard found no shard to go to: %s",
-                                b->sh->deleted ? "the stream was deleted" : e.msg);
-            }
-            continue;
-        }
-        if (t == b->sh && t->js_fenced_at) {
-            waiting = 1;
-            break; /* and the ones after it, in order */
-        }
-        struct store_record_in in = {.partition_key = {r->pk, r->pklen},
-                                     .data = {r->data, r->len},
-                                     .explicit_hash_key = r->has_ehk ? &r->hk : NULL};
+        int routed = !b->sh->deleted && store_stream_route(b->sh->stream, &r->hk, &t, &e) == 0;
+        if (routed && t == b->sh && t->js_fenced_at)
+            return 1;
+        js->rr_head = r->qnext;
+        if (!js->rr_head)
+            js->rr_tail = NULL;
+        r->qnext = NULL;
         r->sent = 1;
-        if (store_i_js_append(t, &in, 1, &r->seq, on_reroute_done, r, &e) != 0) {
-            r->done = 1;
-            b->rr_left--;
-            if (!b->rr_failed) {
-                b->rr_failed = 1;
-                b->rr_err = e;
-            }
+        if (!routed) {
+            store_i_err_set(&e, STORE_EUNAVAIL,
+                            "a record refused by a reshard found no shard to go to: %s",
+                            b->sh->deleted ? "the stream was deleted" : e.msg);
         } else {
-            store_i_log(s, STORE_LOG_DEBUG,
-                        "jetstream: a record of shard %s refused by a reshard goes to %s", b->sh->id,
-                        t->id);
+            struct store_record_in in = {.partition_key = {r->pk, r->pklen},
+                                         .data = {r->data, r->len},
+                                         .explicit_hash_key = r->has_ehk ? &r->hk : NULL};
+            if (store_i_js_append(t, &in, 1, &r->seq, on_reroute_done, r, &e) == 0) {
+                store_i_log(s, STORE_LOG_DEBUG,
+                            "jetstream: a record of shard %s refused by a reshard goes to %s",
+                            b->sh->id, t->id);
+                continue;
+            }
+        }
+        r->done = 1;
+        b->rr_left--;
+        if (!b->rr_failed) {
+            b->rr_failed = 1;
+            b->rr_err = e;
         }
     }
-    return waiting;
+    return 0;
 }
 
 /* The answer for an acknowledged batch, once the copy decided; 0 while it
@@ -1198,17 +1218,15 @@ static void release_held(struct store *s, const struct store_stream *gone)
 void store_i_js_after(struct store *s)
 {
     struct js_state *js = s->js;
-    if (!js || !js->await)
+    if (!js || (!js->await && !js->rr_head))
         return;
     int64_t now = mono_ms();
+    if (js->rr_head && !js->closing && reroute_pump(s))
+        arm(js, now + JS_RETRY_MS); /* look again for where they go */
     struct js_batch **pp = &js->await, *ready = NULL;
     while (*pp) {
         struct js_batch *b = *pp;
         struct store_err ve;
-        /* (a deleted stream's shard may have outlived its stream: first) */
-        if (b->rr && b->rr_left && !b->rr_failed && !js->closing && !b->sh->deleted &&
-            batch_decided(b) && reroute_send(s, b))
-            arm(js, now + JS_RETRY_MS); /* look again for where they go */
         int v = batch_verdict(js, b, &ve);
         if (v == 0 && now >= b->await_until)
             v = store_i_err_set(&ve, STORE_EUNAVAIL,

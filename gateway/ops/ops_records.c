@@ -33,6 +33,7 @@ enum entry_state { ENTRY_PENDING, ENTRY_OK, ENTRY_THROTTLED, ENTRY_FAILED };
 struct put_entry_result {
     enum entry_state state;
     uint32_t shard;          /* index */
+    uint32_t bytes;          /* data + partition key, for metrics */
     struct store_seq seq;
 };
 
@@ -202,18 +203,25 @@ static void on_group_done(void *arg, const struct store_err *se)
 {
     struct put_group *g = arg;
     struct put_ctx *ctx = g->ctx;
+    uint64_t n = g->n, bytes = g->bytes;
     for (size_t i = 0; i < g->n; i++) {
         struct put_entry_result *r = &ctx->res[g->idx[i]];
         r->state = se ? ENTRY_FAILED : ENTRY_OK;
         if (!se) {
             r->seq = g->seqs[i];
             /* Where the store put it: on jetstream, a record a reshard
-             * closed its shard under is stored again in a child. */
+             * closed its shard under is stored again in a child, and
+             * counted there. */
             r->shard = g->seqs[i].shard;
+            if (r->shard != g->shard) {
+                n--;
+                bytes -= r->bytes;
+                gw_metrics_put(ctx->app->metrics, ctx->stream, r->shard, 1, r->bytes);
+            }
         }
     }
-    if (!se)
-        gw_metrics_put(ctx->app->metrics, ctx->stream, g->shard, g->n, g->bytes);
+    if (!se && n)
+        gw_metrics_put(ctx->app->metrics, ctx->stream, g->shard, n, bytes);
     if (se) {
         gw_log(GW_LOG_WARN, "append_failed", "stream=%s shard=%u: %s", ctx->stream, g->shard,
                se->msg);
@@ -338,6 +346,7 @@ static void put(struct gw_app *app, struct gw_req *req, bool batch)
         struct store_shard_info si;
         store_shard_info(shard_of[i], &si);
         ctx->res[i].shard = si.index;
+        ctx->res[i].bytes = (uint32_t)(e->data_len + e->pk_len);
         if (!gw_throttle_take(app->throttle, shard_of[i], 1, e->data_len + e->pk_len)) {
             ctx->res[i].state = ENTRY_THROTTLED;
             gw_metrics_write_throttled(app->metrics, info.name, si.index);

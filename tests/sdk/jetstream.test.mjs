@@ -255,6 +255,22 @@ describe('two gateways on one JetStream', { skip: !JETSTREAM && 'jetstream backe
         else assert.ok(descends(q.shard, p.shard), `${list[i]} is in a descendant of ${list[i - 1]}'s shard`);
       }
     }
+    // B's write metrics count each record under the shard that holds it
+    // (a record sent again after a fence under the child, not the parent).
+    await send(A.c, 'EnableEnhancedMonitoring', { StreamName: name, ShardLevelMetrics: ['IncomingRecords'] });
+    const sorted = (o) => JSON.stringify(Object.entries(o).sort());
+    const wantCounts = {};
+    for (const a of acked.values()) wantCounts[a.shard] = (wantCounts[a.shard] ?? 0) + 1;
+    let gotCounts;
+    await until('B\'s per-shard IncomingRecords match where the records are', async () => {
+      const text = await (await fetch(`${B.s.endpoint}/metrics`)).text();
+      gotCounts = {};
+      for (const m of text.matchAll(/^sluice_shard_incoming_records_total\{([^}]*)\} (\d+)$/gm)) {
+        const shard = /shard="([^"]+)"/.exec(m[1])?.[1];
+        if (m[1].includes(`stream="${name}"`) && shard && Number(m[2])) gotCounts[shard] = Number(m[2]);
+      }
+      return sorted(gotCounts) === sorted(wantCounts);
+    }, 5000).catch((e) => assert.fail(`${e.message}: ${sorted(gotCounts)} vs ${sorted(wantCounts)}`));
     console.log(`# reshards under B's writes: ${rounds} rounds, ${acked.size} records acknowledged, ${throttled} throttled, ${shardsA.length} shards`);
   });
 

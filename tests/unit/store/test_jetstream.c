@@ -215,18 +215,42 @@ struct appended {
     struct store_seq seqs[3];
 };
 
+/* Creates stream "name" of one shard through "a"; returns once the creation
+ * is durable and "b" knows the stream. */
+static struct store_stream *create_seen(struct store *a, struct store *b, const char *name)
+{
+    struct store_err err = {0};
+    struct store_stream *st;
+    cr_assert_eq(store_stream_create(a, name, 1, &st, &err), 0, "%s", err.msg);
+    struct done created = {0};
+    store_catalog_sync(a, on_done, &created);
+    store_commit(a);
+    PUMP_UNTIL(a, b, 10000, created.fired && has_stream(b, name));
+    cr_assert_eq(created.code, 0);
+    return st;
+}
+
+/* Appends one record "data" (partition key "k") to shard 0 of "st" and
+ * waits at most "ms" for its answer, whatever it is, in "ap". */
+static void append_wait(struct store *a, struct store *b, struct store_stream *st,
+                        const char *data, struct appended *ap, int ms)
+{
+    struct store_record_in in = {.partition_key = {(const uint8_t *)"k", 1},
+                                 .data = {(const uint8_t *)data, strlen(data)}};
+    struct store_err err = {0};
+    *ap = (struct appended){0};
+    cr_assert_eq(store_shard_append(store_stream_shard(st, 0), &in, 1, ap->seqs, on_done, &ap->d,
+                                    &err),
+                 0, "%s", err.msg);
+    PUMP_UNTIL(a, b, ms, ap->d.fired);
+}
+
 Test(jetstream, records_through_one_read_through_the_other)
 {
     char da[64], db[64];
     struct store *a = open_store("A", da), *b = open_store("B", db);
     struct store_err err = {0};
-    struct store_stream *st;
-    cr_assert_eq(store_stream_create(a, "events", 1, &st, &err), 0, "%s", err.msg);
-    struct done created = {0};
-    store_catalog_sync(a, on_done, &created);
-    store_commit(a);
-    PUMP_UNTIL(a, b, 10000, created.fired && has_stream(b, "events"));
-    cr_assert_eq(created.code, 0);
+    struct store_stream *st = create_seen(a, b, "events");
     struct store_record_in in[3];
     static const char *const data[3] = {"one", "two", "three"};
     for (int i = 0; i < 3; i++) {
@@ -372,12 +396,7 @@ Test(jetstream, reshard_while_the_other_gateway_appends)
     struct store *a = open_store("A", da), *b = open_store("B", db);
     struct store_err err = {0};
     struct store_stream *sa, *sb;
-    cr_assert_eq(store_stream_create(a, "split", 1, &sa, &err), 0, "%s", err.msg);
-    struct done created = {0};
-    store_catalog_sync(a, on_done, &created);
-    store_commit(a);
-    PUMP_UNTIL(a, b, 10000, created.fired && has_stream(b, "split"));
-    cr_assert_eq(created.code, 0);
+    sa = create_seen(a, b, "split");
     cr_assert_eq(store_stream_lookup(b, "split", &sb, NULL), 0);
 
     static struct rbatch bt[400];
@@ -502,46 +521,26 @@ Test(jetstream, a_fence_nobody_finishes_is_voided)
 {
     char da[64], db[64];
     struct store *a = open_store("A", da), *b = open_store("B", db);
-    struct store_err err = {0};
-    struct store_stream *sa;
-    cr_assert_eq(store_stream_create(a, "fenced", 1, &sa, &err), 0, "%s", err.msg);
-    struct done created = {0};
-    store_catalog_sync(a, on_done, &created);
-    store_commit(a);
-    PUMP_UNTIL(a, b, 10000, created.fired && has_stream(b, "fenced"));
-    cr_assert_eq(created.code, 0);
+    struct store_stream *sa = create_seen(a, b, "fenced");
     /* Its first record makes sure the JetStream stream exists. */
-    struct store_record_in in = {.partition_key = {(const uint8_t *)"k", 1},
-                                 .data = {(const uint8_t *)"before", 6}};
-    struct appended ap = {0};
-    cr_assert_eq(store_shard_append(store_stream_shard(sa, 0), &in, 1, ap.seqs, on_done, &ap.d,
-                                    &err),
-                 0, "%s", err.msg);
-    PUMP_UNTIL(a, b, 10000, ap.d.fired);
+    struct appended ap;
+    append_wait(a, b, sa, "before", &ap, 10000);
     cr_assert_eq(ap.d.code, 0);
 
     publish_raw("fence", "{\"shards\":[0]}");
 
     /* Stored after the fence: refused by both copies, sent again once the
      * fence is voided (within its grace of 5 s, and a little). */
-    in.data = (struct store_bytes){(const uint8_t *)"refused", 7};
-    struct appended refused = {0};
+    struct appended refused;
     int64_t t0 = now_ms();
-    cr_assert_eq(store_shard_append(store_stream_shard(sa, 0), &in, 1, refused.seqs, on_done,
-                                    &refused.d, &err),
-                 0, "%s", err.msg);
-    PUMP_UNTIL(a, b, 30000, refused.d.fired);
+    append_wait(a, b, sa, "refused", &refused, 30000);
     cr_assert_eq(refused.d.code, 0, "sent again after the void");
     cr_assert_eq(refused.seqs[0].shard, 0u);
     cr_assert_geq(now_ms() - t0, 4000, "not before the fence was voided");
     /* before, the fence, the refused message, the cancel, then this */
     cr_assert_gt(refused.seqs[0].counter, ap.seqs[0].counter + 3, "stored again, after the cancel");
-    in.data = (struct store_bytes){(const uint8_t *)"after", 5};
-    struct appended after = {0};
-    cr_assert_eq(store_shard_append(store_stream_shard(sa, 0), &in, 1, after.seqs, on_done,
-                                    &after.d, &err),
-                 0, "%s", err.msg);
-    PUMP_UNTIL(a, b, 10000, after.d.fired);
+    struct appended after;
+    append_wait(a, b, sa, "after", &after, 10000);
     cr_assert_eq(after.d.code, 0);
     struct store_cursor *cur = store_cursor_new();
     size_t n = 0;
@@ -564,21 +563,9 @@ Test(jetstream, hostile_control_messages_change_nothing)
 {
     char da[64], db[64];
     struct store *a = open_store("A", da), *b = open_store("B", db);
-    struct store_err err = {0};
-    struct store_stream *sa;
-    cr_assert_eq(store_stream_create(a, "hostile", 1, &sa, &err), 0, "%s", err.msg);
-    struct done created = {0};
-    store_catalog_sync(a, on_done, &created);
-    store_commit(a);
-    PUMP_UNTIL(a, b, 10000, created.fired && has_stream(b, "hostile"));
-    cr_assert_eq(created.code, 0);
-    struct store_record_in in = {.partition_key = {(const uint8_t *)"k", 1},
-                                 .data = {(const uint8_t *)"before", 6}};
-    struct appended ap = {0};
-    cr_assert_eq(store_shard_append(store_stream_shard(sa, 0), &in, 1, ap.seqs, on_done, &ap.d,
-                                    &err),
-                 0, "%s", err.msg);
-    PUMP_UNTIL(a, b, 10000, ap.d.fired);
+    struct store_stream *sa = create_seen(a, b, "hostile");
+    struct appended ap;
+    append_wait(a, b, sa, "before", &ap, 10000);
     cr_assert_eq(ap.d.code, 0);
 
     publish_raw("fence", "not json");
@@ -589,12 +576,8 @@ Test(jetstream, hostile_control_messages_change_nothing)
     publish_raw("cancel", "[]");
     publish_raw("abc", "no shard");
 
-    in.data = (struct store_bytes){(const uint8_t *)"after", 5};
-    struct appended after = {0};
-    cr_assert_eq(store_shard_append(store_stream_shard(sa, 0), &in, 1, after.seqs, on_done,
-                                    &after.d, &err),
-                 0, "%s", err.msg);
-    PUMP_UNTIL(a, b, 30000, after.d.fired);
+    struct appended after;
+    append_wait(a, b, sa, "after", &after, 30000);
     cr_assert_eq(after.d.code, 0, "the append after them: %d", after.d.code);
     struct store_cursor *cur = store_cursor_new();
     size_t n = 0;

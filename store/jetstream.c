@@ -159,8 +159,6 @@ struct js_batch {
     int refused;         /* the copy refused a record that cannot be sent again */
     struct js_reroute *rr;       /* its records the copy refused, in stream order */
     size_t rr_left;              /* of them, not yet stored again */
-    int rr_failed;
-    struct store_err rr_err;
     struct js_pub *pubs;
     struct js_batch *anext;
     struct js_batch *lprev, *lnext; /* every batch not yet answered */
@@ -842,9 +840,9 @@ static void on_reroute_done(void *arg, const struct store_err *e)
     }
     r->done = 1;
     b->rr_left--;
-    if (e && !b->rr_failed) {
-        b->rr_failed = 1;
-        b->rr_err = *e;
+    if (e && !b->failed) {
+        b->failed = 1;
+        b->err = *e;
     } else if (!e && b->seqs) {
         b->seqs[r->i] = r->seq;
     }
@@ -893,9 +891,9 @@ static int reroute_pump(struct store *s)
         }
         r->done = 1;
         b->rr_left--;
-        if (!b->rr_failed) {
-            b->rr_failed = 1;
-            b->rr_err = e;
+        if (!b->failed) {
+            b->failed = 1;
+            b->err = e;
         }
     }
     return 0;
@@ -912,8 +910,8 @@ static int batch_verdict(const struct js_state *js, const struct js_batch *b, st
                                "shard %s was closed by a reshard while the records were on their "
                                "way; retry",
                                b->sh->id);
-    if (b->rr_failed) {
-        *e = b->rr_err;
+    if (b->failed) { /* a record sent again after a refusal failed */
+        *e = b->err;
         return -1;
     }
     if (batch_decided(b) && !b->rr_left)

@@ -12,6 +12,12 @@
 #   publish        sluice-bench-jetstream --mode publish: COUNT (100000)
 #                  async publishes of 100 B, WINDOW (4096) unacked at most
 #                  (jetstream-ceiling.sh's flags): the ceiling
+#   publish design the same with --msg-id --follow: every message with a
+#                  Nats-Msg-Id and delivered to an ordered consumer while
+#                  published, which is what the backend asks of the servers
+#                  per record (de-duplication, and each gateway's copy)
+#                  without any gateway: how much of the ceiling the design
+#                  leaves (DESIGN=0 skips it)
 #   latency        sluice-bench-jetstream --mode latency --send-asap: RATE
 #                  (1000) msgs/s for LAT_DURATION (5) s, publish -> receive
 #   fanout         sluice-bench-fanout --one-thread, 10 consumers on one
@@ -41,7 +47,7 @@ source "$(dirname "$0")/lib.sh"
 REPLICAS=${REPLICAS:-1 3} N_JS=${N_JS:-400} N_EMB=${N_EMB:-1000}
 COUNT=${COUNT:-100000} WINDOW=${WINDOW:-4096} RATE=${RATE:-1000} LAT_DURATION=${LAT_DURATION:-5}
 FO_DURATION=${FO_DURATION:-5} FO_DRAIN=${FO_DRAIN:-5} FANOUT_EMBEDDED=${FANOUT_EMBEDDED:-1}
-FO_EMB_DURABILITY=${FO_EMB_DURABILITY:-interval:100}
+FO_EMB_DURABILITY=${FO_EMB_DURABILITY:-interval:100} DESIGN=${DESIGN:-1}
 jsbench=$BUILD/loadtest/sluice-bench-jetstream
 fobench=$BUILD/loadtest/sluice-bench-fanout
 cluster=$LT_ROOT/tests/lib/nats-cluster.sh
@@ -205,6 +211,8 @@ for r in $REPLICAS; do
     put "js-R$r" "$r" "$i" "$N_JS"
     jsb "$r" "$i" publish --mode publish --count "$COUNT" --window "$WINDOW" --duration 60 \
       --label "publish R$r 100B"
+    [ "$DESIGN" = 0 ] || jsb "$r" "$i" design --mode publish --count "$COUNT" --window "$WINDOW" \
+      --duration 60 --msg-id --follow --label "publish design R$r 100B"
     jsb "$r" "$i" latency --mode latency --rate "$RATE" --duration "$LAT_DURATION" --send-asap \
       --label "latency R$r 100B"
     fanout jetstream "$r" "$i"
@@ -245,6 +253,7 @@ print(f"PutRecords 500x100B h2c, h2load -c {c} -m {m}, -n {n_emb} (embedded) / {
 for r in replicas:
     emb = pick("put", r, f"emb-R{r}"); js = pick("put", r, f"js-R{r}")
     pub = [x.get("publish", {}).get("msgs_per_s") for x in pick("publish", r)]
+    des = [x.get("publish", {}).get("msgs_per_s") for x in pick("design", r)]
     lat = [x.get("latency", {}) for x in pick("latency", r)]
     foj = pick("fanout", r, "jetstream"); foe = pick("fanout", r, "embedded")
     e_rec = med([x.get("ok_records_per_s") for x in emb]); j_rec = med([x.get("ok_records_per_s") for x in js])
@@ -262,8 +271,13 @@ for r in replicas:
           f" gw CPU {f(med([x.get('gw_cpu_pct') for x in js]))}%, nats CPU {f(med([x.get('nats_cpu_pct') for x in js]))}%, failed runs {err(js)},"
           f" failed records {sum(x.get('failed_records') or 0 for x in js):,}; attempted {f(med([x.get('records_per_s') for x in js]))}/s")
     print(f"  {'JetStream async publish 100 B (ceiling)':<40} {f(ceil):>10} msgs/s    {spread(pub):<22}")
+    if des:
+        d = med(des)
+        print(f"  {'  with Nats-Msg-Id, followed (design)':<40} {f(d):>10} msgs/s    {spread(des):<22}"
+              f" {f(d / ceil if d and ceil else None, 2)} of the ceiling: the most the design allows")
     print(f"  {'jetstream / ceiling':<40} {f(j_rec / ceil if j_rec and ceil else None, 2):>10}"
-          f"   (target >= 0.8 at R3); jetstream / embedded {f(j_rec / e_rec if j_rec and e_rec else None, 2)}")
+          f"   (target >= 0.8 at R3); jetstream / embedded {f(j_rec / e_rec if j_rec and e_rec else None, 2)}"
+          + (f"; / design {f(j_rec / med(des) if j_rec and med(des) else None, 2)}" if des else ""))
     print(f"  {'fan-out send->receipt, jetstream':<40} p50 {f(fo_p50)} us {spread([x.get('p50_us') for x in foj])},"
           f" p99 {f(fo_p99)} us, max {f(med([x.get('max_us') for x in foj]))} us,"
           f" lost {sum(x.get('lost') or 0 for x in foj)}, put failed {sum(x.get('put_failed') or 0 for x in foj)}")

@@ -13,6 +13,13 @@
  *            ack frees a slot), every PubAck counted in the ack handler. The
  *            clock runs from the first publish to the return of
  *            js_PublishAsyncComplete. msgs/s and MiB/s of payload.
+ *            --msg-id: every message carries a unique Nats-Msg-Id header, so
+ *            the server keeps its de-duplication window as it does for the
+ *            gateway's records. --follow: an ordered push consumer on NAME.p
+ *            receives every message during the phase (the clock then also
+ *            waits for the last delivery), as each gateway's copy of a
+ *            stream does. With both: what the jetstream backend's design
+ *            asks of the servers per record, without the gateway.
  *   latency  one publisher at --rate msgs/s (paced on absolute times, async
  *            publish so it never waits for an ack) to NAME.l, an ordered push
  *            consumer on NAME.l receiving; publish -> receive and publish ->
@@ -64,7 +71,7 @@ static struct {
     int replicas, window;
     size_t size, count, latency_count;
     double rate, duration;
-    bool send_asap;
+    bool send_asap, msg_id, follow;
 } opt = {
     .url = "nats://127.0.0.1:4222",
     .label = "",
@@ -87,7 +94,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: sluice-bench-jetstream [--url nats://HOST:PORT[,nats://...]] [--replicas R]\n"
             "  [--size S] [--count N] [--window W] [--rate R] [--latency-count N]\n"
-            "  [--duration SEC] [--mode both|publish|latency] [--send-asap] [--label TEXT]\n");
+            "  [--duration SEC] [--mode both|publish|latency] [--send-asap] [--msg-id]\n"
+            "  [--follow] [--label TEXT]\n");
     exit(2);
 }
 
@@ -139,10 +147,7 @@ static void sleep_until(int64_t t)
     }
 }
 
-static void sleep_ms(int ms)
-{
-    sleep_until(now_ns() + (int64_t)ms * 1000000);
-}
+static void sleep_ms(int ms) { sleep_until(now_ns() + (int64_t)ms * 1000000); }
 
 /* Payload header: publish time and index, native byte order (one process). */
 static void stamp(uint8_t *buf, int64_t t, uint64_t idx)
@@ -200,10 +205,26 @@ static void on_ack(jsCtx *ctx, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, voi
 /* Publishes one message asynchronously; a full window makes js_PublishAsync
  * stall for StallWait and fail with NATS_TIMEOUT, which is retried until
  * the deadline. */
-static bool publish(const char *subj, const uint8_t *buf, size_t len, int64_t deadline)
+static bool publish(const char *subj, const uint8_t *buf, size_t len, int64_t deadline,
+                    uint64_t idx)
 {
     for (;;) {
-        natsStatus s = js_PublishAsync(js, subj, buf, (int)len, NULL);
+        natsStatus s;
+        if (opt.msg_id) {
+            /* Nats-Msg-Id as the gateway sets it: an origin and a counter */
+            char id[48];
+            snprintf(id, sizeof id, "bench%ld-%" PRIu64, (long)getpid(), idx);
+            natsMsg *m = NULL;
+            s = natsMsg_Create(&m, subj, NULL, (const char *)buf, (int)len);
+            if (s == NATS_OK)
+                s = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+            if (s == NATS_OK)
+                s = js_PublishMsgAsync(js, &m, NULL);
+            /* on success the library owns "m" and set it to NULL */
+            natsMsg_Destroy(m);
+        } else {
+            s = js_PublishAsync(js, subj, buf, (int)len, NULL);
+        }
         if (s == NATS_OK)
             return true;
         if (s != NATS_TIMEOUT)
@@ -258,8 +279,36 @@ static struct pct percentiles(int64_t *v, size_t n)
 
 /* ---- publish phase ----------------------------------------------------------- */
 
+static atomic_uint_fast64_t followed; /* --follow: messages delivered */
+
+static void on_follow(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    (void)closure;
+    atomic_fetch_add_explicit(&followed, 1, memory_order_release);
+    natsMsg_Destroy(msg);
+}
+
+/* An ordered push consumer on "subj" from its first message (see
+ * run_latency for the options). */
+static natsSubscription *follow(const char *subj, natsMsgHandler cb, void *arg)
+{
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = stream;
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverAll;
+    natsSubscription *sub = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_Subscribe(&sub, js, subj, cb, arg, NULL, &so, &jerr);
+    if (s != NATS_OK)
+        die("js_Subscribe (ordered consumer): %s (%d)", natsStatus_GetText(s), (int)jerr);
+    return sub;
+}
+
 struct pub_result {
-    size_t sent, acked, failed, unacked;
+    size_t sent, acked, failed, unacked, followed;
     double seconds, msgs_s, mib_s;
     bool capped;
 };
@@ -274,6 +323,7 @@ static struct pub_result run_publish(void)
     for (size_t i = MIN_SIZE; i < opt.size; i++)
         buf[i] = (uint8_t)(i * 31 + 7);
     struct pub_result r = {0};
+    natsSubscription *sub = opt.follow ? follow(subj, on_follow, NULL) : NULL;
     uint64_t ok0 = atomic_load(&acks.ok), failed0 = atomic_load(&acks.failed);
     int64_t t0 = now_ns(), deadline = t0 + (int64_t)(opt.duration * 1e9);
     for (size_t i = 0; i < opt.count; i++) {
@@ -284,7 +334,7 @@ static struct pub_result run_publish(void)
             break;
         }
         stamp(buf, 0, i);
-        if (!publish(subj, buf, opt.size, deadline)) {
+        if (!publish(subj, buf, opt.size, deadline, i)) {
             r.capped = true;
             break;
         }
@@ -292,9 +342,21 @@ static struct pub_result run_publish(void)
     }
     int64_t left_ms = (deadline - now_ns()) / 1000000;
     r.unacked = complete(left_ms > 10000 ? left_ms : 10000);
-    int64_t t1 = now_ns();
     r.acked = (size_t)(atomic_load(&acks.ok) - ok0);
     r.failed = (size_t)(atomic_load(&acks.failed) - failed0);
+    if (sub) {
+        /* the follower's last delivery trails the last ack: bounded wait */
+        int64_t end = now_ns() + 10 * 1000000000LL;
+        while (atomic_load_explicit(&followed, memory_order_acquire) < r.acked && now_ns() < end)
+            sleep_ms(1);
+    }
+    int64_t t1 = now_ns();
+    if (sub) {
+        r.followed = (size_t)atomic_load_explicit(&followed, memory_order_acquire);
+        if (natsSubscription_Drain(sub) == NATS_OK)
+            natsSubscription_WaitForDrainCompletion(sub, 5000);
+        natsSubscription_Destroy(sub);
+    }
     r.seconds = (double)(t1 - t0) / 1e9;
     r.msgs_s = (double)r.acked / r.seconds;
     r.mib_s = r.msgs_s * (double)opt.size / (1024.0 * 1024.0);
@@ -357,16 +419,7 @@ static struct lat_result run_latency(void)
      * flow control and heartbeats set by the library, which recreates it
      * from the last stream sequence on a gap. The subject is fresh, so
      * DeliverAll starts at the first message published below. */
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = stream;
-    so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverAll;
-    natsSubscription *sub = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = js_Subscribe(&sub, js, subj, on_msg, &rcv, NULL, &so, &jerr);
-    if (s != NATS_OK)
-        die("js_Subscribe (ordered consumer): %s (%d)", natsStatus_GetText(s), (int)jerr);
+    natsSubscription *sub = follow(subj, on_msg, &rcv);
 
     /* The ack handler fills ack_ns from here on (the publish phase, if any,
      * is complete: no ack of it is still in flight). */
@@ -385,7 +438,7 @@ static struct lat_result run_latency(void)
         }
         sleep_until(due);
         stamp(buf, now_ns(), i);
-        if (!publish(subj, buf, opt.size, deadline)) {
+        if (!publish(subj, buf, opt.size, deadline, (uint64_t)1 << 40 | i)) {
             r.capped = true;
             break;
         }
@@ -482,8 +535,7 @@ static void connect_all(void)
         die("natsConnection_JetStream: %s", natsStatus_GetText(s));
 
     /* Unique per run: two benchmarks on one cluster never share a stream. */
-    snprintf(stream, sizeof stream, "SLUICE_BENCH_%ld_%" PRId64, (long)getpid(),
-             now_ns() / 1000);
+    snprintf(stream, sizeof stream, "SLUICE_BENCH_%ld_%" PRId64, (long)getpid(), now_ns() / 1000);
     char subjects[80];
     snprintf(subjects, sizeof subjects, "%s.>", stream);
     const char *subj_list[] = {subjects};
@@ -532,6 +584,10 @@ int main(int argc, char **argv)
             opt.label = v;
         else if (strcmp(a, "--send-asap") == 0)
             opt.send_asap = true;
+        else if (strcmp(a, "--msg-id") == 0)
+            opt.msg_id = true;
+        else if (strcmp(a, "--follow") == 0)
+            opt.follow = true;
         else
             usage();
 #undef ARG
@@ -546,8 +602,9 @@ int main(int argc, char **argv)
         opt.count < 1 || opt.count > 100000000 || opt.window < 1 || opt.window > 1000000 ||
         opt.rate <= 0 || opt.rate > 1e6 || opt.latency_count > 10000000 || opt.duration <= 0 ||
         opt.duration > 3600) {
-        fprintf(stderr, "sluice-bench-jetstream: option out of range (replicas 1..5, size %d.."
-                        "8 MiB, window >= 1, rate > 0, duration <= 3600 s)\n",
+        fprintf(stderr,
+                "sluice-bench-jetstream: option out of range (replicas 1..5, size %d.."
+                "8 MiB, window >= 1, rate > 0, duration <= 3600 s)\n",
                 MIN_SIZE);
         return 2;
     }
@@ -567,16 +624,18 @@ int main(int argc, char **argv)
     printf("JetStream %s R%d, %zu-byte messages%s\n", opt.url, opt.replicas, opt.size,
            opt.send_asap ? ", send asap" : "");
     if (do_pub)
-        printf("publish: %zu sent, %zu acked, %zu failed, %zu unacked in %.2f s%s: "
+        printf("publish%s%s: %zu sent, %zu acked, %zu failed, %zu unacked%s in %.2f s%s: "
                "%.0f msgs/s, %.1f MiB/s (window %d)\n",
-               p.sent, p.acked, p.failed, p.unacked, p.seconds, p.capped ? " (capped)" : "",
-               p.msgs_s, p.mib_s, opt.window);
+               opt.msg_id ? " with Nats-Msg-Id" : "", opt.follow ? ", followed" : "", p.sent,
+               p.acked, p.failed, p.unacked,
+               opt.follow && p.followed < p.acked ? " (not all delivered)" : "", p.seconds,
+               p.capped ? " (capped)" : "", p.msgs_s, p.mib_s, opt.window);
     if (do_lat)
         printf("latency: %zu sent at %.0f/s%s, %zu received, %zu lost, %zu duplicated; "
                "publish->receive p50 %.0f p99 %.0f max %.0f us; publish->ack p50 %.0f "
                "p99 %.0f max %.0f us\n",
-               l.sent, l.rate, l.capped ? " (capped)" : "", l.received, l.lost, l.dup,
-               l.recv.p50, l.recv.p99, l.recv.max, l.ack.p50, l.ack.p99, l.ack.max);
+               l.sent, l.rate, l.capped ? " (capped)" : "", l.received, l.lost, l.dup, l.recv.p50,
+               l.recv.p99, l.recv.max, l.ack.p50, l.ack.p99, l.ack.max);
     if (err[0])
         printf("first publish error: %s\n", err);
 
@@ -586,9 +645,11 @@ int main(int argc, char **argv)
     if (do_pub)
         printf(",\"publish\":{\"count\":%zu,\"sent\":%zu,\"acked\":%zu,\"failed\":%zu,"
                "\"unacked\":%zu,\"window\":%d,\"seconds\":%.3f,\"capped\":%s,"
-               "\"msgs_per_s\":%.0f,\"mib_per_s\":%.2f}",
+               "\"msgs_per_s\":%.0f,\"mib_per_s\":%.2f,\"msg_id\":%s,\"follow\":%s,"
+               "\"followed\":%zu}",
                opt.count, p.sent, p.acked, p.failed, p.unacked, opt.window, p.seconds,
-               p.capped ? "true" : "false", p.msgs_s, p.mib_s);
+               p.capped ? "true" : "false", p.msgs_s, p.mib_s, opt.msg_id ? "true" : "false",
+               opt.follow ? "true" : "false", p.followed);
     if (do_lat)
         printf(",\"latency\":{\"rate\":%.0f,\"sent\":%zu,\"acked\":%zu,\"failed\":%zu,"
                "\"received\":%zu,\"lost\":%zu,\"dup\":%zu,\"capped\":%s,"
@@ -599,7 +660,8 @@ int main(int argc, char **argv)
                l.ack.p99, l.ack.max);
     printf("}\n");
 
-    bool bad = (do_pub && (p.acked != p.sent || p.failed || p.unacked)) ||
+    bool bad = (do_pub && (p.acked != p.sent || p.failed || p.unacked ||
+                           (opt.follow && p.followed < p.acked))) ||
                (do_lat && (l.acked != l.sent || l.lost || l.dup || l.failed || l.unacked));
     return bad ? 1 : 0;
 }

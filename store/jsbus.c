@@ -982,6 +982,48 @@ static void drain_ring_locked(struct jsbus_follow *f, natsMsg ***out, size_t *no
     pthread_cond_broadcast(&f->space);
 }
 
+/* JetStream writes the reply subject as $JS.ACK.<stream>.<consumer>.
+ * <delivered>.<stream seq>.<consumer seq>.<ns>.<pending> (9 tokens) or, with
+ * a domain and account hash after ACK, 12 or more. natsMsg_GetMetaData
+ * reads the same but allocates the names, for every message delivered. */
+int jsbus_ack_meta(const char *r, uint64_t *seq, int64_t *ts)
+{
+    const char *tok[13];
+    size_t len[13];
+    int n = 0;
+    if (!r || strncmp(r, "$JS.ACK.", 8) != 0)
+        return 0;
+    for (const char *p = r;; n++) {
+        if (n == 13)
+            return 0;
+        const char *dot = strchr(p, '.');
+        tok[n] = p;
+        len[n] = dot ? (size_t)(dot - p) : strlen(p);
+        if (!dot)
+            break;
+        p = dot + 1;
+    }
+    n++;
+    int base = n == 9 ? 0 : n >= 12 ? 2 : -1;
+    if (base < 0)
+        return 0;
+    uint64_t v[2] = {0, 0};
+    const int want[2] = {5 + base, 7 + base};
+    for (int k = 0; k < 2; k++) {
+        const char *t = tok[want[k]];
+        if (len[want[k]] < 1 || len[want[k]] > 19)
+            return 0;
+        for (size_t i = 0; i < len[want[k]]; i++) {
+            if (t[i] < '0' || t[i] > '9')
+                return 0;
+            v[k] = v[k] * 10 + (uint64_t)(t[i] - '0');
+        }
+    }
+    *seq = v[0];
+    *ts = (int64_t)v[1];
+    return 1;
+}
+
 /* The ordered consumer's delivery thread: queue "msg" for the loop, waiting
  * while the follow's queue is full. */
 static void on_follow_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -994,19 +1036,21 @@ static void on_follow_msg(natsConnection *nc, natsSubscription *sub, natsMsg *ms
         natsMsg_Destroy(msg);
         return;
     }
-    jsMsgMetaData *md = NULL;
-    if (natsMsg_GetMetaData(&md, msg) != NATS_OK) {
-        /* not a stream message (libnats handles control messages itself) */
-        natsMsg_Destroy(msg);
-        return;
-    }
     struct fq_ent ent = {
         .m = msg,
-        .seq = md->Sequence.Stream,
-        .ts = md->Timestamp,
         .size = (size_t)natsMsg_GetDataLength(msg) + strlen(natsMsg_GetSubject(msg)),
     };
-    jsMsgMetaData_Destroy(md);
+    if (!jsbus_ack_meta(natsMsg_GetReply(msg), &ent.seq, &ent.ts)) {
+        jsMsgMetaData *md = NULL;
+        if (natsMsg_GetMetaData(&md, msg) != NATS_OK) {
+            /* not a stream message (libnats handles control messages itself) */
+            natsMsg_Destroy(msg);
+            return;
+        }
+        ent.seq = md->Sequence.Stream;
+        ent.ts = md->Timestamp;
+        jsMsgMetaData_Destroy(md);
+    }
 
     pthread_mutex_lock(&b->mu);
     /* Back-pressure: waiting here holds back libnats' flow-control reply,

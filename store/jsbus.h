@@ -100,6 +100,11 @@ struct jsbus_msg {
  * keys), or NULL. Borrowed: valid while "m" is. */
 const char *jsbus_msg_header(const struct jsbus_msg *m, const char *key);
 
+/* The stream sequence and timestamp (ns) a JetStream delivery's reply
+ * subject "reply" carries: 1, or 0 if it has neither known form (then
+ * libnats' natsMsg_GetMetaData is the judge). Any thread. */
+int jsbus_ack_meta(const char *reply, uint64_t *seq, int64_t *ts);
+
 struct jsbus_hdr {
     const char *key, *value;
 };

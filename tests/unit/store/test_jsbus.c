@@ -282,6 +282,49 @@ Test(jsbus, stream_create_sync_and_async_two_buses)
     jsbus_close(b2);
 }
 
+/* The reply-subject scan: both forms JetStream writes (libnats' parser,
+ * natsMsg_GetMetaData, reads a message a subscription delivered only, so the
+ * values are spelled out; follow_from_1_and_500_then_live checks the scan
+ * against a real server's deliveries), and what it must leave to libnats. */
+Test(jsbus, ack_meta_reads_both_reply_forms)
+{
+    static const struct {
+        const char *reply;
+        uint64_t seq;
+        int64_t ts;
+    } ok[] = {
+        {"$JS.ACK.sluice-data-1.c1.1.4242.17.1733480000123456789.0", 4242,
+         1733480000123456789},
+        {"$JS.ACK.hub.ACCHASH.sluice-data-1.c1.3.18446744073709551.2.1733480000123456789.9.r4nd",
+         18446744073709551u, 1733480000123456789},
+        {"$JS.ACK.hub.ACCHASH.S.C.1.7.7.5.0.tok.extra", 7, 5},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        uint64_t seq = 0;
+        int64_t ts = 0;
+        cr_assert_eq(jsbus_ack_meta(ok[i].reply, &seq, &ts), 1, "%s", ok[i].reply);
+        cr_expect_eq(seq, ok[i].seq, "%s: %" PRIu64, ok[i].reply, seq);
+        cr_expect_eq(ts, ok[i].ts, "%s: %" PRId64, ok[i].reply, ts);
+    }
+    static const char *bad[] = {
+        NULL,
+        "",
+        "_INBOX.abc.1",
+        "$JS.ACK.s.c.1.2.3.4",                      /* 8 tokens */
+        "$JS.ACK.s.c.1.2.3.4.5.6",                  /* 10 */
+        "$JS.ACK.d.h.s.c.1.2.3.4.5",                /* 11 */
+        "$JS.ACK.s.c.1.x2.3.4.5",                   /* not a number */
+        "$JS.ACK.s.c.1..3.4.5",                     /* empty */
+        "$JS.ACK.s.c.1.12345678901234567890.3.4.5", /* 20 digits */
+        "$JS.ACK.a.b.c.d.e.f.g.h.i.j.k.l.m.n",      /* too many tokens */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        uint64_t seq = 7;
+        int64_t ts = 7;
+        cr_expect_eq(jsbus_ack_meta(bad[i], &seq, &ts), 0, "%s", bad[i] ? bad[i] : "(null)");
+    }
+}
+
 Test(jsbus, bad_options)
 {
     struct jsbus *b = NULL;

@@ -1007,20 +1007,24 @@ int jsbus_ack_meta(const char *r, uint64_t *seq, int64_t *ts)
     int base = n == 9 ? 0 : n >= 12 ? 2 : -1;
     if (base < 0)
         return 0;
-    uint64_t v[2] = {0, 0};
-    const int want[2] = {5 + base, 7 + base};
-    for (int k = 0; k < 2; k++) {
-        const char *t = tok[want[k]];
-        if (len[want[k]] < 1 || len[want[k]] > 19)
+    /* delivered, stream seq, consumer seq, time, pending: all numbers within
+     * int64, as libnats requires (nats_ParseInt64) */
+    uint64_t v[5] = {0};
+    for (int k = 0; k < 5; k++) {
+        const char *t = tok[4 + base + k];
+        size_t l = len[4 + base + k];
+        if (l < 1 || l > 19)
             return 0;
-        for (size_t i = 0; i < len[want[k]]; i++) {
+        for (size_t i = 0; i < l; i++) {
             if (t[i] < '0' || t[i] > '9')
                 return 0;
             v[k] = v[k] * 10 + (uint64_t)(t[i] - '0');
         }
+        if (v[k] > (uint64_t)INT64_MAX)
+            return 0;
     }
-    *seq = v[0];
-    *ts = (int64_t)v[1];
+    *seq = v[1];
+    *ts = (int64_t)v[3];
     return 1;
 }
 

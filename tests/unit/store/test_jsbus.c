@@ -316,12 +316,17 @@ Test(jsbus, ack_meta_reads_both_reply_forms)
         "$JS.ACK.s.c.1.x2.3.4.5",                   /* not a number */
         "$JS.ACK.s.c.1..3.4.5",                     /* empty */
         "$JS.ACK.s.c.1.12345678901234567890.3.4.5", /* 20 digits */
+        "$JS.ACK.s.c.1.9223372036854775808.3.4.5",  /* above INT64_MAX */
+        "$JS.ACK.s.c.1.2.3.t4.5",                   /* time not a number */
+        "$JS.ACK.s.c.x.2.3.4.5",                    /* delivered not a number */
+        "$JS.ACK.s.c.1.2.3.4.-5",                   /* pending not a number */
         "$JS.ACK.a.b.c.d.e.f.g.h.i.j.k.l.m.n",      /* too many tokens */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         uint64_t seq = 7;
         int64_t ts = 7;
         cr_expect_eq(jsbus_ack_meta(bad[i], &seq, &ts), 0, "%s", bad[i] ? bad[i] : "(null)");
+        cr_expect(seq == 7 && ts == 7, "%s: outputs written", bad[i] ? bad[i] : "(null)");
     }
 }
 

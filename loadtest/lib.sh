@@ -20,7 +20,8 @@
 #   TIMEOUT   seconds allowed per h2load run                     (default 120)
 #   OUT       output directory (JSON, tables, PNGs, logs)        (default loadtest/out)
 #   PERF      1: one extra, uncounted run per gateway figure under
-#             perf record -g; top symbols go to OUT/NAME.perf.txt (default 0)
+#             perf record -g; top symbols go to OUT/NAME.perf.txt (default 0;
+#             PERF_KEEP=1 also keeps each recording in OUT)
 #   SERVER_CPUS, CLIENT_CPUS  taskset CPU lists for the gateway and for
 #             h2load (e.g. 0 and 1): keeps the client's work (its TLS,
 #             say) off the gateway's core                  (default unset)
@@ -291,7 +292,8 @@ lt_perf() {
       awk '/^ +[0-9]/ && /\[k\]/ && n++ < 15' || true
     echo
   } >> "$OUT/$LT_NAME.perf.txt"
-  rm -f "$data"
+  # PERF_KEEP=1 keeps the recording (call graphs) as OUT/NAME.TAG.perf.data
+  if [ "${PERF_KEEP:-0}" = 1 ]; then mv "$data" "$OUT/$LT_NAME.$tag.perf.data"; else rm -f "$data"; fi
 }
 
 # lt_finish [EXTRA_JSON]: prints the table, writes OUT/NAME.txt and

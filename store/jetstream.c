@@ -1154,17 +1154,21 @@ int store_i_js_append(struct store_shard *sh, const struct store_record_in *recs
     b->pubs = store_i_xcalloc(n, sizeof *b->pubs);
     sh->js_refs++;
     /* formatted once: every record of the batch has the same */
-    struct js_pub proto = {0};
-    snprintf(proto.subject, sizeof proto.subject, "%s.data.%" PRIu64 ".%" PRIu32, js->prefix,
-             sh->stream->uid, sh->index);
-    snprintf(proto.arrival, sizeof proto.arrival, "%" PRId64, store_i_now(s));
+    char subject[sizeof b->pubs->subject], arrival[sizeof b->pubs->arrival];
+    size_t subject_n = (size_t)snprintf(subject, sizeof subject, "%s.data.%" PRIu64 ".%" PRIu32,
+                                        js->prefix, sh->stream->uid, sh->index) + 1;
+    size_t arrival_n = (size_t)snprintf(arrival, sizeof arrival, "%" PRId64, store_i_now(s)) + 1;
+    if (subject_n > sizeof subject)
+        subject_n = sizeof subject;
+    if (arrival_n > sizeof arrival)
+        arrival_n = sizeof arrival;
     for (size_t i = 0; i < n; i++) {
         struct js_pub *p = &b->pubs[i];
         const struct store_record_in *r = &recs[i];
         p->b = b;
         p->i = i;
-        memcpy(p->subject, proto.subject, sizeof p->subject);
-        memcpy(p->arrival, proto.arrival, sizeof p->arrival);
+        memcpy(p->subject, subject, subject_n);
+        memcpy(p->arrival, arrival, arrival_n);
         snprintf(p->msgid, sizeof p->msgid, "%s-%" PRIu64, js->origin, ++js->msg_counter);
         if (r->explicit_hash_key)
             store_hashkey_format(r->explicit_hash_key, p->ehk);

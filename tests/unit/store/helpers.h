@@ -66,6 +66,7 @@ struct faults {
     int fsync_fail_errno;   /* next fsync fails (atomic: syncer thread) */
     int fsync_fail_count;   /* how many fsyncs fail */
     int block_catalog_fsync; /* atomic: fsyncs of CATALOG-* files wait while set */
+    int catalog_fsyncs_ok;   /* atomic: fsyncs of CATALOG-* files that returned success */
 };
 
 /* True if "fd" is one of the catalog log files. */
@@ -112,7 +113,10 @@ static UNUSED int fault_fsync(void *ctx, int fd)
         errno = __atomic_load_n(&f->fsync_fail_errno, __ATOMIC_ACQUIRE);
         return -1;
     }
-    return fdatasync(fd);
+    int rc = fdatasync(fd);
+    if (rc == 0 && fd_is_catalog(fd))
+        __atomic_add_fetch(&f->catalog_fsyncs_ok, 1, __ATOMIC_ACQ_REL);
+    return rc;
 }
 
 /* ---- completion counting ---- */

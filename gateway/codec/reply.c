@@ -65,6 +65,8 @@ static char no_window[1];
 
 static void commit(struct gw_reply *w)
 {
+    if (w->flat)
+        return; /* the window is the block itself: nothing to hand over */
     if (w->base != no_window && w->p != w->base) {
         struct evbuffer_iovec v = {.iov_base = w->base, .iov_len = (size_t)(w->p - w->base)};
         if (evbuffer_commit_space(w->out, &v, 1) != 0)
@@ -75,6 +77,18 @@ static void commit(struct gw_reply *w)
 
 static void grow(struct gw_reply *w, size_t n)
 {
+    if (w->flat) {
+        size_t used = (size_t)(w->p - (char *)w->flat);
+        size_t cap = w->flat_cap * 2 > used + n ? w->flat_cap * 2 : used + n;
+        w->flat = realloc(w->flat, cap);
+        if (!w->flat)
+            abort(); /* allocation failure: fatal, as everywhere (mem.h) */
+        w->flat_cap = cap;
+        w->base = (char *)w->flat;
+        w->p = w->base + used;
+        w->end = w->base + cap;
+        return;
+    }
     commit(w);
     size_t want = n > w->chunk ? n : w->chunk;
     if (w->chunk < CHUNK_MAX)
@@ -131,6 +145,8 @@ static void start(struct gw_reply *w, struct evbuffer *out, bool own, enum gw_re
     w->base = w->p = w->end = no_window;
     w->chunk = CHUNK_FIRST;
     w->depth = 0;
+    w->flat = NULL;
+    w->flat_cap = 0;
 }
 
 void gw_reply_init(struct gw_reply *w, struct gw_req *req)
@@ -146,6 +162,17 @@ void gw_reply_init_json(struct gw_reply *w, struct evbuffer *out)
 {
     w->req = NULL;
     start(w, out, false, GW_REPLY_JSON);
+}
+
+void gw_reply_init_flat(struct gw_reply *w, uint8_t *block, size_t cap, size_t off)
+{
+    w->req = NULL;
+    start(w, NULL, false, GW_REPLY_JSON);
+    w->flat = block;
+    w->flat_cap = cap;
+    w->base = (char *)block;
+    w->p = w->base + (off < cap ? off : cap);
+    w->end = w->base + cap;
 }
 
 static void fail(struct gw_reply *w, const char *why)
@@ -227,6 +254,19 @@ static void json_str(struct gw_reply *w, const char *s, size_t n)
     }
     put(w, s + run, n - run);
     put_c(w, '"');
+}
+
+size_t gw_reply_json_string_len(const char *s, size_t n)
+{
+    size_t len = n + 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        /* two-character escapes, else \u00XX (json_str) */
+        len += c && strchr("\"\\\b\f\n\r\t", c) ? 1 : 5;
+    }
+    return len;
 }
 
 static void json_int(struct gw_reply *w, int64_t v)
@@ -606,8 +646,27 @@ int gw_reply_finish(struct gw_reply *w)
     return 0;
 }
 
+uint8_t *gw_reply_finish_flat(struct gw_reply *w, size_t *end, size_t *cap)
+{
+    uint8_t *block = w->flat;
+    *end = (size_t)(w->p - (char *)block);
+    *cap = w->flat_cap;
+    w->flat = NULL;
+    w->base = w->p = w->end = no_window;
+    if (gw_reply_finish(w) != 0) {
+        free(block);
+        return NULL;
+    }
+    return block;
+}
+
 void gw_reply_discard(struct gw_reply *w)
 {
+    if (w->flat) {
+        free(w->flat);
+        w->flat = NULL;
+        w->base = w->p = w->end = no_window;
+    }
     commit(w);
     if (w->own_out)
         evbuffer_free(w->out);

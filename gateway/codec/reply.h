@@ -108,6 +108,8 @@ struct gw_reply {
     bool root_done;      /* a complete top-level value was written */
     char *base, *p, *end; /* reserved space of "out": [base, end), written up to p */
     size_t chunk;        /* next reservation size */
+    uint8_t *flat;       /* gw_reply_init_flat: the caller's block (out is NULL) */
+    size_t flat_cap;
     unsigned depth;
     struct gw_reply_frame st[GW_REPLY_MAX_DEPTH];
 };
@@ -121,6 +123,19 @@ void gw_reply_init_json(struct gw_reply *w, struct evbuffer *out);
 /* Ends a gw_reply_init_json document: returns 0, or -1 if it was malformed
  * (what was written stays in "out"). */
 int gw_reply_finish(struct gw_reply *w);
+/* Starts a JSON-only document written straight into "block" (malloc'd,
+ * "cap" bytes, taken) from byte "off": for a payload that must sit at a
+ * place in a larger message, with no copy. The block grows (realloc) if the
+ * document outgrows it. */
+void gw_reply_init_flat(struct gw_reply *w, uint8_t *block, size_t cap, size_t off);
+/* Ends a gw_reply_init_flat document: returns the block (perhaps moved and
+ * grown; the caller owns it again), sets "*end" to the offset just past the
+ * document and "*cap" to the block's size. NULL (and the block freed) if it
+ * was malformed. */
+uint8_t *gw_reply_finish_flat(struct gw_reply *w, size_t *end, size_t *cap);
+
+/* The bytes gw_reply_string_n writes for "s" in JSON, quotes included. */
+size_t gw_reply_json_string_len(const char *s, size_t n);
 
 /* Containers: exactly "n" members / elements follow, then gw_reply_end. */
 void gw_reply_object(struct gw_reply *w, size_t n);

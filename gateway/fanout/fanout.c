@@ -600,16 +600,18 @@ static void cache_put(struct shard_subs *ss, const struct store_pos *from,
     b->behind = behind;
 }
 
-/* Frames a SubscribeToShardEvent whose Records are the JSON array in
- * "records" (drained; NULL for an empty one) into one new buffer, straight:
- * no intermediate evbuffers or printf on the push path. NULL only if the
- * event cannot be framed (logged). */
-static uint8_t *frame_event(struct gw_sub *s, struct evbuffer *records, int64_t behind,
-                            size_t *len)
+/* SubscribeToShardEvent messages, each framed once into one shared buffer:
+ * no intermediate evbuffers or printf on the push path. The framers return
+ * NULL only if the event cannot be framed (logged). */
+
+/* The event's text after its Records array, into "tail" (room for
+ * TAIL_MAX): the continuation and how far behind. Returns its length. */
+#define TAIL_MAX (64 + STORE_SEQ_STRLEN + 24)
+static size_t event_tail(const struct gw_sub *s, int64_t behind, char *tail)
 {
-    static const char head[] = "{\"Records\":", k1[] = ",\"ContinuationSequenceNumber\":\"",
+    static const char k1[] = ",\"ContinuationSequenceNumber\":\"",
                       k2[] = "\",\"MillisBehindLatest\":";
-    char tail[sizeof k1 + STORE_SEQ_STRLEN + sizeof k2 + 24], *t = tail;
+    char *t = tail;
     memcpy(t, k1, sizeof k1 - 1);
     t += sizeof k1 - 1;
     t += store_seq_format(s->last, t);
@@ -617,22 +619,91 @@ static uint8_t *frame_event(struct gw_sub *s, struct evbuffer *records, int64_t 
     t += sizeof k2 - 1;
     t += gw_fmt_u64(t, behind > 0 ? (uint64_t)behind : 0);
     *t++ = '}';
-    size_t tlen = (size_t)(t - tail);
-    size_t rlen = records ? evbuffer_get_length(records) : 2;
-    size_t hlen = sizeof head - 1;
-    size_t plen = hlen + rlen + tlen;
+    return (size_t)(t - tail);
+}
+
+static const char event_head[] = "{\"Records\":";
+
+/* An event without records (a heartbeat). */
+static uint8_t *frame_empty_event(struct gw_sub *s, int64_t behind, size_t *len)
+{
+    char tail[TAIL_MAX];
+    size_t tlen = event_tail(s, behind, tail);
+    size_t hlen = sizeof event_head - 1;
+    size_t plen = hlen + 2 + tlen;
     struct gw_es_headers hs;
     gw_es_headers_event(&hs, GW_ES_EVENT_SUBSCRIBE);
     size_t size, off;
     uint8_t *msg = frame_begin(&hs, plen, &size, &off);
     if (!msg)
         return NULL;
-    memcpy(msg + off, head, hlen);
-    if (records)
-        evbuffer_remove(records, msg + off + hlen, rlen);
-    else
-        memcpy(msg + off + hlen, "[]", 2);
-    memcpy(msg + off + hlen + rlen, tail, tlen);
+    memcpy(msg + off, event_head, hlen);
+    memcpy(msg + off + hlen, "[]", 2);
+    memcpy(msg + off + hlen + 2, tail, tlen);
+    gw_es_encode_finish(msg, size);
+    *len = size;
+    return msg;
+}
+
+/* The event carrying "recs": the Records array (its base64 included) is
+ * written straight into the shared message, after room left for the
+ * event-stream prelude and headers (their length does not depend on the
+ * payload's), which are filled in once the payload's length is known. The
+ * block is sized from an upper bound, so it is not copied to grow. */
+static uint8_t *frame_records(struct gw_sub *s, const struct store_record *recs, size_t n,
+                              int64_t behind, size_t *len)
+{
+    char why[128];
+    struct gw_es_headers hs;
+    gw_es_headers_event(&hs, GW_ES_EVENT_SUBSCRIBE);
+    size_t empty, size;
+    if (gw_es_message_size(hs.h, hs.n, 0, &empty, why, sizeof why) != 0) {
+        gw_log(GW_LOG_ERROR, "eventstream", "cannot frame an event: %s", why);
+        return NULL;
+    }
+    size_t off = empty - 4; /* prelude and headers; the message CRC ends it */
+    size_t at = sizeof(struct msg_head) + off, hlen = sizeof event_head - 1;
+    /* A record as gw_op_record writes it: these names, a sequence number,
+     * a time (at most 24 characters), the Data and the PartitionKey. */
+    static const char names[] = "{\"SequenceNumber\":\"\",\"ApproximateArrivalTimestamp\":,"
+                                "\"Data\":\"\",\"PartitionKey\":}";
+    size_t bound = at + hlen + 2 + n + TAIL_MAX + 4;
+    for (size_t i = 0; i < n; i++)
+        bound += sizeof names - 1 + STORE_SEQ_STRLEN + 24 +
+                 gw_base64_encoded_len(recs[i].data.len) +
+                 gw_reply_json_string_len((const char *)recs[i].partition_key.p,
+                                          recs[i].partition_key.len);
+    uint8_t *block = xmalloc(bound);
+    memcpy(block + at, event_head, hlen);
+    struct gw_reply w;
+    gw_reply_init_flat(&w, block, bound, at + hlen);
+    gw_reply_array(&w, n);
+    for (size_t i = 0; i < n; i++)
+        gw_op_record(&w, &recs[i]);
+    gw_reply_end(&w);
+    size_t end, cap;
+    block = gw_reply_finish_flat(&w, &end, &cap);
+    if (!block)
+        return NULL;
+    char tail[TAIL_MAX];
+    size_t tlen = event_tail(s, behind, tail);
+    /* The bound is tight (under 1% over for 1,000-byte records), so the
+     * block stays as it is; it grows only if the bound was wrong. */
+    if (end + tlen + 4 > cap)
+        block = xrealloc(block, end + tlen + 4);
+    memcpy(block + end, tail, tlen);
+    size_t plen = end + tlen - at;
+    ((struct msg_head *)block)->refs = 1;
+    uint8_t *msg = block + sizeof(struct msg_head);
+    size_t poff = 0;
+    if (gw_es_message_size(hs.h, hs.n, plen, &size, why, sizeof why) != 0 ||
+        gw_es_encode_head(hs.h, hs.n, plen, msg, size, &poff, why, sizeof why) != 0 ||
+        poff != off) {
+        gw_log(GW_LOG_ERROR, "eventstream", "cannot frame a %zu-byte event: %s", plen,
+               poff != off ? "header length changed" : why);
+        free(block);
+        return NULL;
+    }
     gw_es_encode_finish(msg, size);
     *len = size;
     return msg;
@@ -651,7 +722,7 @@ static void add_heartbeat(struct gw_sub *s, struct evbuffer *out, int64_t behind
         return;
     }
     size_t len;
-    uint8_t *msg = frame_event(s, NULL, behind, &len);
+    uint8_t *msg = frame_empty_event(s, behind, &len);
     if (msg) {
         evbuffer_add(out, msg, len);
         msg_unref(msg);
@@ -802,18 +873,9 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
         } else {
             /* The Records array through the reply writer, as GetRecords
              * writes it: one document, no per-record set-up. */
-            struct evbuffer *rb = evbuffer_new();
-            struct gw_reply w;
-            gw_reply_init_json(&w, rb);
-            gw_reply_array(&w, n);
-            for (size_t i = 0; i < n; i++)
-                gw_op_record(&w, &recs[i]);
-            gw_reply_end(&w);
-            gw_reply_finish(&w);
             s->last = recs[n - 1].seq;
             size_t len;
-            uint8_t *msg = frame_event(s, rb, behind, &len);
-            evbuffer_free(rb);
+            uint8_t *msg = frame_records(s, recs, n, behind, &len);
             if (msg) {
                 add_shared(out, msg, len);
                 if (s->ss->subs && s->ss->subs->next) /* more than one reader of this shard */

@@ -128,6 +128,62 @@ Test(reply, json_exact_bytes)
     evbuffer_free(out);
 }
 
+/* The flat sink: the same bytes, from the offset given, whether the block
+ * is large enough or has to grow many times over; bytes before the offset
+ * are kept; a malformed document frees the block. */
+Test(reply, flat_exact_bytes_at_offset)
+{
+    size_t caps[] = {4096, 9, 1};
+    for (size_t k = 0; k < sizeof caps / sizeof *caps; k++) {
+        uint8_t *block = malloc(caps[k]);
+        block[0] = 'x';
+        struct gw_reply w;
+        gw_reply_init_flat(&w, block, caps[k], 1);
+        write_doc(&w);
+        size_t end = 0, cap = 0;
+        block = gw_reply_finish_flat(&w, &end, &cap);
+        cr_assert_not_null(block, "cap %zu", caps[k]);
+        cr_assert_geq(cap, end);
+        cr_expect_eq(cap, caps[k] > end ? caps[k] : cap, "a block large enough stays as given");
+        cr_assert_eq(end, 1 + strlen(doc_json), "cap %zu: end %zu", caps[k], end);
+        cr_expect_eq(block[0], 'x');
+        cr_expect_eq(memcmp(block + 1, doc_json, strlen(doc_json)), 0, "cap %zu: %.*s", caps[k],
+                     (int)(end - 1), (const char *)block + 1);
+        free(block);
+    }
+    struct gw_reply w;
+    gw_reply_init_flat(&w, malloc(64), 64, 0);
+    gw_reply_array(&w, 2);
+    gw_reply_int(&w, 1);
+    gw_reply_end(&w); /* one element short */
+    size_t end, cap;
+    cr_expect_null(gw_reply_finish_flat(&w, &end, &cap)); /* and freed: ASan would see a leak */
+}
+
+/* gw_reply_json_string_len says what the writer writes: every byte value
+ * alone, and a mix. */
+Test(reply, json_string_len_matches_the_writer)
+{
+    char str[300];
+    for (int c = 0; c < 256 + 1; c++) {
+        size_t n = 0;
+        if (c < 256) {
+            str[n++] = (char)c;
+        } else {
+            const char mix[] = "a\"b\\c\n\x01\x1f\x7f\xc3\xa9 \t";
+            memcpy(str, mix, sizeof mix - 1);
+            n = sizeof mix - 1;
+        }
+        struct evbuffer *out = evbuffer_new();
+        struct gw_reply w;
+        gw_reply_init_json(&w, out);
+        gw_reply_string_n(&w, str, n);
+        cr_assert_eq(gw_reply_finish(&w), 0);
+        cr_expect_eq(gw_reply_json_string_len(str, n), evbuffer_get_length(out), "byte %d", c);
+        evbuffer_free(out);
+    }
+}
+
 Test(reply, json_reals_print_as_jansson)
 {
     const double v[] = {2.0, 0.1, 1e20, 1.5e-7, -3.25, 123456789012345.0};

@@ -696,11 +696,11 @@ static uint8_t *frame_records(struct gw_sub *s, const struct store_record *recs,
     ((struct msg_head *)block)->refs = 1;
     uint8_t *msg = block + sizeof(struct msg_head);
     size_t poff = 0;
-    if (gw_es_message_size(hs.h, hs.n, plen, &size, why, sizeof why) != 0 ||
-        gw_es_encode_head(hs.h, hs.n, plen, msg, size, &poff, why, sizeof why) != 0 ||
-        poff != off) {
+    int bad = gw_es_message_size(hs.h, hs.n, plen, &size, why, sizeof why) != 0 ||
+              gw_es_encode_head(hs.h, hs.n, plen, msg, size, &poff, why, sizeof why) != 0;
+    if (bad || poff != off) {
         gw_log(GW_LOG_ERROR, "eventstream", "cannot frame a %zu-byte event: %s", plen,
-               poff != off ? "header length changed" : why);
+               bad ? why : "header length changed");
         free(block);
         return NULL;
     }
@@ -876,13 +876,17 @@ static enum gw_pull pull_once(struct gw_req *req, void *ctx, struct evbuffer *ou
             s->last = recs[n - 1].seq;
             size_t len;
             uint8_t *msg = frame_records(s, recs, n, behind, &len);
-            if (msg) {
-                add_shared(out, msg, len);
-                if (s->ss->subs && s->ss->subs->next) /* more than one reader of this shard */
-                    cache_put(s->ss, &s->pos, &next, n, bytes, s->last, behind, msg, len);
-                else
-                    msg_unref(msg);
+            if (!msg) {
+                /* Never skip records: the subscription ends instead, and the
+                 * consumer resumes from its last continuation. */
+                end_with(s, "InternalFailureException", "Internal service failure.");
+                return pull_once(req, ctx, out, max);
             }
+            add_shared(out, msg, len);
+            if (s->ss->subs && s->ss->subs->next) /* more than one reader of this shard */
+                cache_put(s->ss, &s->pos, &next, n, bytes, s->last, behind, msg, len);
+            else
+                msg_unref(msg);
         }
         s->last = recs[n - 1].seq;
         s->pos = next;

@@ -624,32 +624,12 @@ static size_t event_tail(const struct gw_sub *s, int64_t behind, char *tail)
 
 static const char event_head[] = "{\"Records\":";
 
-/* An event without records (a heartbeat). */
-static uint8_t *frame_empty_event(struct gw_sub *s, int64_t behind, size_t *len)
-{
-    char tail[TAIL_MAX];
-    size_t tlen = event_tail(s, behind, tail);
-    size_t hlen = sizeof event_head - 1;
-    size_t plen = hlen + 2 + tlen;
-    struct gw_es_headers hs;
-    gw_es_headers_event(&hs, GW_ES_EVENT_SUBSCRIBE);
-    size_t size, off;
-    uint8_t *msg = frame_begin(&hs, plen, &size, &off);
-    if (!msg)
-        return NULL;
-    memcpy(msg + off, event_head, hlen);
-    memcpy(msg + off + hlen, "[]", 2);
-    memcpy(msg + off + hlen + 2, tail, tlen);
-    gw_es_encode_finish(msg, size);
-    *len = size;
-    return msg;
-}
-
-/* The event carrying "recs": the Records array (its base64 included) is
- * written straight into the shared message, after room left for the
- * event-stream prelude and headers (their length does not depend on the
- * payload's), which are filled in once the payload's length is known. The
- * block is sized from an upper bound, so it is not copied to grow. */
+/* The event carrying "recs" (none: a heartbeat): the Records array (its
+ * base64 included) is written straight into the shared message, after room
+ * left for the event-stream prelude and headers (their length does not
+ * depend on the payload's), which are filled in once the payload's length is
+ * known. The block is sized from an upper bound, so it is not copied to
+ * grow. */
 static uint8_t *frame_records(struct gw_sub *s, const struct store_record *recs, size_t n,
                               int64_t behind, size_t *len)
 {
@@ -722,7 +702,7 @@ static void add_heartbeat(struct gw_sub *s, struct evbuffer *out, int64_t behind
         return;
     }
     size_t len;
-    uint8_t *msg = frame_empty_event(s, behind, &len);
+    uint8_t *msg = frame_records(s, NULL, 0, behind, &len);
     if (msg) {
         evbuffer_add(out, msg, len);
         msg_unref(msg);

@@ -1,10 +1,10 @@
 /* fanout_client.h - a small non-blocking Kinesis client for the fan-out tests
- * and the fan-out benchmark (nghttp2 client sessions on libevent, h2c only).
+ * and the fan-out benchmark (nghttp2 client sessions on libevent, h2c or TLS).
  *
- * One struct fc_conn is one HTTP/2 connection with prior knowledge to the
- * gateway. On it the caller issues unary Kinesis-door calls (fc_call: JSON 1.1
- * body in, status and parsed JSON reply out; fc_put_record builds a
- * PutRecord) and opens SubscribeToShard streams (fc_subscribe). Each
+ * One struct fc_conn is one HTTP/2 connection to the gateway (prior
+ * knowledge, or TLS with ALPN h2). On it the caller issues unary Kinesis-door
+ * calls (fc_call: JSON 1.1 body in, status and parsed JSON reply out;
+ * fc_put_record builds a PutRecord) and opens SubscribeToShard streams (fc_subscribe). Each
  * subscription decodes its application/vnd.amazon.eventstream body
  * incrementally with gw_es_decode() (both CRCs checked there), parses each
  * SubscribeToShardEvent payload with jansson, and calls back once per record

@@ -7,12 +7,14 @@
 # consumers (sluice-bench-fanout's count), the event-stream MiB/s that
 # carried them (sluice_sent_bytes_total), gateway CPU and peak RSS. The
 # ceiling in the same run: nghttpd serving a file of the event size to the
-# same number of h2c connections (h2load download), alternating with the
-# gateway.
+# same number of h2c connections (h2load download, DURATION seconds),
+# right after each gateway run; events/ceiling is the median of the runs'
+# own ratios, each taken from two measurements seconds apart.
 # CLIENT=h2load replaces the benchmark's client by one h2load process per
 # consumer (it counts bytes and parses nothing, so the client stops being
 # the limit) and an h2load producer of PutRecords; records are then not
-# checked, only event bytes/s and CPU are reported.
+# checked, only event bytes/s and CPU are reported. PRODUCER sets that
+# producer's h2load connections and streams (default "-c 1 -m 4").
 #   bash loadtest/fanout-egress.sh [build-dir]   RUNS=3 SIZE=1000 DURATION=5
 # Everything binds 127.0.0.1; every run is bounded by DURATION and TIMEOUT.
 BASELINE=1
@@ -37,10 +39,12 @@ cpu_pct() {
   python3 -c 'import os, sys; print(100 * (int(sys.argv[2]) - int(sys.argv[1])) / os.sysconf("SC_CLK_TCK") / (float(sys.argv[4]) - float(sys.argv[3])))' "$@"
 }
 ratio() { python3 -c 'import sys; print(float(sys.argv[1]) / float(sys.argv[2]))' "$1" "$2"; }
-# The download ceiling for C connections, in MiB/s.
+# The download ceiling for C connections, in MiB/s, over DURATION seconds
+# like the gateway's run (a fixed count finished in under a second, too short
+# for this machine's swings).
 ceiling() {
-  local n=$(( $1 * 200 < 2000 ? 2000 : $1 * 200 )) h
-  h=$(timeout "$TIMEOUT" h2load -n "$n" -c "$1" -m 1 "http://127.0.0.1:$LT_NPORT/event" 2>&1 |
+  local h
+  h=$(timeout "$TIMEOUT" h2load -D "$DURATION" -c "$1" -m 1 "http://127.0.0.1:$LT_NPORT/event" 2>&1 |
     sed -n 's/^finished in .*, \([0-9.]*\)\([KMG]\)B\/s$/\1 \2/p')
   python3 -c 'import sys; v, u = sys.argv[1], sys.argv[2]; print(float(v) * {"K": 1/1024, "M": 1, "G": 1024}[u])' $h
 }
@@ -71,7 +75,7 @@ print(json.dumps({"StreamName": "egress", "Records": [{"PartitionKey": "k%d" % i
   # The subscribers outlast the producer (1 s before, 2 s after): what they
   # receive is what the producer's DURATION seconds pushed.
   sleep 1
-  timeout "$TIMEOUT" h2load -c 1 -m 4 -D "$DURATION" -d "$d/put.json" -H 'content-type: application/x-amz-json-1.1' \
+  timeout "$TIMEOUT" h2load ${PRODUCER:--c 1 -m 4} -D "$DURATION" -d "$d/put.json" -H 'content-type: application/x-amz-json-1.1' \
     -H 'x-amz-target: Kinesis_20131202.PutRecords' "http://$LT_HOST/" >"$d/put.txt" 2>&1 || true
   wait "${pids[@]}" # not a bare wait: nghttpd runs in the background too
   t1=$(cpu_ticks "$LT_PID") w1=$(date +%s.%N)
@@ -87,10 +91,10 @@ print(json.dumps({"StreamName": "egress", "Records": [{"PartitionKey": "k%d" % i
   ce=$(ceiling "$c")
   printf '%-10s %-4s %12.0f %12s %12.1f %8.0f %12s %14.1f\n' "$c" "$run" "$r" "-" "$w" "$cp" "$rss" "$ce" |
     tee -a "$OUT/fanout-egress.txt"
-  mib+=("$m") wire+=("$w") rec+=("$r") ceil+=("$ce") cpu+=("$cp")
+  mib+=("$m") wire+=("$w") rec+=("$r") ceil+=("$ce") cpu+=("$cp") rat+=("$(ratio "$w" "$ce")")
 }
 for c in $CONSUMERS; do
-  mib=() wire=() rec=() ceil=() cpu=()
+  mib=() wire=() rec=() ceil=() cpu=() rat=()
   for run in $(seq "$RUNS"); do
     lt_start_sluice "egress-$c-$run" --consumer-rate "${CONSUMER_RATE:-0}" --max-consumers $((c + 10)) \
       --durability interval:100
@@ -127,18 +131,18 @@ print(rec_s, mib_s, mib_s * sent / delivered if delivered else 0)
     ce=$(ceiling "$c")
     printf '%-10s %-4s %12.0f %12.1f %12.1f %8.0f %12s %14.1f\n' "$c" "$run" "$r" "$m" "$w" "$cp" "$rss" "$ce" |
       tee -a "$OUT/fanout-egress.txt"
-    mib+=("$m") wire+=("$w") rec+=("$r") ceil+=("$ce") cpu+=("$cp")
+    mib+=("$m") wire+=("$w") rec+=("$r") ceil+=("$ce") cpu+=("$cp") rat+=("$(ratio "$w" "$ce")")
   done
   med() { printf '%s\n' "$@" | lt_median; }
   if [ "$CLIENT" = h2load ]; then
     printf 'median %s consumers (h2load): %.1f MiB/s of events received, producer %.0f rec/s, gateway CPU %.0f%%; ceiling %.1f MiB/s (events/ceiling %.2f)\n' \
       "$c" "$(med "${wire[@]}")" "$(med "${rec[@]}")" "$(med "${cpu[@]}")" "$(med "${ceil[@]}")" \
-      "$(ratio "$(med "${wire[@]}")" "$(med "${ceil[@]}")")" |
+      "$(med "${rat[@]}")" |
       tee -a "$OUT/fanout-egress.txt"
     continue
   fi
   printf 'median %s consumers: %.0f rec/s, %.1f MiB/s of records in %.1f MiB/s of events, gateway CPU %.0f%%; ceiling %.1f MiB/s (events/ceiling %.2f)\n' \
     "$c" "$(med "${rec[@]}")" "$(med "${mib[@]}")" "$(med "${wire[@]}")" "$(med "${cpu[@]}")" "$(med "${ceil[@]}")" \
-    "$(ratio "$(med "${wire[@]}")" "$(med "${ceil[@]}")")" |
+    "$(med "${rat[@]}")" |
     tee -a "$OUT/fanout-egress.txt"
 done

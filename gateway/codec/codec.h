@@ -40,6 +40,13 @@ long gw_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t cap);
  * gw_base64_decode() could write. */
 size_t gw_base64_decoded_len(const char *in, size_t inlen);
 
+/* Whether standard base64 runs on AVX2 vectors (chosen at start when the CPU
+ * has AVX2); gw_base64_set_simd(false) forces the scalar code, true restores
+ * the vectors where the CPU has them. Both give the same results: tests use
+ * this to compare them. Not thread-safe: call before other threads start. */
+bool gw_base64_simd(void);
+void gw_base64_set_simd(bool on);
+
 /* ---- base64url, unpadded (RFC 4648 section 5) ------------------------------ */
 
 /* Characters gw_base64url_encode_to() writes for "n" bytes (no NUL). */

@@ -305,47 +305,6 @@ struct evbuffer *gw_conn_input(struct gw_conn *c)
     return c->tls ? c->_tin : bufferevent_get_input(c->bev);
 }
 
-/* The BIO under each SSL: reads take ciphertext from the socket
- * bufferevent's input, writes append records to _tout. */
-static int bio_read(BIO *b, char *out, int len)
-{
-    struct gw_conn *c = BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    int n = evbuffer_remove(bufferevent_get_input(c->bev), out, (size_t)len);
-    if (n <= 0) {
-        BIO_set_retry_read(b);
-        return -1;
-    }
-    return n;
-}
-
-static int bio_write(BIO *b, const char *in, int len)
-{
-    struct gw_conn *c = BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    if (evbuffer_add(c->_tout, in, (size_t)len) != 0)
-        return -1;
-    return len;
-}
-
-static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    (void)b, (void)num, (void)ptr;
-    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
-}
-
-static BIO_METHOD *bio_method(void)
-{
-    static BIO_METHOD *m;
-    if (!m) {
-        m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sluice-conn");
-        if (!m || !BIO_meth_set_read(m, bio_read) || !BIO_meth_set_write(m, bio_write) ||
-            !BIO_meth_set_ctrl(m, bio_ctrl))
-            abort();
-    }
-    return m;
-}
-
 /* Asks for one more decrypt pass if ciphertext waits and the clear input
  * has room (the protocol consumed some, or reading resumed). */
 static void tls_want_pump(struct gw_conn *c)
@@ -461,21 +420,15 @@ static void on_tls_ev(evutil_socket_t fd, short what, void *arg)
 static bool tls_begin(struct gw_conn *c)
 {
     SSL *ssl = SSL_new(c->srv->ssl_ctx);
-    BIO *bio = ssl ? BIO_new(bio_method()) : NULL;
-    if (!bio) {
-        SSL_free(ssl);
+    if (!ssl)
         return false;
-    }
-    BIO_set_data(bio, c);
-    BIO_set_init(bio, 1);
-    SSL_set_bio(ssl, bio, bio);
-    SSL_set_accept_state(ssl);
-    c->_ssl = ssl;
     c->_tin = evbuffer_new();
     c->_tout = evbuffer_new();
     c->_tls_ev = event_new(c->srv->base, -1, 0, on_tls_ev, c);
     if (!c->_tin || !c->_tout || !c->_tls_ev)
         abort();
+    SSL_set_accept_state(ssl); /* its BIO comes with the bufferevent (on_sniff) */
+    c->_ssl = ssl;
     evbuffer_add_cb(c->_tin, on_tin_drained, c);
     c->tls = true;
     return true;
@@ -779,6 +732,11 @@ static void on_sniff(evutil_socket_t fd, short what, void *arg)
         return;
     }
     c->_fd = -1; /* the bufferevent owns the descriptor now */
+    if (c->tls) {
+        /* Records come from the socket bufferevent's input and go to _tout. */
+        BIO *bio = gw_tls_evbuffer_bio(bufferevent_get_input(c->bev), c->_tout);
+        SSL_set_bio(c->_ssl, bio, bio);
+    }
     setup_bev(c);
 }
 

@@ -5,6 +5,7 @@
  * connection (HTTP/2 preface or HTTP/1.1). */
 #include "tls.h"
 
+#include <event2/buffer.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +111,63 @@ void gw_tls_log_capabilities(void)
     gw_log(GW_LOG_INFO, "tls", "%s; AES-GCM hardware support: %s; kernel TLS: %s, not used",
            OpenSSL_version(OPENSSL_VERSION), aes,
            ktls_offered() ? "offered by the kernel" : "not offered by this kernel");
+}
+
+/* ---- a BIO over two evbuffers ------------------------------------------- */
+
+struct evbio {
+    struct evbuffer *in, *out;
+};
+
+static int evbio_read(BIO *b, char *dst, int len)
+{
+    struct evbio *e = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    int n = evbuffer_remove(e->in, dst, (size_t)len);
+    if (n <= 0) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    return n;
+}
+
+static int evbio_write(BIO *b, const char *src, int len)
+{
+    struct evbio *e = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    return evbuffer_add(e->out, src, (size_t)len) == 0 ? len : -1;
+}
+
+static long evbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b, (void)num, (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int evbio_destroy(BIO *b)
+{
+    free(BIO_get_data(b));
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+BIO *gw_tls_evbuffer_bio(struct evbuffer *in, struct evbuffer *out)
+{
+    static BIO_METHOD *m;
+    if (!m) {
+        m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sluice-evbuffer");
+        if (!m || !BIO_meth_set_read(m, evbio_read) || !BIO_meth_set_write(m, evbio_write) ||
+            !BIO_meth_set_ctrl(m, evbio_ctrl) || !BIO_meth_set_destroy(m, evbio_destroy))
+            abort();
+    }
+    struct evbio *e = malloc(sizeof *e);
+    BIO *b = e ? BIO_new(m) : NULL;
+    if (!b)
+        abort();
+    *e = (struct evbio){in, out};
+    BIO_set_data(b, e);
+    BIO_set_init(b, 1);
+    return b;
 }
 
 int gw_tls_alpn(SSL *ssl)

@@ -21,4 +21,12 @@ void gw_tls_log_capabilities(void);
 /* After the handshake: 2 if ALPN chose "h2", 1 for "http/1.1", 0 if none. */
 int gw_tls_alpn(SSL *ssl);
 
+struct evbuffer;
+/* Returns a new BIO for an SSL over evbuffers instead of a socket: its
+ * reads take ciphertext from the front of "in" (retry when it is empty),
+ * its writes append records to "out" and never fail short. Both are
+ * borrowed and must outlive the BIO; SSL_set_bio(ssl, bio, bio) hands the
+ * BIO to the SSL, which frees it. Aborts if OpenSSL cannot allocate. */
+BIO *gw_tls_evbuffer_bio(struct evbuffer *in, struct evbuffer *out);
+
 #endif

@@ -44,6 +44,7 @@
 
 #include "eventstream.h"
 #include "json.h"
+#include "tls.h"
 
 struct fc_conn {
     struct event_base *base;
@@ -966,52 +967,21 @@ static ssize_t read_body(nghttp2_session *h, int32_t stream_id, uint8_t *buf, si
 
 /* ---- connections ---------------------------------------------------------------- */
 
-/* The BIO under a connection's SSL: reads take ciphertext from the socket
- * bufferevent's input, writes append records to c->tout and never fail. */
-static int bio_read(BIO *b, char *out, int len)
-{
-    struct fc_conn *c = BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    int n = evbuffer_remove(bufferevent_get_input(c->bev), out, (size_t)len);
-    if (n <= 0) {
-        BIO_set_retry_read(b);
-        return -1;
-    }
-    return n;
-}
-
-static int bio_write(BIO *b, const char *in, int len)
-{
-    struct fc_conn *c = BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    return evbuffer_add(c->tout, in, (size_t)len) == 0 ? len : -1;
-}
-
-static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
-}
-
 /* A client SSL over "c"'s buffers; the certificate is a test one. */
 static SSL *tls_new(struct fc_conn *c)
 {
     static SSL_CTX *ctx;
-    static BIO_METHOD *meth;
     if (!ctx) {
         ctx = SSL_CTX_new(TLS_client_method());
-        meth = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "fc-conn");
-        if (!ctx || SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x02h2", 3) != 0 ||
-            !meth || !BIO_meth_set_read(meth, bio_read) || !BIO_meth_set_write(meth, bio_write) ||
-            !BIO_meth_set_ctrl(meth, bio_ctrl))
+        if (!ctx || SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x02h2", 3) != 0)
             abort();
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
     SSL *ssl = SSL_new(ctx);
-    BIO *bio = BIO_new(meth);
-    if (!ssl || !bio)
+    if (!ssl)
         abort();
-    BIO_set_data(bio, c);
-    BIO_set_init(bio, 1);
+    /* The gateway's BIO: ciphertext from the socket input, records to tout. */
+    BIO *bio = gw_tls_evbuffer_bio(bufferevent_get_input(c->bev), c->tout);
     SSL_set_bio(ssl, bio, bio);
     SSL_set_connect_state(ssl);
     return ssl;

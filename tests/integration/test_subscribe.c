@@ -482,6 +482,14 @@ static void coll_check(const struct coll *c, size_t first, size_t count, const c
     cr_expect_eq(c->n, want, "%s: received %zu records, expected %zu", what, c->n, want);
 }
 
+/* coll_check() over every record its producer had acknowledged, and
+ * expect_clean_stream() of its subscription. */
+static void coll_check_all(const struct coll *c, const char *what)
+{
+    coll_check(c, 0, c->p->acked, NULL, what);
+    expect_clean_stream(c->sub, what);
+}
+
 /* Runs the loop until every collector in "cs" holds at least "want[i]"
  * records, or "timeout_ms". */
 static bool wait_records(struct coll **cs, const size_t *want, int n, int timeout_ms)
@@ -540,10 +548,8 @@ Test(subscribe, trim_horizon_replays_then_pushes_live)
     cr_assert(wait_one(c, p->acked, 10000), "live: got %zu of %zu", c->n, p->acked);
     cr_assert(wait_one(f, p->acked, 10000), "fast: got %zu of %zu", f->n, p->acked);
     fc_run_for(base, 300); /* room for a duplicate to show up */
-    coll_check(c, 0, p->acked, NULL, "trim_horizon");
-    coll_check(f, 0, p->acked, NULL, "trim_horizon, fast scanner");
-    expect_clean_stream(c->sub, "trim_horizon");
-    expect_clean_stream(f->sub, "trim_horizon, fast scanner");
+    coll_check_all(c, "trim_horizon");
+    coll_check_all(f, "trim_horizon, fast scanner");
     cr_expect_str_eq(fc_sub_stats(f->sub)->last_cont_seq, fc_sub_stats(c->sub)->last_cont_seq);
     cr_expect_eq(fc_sub_stats(c->sub)->end, FC_END_NONE, "the subscription ended early");
     cr_expect_str_eq(fc_sub_stats(c->sub)->last_cont_seq, p->seq[p->acked - 1],
@@ -575,10 +581,8 @@ Test(subscribe, over_tls_every_record_arrives_exactly)
     prod_put(big, 40); /* 48 KiB records: about 2.5 MiB of base64 in events */
     cr_assert(wait_one(b, big->acked, 15000), "big: got %zu of %zu", b->n, big->acked);
     fc_run_for(base, 200); /* room for a duplicate to show up */
-    coll_check(c, 0, p->acked, NULL, "tls, small records");
-    coll_check(b, 0, big->acked, NULL, "tls, 48 KiB records");
-    expect_clean_stream(c->sub, "tls, small records");
-    expect_clean_stream(b->sub, "tls, 48 KiB records");
+    coll_check_all(c, "tls, small records");
+    coll_check_all(b, "tls, 48 KiB records");
 }
 
 /* ---- (b) re-subscribe with AFTER_SEQUENCE_NUMBER across a ttl expiry ------------------- */

@@ -7,6 +7,7 @@
 
 #include <event2/buffer.h>
 #include <openssl/err.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,17 +152,24 @@ static int evbio_destroy(BIO *b)
     return 1;
 }
 
+static BIO_METHOD *evbio_method;
+static pthread_once_t evbio_once = PTHREAD_ONCE_INIT;
+
+static void evbio_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sluice-evbuffer");
+    if (!m || !BIO_meth_set_read(m, evbio_read) || !BIO_meth_set_write(m, evbio_write) ||
+        !BIO_meth_set_ctrl(m, evbio_ctrl) || !BIO_meth_set_destroy(m, evbio_destroy))
+        abort();
+    evbio_method = m;
+}
+
 BIO *gw_tls_evbuffer_bio(struct evbuffer *in, struct evbuffer *out)
 {
-    static BIO_METHOD *m;
-    if (!m) {
-        m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sluice-evbuffer");
-        if (!m || !BIO_meth_set_read(m, evbio_read) || !BIO_meth_set_write(m, evbio_write) ||
-            !BIO_meth_set_ctrl(m, evbio_ctrl) || !BIO_meth_set_destroy(m, evbio_destroy))
-            abort();
-    }
+    /* Made once, whichever thread comes first (the test client has two). */
+    pthread_once(&evbio_once, evbio_method_init);
     struct evbio *e = malloc(sizeof *e);
-    BIO *b = e ? BIO_new(m) : NULL;
+    BIO *b = e ? BIO_new(evbio_method) : NULL;
     if (!b)
         abort();
     *e = (struct evbio){in, out};

@@ -28,7 +28,9 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -185,6 +187,7 @@ static bool tls_seal(struct fc_conn *c, struct evbuffer *clear)
         if (n > TLS_RECORD)
             n = TLS_RECORD;
         const unsigned char *p = evbuffer_pullup(clear, (ssize_t)n);
+        ERR_clear_error(); /* SSL_get_error reads the thread's queue: start clean */
         int w = p ? SSL_write(c->ssl, p, (int)n) : -1;
         if (w <= 0) { /* our BIO takes every write, so this is final */
             conn_fail(c, "SSL_write failed");
@@ -288,6 +291,7 @@ static bool feed_h2(struct fc_conn *c, const uint8_t *p, size_t len)
 static void tls_on_read(struct fc_conn *c)
 {
     if (!c->tls_ready) {
+        ERR_clear_error();
         int r = SSL_do_handshake(c->ssl);
         send_wire(c, c->tout);
         if (r != 1) {
@@ -307,6 +311,7 @@ static void tls_on_read(struct fc_conn *c)
     uint8_t clear[TLS_RECORD];
     c->in_recv = true;
     while (!c->failed) {
+        ERR_clear_error();
         int n = SSL_read(c->ssl, clear, sizeof clear);
         if (n > 0) {
             if (!feed_h2(c, clear, (size_t)n))
@@ -471,6 +476,7 @@ static void conn_fail(struct fc_conn *c, const char *why)
         return;
     c->failed = true;
     snprintf(c->err, sizeof c->err, "%s", why);
+    ERR_clear_error(); /* this connection's OpenSSL errors are not the thread's others' */
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     /* Callbacks may free their own stream (and unary ones are freed), so
      * restart from the head after each. */
@@ -967,17 +973,24 @@ static ssize_t read_body(nghttp2_session *h, int32_t stream_id, uint8_t *buf, si
 
 /* ---- connections ---------------------------------------------------------------- */
 
-/* A client SSL over "c"'s buffers; the certificate is a test one. */
+/* One context for every connection, made once whichever thread comes first
+ * (the benchmark opens connections from two); the certificate is a test one. */
+static SSL_CTX *tls_ctx;
+static pthread_once_t tls_ctx_once = PTHREAD_ONCE_INIT;
+
+static void tls_ctx_init(void)
+{
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (!tls_ctx || SSL_CTX_set_alpn_protos(tls_ctx, (const unsigned char *)"\x02h2", 3) != 0)
+        abort();
+    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+}
+
+/* A client SSL over "c"'s buffers. */
 static SSL *tls_new(struct fc_conn *c)
 {
-    static SSL_CTX *ctx;
-    if (!ctx) {
-        ctx = SSL_CTX_new(TLS_client_method());
-        if (!ctx || SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x02h2", 3) != 0)
-            abort();
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    }
-    SSL *ssl = SSL_new(ctx);
+    pthread_once(&tls_ctx_once, tls_ctx_init);
+    SSL *ssl = SSL_new(tls_ctx);
     if (!ssl)
         abort();
     /* The gateway's BIO: ciphertext from the socket input, records to tout. */

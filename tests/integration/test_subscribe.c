@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -574,6 +576,33 @@ Test(subscribe, over_tls_every_record_arrives_exactly)
     cr_assert(wait_one(c, 40, 10000), "replay: got %zu of 40", c->n);
     prod_put(p, 200); /* live, records of 16..315 bytes */
     cr_assert(wait_one(c, p->acked, 10000), "live: got %zu of %zu", c->n, p->acked);
+    /* A TLS connection whose handshake fails (the peer answers in clear
+     * text) leaves OpenSSL errors behind on this thread; the healthy
+     * connections must not take them for their own. */
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    cr_assert(bind(ls, (struct sockaddr *)&sa, sl) == 0 && listen(ls, 1) == 0 &&
+              getsockname(ls, (struct sockaddr *)&sa, &sl) == 0);
+    struct fc_conn *bad = fc_conn_new(base, "127.0.0.1", ntohs(sa.sin_port), &conn_defaults);
+    cr_assert_not_null(bad);
+    int as = accept(ls, NULL, NULL);
+    cr_assert_geq(as, 0);
+    cr_assert_eq(send_all(as, "HTTP/1.1 400 Bad Request\r\n\r\n", 28), 0);
+    for (int i = 0; i < 500 && !fc_conn_failed(bad); i++)
+        fc_run_for(base, 10);
+    cr_assert(fc_conn_failed(bad), "a clear-text answer to a ClientHello went unnoticed");
+    fc_conn_free(bad);
+    close(as);
+    close(ls);
+    for (int round = 0; round < 2; round++) {
+        prod_put(p, 10);
+        cr_assert(wait_one(c, p->acked, 10000), "after a failed handshake: got %zu of %zu", c->n,
+                  p->acked);
+    }
+    cr_assert(!fc_conn_failed(p->c), "producer: %s", fc_conn_error(p->c));
+    cr_assert(!fc_conn_failed(ctl), "control: %s", fc_conn_error(ctl));
+    cr_assert_eq(fc_sub_stats(c->sub)->end, FC_END_NONE, "the subscription ended");
     struct producer *big = prod_new("u", 48u << 10, 40);
     struct coll *b = coll_new(big);
     coll_subscribe(b, new_conn(NULL), carn2, SHARD0, "LATEST", NULL, 0, false);

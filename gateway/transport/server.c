@@ -416,7 +416,8 @@ static void on_tls_ev(evutil_socket_t fd, short what, void *arg)
         tls_on_read(c);
 }
 
-/* The TLS state of a connection that starts with a ClientHello. */
+/* The TLS state of a connection that starts with a ClientHello; its socket
+ * bufferevent exists already (the BIO reads records from its input). */
 static bool tls_begin(struct gw_conn *c)
 {
     SSL *ssl = SSL_new(c->srv->ssl_ctx);
@@ -427,7 +428,10 @@ static bool tls_begin(struct gw_conn *c)
     c->_tls_ev = event_new(c->srv->base, -1, 0, on_tls_ev, c);
     if (!c->_tin || !c->_tout || !c->_tls_ev)
         abort();
-    SSL_set_accept_state(ssl); /* its BIO comes with the bufferevent (on_sniff) */
+    /* Records come from the socket bufferevent's input and go to _tout. */
+    BIO *bio = gw_tls_evbuffer_bio(bufferevent_get_input(c->bev), c->_tout);
+    SSL_set_bio(ssl, bio, bio);
+    SSL_set_accept_state(ssl);
     c->_ssl = ssl;
     evbuffer_add_cb(c->_tin, on_tin_drained, c);
     c->tls = true;
@@ -719,10 +723,6 @@ static void on_sniff(evutil_socket_t fd, short what, void *arg)
             drop_fd(c);
             return;
         }
-        if (!tls_begin(c)) {
-            drop_fd(c);
-            return;
-        }
     }
     /* Clear text or ciphertext, the socket's bufferevent is a plain one (the
      * TLS records are ours, see the top of this file). */
@@ -732,10 +732,9 @@ static void on_sniff(evutil_socket_t fd, short what, void *arg)
         return;
     }
     c->_fd = -1; /* the bufferevent owns the descriptor now */
-    if (c->tls) {
-        /* Records come from the socket bufferevent's input and go to _tout. */
-        BIO *bio = gw_tls_evbuffer_bio(bufferevent_get_input(c->bev), c->_tout);
-        SSL_set_bio(c->_ssl, bio, bio);
+    if (b == 0x16 && !tls_begin(c)) {
+        gw_conn_close(c);
+        return;
     }
     setup_bev(c);
 }

@@ -309,25 +309,24 @@ static void tls_on_read(struct fc_conn *c)
         c->tls_ready = true;
     }
     uint8_t clear[TLS_RECORD];
+    int n = 0;
     c->in_recv = true;
-    while (!c->failed) {
+    while (!c->failed) { /* a callback may fail the connection */
         ERR_clear_error();
-        int n = SSL_read(c->ssl, clear, sizeof clear);
-        if (n > 0) {
-            if (!feed_h2(c, clear, (size_t)n))
-                return;
-            continue;
-        }
-        int e = SSL_get_error(c->ssl, n);
-        c->in_recv = false;
-        if (e == SSL_ERROR_ZERO_RETURN)
-            conn_fail(c, "connection closed by the server (close_notify)");
-        else if (e != SSL_ERROR_WANT_READ)
-            conn_fail(c, "SSL_read failed");
-        break;
+        if ((n = SSL_read(c->ssl, clear, sizeof clear)) <= 0)
+            break;
+        if (!feed_h2(c, clear, (size_t)n))
+            return;
     }
     c->in_recv = false;
-    if (!c->failed && evbuffer_get_length(c->tout) > 0) /* e.g. a KeyUpdate answer */
+    if (c->failed)
+        return;
+    int e = SSL_get_error(c->ssl, n);
+    if (e == SSL_ERROR_ZERO_RETURN)
+        conn_fail(c, "connection closed by the server (close_notify)");
+    else if (e != SSL_ERROR_WANT_READ)
+        conn_fail(c, "SSL_read failed");
+    else if (evbuffer_get_length(c->tout) > 0) /* e.g. a KeyUpdate answer */
         send_wire(c, c->tout);
 }
 
